@@ -1,0 +1,1 @@
+"""stsvend's server: everything the Lambda function runs besides the routes in app.py."""

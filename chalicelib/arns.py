@@ -1,0 +1,71 @@
+"""IAM and STS ARNs: parsing callers' ARNs and checking the ARNs that grants and requests name."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
+_PARTITION = r"aws(?:-cn|-us-gov)?"
+# IAM names: letters, digits and +=,.@_- (64 characters for roles, 64 for users).
+NAME_CHARS = r"[A-Za-z0-9+=,.@_-]"
+_PATH = r"(?:/[\x21-\x7e]*)?/"  # IAM paths: printable ASCII between slashes
+
+_ASSUMED_ROLE = re.compile(
+    rf"^arn:({_PARTITION}):sts::(\d{{12}}):assumed-role/({NAME_CHARS}{{1,64}})/({NAME_CHARS}{{2,64}})$"
+)
+_IAM_USER = re.compile(rf"^arn:({_PARTITION}):iam::(\d{{12}}):user((?:/[\x21-\x7e]*?)?)/({NAME_CHARS}{{1,64}})$")
+_IAM_ROLE = re.compile(rf"^arn:({_PARTITION}):iam::(\d{{12}}):role((?:/[\x21-\x7e]*?)?)/({NAME_CHARS}{{1,64}})$")
+_ROOT = re.compile(rf"^arn:({_PARTITION}):iam::(\d{{12}}):root$")
+_FEDERATED = re.compile(rf"^arn:({_PARTITION}):sts::(\d{{12}}):federated-user/({NAME_CHARS}{{2,32}})$")
+
+# A role ARN a caller may request and a grant may list: no wildcard, optional path.
+ROLE_ARN = re.compile(
+    rf"^arn:({_PARTITION}):iam::(\d{{12}}):role(?:/[A-Za-z0-9+=,.@_-]+)*/({NAME_CHARS}{{1,64}})$"
+)
+# A grant's principal: exact role/user ARN (no path), or `*` wildcards in the name part only.
+GRANT_PRINCIPAL = re.compile(rf"^arn:({_PARTITION}):iam::(\d{{12}}):(role|user)/([A-Za-z0-9+=,.@_*-]{{1,64}})$")
+
+
+@dataclass(frozen=True)
+class PrincipalArn:
+    """A caller's ARN reduced to what grants match on: partition, account, kind and name."""
+
+    arn: str
+    principal_arn: str
+    partition: str
+    account_id: str
+    kind: str  # role | user | root | federated-user
+    name: str
+    session_name: str | None = None
+
+
+def parse_caller_arn(arn: str) -> PrincipalArn | None:
+    """Normalize an authenticated caller ARN; None when it is not a principal stsvend knows.
+
+    Assumed-role ARNs carry no role path, so users lose theirs too: grants match account + name.
+    """
+    if m := _ASSUMED_ROLE.match(arn):
+        part, account, role, session = m.groups()
+        return PrincipalArn(
+            arn, f"arn:{part}:iam::{account}:role/{role}", part, account, "role", role, session
+        )
+    if m := _IAM_USER.match(arn):
+        part, account, _path, name = m.groups()
+        return PrincipalArn(arn, f"arn:{part}:iam::{account}:user/{name}", part, account, "user", name)
+    if m := _IAM_ROLE.match(arn):
+        # Only seen for a role authenticating directly (never via SigV4), kept for completeness.
+        part, account, _path, name = m.groups()
+        return PrincipalArn(arn, f"arn:{part}:iam::{account}:role/{name}", part, account, "role", name)
+    if m := _ROOT.match(arn):
+        part, account = m.groups()
+        return PrincipalArn(arn, arn, part, account, "root", "root")
+    if m := _FEDERATED.match(arn):
+        part, account, name = m.groups()
+        return PrincipalArn(arn, arn, part, account, "federated-user", name)
+    return None
+
+
+def account_of_role_arn(role_arn: str) -> str | None:
+    m = ROLE_ARN.match(role_arn)
+    return m.group(2) if m else None

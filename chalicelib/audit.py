@@ -1,0 +1,92 @@
+"""Audit: exactly one structured log line and one metric per credentials decision (DESIGN.md §5).
+
+The log line carries the vended `access_key_id` (CloudTrail's join key) and never the secret key or
+session token: records are built from an explicit list of fields, not from the STS answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from chalicelib.identity import Caller
+
+SERVICE = "stsvend"
+NAMESPACE = "stsvend"
+logger = Logger(service=SERVICE)
+
+
+def caller_fields(caller: Caller | None) -> dict[str, Any]:
+    if caller is None:
+        return {"caller_arn": None}
+    return {
+        "caller_arn": caller.arn,
+        "caller_principal": caller.principal_arn,
+        "caller_account": caller.account_id,
+        "caller_user_id": caller.user_id,
+        "source_ip": caller.source_ip,
+        "user_agent": caller.user_agent,
+    }
+
+
+class Auditor:
+    def __init__(self, log: Logger = logger) -> None:
+        self._log = log
+
+    def vended(
+        self,
+        request_id: str,
+        caller: Caller,
+        params: dict[str, Any],
+        answer: dict[str, Any],
+    ) -> None:
+        self._log.info(
+            "credentials vended",
+            extra={
+                "event": "credentials.vended",
+                "request_id": request_id,
+                **caller_fields(caller),
+                "role_arn": params["RoleArn"],
+                "role_session_name": params["RoleSessionName"],
+                "source_identity": params["SourceIdentity"],
+                "duration_seconds": params["DurationSeconds"],
+                "expiration": answer["Expiration"],
+                "tags": {t["Key"]: t["Value"] for t in params["Tags"]},
+                "session_policy": "Policy" in params,
+                "external_id_used": "ExternalId" in params,
+                "access_key_id": answer["AccessKeyId"],
+            },
+        )
+        self._metric("CredentialsVended", None)
+
+    def denied(
+        self,
+        request_id: str,
+        caller: Caller | None,
+        code: str,
+        message: str,
+        request: dict[str, Any] | None = None,
+    ) -> None:
+        self._log.warning(
+            "credentials denied",
+            extra={
+                "event": "credentials.denied",
+                "request_id": request_id,
+                **caller_fields(caller),
+                **(request or {}),
+                "code": code,
+                "reason": message,
+            },
+        )
+        self._metric("CredentialsDenied", code)
+
+    @staticmethod
+    def _metric(name: str, code: str | None) -> None:
+        with single_metric(
+            name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE
+        ) as metric:
+            metric.add_dimension(name="service", value=SERVICE)
+            if code is not None:
+                metric.add_dimension(name="Code", value=code)

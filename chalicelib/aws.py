@@ -1,0 +1,69 @@
+"""AWS clients, created on first use and kept while the Lambda is warm.
+
+Endpoints come from botocore's own resolution, so the standard `AWS_ENDPOINT_URL*` variables
+point them at the local emulator; nothing here ever takes a host from a caller.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+_CONFIG_ARGS: dict[str, Any] = {
+    "retries": {"mode": "standard", "max_attempts": 3},
+    "connect_timeout": 2,
+    "read_timeout": 5,
+    "max_pool_connections": 20,
+}
+
+
+class AwsClients:
+    def __init__(self, region: str) -> None:
+        self._region = region
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._http: Any = None
+
+    def client(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(service)
+                if client is None:
+                    import botocore.session
+                    from botocore.config import Config
+
+                    session = botocore.session.get_session()
+                    client = session.create_client(
+                        service, region_name=self._region, config=Config(**_CONFIG_ARGS)
+                    )
+                    self._clients[service] = client
+        return client
+
+    def sts(self) -> Any:
+        return self.client("sts")
+
+    def dynamodb(self) -> Any:
+        return self.client("dynamodb")
+
+    def sts_endpoint(self) -> str:
+        return str(self.sts().meta.endpoint_url)
+
+    def post(self, url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        """POST to an endpoint this module resolved itself (the STS endpoint for identity proofs)."""
+        import urllib3
+
+        if self._http is None:
+            self._http = urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=2.0, read=5.0),
+                retries=urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504), allowed_methods=None),
+            )
+        try:
+            response = self._http.request(
+                "POST", url, body=body, headers=headers, redirect=False, preload_content=True
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            from chalicelib.errors import ServiceUnavailable
+
+            raise ServiceUnavailable("STS could not be reached to verify the caller; try again") from exc
+        return int(response.status), bytes(response.data[:65536])

@@ -1,0 +1,450 @@
+"""The allow-list: the grant model (DESIGN.md section 3), its DynamoDB store and the matching rules.
+
+Deny by default: a caller gets nothing unless exactly one grant decides for it and that grant is
+enabled, unexpired, pinned to the caller's unique id (if pinned) and admits its source address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from chalicelib.arns import GRANT_PRINCIPAL, ROLE_ARN
+from chalicelib.errors import CallerNotAllowed, ServiceUnavailable, SourceNotAllowed
+from chalicelib.policy import MAX_POLICY_ARNS, PolicyError, minify_session_policy
+
+MIN_DURATION_SECONDS = 900
+# AssumeRole from the service's own role session is role chaining: STS caps it at one hour.
+MAX_DURATION_SECONDS = 3600
+MAX_REQUEST_TAGS = 47  # STS allows 50 session tags; stsvend sets three itself.
+TAG_KEY = re.compile(r"^[\w.:/=+\-@]{1,128}$")
+SESSION_POLICY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+POLICY_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::(?:aws|\d{12}):policy/[\x21-\x7e]{1,1024}$")
+EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+UNIQUE_ID = re.compile(r"^A[A-Z0-9]{15,127}$")
+
+_GRANT_FIELDS = {
+    "principal", "principal_id", "description", "enabled", "not_after", "source_cidrs",
+    "request_tags", "roles",
+}
+_STORED_ONLY = {"account_id"}
+BOOKKEEPING = {"version", "updated_at", "updated_by"}
+_ROLE_FIELDS = {"role_arn", "max_duration_seconds", "session_policy", "policy_arns", "external_id"}
+
+
+class GrantError(ValueError):
+    """A grant that is not well formed; the message names the grant and the field."""
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    role_arn: str
+    max_duration_seconds: int = MAX_DURATION_SECONDS
+    session_policy: str | None = None
+    session_policy_document: str | None = None
+    policy_arns: tuple[str, ...] = ()
+    external_id: str | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "role_arn": self.role_arn,
+            "max_duration_seconds": self.max_duration_seconds,
+            "policy_arns": list(self.policy_arns),
+        }
+        if self.session_policy is not None:
+            item["session_policy"] = self.session_policy
+            item["session_policy_document"] = self.session_policy_document
+        if self.external_id is not None:
+            item["external_id"] = self.external_id
+        return item
+
+
+@dataclass(frozen=True)
+class Grant:
+    principal: str
+    account_id: str
+    roles: tuple[RoleGrant, ...]
+    principal_id: str | None = None
+    description: str = ""
+    enabled: bool = True
+    not_after: datetime | None = None
+    source_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    request_tags: tuple[str, ...] = ()
+    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_pattern(self) -> bool:
+        return "*" in self.principal
+
+    def matches(self, principal_arn: str) -> bool:
+        if self._pattern is None:
+            return self.principal == principal_arn
+        return self._pattern.match(principal_arn) is not None
+
+    def role(self, role_arn: str) -> RoleGrant | None:
+        return next((r for r in self.roles if r.role_arn == role_arn), None)
+
+    def allowed_tag_key(self, key: str) -> str | None:
+        """The grant's spelling of `key` (tag keys are case-insensitive), or None if not allowed."""
+        lowered = key.lower()
+        return next((k for k in self.request_tags if k.lower() == lowered), None)
+
+    def to_item(self) -> dict[str, Any]:
+        """The stored form (DESIGN.md section 3), as plain Python values."""
+        item: dict[str, Any] = {
+            "account_id": self.account_id,
+            "principal": self.principal,
+            "description": self.description,
+            "enabled": self.enabled,
+            "source_cidrs": [str(c) for c in self.source_cidrs],
+            "request_tags": list(self.request_tags),
+            "roles": [r.to_item() for r in self.roles],
+        }
+        if self.principal_id is not None:
+            item["principal_id"] = self.principal_id
+        if self.not_after is not None:
+            item["not_after"] = self.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return item
+
+
+def principal_pattern(principal: str) -> re.Pattern[str] | None:
+    """The regex of a pattern principal (`*` matches any run of name characters); None if exact."""
+    if "*" not in principal:
+        return None
+    return re.compile("^" + "[^/:]*".join(re.escape(p) for p in principal.split("*")) + "$")
+
+
+def _fail(principal: Any, field_name: str, problem: str) -> GrantError:
+    return GrantError(f"grant {principal!r}: {field_name} {problem}")
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return None
+
+
+def _strings(value: Any) -> list[str] | None:
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None
+
+
+def parse_role(
+    raw: Any,
+    principal: str,
+    index: int,
+    resolve_policy: Callable[[str], Any] | None,
+) -> RoleGrant:
+    where = f"roles[{index}]"
+    if not isinstance(raw, Mapping):
+        raise _fail(principal, where, "must be an object")
+    allowed = _ROLE_FIELDS | ({"session_policy_document"} if resolve_policy is None else set())
+    unknown = set(raw) - allowed
+    if unknown:
+        raise _fail(principal, where, f"has unknown field(s): {', '.join(sorted(unknown))}")
+    role_arn = raw.get("role_arn")
+    if not isinstance(role_arn, str) or not ROLE_ARN.match(role_arn):
+        raise _fail(principal, f"{where}.role_arn", f"is not an IAM role ARN: {role_arn!r}")
+    duration = _int(raw.get("max_duration_seconds", MAX_DURATION_SECONDS))
+    if duration is None or not MIN_DURATION_SECONDS <= duration <= MAX_DURATION_SECONDS:
+        raise _fail(
+            principal,
+            f"{where}.max_duration_seconds",
+            f"must be a whole number from {MIN_DURATION_SECONDS} to {MAX_DURATION_SECONDS}"
+            " (AssumeRole by the service is role chaining)",
+        )
+    policy_name = raw.get("session_policy")
+    document: str | None = None
+    if policy_name is not None:
+        if not isinstance(policy_name, str) or not SESSION_POLICY_NAME.match(policy_name):
+            raise _fail(principal, f"{where}.session_policy", "must be a policy name")
+        source = resolve_policy(policy_name) if resolve_policy else raw.get("session_policy_document")
+        if source is None:
+            raise _fail(
+                principal, f"{where}.session_policy", f"names an unknown policy {policy_name!r}"
+            )
+        try:
+            document = minify_session_policy(source)
+        except PolicyError as exc:
+            raise _fail(principal, f"{where}.session_policy {policy_name!r}", str(exc)) from None
+    elif resolve_policy is None and raw.get("session_policy_document") is not None:
+        raise _fail(principal, f"{where}.session_policy_document", "needs a session_policy name")
+    policy_arns = _strings(raw.get("policy_arns", []))
+    if policy_arns is None or not all(POLICY_ARN.match(a) for a in policy_arns):
+        raise _fail(principal, f"{where}.policy_arns", "must be a list of IAM policy ARNs")
+    if len(policy_arns) > MAX_POLICY_ARNS:
+        raise _fail(principal, f"{where}.policy_arns", f"may name at most {MAX_POLICY_ARNS}")
+    external_id = raw.get("external_id")
+    if external_id is not None and (
+        not isinstance(external_id, str) or not EXTERNAL_ID.match(external_id)
+    ):
+        raise _fail(principal, f"{where}.external_id", "must be 2-1224 characters of [\\w+=,.@:/-]")
+    return RoleGrant(
+        role_arn=role_arn,
+        max_duration_seconds=duration,
+        session_policy=policy_name,
+        session_policy_document=document,
+        policy_arns=tuple(policy_arns),
+        external_id=external_id,
+    )
+
+
+def parse_grant(
+    raw: Any, *, resolve_policy: Callable[[str], Any] | None = None
+) -> Grant:
+    """Build a Grant from the file form (with `resolve_policy`) or the stored form (without).
+
+    The file form names session policies; the stored form carries their documents and the
+    principal's `account_id`, and may hold bookkeeping attributes, which are ignored.
+    """
+    if not isinstance(raw, Mapping):
+        raise GrantError("a grant must be a JSON object")
+    principal = raw.get("principal")
+    if not isinstance(principal, str):
+        raise GrantError(f"grant {principal!r}: principal must be a string")
+    allowed = _GRANT_FIELDS | (set() if resolve_policy else _STORED_ONLY | BOOKKEEPING)
+    unknown = set(raw) - allowed
+    if unknown:
+        raise _fail(principal, "", f"has unknown field(s): {', '.join(sorted(unknown))}")
+    m = GRANT_PRINCIPAL.match(principal)
+    if not m:
+        raise _fail(
+            principal,
+            "principal",
+            "must be arn:aws:iam::<12-digit account>:role/NAME or user/NAME (no path; `*` only"
+            " in NAME, never in the account)",
+        )
+    account_id = m.group(2)
+    if resolve_policy is None and raw.get("account_id") != account_id:
+        raise _fail(principal, "account_id", f"must be the principal's account {account_id}")
+    pattern = principal_pattern(principal)
+    principal_id = raw.get("principal_id")
+    if principal_id is not None:
+        if not isinstance(principal_id, str) or not UNIQUE_ID.match(principal_id):
+            raise _fail(principal, "principal_id", "must be an IAM unique id (AROA…/AIDA…)")
+        if pattern is not None:
+            raise _fail(principal, "principal_id", "cannot pin a pattern principal")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(principal, "description", "must be a string")
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise _fail(principal, "enabled", "must be true or false")
+    not_after = None
+    if raw.get("not_after") is not None:
+        value = raw["not_after"]
+        try:
+            if not isinstance(value, str) or not value.endswith("Z"):
+                raise ValueError
+            not_after = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise _fail(principal, "not_after", "must be a UTC time like 2027-06-30T00:00:00Z") from None
+    cidrs = _strings(raw.get("source_cidrs", []))
+    if cidrs is None:
+        raise _fail(principal, "source_cidrs", "must be a list of CIDR strings")
+    try:
+        networks = tuple(ipaddress.ip_network(c, strict=True) for c in cidrs)
+    except ValueError as exc:
+        raise _fail(principal, "source_cidrs", f"has a bad CIDR ({exc})") from None
+    tags = _strings(raw.get("request_tags", []))
+    if tags is None or not all(TAG_KEY.match(t) for t in tags):
+        raise _fail(principal, "request_tags", "must be a list of session tag keys")
+    if any(t.lower().startswith(("aws:", "stsvend:")) for t in tags):
+        raise _fail(principal, "request_tags", "may not allow aws: or stsvend: keys")
+    if len({t.lower() for t in tags}) != len(tags) or len(tags) > MAX_REQUEST_TAGS:
+        raise _fail(
+            principal, "request_tags", f"must be at most {MAX_REQUEST_TAGS} distinct keys"
+        )
+    raw_roles = raw.get("roles")
+    if not isinstance(raw_roles, (list, tuple)) or not raw_roles:
+        raise _fail(principal, "roles", "must be a non-empty list")
+    roles = tuple(parse_role(r, principal, i, resolve_policy) for i, r in enumerate(raw_roles))
+    if len({r.role_arn for r in roles}) != len(roles):
+        raise _fail(principal, "roles", "lists a role twice")
+    return Grant(
+        principal=principal,
+        account_id=account_id,
+        roles=roles,
+        principal_id=principal_id,
+        description=description,
+        enabled=enabled,
+        not_after=not_after,
+        source_cidrs=networks,
+        request_tags=tuple(tags),
+        _pattern=pattern,
+    )
+
+
+@dataclass(frozen=True)
+class BrokenGrant:
+    """A stored item that does not parse. It still takes part in matching, and denies if it decides."""
+
+    principal: str
+    problem: str
+
+    @property
+    def is_pattern(self) -> bool:
+        return "*" in self.principal
+
+    def matches(self, principal_arn: str) -> bool:
+        pattern = principal_pattern(self.principal)
+        return self.principal == principal_arn if pattern is None else bool(pattern.match(principal_arn))
+
+
+AnyGrant = Grant | BrokenGrant
+
+
+def deciding_grant(grants: Iterable[AnyGrant], principal_arn: str) -> AnyGrant | None:
+    """The one grant that decides: an exact principal beats patterns; the longest pattern wins.
+
+    Two equally long patterns that both match are ambiguous: nothing decides, so the caller is denied.
+    """
+    exact: AnyGrant | None = None
+    best: list[AnyGrant] = []
+    for grant in grants:
+        if not grant.matches(principal_arn):
+            continue
+        if not grant.is_pattern:
+            exact = grant
+        elif not best or len(grant.principal) > len(best[0].principal):
+            best = [grant]
+        elif len(grant.principal) == len(best[0].principal):
+            best.append(grant)
+    if exact is not None:
+        return exact
+    return best[0] if len(best) == 1 else None
+
+
+def authorize_caller(
+    grants: Iterable[AnyGrant],
+    principal_arn: str,
+    unique_id: str,
+    source_ip: str,
+    now: datetime,
+) -> Grant:
+    """The grant under which this caller may ask for credentials, or the reason it may not."""
+    grant = deciding_grant(grants, principal_arn)
+    if grant is None or isinstance(grant, BrokenGrant):
+        raise CallerNotAllowed("no grant allows this caller")
+    if not grant.enabled:
+        raise CallerNotAllowed("the caller's grant is disabled")
+    if grant.not_after is not None and now >= grant.not_after:
+        raise CallerNotAllowed("the caller's grant has expired")
+    if grant.principal_id is not None and grant.principal_id != unique_id:
+        raise CallerNotAllowed("the caller's unique id does not match its grant (principal was recreated?)")
+    if grant.source_cidrs:
+        try:
+            address = ipaddress.ip_address(source_ip)
+        except ValueError:
+            raise SourceNotAllowed("the caller's source address is unknown") from None
+        if not any(address in network for network in grant.source_cidrs):
+            raise SourceNotAllowed("the caller's source address is not allowed by its grant")
+    return grant
+
+
+# --- DynamoDB ---------------------------------------------------------------------------------
+
+
+def from_attribute(value: Mapping[str, Any]) -> Any:
+    """One DynamoDB attribute value to Python (the types grants use, plus sets)."""
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return inner
+    if kind == "N":
+        return Decimal(inner)
+    if kind == "BOOL":
+        return bool(inner)
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [from_attribute(v) for v in inner]
+    if kind == "M":
+        return {k: from_attribute(v) for k, v in inner.items()}
+    if kind == "SS":
+        return list(inner)
+    raise ValueError(f"unsupported DynamoDB type {kind}")
+
+
+def to_attribute(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, (int, Decimal)):
+        return {"N": str(value)}
+    if isinstance(value, (list, tuple)):
+        return {"L": [to_attribute(v) for v in value]}
+    if isinstance(value, Mapping):
+        return {"M": {k: to_attribute(v) for k, v in value.items()}}
+    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
+
+
+def grant_from_item(item: Mapping[str, Any]) -> AnyGrant:
+    principal = item.get("principal", {}).get("S", "")
+    try:
+        return parse_grant({k: from_attribute(v) for k, v in item.items()})
+    except (GrantError, ValueError, TypeError) as exc:
+        return BrokenGrant(principal, str(exc))
+
+
+class GrantStore:
+    """Grants by account: one DynamoDB Query per account, kept in memory for `ttl_seconds`."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], Any],
+        table_name: str,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client_factory = client_factory
+        self._table = table_name
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, tuple[AnyGrant, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def for_account(self, account_id: str) -> tuple[AnyGrant, ...]:
+        now = self._clock()
+        cached = self._cache.get(account_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        grants = tuple(grant_from_item(item) for item in self._query(account_id))
+        if self._ttl > 0:
+            with self._lock:
+                self._cache[account_id] = (now + self._ttl, grants)
+        return grants
+
+    def _query(self, account_id: str) -> list[dict[str, Any]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self._client_factory()
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "account_id = :a",
+            "ExpressionAttributeValues": {":a": {"S": account_id}},
+        }
+        items: list[dict[str, Any]] = []
+        try:
+            while True:
+                page = client.query(**kwargs)
+                items.extend(page.get("Items", []))
+                if "LastEvaluatedKey" not in page:
+                    return items
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise ServiceUnavailable("the grants table could not be read; try again") from exc

@@ -1,0 +1,142 @@
+"""The one wiring place: builds the service from settings, and the three operations the routes call."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from chalicelib.audit import Auditor
+from chalicelib.aws import AwsClients
+from chalicelib.config import Settings
+from chalicelib.errors import StsvendError
+from chalicelib.grants import GrantStore, authorize_caller
+from chalicelib.identity import (
+    PROOF_HEADER,
+    Caller,
+    StsProofVerifier,
+    build_caller,
+    caller_from_apigateway,
+)
+from chalicelib.vending import assume_role, parse_request, plan_assume_role
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """What the service needs of an HTTP request, independent of Chalice."""
+
+    request_id: str
+    context: Mapping[str, Any]
+    headers: Mapping[str, str]
+    body: bytes | None = None
+
+    @classmethod
+    def of(cls, context: Mapping[str, Any] | None, headers: Mapping[str, str], body: bytes | None) -> Incoming:
+        context = context or {}
+        request_id = str(context.get("requestId") or uuid.uuid4())
+        return cls(request_id, context, {k.lower(): v for k, v in headers.items()}, body)
+
+
+class Stsvend:
+    def __init__(
+        self,
+        settings: Settings,
+        clients: AwsClients,
+        grants: GrantStore,
+        auditor: Auditor,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.settings = settings
+        self._clients = clients
+        self._grants = grants
+        self._auditor = auditor
+        self._now = now
+        self._verifier: StsProofVerifier | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Stsvend:
+        clients = AwsClients(settings.region)
+        grants = GrantStore(clients.dynamodb, settings.grants_table, settings.grant_cache_seconds)
+        return cls(settings, clients, grants, Auditor())
+
+    def caller(self, incoming: Incoming) -> Caller:
+        identity = incoming.context.get("identity") or {}
+        if self.settings.identity_mode == "apigateway":
+            return caller_from_apigateway(identity)
+        if self._verifier is None:
+            assert self.settings.server_id is not None  # Settings enforces it in sts-proof mode
+            self._verifier = StsProofVerifier(
+                self._clients.sts_endpoint(), self.settings.server_id, self._clients.post
+            )
+        answer = self._verifier.verify(incoming.headers.get(PROOF_HEADER))
+        return build_caller(
+            answer.arn,
+            answer.user_id,
+            answer.account,
+            str(identity.get("sourceIp") or ""),
+            incoming.headers.get("user-agent", ""),
+        )
+
+    def vend(self, incoming: Incoming) -> dict[str, Any]:
+        caller: Caller | None = None
+        asked: dict[str, Any] = {}
+        try:
+            caller = self.caller(incoming)
+            request = parse_request(incoming.body, self.settings.partition)
+            asked = {"role_arn": request.role_arn, "requested_tags": sorted(request.tags)}
+            grant = authorize_caller(
+                self._grants.for_account(caller.account_id),
+                caller.principal_arn,
+                caller.unique_id,
+                caller.source_ip,
+                self._now(),
+            )
+            plan = plan_assume_role(caller, request, grant, incoming.request_id)
+            asked = {"role_arn": request.role_arn, "role_session_name": plan.params["RoleSessionName"]}
+            answer = assume_role(self._clients.sts(), plan)
+        except StsvendError as exc:
+            self._auditor.denied(incoming.request_id, caller, exc.code, exc.message, asked)
+            raise
+        self._auditor.vended(incoming.request_id, caller, plan.params, answer)
+        return {**answer, "RequestId": incoming.request_id}
+
+    def roles(self, incoming: Incoming) -> dict[str, Any]:
+        caller = self.caller(incoming)
+        grant = authorize_caller(
+            self._grants.for_account(caller.account_id),
+            caller.principal_arn,
+            caller.unique_id,
+            caller.source_ip,
+            self._now(),
+        )
+        return {
+            "Principal": caller.principal_arn,
+            "Grant": grant.principal,
+            "NotAfter": grant.to_item().get("not_after"),
+            "RequestTags": list(grant.request_tags),
+            "Roles": [
+                {
+                    "RoleArn": role.role_arn,
+                    "MaxDurationSeconds": role.max_duration_seconds,
+                    "SessionPolicy": role.session_policy,
+                    "PolicyArns": list(role.policy_arns),
+                }
+                for role in grant.roles
+            ],
+            "RequestId": incoming.request_id,
+        }
+
+    def whoami(self, incoming: Incoming) -> dict[str, Any]:
+        caller = self.caller(incoming)
+        return {
+            "Arn": caller.arn,
+            "PrincipalArn": caller.principal_arn,
+            "Account": caller.account_id,
+            "UserId": caller.user_id,
+            "SessionName": caller.session_name,
+            "SourceIp": caller.source_ip,
+            "IdentityMode": self.settings.identity_mode,
+            "RequestId": incoming.request_id,
+        }

@@ -1,0 +1,87 @@
+"""`stsvend` entry point. Only the standard library is imported here: a credential_process cache hit
+must not pay for botocore. Each subcommand imports its module when it runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module, function); the function takes the parsed args and returns an exit code.
+_HANDLERS = {
+    "credentials": ("stsvend.client", "cmd_credentials"),
+    "exec": ("stsvend.client", "cmd_exec"),
+    "roles": ("stsvend.client", "cmd_roles"),
+    "whoami": ("stsvend.client", "cmd_whoami"),
+    "grants": ("stsvend.admin", "cmd_grants"),
+    "bootstrap": ("stsvend.admin", "cmd_bootstrap"),
+    "trust-policy": ("stsvend.admin", "cmd_trust_policy"),
+    "local": ("stsvend.local", "cmd_local"),
+}
+
+
+def _api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api", help="the stsvend API URL (default: $STSVEND_API_URL)")
+    parser.add_argument("--region", help="region to sign for (default: from the URL or environment)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stsvend", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    creds = sub.add_parser("credentials", help="get credentials for a role (credential_process)")
+    _api_options(creds)
+    creds.add_argument("--role", required=True, help="ARN of the role to assume")
+    creds.add_argument("--duration", type=int, help="session duration in seconds (900-3600)")
+    creds.add_argument("--tag", action="append", default=[], metavar="K=V", help="session tag")
+    creds.add_argument("--session-name", help="suffix of the role session name")
+    creds.add_argument("--format", choices=("process", "env", "json"), default="process")
+    creds.add_argument("--refresh-window", type=int, default=300, metavar="SECONDS",
+                       help="fetch anew when the cached credentials expire within this (default 300)")
+    creds.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+
+    run = sub.add_parser("exec", help="run a command with credentials for a role")
+    _api_options(run)
+    run.add_argument("--role", required=True)
+    run.add_argument("--duration", type=int)
+    run.add_argument("--tag", action="append", default=[], metavar="K=V")
+    run.add_argument("--session-name")
+    run.add_argument("--refresh-window", type=int, default=300)
+    run.add_argument("--no-cache", action="store_true")
+    run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+
+    for name, text in (("roles", "list the roles you may request"), ("whoami", "who the service sees")):
+        p = sub.add_parser(name, help=text)
+        _api_options(p)
+
+    grants = sub.add_parser("grants", help="the allow-list as code: plan, apply, list")
+    grants.add_argument("action", choices=("plan", "apply", "list"))
+    grants.add_argument("--stage", required=True)
+    grants.add_argument("--file", help="grants file (default: policies/grants/<stage>.json)")
+    grants.add_argument("--table", help="table name (default: from .chalice/config.json)")
+    grants.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
+
+    boot = sub.add_parser("bootstrap", help="create the grants table (idempotent)")
+    boot.add_argument("--stage", required=True)
+    boot.add_argument("--table", help="table name (default: from .chalice/config.json)")
+    boot.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
+
+    trust = sub.add_parser("trust-policy", help="print the trust policy a target role needs")
+    trust.add_argument("--service-role", required=True, help="ARN of stsvend's Lambda role")
+    trust.add_argument("--external-id")
+
+    local = sub.add_parser("local", help="the local stack: emulator + API on 127.0.0.1")
+    local.add_argument("action", choices=("up", "demo"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module_name, function_name = _HANDLERS[args.command]
+    handler = getattr(importlib.import_module(module_name), function_name)
+    return int(handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
