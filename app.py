@@ -6,14 +6,16 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice, IAMAuthorizer, Response
+from chalice.app import Chalice, IAMAuthorizer, Response
 
+from chalicelib.audit import logger
 from chalicelib.config import Settings
 from chalicelib.errors import InternalError, StsvendError
 from chalicelib.service import Incoming, Stsvend
 
-app = Chalice(app_name="stsvend")
-app.debug = False  # Chalice would otherwise answer with stack traces.
+# The audit logger (powertools, JSON) owns the "stsvend" logger; Chalice must not reconfigure it.
+# `app.debug` stays False, its default: Chalice would otherwise answer with stack traces.
+app = Chalice(app_name="stsvend", configure_logs=False)
 iam = IAMAuthorizer()
 _service: Stsvend | None = None
 
@@ -32,14 +34,20 @@ if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
 
 def _respond(operation: Callable[[Stsvend, Incoming], dict[str, Any]]) -> Response:
     request = app.current_request
-    incoming = Incoming.of(request.context, dict(request.headers), request.raw_body)
+    assert request is not None  # Chalice sets it before calling a view
+    raw_body = request.raw_body
+    incoming = Incoming.of(
+        request.context,
+        dict(request.headers),
+        raw_body.encode() if isinstance(raw_body, str) else raw_body,
+    )
     try:
-        body = operation(service(), incoming)
-        return Response(body=body, status_code=200, headers={"Cache-Control": "no-store"})
+        answer = operation(service(), incoming)
+        return Response(body=answer, status_code=200, headers={"Cache-Control": "no-store"})
     except StsvendError as exc:
         error = exc
-    except Exception:
-        app.log.exception("unexpected error")
+    except Exception:  # noqa: BLE001 - last resort: fail closed, log the cause, show no detail
+        logger.exception("unexpected error", extra={"request_id": incoming.request_id})
         error = InternalError("the request failed; nothing was vended")
     return Response(
         body={"Code": error.code, "Message": error.message, "RequestId": incoming.request_id},

@@ -14,8 +14,12 @@ _PATH = r"(?:/[\x21-\x7e]*)?/"  # IAM paths: printable ASCII between slashes
 _ASSUMED_ROLE = re.compile(
     rf"^arn:({_PARTITION}):sts::(\d{{12}}):assumed-role/({NAME_CHARS}{{1,64}})/({NAME_CHARS}{{2,64}})$"
 )
-_IAM_USER = re.compile(rf"^arn:({_PARTITION}):iam::(\d{{12}}):user((?:/[\x21-\x7e]*?)?)/({NAME_CHARS}{{1,64}})$")
-_IAM_ROLE = re.compile(rf"^arn:({_PARTITION}):iam::(\d{{12}}):role((?:/[\x21-\x7e]*?)?)/({NAME_CHARS}{{1,64}})$")
+_IAM_USER = re.compile(
+    rf"^arn:({_PARTITION}):iam::(\d{{12}}):user((?:/[\x21-\x7e]*?)?)/({NAME_CHARS}{{1,64}})$"
+)
+_IAM_ROLE = re.compile(
+    rf"^arn:({_PARTITION}):iam::(\d{{12}}):role((?:/[\x21-\x7e]*?)?)/({NAME_CHARS}{{1,64}})$"
+)
 _ROOT = re.compile(rf"^arn:({_PARTITION}):iam::(\d{{12}}):root$")
 _FEDERATED = re.compile(rf"^arn:({_PARTITION}):sts::(\d{{12}}):federated-user/({NAME_CHARS}{{2,32}})$")
 
@@ -24,7 +28,9 @@ ROLE_ARN = re.compile(
     rf"^arn:({_PARTITION}):iam::(\d{{12}}):role(?:/[A-Za-z0-9+=,.@_-]+)*/({NAME_CHARS}{{1,64}})$"
 )
 # A grant's principal: exact role/user ARN (no path), or `*` wildcards in the name part only.
-GRANT_PRINCIPAL = re.compile(rf"^arn:({_PARTITION}):iam::(\d{{12}}):(role|user)/([A-Za-z0-9+=,.@_*-]{{1,64}})$")
+GRANT_PRINCIPAL = re.compile(
+    rf"^arn:({_PARTITION}):iam::(\d{{12}}):(role|user)/([A-Za-z0-9+=,.@_*-]{{1,64}})$"
+)
 
 
 @dataclass(frozen=True)

@@ -84,9 +84,7 @@ class Auditor:
 
     @staticmethod
     def _metric(name: str, code: str | None) -> None:
-        with single_metric(
-            name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE
-        ) as metric:
+        with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
             metric.add_dimension(name="service", value=SERVICE)
             if code is not None:
                 metric.add_dimension(name="Code", value=code)

@@ -56,7 +56,12 @@ class AwsClients:
         if self._http is None:
             self._http = urllib3.PoolManager(
                 timeout=urllib3.Timeout(connect=2.0, read=5.0),
-                retries=urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504), allowed_methods=None),
+                retries=urllib3.Retry(
+                    total=2,
+                    backoff_factor=0.1,
+                    status_forcelist=(500, 502, 503, 504),
+                    allowed_methods=None,
+                ),
             )
         try:
             response = self._http.request(

@@ -40,9 +40,7 @@ class Settings:
 
         mode = required("STSVEND_IDENTITY_MODE")
         if mode not in IDENTITY_MODES:
-            raise ConfigError(
-                f"STSVEND_IDENTITY_MODE={mode!r} is not one of {', '.join(IDENTITY_MODES)}"
-            )
+            raise ConfigError(f"STSVEND_IDENTITY_MODE={mode!r} is not one of {', '.join(IDENTITY_MODES)}")
         server_id = env.get("STSVEND_SERVER_ID", "").strip() or None
         if mode == "sts-proof" and server_id is None:
             raise ConfigError("STSVEND_SERVER_ID is required when STSVEND_IDENTITY_MODE=sts-proof")

@@ -31,8 +31,14 @@ EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 UNIQUE_ID = re.compile(r"^A[A-Z0-9]{15,127}$")
 
 _GRANT_FIELDS = {
-    "principal", "principal_id", "description", "enabled", "not_after", "source_cidrs",
-    "request_tags", "roles",
+    "principal",
+    "principal_id",
+    "description",
+    "enabled",
+    "not_after",
+    "source_cidrs",
+    "request_tags",
+    "roles",
 }
 _STORED_ONLY = {"account_id"}
 BOOKKEEPING = {"version", "updated_at", "updated_by"}
@@ -172,9 +178,7 @@ def parse_role(
             raise _fail(principal, f"{where}.session_policy", "must be a policy name")
         source = resolve_policy(policy_name) if resolve_policy else raw.get("session_policy_document")
         if source is None:
-            raise _fail(
-                principal, f"{where}.session_policy", f"names an unknown policy {policy_name!r}"
-            )
+            raise _fail(principal, f"{where}.session_policy", f"names an unknown policy {policy_name!r}")
         try:
             document = minify_session_policy(source)
         except PolicyError as exc:
@@ -187,9 +191,7 @@ def parse_role(
     if len(policy_arns) > MAX_POLICY_ARNS:
         raise _fail(principal, f"{where}.policy_arns", f"may name at most {MAX_POLICY_ARNS}")
     external_id = raw.get("external_id")
-    if external_id is not None and (
-        not isinstance(external_id, str) or not EXTERNAL_ID.match(external_id)
-    ):
+    if external_id is not None and (not isinstance(external_id, str) or not EXTERNAL_ID.match(external_id)):
         raise _fail(principal, f"{where}.external_id", "must be 2-1224 characters of [\\w+=,.@:/-]")
     return RoleGrant(
         role_arn=role_arn,
@@ -201,9 +203,7 @@ def parse_role(
     )
 
 
-def parse_grant(
-    raw: Any, *, resolve_policy: Callable[[str], Any] | None = None
-) -> Grant:
+def parse_grant(raw: Any, *, resolve_policy: Callable[[str], Any] | None = None) -> Grant:
     """Build a Grant from the file form (with `resolve_policy`) or the stored form (without).
 
     The file form names session policies; the stored form carries their documents and the
@@ -264,9 +264,7 @@ def parse_grant(
     if any(t.lower().startswith(("aws:", "stsvend:")) for t in tags):
         raise _fail(principal, "request_tags", "may not allow aws: or stsvend: keys")
     if len({t.lower() for t in tags}) != len(tags) or len(tags) > MAX_REQUEST_TAGS:
-        raise _fail(
-            principal, "request_tags", f"must be at most {MAX_REQUEST_TAGS} distinct keys"
-        )
+        raise _fail(principal, "request_tags", f"must be at most {MAX_REQUEST_TAGS} distinct keys")
     raw_roles = raw.get("roles")
     if not isinstance(raw_roles, (list, tuple)) or not raw_roles:
         raise _fail(principal, "roles", "must be a non-empty list")

@@ -83,9 +83,7 @@ def caller_from_apigateway(identity: Mapping[str, Any] | None) -> Caller:
 
 
 class HttpPoster(Protocol):
-    def __call__(
-        self, url: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, bytes]: ...
+    def __call__(self, url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]: ...
 
 
 @dataclass(frozen=True)

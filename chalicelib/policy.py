@@ -10,7 +10,14 @@ MAX_SESSION_POLICY_CHARS = 2048
 MAX_POLICY_ARNS = 10
 _VERSIONS = ("2012-10-17", "2008-10-17")
 _STATEMENT_KEYS = {
-    "Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition", "Principal",
+    "Sid",
+    "Effect",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Condition",
+    "Principal",
     "NotPrincipal",
 }
 
@@ -66,7 +73,5 @@ def minify_session_policy(document: Any) -> str:
             raise PolicyError(f"{where}.Condition must be an object")
     packed = json.dumps(document, separators=(",", ":"), sort_keys=False)
     if len(packed) > MAX_SESSION_POLICY_CHARS:
-        raise PolicyError(
-            f"is {len(packed)} characters minified; STS allows {MAX_SESSION_POLICY_CHARS}"
-        )
+        raise PolicyError(f"is {len(packed)} characters minified; STS allows {MAX_SESSION_POLICY_CHARS}")
     return packed

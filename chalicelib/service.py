@@ -11,7 +11,7 @@ from typing import Any
 from chalicelib.audit import Auditor
 from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
-from chalicelib.errors import StsvendError
+from chalicelib.errors import InternalError, StsvendError
 from chalicelib.grants import GrantStore, authorize_caller
 from chalicelib.identity import (
     PROOF_HEADER,
@@ -33,7 +33,9 @@ class Incoming:
     body: bytes | None = None
 
     @classmethod
-    def of(cls, context: Mapping[str, Any] | None, headers: Mapping[str, str], body: bytes | None) -> Incoming:
+    def of(
+        cls, context: Mapping[str, Any] | None, headers: Mapping[str, str], body: bytes | None
+    ) -> Incoming:
         context = context or {}
         request_id = str(context.get("requestId") or uuid.uuid4())
         return cls(request_id, context, {k.lower(): v for k, v in headers.items()}, body)
@@ -94,10 +96,16 @@ class Stsvend:
                 self._now(),
             )
             plan = plan_assume_role(caller, request, grant, incoming.request_id)
-            asked = {"role_arn": request.role_arn, "role_session_name": plan.params["RoleSessionName"]}
+            asked = {
+                "role_arn": request.role_arn,
+                "role_session_name": plan.params["RoleSessionName"],
+            }
             answer = assume_role(self._clients.sts(), plan)
         except StsvendError as exc:
             self._auditor.denied(incoming.request_id, caller, exc.code, exc.message, asked)
+            raise
+        except Exception:
+            self._auditor.denied(incoming.request_id, caller, InternalError.code, "unexpected", asked)
             raise
         self._auditor.vended(incoming.request_id, caller, plan.params, answer)
         return {**answer, "RequestId": incoming.request_id}

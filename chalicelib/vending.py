@@ -34,8 +34,13 @@ TAG_ACCOUNT = "stsvend:caller-account"
 TAG_REQUEST_ID = "stsvend:request-id"
 TRANSITIVE_TAG_KEYS = (TAG_CALLER, TAG_ACCOUNT)
 _THROTTLED = {
-    "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
-    "ServiceUnavailable", "InternalFailure", "InternalError",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalError",
 }
 
 
@@ -56,9 +61,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _tag_text_ok(text: str) -> bool:
     """STS tag characters: Unicode letters, separators and numbers, and _ . : / = + - @."""
-    return all(
-        ch in "_.:/=+-@" or unicodedata.category(ch)[0] in "LNZ" for ch in text
-    )
+    return all(ch in "_.:/=+-@" or unicodedata.category(ch)[0] in "LNZ" for ch in text)
 
 
 def validate_tag(key: Any, value: Any) -> None:
@@ -172,9 +175,7 @@ class Plan:
     params: dict[str, Any]
 
 
-def plan_assume_role(
-    caller: Caller, request: CredentialRequest, grant: Grant, request_id: str
-) -> Plan:
+def plan_assume_role(caller: Caller, request: CredentialRequest, grant: Grant, request_id: str) -> Plan:
     role = grant.role(request.role_arn)
     if role is None:
         raise RoleNotGranted("the caller's grant does not include this role")
@@ -246,5 +247,3 @@ def assume_role(sts: Any, plan: Plan) -> dict[str, Any]:
         "RoleSessionName": plan.params["RoleSessionName"],
         "SourceIdentity": plan.params["SourceIdentity"],
     }
-
-
