@@ -1,0 +1,443 @@
+"""The client side of `stsvend`: `credentials`, `exec`, `roles` and `whoami` (DESIGN.md section 6).
+
+Requests to the API are SigV4-signed (service `execute-api`) with the ambient AWS credentials, so
+they pass API Gateway's AWS_IAM auth; when `STSVEND_SERVER_ID` is set they also carry the
+`X-Stsvend-Identity` proof for servers in `sts-proof` mode. The region signed for is `--region`,
+else the one in an `ID.execute-api.REGION.amazonaws.com` URL, else `AWS_REGION` /
+`AWS_DEFAULT_REGION`, else us-east-1. The API URL is `--api`, else `STSVEND_API_URL`.
+
+Credentials are cached as `stsvend.cache` describes (`--no-cache` bypasses it). A cache hit loads
+neither boto3 nor botocore and does no network I/O: botocore is imported only on a miss.
+
+Errors are printed as `stsvend: <Code>: <Message>` on stderr, never with a secret. Exit codes:
+
+    0  success
+    1  anything else: an unexpected answer, an internal error of the service, a local failure
+    2  usage or a bad request: no or malformed API URL, a malformed --tag, HTTP 400 and 413
+    3  not authenticated or denied: no ambient AWS credentials, HTTP 401 and 403, and
+       502 AssumeRoleDenied (STS refused the role: a denial, not an outage)
+    4  service unavailable or unreachable: HTTP 503 and 429, other 502 and 504 from the gateway,
+       connection errors and timeouts (after one retry for connection errors and 503)
+
+`stsvend exec` replaces itself with the command, so the command's own exit code is the result (126
+if it cannot be run, 127 if it is not found).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from stsvend import __version__
+from stsvend.cache import (
+    Answer,
+    CredentialCache,
+    cache_key,
+    caller_identity,
+    default_directory,
+    is_credential_answer,
+    parse_expiration,
+)
+
+if TYPE_CHECKING:
+    import argparse
+
+    from stsvend.signing import Signer
+
+EXIT_OTHER = 1
+EXIT_USAGE = 2
+EXIT_DENIED = 3
+EXIT_UNAVAILABLE = 4
+
+DEFAULT_REGION = "us-east-1"
+CONNECT_TIMEOUT_SECONDS = 5.0
+READ_TIMEOUT_SECONDS = 30.0
+DEFAULT_RETRY_AFTER_SECONDS = 1.0
+MAX_RETRY_AFTER_SECONDS = 10.0
+MAX_ANSWER_BYTES = 1 << 20
+_EXECUTE_API_HOST = re.compile(
+    r"^[a-z0-9-]+\.execute-api\.([a-z0-9-]+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$"
+)
+# Variables the child of `stsvend exec` must not see: they would name other credentials.
+_DROPPED_FOR_EXEC = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SECURITY_TOKEN",
+    "STSVEND_RESOLVING_CREDENTIALS",
+)
+
+
+class CommandError(Exception):
+    """A failure to report as `stsvend: <code>: <message>` and exit with `exit_status`."""
+
+    def __init__(self, code: str, message: str, exit_status: int, request_id: str = "") -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.exit_status = exit_status
+        self.request_id = request_id
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+def api_url(option: str | None, env: Mapping[str, str]) -> str:
+    raw = (option or env.get("STSVEND_API_URL") or "").strip()
+    if not raw:
+        raise CommandError(
+            "NoApiUrl", "no stsvend API URL: pass --api URL or set STSVEND_API_URL", EXIT_USAGE
+        )
+    try:
+        parts = urlsplit(raw)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        valid = False
+    if not valid or parts.query or parts.fragment:
+        raise CommandError(
+            "InvalidApiUrl",
+            f"the API URL must be http(s)://host[:port][/stage] without query: {raw!r}",
+            EXIT_USAGE,
+        )
+    return raw.rstrip("/")
+
+
+def resolve_region(option: str | None, url: str, env: Mapping[str, str]) -> str:
+    if option:
+        return option
+    match = _EXECUTE_API_HOST.match(urlsplit(url).hostname or "")
+    if match:
+        return match.group(1)
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def parse_tags(pairs: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CommandError("InvalidTag", f"--tag takes KEY=VALUE, not {pair!r}", EXIT_USAGE)
+        if key in tags:
+            raise CommandError("InvalidTag", f"tag {key!r} is given twice", EXIT_USAGE)
+        tags[key] = value
+    return tags
+
+
+def credential_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The POST /credentials body; only what the user set."""
+    body: dict[str, Any] = {"role_arn": args.role}
+    if args.duration is not None:
+        body["duration_seconds"] = args.duration
+    tags = parse_tags(args.tag)
+    if tags:
+        body["tags"] = tags
+    if args.session_name is not None:
+        body["session_name"] = args.session_name
+    return body
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+Transport = Callable[[str, str, dict[str, str], bytes | None], HttpAnswer]
+
+
+def urllib3_transport(
+    method: str, url: str, headers: dict[str, str], body: bytes | None
+) -> HttpAnswer:
+    """One request, no redirects, no retries of its own; raises ConnectionError or TimeoutError."""
+    import urllib3
+
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
+        retries=False,
+    )
+    try:
+        response = http.request(
+            method, url, body=body, headers=headers, redirect=False, preload_content=False
+        )
+        try:
+            data = response.read(MAX_ANSWER_BYTES + 1)
+        finally:
+            response.release_conn()
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise TimeoutError(f"no answer from {url} within {READ_TIMEOUT_SECONDS:.0f}s") from exc
+    except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as exc:
+        raise ConnectionError(f"cannot connect to {url}") from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise ConnectionError(f"the connection to {url} failed: {type(exc).__name__}") from exc
+    finally:
+        http.clear()
+    return HttpAnswer(int(response.status), dict(response.headers), bytes(data))
+
+
+class ApiClient:
+    """Signed calls to one stsvend API; botocore is loaded when the first call is made."""
+
+    def __init__(
+        self,
+        url: str,
+        region: str,
+        env: Mapping[str, str],
+        transport: Transport = urllib3_transport,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self.region = region
+        self._server_id = env.get("STSVEND_SERVER_ID", "").strip()
+        self._transport = transport
+        self._sleep = sleep
+        self._signer: Signer | None = None
+
+    def call(self, method: str, path: str, payload: Mapping[str, Any] | None = None) -> Answer:
+        """The JSON answer; retried once after a connection error or a 503 (per Retry-After)."""
+        body = None if payload is None else json.dumps(payload).encode()
+        for attempt in (1, 2):
+            try:
+                answer = self._send(method, path, body)
+            except ConnectionError as exc:
+                if attempt == 2:
+                    raise CommandError("ServiceUnreachable", str(exc), EXIT_UNAVAILABLE) from exc
+                self._sleep(DEFAULT_RETRY_AFTER_SECONDS)
+                continue
+            except TimeoutError as exc:
+                raise CommandError("ServiceUnreachable", str(exc), EXIT_UNAVAILABLE) from exc
+            if answer.status == 503 and attempt == 1:
+                self._sleep(_retry_after(answer.headers))
+                continue
+            return _decode(answer)
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _send(self, method: str, path: str, body: bytes | None) -> HttpAnswer:
+        signer = self._load_signer()
+        url = self.url + path
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if self._server_id:
+            from stsvend.signing import PROOF_HEADER
+
+            headers[PROOF_HEADER] = self._guard(lambda: signer.identity_proof(self._server_id))
+        headers = signer.sign(method, url, headers, body or b"")
+        headers["User-Agent"] = f"stsvend/{__version__}"
+        return self._transport(method, url, headers, body)
+
+    def _load_signer(self) -> Signer:
+        if self._signer is None:
+            from stsvend.signing import Signer
+
+            self._signer = self._guard(lambda: Signer(self.region))
+        return self._signer
+
+    @staticmethod
+    def _guard(action: Callable[[], Any]) -> Any:
+        from stsvend.signing import CredentialsUnavailable
+
+        try:
+            return action()
+        except CredentialsUnavailable as exc:
+            raise CommandError("NoCredentials", str(exc), EXIT_DENIED) from exc
+
+
+def _retry_after(headers: Mapping[str, str]) -> float:
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return DEFAULT_RETRY_AFTER_SECONDS
+    if seconds != seconds:  # NaN
+        return DEFAULT_RETRY_AFTER_SECONDS
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def _decode(answer: HttpAnswer) -> Answer:
+    if len(answer.body) > MAX_ANSWER_BYTES:
+        raise CommandError("InvalidAnswer", "the service's answer is too large", EXIT_OTHER)
+    try:
+        payload = json.loads(answer.body) if answer.body else None
+    except ValueError:
+        payload = None
+    if 200 <= answer.status < 300:
+        if not isinstance(payload, dict):
+            raise CommandError(
+                "InvalidAnswer", f"HTTP {answer.status} without a JSON object", EXIT_OTHER
+            )
+        return payload
+    raise _service_error(answer.status, payload)
+
+
+def _service_error(status: int, payload: Any) -> CommandError:
+    fields = payload if isinstance(payload, dict) else {}
+    code = fields.get("Code")
+    message = fields.get("Message") or fields.get("message")  # API Gateway says "message"
+    request_id = fields.get("RequestId")
+    return CommandError(
+        _printable(code, 64) if isinstance(code, str) and code else f"HTTP{status}",
+        _printable(message, 500) if isinstance(message, str) and message else f"HTTP {status}",
+        _exit_status(status, code),
+        _printable(request_id, 100) if isinstance(request_id, str) else "",
+    )
+
+
+def _exit_status(status: int, code: Any) -> int:
+    if status in (400, 413):
+        return EXIT_USAGE
+    if status in (401, 403) or (status == 502 and code == "AssumeRoleDenied"):
+        return EXIT_DENIED
+    if status in (429, 502, 503, 504):
+        return EXIT_UNAVAILABLE
+    return EXIT_OTHER
+
+
+def _printable(text: str, limit: int) -> str:
+    """The service's text, one line, bounded: it goes to a terminal."""
+    return "".join(c if c.isprintable() else " " for c in text)[:limit]
+
+
+# -- credentials --------------------------------------------------------------------------------
+
+
+def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Answer:
+    """The service's answer for the requested role: from the cache, else from the API."""
+    env = os.environ if env is None else env
+    url = api_url(args.api, env)
+    request = credential_request(args)
+    if args.refresh_window < 0:
+        raise CommandError("InvalidRequest", "--refresh-window must be 0 or more", EXIT_USAGE)
+
+    def fetch() -> Answer:
+        client = ApiClient(url, resolve_region(args.region, url, env), env)
+        answer = client.call("POST", "/credentials", request)
+        if not is_credential_answer(answer):
+            # Never echo the answer: it may hold a secret.
+            raise CommandError(
+                "InvalidAnswer",
+                "the service's answer lacks AccessKeyId, SecretAccessKey, SessionToken or a "
+                "valid Expiration",
+                EXIT_OTHER,
+            )
+        return answer
+
+    if args.no_cache:
+        return fetch()
+    cache = CredentialCache(default_directory(env))
+    key = cache_key(url, caller_identity(env), request)
+    return cache.get_or_fetch(key, args.refresh_window, fetch, warn=_warn)
+
+
+def render(answer: Answer, output_format: str) -> str:
+    if output_format == "json":
+        return json.dumps(answer, indent=2) + "\n"
+    expiration = _rfc3339(answer["Expiration"])
+    if output_format == "env":
+        variables = _credential_variables(answer)
+        return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items())
+    return json.dumps({
+        "Version": 1,
+        "AccessKeyId": answer["AccessKeyId"],
+        "SecretAccessKey": answer["SecretAccessKey"],
+        "SessionToken": answer["SessionToken"],
+        "Expiration": expiration,
+    }) + "\n"
+
+
+def _rfc3339(value: str) -> str:
+    parsed = parse_expiration(value)
+    assert parsed is not None  # answers are checked before they are cached or rendered
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _credential_variables(answer: Answer) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": answer["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": answer["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": answer["SessionToken"],
+        "AWS_CREDENTIAL_EXPIRATION": _rfc3339(answer["Expiration"]),
+    }
+
+
+def exec_environment(answer: Answer, env: Mapping[str, str]) -> dict[str, str]:
+    child = {k: v for k, v in env.items() if k not in _DROPPED_FOR_EXEC}
+    child.update(_credential_variables(answer))
+    return child
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def cmd_credentials(args: argparse.Namespace) -> int:
+    def run() -> int:
+        sys.stdout.write(render(obtain_credentials(args), args.format))
+        sys.stdout.flush()
+        return 0
+
+    return _reported(run)
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    argv = list(args.argv)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+
+    def run() -> int:
+        if not argv:
+            raise CommandError("NoCommand", "usage: stsvend exec --role ARN -- CMD [ARG...]",
+                               EXIT_USAGE)
+        environment = exec_environment(obtain_credentials(args), os.environ)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            os.execvpe(argv[0], argv, environment)  # noqa: S606 - running CMD is the point
+        except FileNotFoundError:
+            raise CommandError("CommandNotFound", f"{argv[0]}: not found", 127) from None
+        except OSError as exc:
+            raise CommandError("CannotRun", f"{argv[0]}: {exc.strerror or exc}", 126) from None
+        return 0  # not reached: execvpe returns only by raising
+
+    return _reported(run)
+
+
+def cmd_roles(args: argparse.Namespace) -> int:
+    return _reported(lambda: _show(args, "/roles"))
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    return _reported(lambda: _show(args, "/whoami"))
+
+
+def _show(args: argparse.Namespace, path: str) -> int:
+    env = os.environ
+    url = api_url(args.api, env)
+    answer = ApiClient(url, resolve_region(args.region, url, env), env).call("GET", path)
+    sys.stdout.write(json.dumps(answer, indent=2) + "\n")
+    return 0
+
+
+def _reported(run: Callable[[], int]) -> int:
+    try:
+        return run()
+    except CommandError as exc:
+        suffix = f" (request id {exc.request_id})" if exc.request_id else ""
+        print(f"stsvend: {exc.code}: {exc.message}{suffix}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        return 130
+
+
+def _warn(message: str) -> None:
+    print(f"stsvend: warning: {message}", file=sys.stderr)

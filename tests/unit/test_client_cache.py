@@ -1,0 +1,338 @@
+"""The client's credential cache and its pure helpers: keys, freshness, file modes, atomic writes,
+and the settings/rendering logic of `stsvend credentials` and `stsvend exec`."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shlex
+import stat
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stsvend import client
+from stsvend.cache import CredentialCache, cache_key, caller_identity, default_directory
+
+NOW = datetime(2026, 11, 28, 19, 0, 0, tzinfo=timezone.utc)
+KEY = "0" * 64
+
+
+def answer(expires_in: float = 3600, **extra: Any) -> dict[str, Any]:
+    expiration = (NOW + timedelta(seconds=expires_in)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "Version": 1,
+        "AccessKeyId": "ASIAUNITTESTKEY00001",
+        "SecretAccessKey": "unit-secret",
+        "SessionToken": "unit-token",
+        "Expiration": expiration,
+        "AssumedRoleArn": "arn:aws:sts::222222222222:assumed-role/deployer/s",
+        **extra,
+    }
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> CredentialCache:
+    return CredentialCache(tmp_path / "stsvend", clock=NOW.timestamp, lock_wait_seconds=0.2)
+
+
+class Fetch:
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.result = result
+        self.calls = 0
+
+    def __call__(self) -> dict[str, Any]:
+        self.calls += 1
+        return self.result
+
+
+def test_miss_fetches_and_writes_then_hit_reads_without_fetching(cache: CredentialCache) -> None:
+    fetch = Fetch(answer())
+    assert cache.get_or_fetch(KEY, 300, fetch) == answer()
+    assert cache.get_or_fetch(KEY, 300, fetch) == answer()
+    assert fetch.calls == 1
+
+
+def test_expired_entry_is_a_miss(cache: CredentialCache) -> None:
+    cache.ensure_directory()
+    cache.write(KEY, answer(expires_in=-1))
+    assert cache.read(KEY, 0) is None
+    fetch = Fetch(answer())
+    assert cache.get_or_fetch(KEY, 300, fetch)["Expiration"] == answer()["Expiration"]
+    assert fetch.calls == 1
+
+
+def test_entry_inside_refresh_window_is_a_miss(cache: CredentialCache) -> None:
+    cache.ensure_directory()
+    cache.write(KEY, answer(expires_in=200))
+    assert cache.read(KEY, 300) is None
+    assert cache.read(KEY, 100) == answer(expires_in=200)
+
+
+def test_entry_written_while_waiting_is_used_even_inside_the_window(cache: CredentialCache) -> None:
+    # A concurrent process vended it for us: asking again would not give anything fresher.
+    cache.ensure_directory()
+    cache.write(KEY, answer(expires_in=200))
+    mtime = os.stat(cache.path(KEY)).st_mtime
+    assert cache.read(KEY, 300, written_since=mtime - 1) == answer(expires_in=200)
+    assert cache.read(KEY, 300, written_since=mtime + 1) is None
+
+
+def test_files_are_0600_and_directory_0700(tmp_path: Path) -> None:
+    directory = tmp_path / "stsvend"
+    directory.mkdir(mode=0o755)
+    os.chmod(directory, 0o755)
+    old_umask = os.umask(0o022)
+    try:
+        CredentialCache(directory, clock=NOW.timestamp).get_or_fetch(KEY, 300, Fetch(answer()))
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+    entries = list(directory.iterdir())
+    assert {p.suffix for p in entries} == {".json", ".lock"}
+    assert all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in entries)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"{not json", b"[]", b'{"answer": {"AccessKeyId": "A"}}',
+     json.dumps({"answer": answer(Expiration="tomorrow")}).encode(), b"\xff\xfe"],
+    ids=["empty", "truncated", "not-an-object", "missing-fields", "bad-expiration", "not-utf8"],
+)
+def test_corrupt_entry_is_a_miss_and_is_replaced(cache: CredentialCache, content: bytes) -> None:
+    cache.ensure_directory()
+    cache.path(KEY).write_bytes(content)
+    os.chmod(cache.path(KEY), 0o600)
+    fetch = Fetch(answer())
+    assert cache.get_or_fetch(KEY, 300, fetch) == answer()
+    assert fetch.calls == 1
+    assert json.loads(cache.path(KEY).read_text())["answer"] == answer()
+
+
+def test_entry_readable_by_others_is_a_miss(cache: CredentialCache) -> None:
+    cache.ensure_directory()
+    cache.write(KEY, answer())
+    os.chmod(cache.path(KEY), 0o644)
+    assert cache.read(KEY, 300) is None
+
+
+def test_symlinked_entry_is_a_miss(cache: CredentialCache, tmp_path: Path) -> None:
+    cache.ensure_directory()
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps({"answer": answer()}))
+    os.chmod(elsewhere, 0o600)
+    cache.path(KEY).symlink_to(elsewhere)
+    assert cache.read(KEY, 300) is None
+
+
+def test_failed_write_keeps_the_old_entry_and_leaves_no_temporary_file(
+    cache: CredentialCache,
+) -> None:
+    cache.ensure_directory()
+    cache.write(KEY, answer())
+    with pytest.raises(TypeError):
+        cache.write(KEY, answer(Unserializable=object()))
+    assert cache.read(KEY, 300) == answer()
+    assert [p.name for p in cache.directory.iterdir()] == [f"{KEY}.json"]
+
+
+def test_write_renames_a_temporary_file_from_the_same_directory(
+    cache: CredentialCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache.ensure_directory()
+    renames: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def replace(src: str, dst: str) -> None:
+        renames.append((str(src), str(dst)))
+        assert json.loads(Path(src).read_text())["answer"] == answer()  # complete before rename
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    cache.write(KEY, answer())
+    [(src, dst)] = renames
+    assert Path(src).parent == cache.directory and dst == str(cache.path(KEY))
+
+
+def test_a_lock_held_past_the_bound_does_not_block_forever(cache: CredentialCache) -> None:
+    cache.ensure_directory()
+    holder = os.open(cache.directory / f"{KEY}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        fetch = Fetch(answer())
+        assert cache.get_or_fetch(KEY, 300, fetch) == answer()
+        assert fetch.calls == 1
+    finally:
+        os.close(holder)
+
+
+def test_unusable_cache_directory_warns_and_still_fetches(tmp_path: Path) -> None:
+    blocker = tmp_path / "stsvend"
+    blocker.write_text("a file where the directory should be")
+    warnings: list[str] = []
+    fetch = Fetch(answer())
+    result = CredentialCache(blocker, clock=NOW.timestamp).get_or_fetch(
+        KEY, 300, fetch, warn=warnings.append
+    )
+    assert result == answer() and fetch.calls == 1
+    assert warnings and "cache" in warnings[0]
+
+
+def test_cache_key_separates_every_input_and_ignores_tag_order() -> None:
+    base = {"role_arn": "arn:aws:iam::222222222222:role/deployer", "tags": {"a": "1", "b": "2"}}
+    key = cache_key("https://api", "key:AKIA1", base)
+    assert key == cache_key("https://api", "key:AKIA1", {**base, "tags": {"b": "2", "a": "1"}})
+    variants = [
+        cache_key("https://other", "key:AKIA1", base),
+        cache_key("https://api", "key:AKIA2", base),
+        cache_key("https://api", "key:AKIA1", {**base, "role_arn": base["role_arn"] + "2"}),
+        cache_key("https://api", "key:AKIA1", {**base, "duration_seconds": 900}),
+        cache_key("https://api", "key:AKIA1", {**base, "tags": {"a": "1"}}),
+        cache_key("https://api", "key:AKIA1", {**base, "session_name": "x"}),
+    ]
+    assert len({key, *variants}) == 1 + len(variants)
+
+
+def test_caller_identity_is_the_access_key_else_the_profile() -> None:
+    assert caller_identity({"AWS_ACCESS_KEY_ID": "AKIA1", "AWS_PROFILE": "p"}) == "key:AKIA1"
+    assert caller_identity({"AWS_PROFILE": "p"}) != caller_identity({"AWS_PROFILE": "q"})
+    assert caller_identity({}) == caller_identity({"AWS_PROFILE": "default"})
+    assert caller_identity({"AWS_CONFIG_FILE": "/a"}) != caller_identity({"AWS_CONFIG_FILE": "/b"})
+
+
+def test_cache_directory_follows_xdg_cache_home(tmp_path: Path) -> None:
+    assert default_directory({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "stsvend"
+    assert default_directory({}) == Path.home() / ".cache" / "stsvend"
+
+
+# -- client helpers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "url", "env", "expected"),
+    [
+        ("eu-west-1", "https://abc.execute-api.us-east-2.amazonaws.com/api", {}, "eu-west-1"),
+        (None, "https://abc123.execute-api.us-east-2.amazonaws.com/api", {"AWS_REGION": "x"},
+         "us-east-2"),
+        (None, "https://a.execute-api.cn-north-1.amazonaws.com.cn/api", {}, "cn-north-1"),
+        (None, "https://stsvend.example.com", {"AWS_REGION": "ap-south-1"}, "ap-south-1"),
+        (None, "https://stsvend.example.com", {"AWS_DEFAULT_REGION": "sa-east-1"}, "sa-east-1"),
+        (None, "http://127.0.0.1:8000", {}, "us-east-1"),
+    ],
+)
+def test_region(option: str | None, url: str, env: dict[str, str], expected: str) -> None:
+    assert client.resolve_region(option, url, env) == expected
+
+
+def test_api_url_from_option_or_environment() -> None:
+    assert client.api_url("https://x.example.com/api/", {}) == "https://x.example.com/api"
+    assert client.api_url(None, {"STSVEND_API_URL": "http://127.0.0.1:8000"}) == (
+        "http://127.0.0.1:8000"
+    )
+
+
+@pytest.mark.parametrize(
+    "raw", [None, "", "ftp://x.example.com", "x.example.com", "https://", "https://h:99999",
+            "https://h/api?x=1"]
+)
+def test_api_url_missing_or_malformed_is_a_usage_error(raw: str | None) -> None:
+    with pytest.raises(client.CommandError) as caught:
+        client.api_url(raw, {})
+    assert caught.value.exit_status == client.EXIT_USAGE
+
+
+def test_request_body_carries_only_what_was_asked() -> None:
+    args = argparse.Namespace(role="arn:aws:iam::2:role/r", duration=None, tag=[], session_name=None)
+    assert client.credential_request(args) == {"role_arn": "arn:aws:iam::2:role/r"}
+    args = argparse.Namespace(role="r", duration=900, tag=["build-id=12", "job=a=b"],
+                              session_name="deploy-12")
+    assert client.credential_request(args) == {
+        "role_arn": "r", "duration_seconds": 900, "tags": {"build-id": "12", "job": "a=b"},
+        "session_name": "deploy-12",
+    }
+
+
+@pytest.mark.parametrize("tags", [["novalue"], ["=v"], ["k=1", "k=2"]])
+def test_malformed_tags_are_usage_errors(tags: list[str]) -> None:
+    with pytest.raises(client.CommandError) as caught:
+        client.parse_tags(tags)
+    assert caught.value.exit_status == client.EXIT_USAGE
+
+
+def test_process_format_is_exactly_credential_process_version_1() -> None:
+    vended = answer(Expiration="2026-11-28T20:00:00.000+00:00")
+    assert json.loads(client.render(vended, "process")) == {
+        "Version": 1,
+        "AccessKeyId": "ASIAUNITTESTKEY00001",
+        "SecretAccessKey": "unit-secret",
+        "SessionToken": "unit-token",
+        "Expiration": "2026-11-28T20:00:00Z",
+    }
+
+
+def test_json_format_is_the_full_answer() -> None:
+    assert json.loads(client.render(answer(RequestId="r-1"), "json")) == answer(RequestId="r-1")
+
+
+def test_env_format_is_shell_quoted_exports() -> None:
+    vended = answer(SecretAccessKey="a'b $c `d`", SessionToken="tok/en+=")
+    lines = client.render(vended, "env").splitlines()
+    assert all(line.startswith("export ") for line in lines)
+    parsed = dict(shlex.split(line[len("export "):])[0].split("=", 1) for line in lines)
+    assert parsed == {
+        "AWS_ACCESS_KEY_ID": "ASIAUNITTESTKEY00001",
+        "AWS_SECRET_ACCESS_KEY": "a'b $c `d`",
+        "AWS_SESSION_TOKEN": "tok/en+=",
+        "AWS_CREDENTIAL_EXPIRATION": answer()["Expiration"],
+    }
+
+
+def test_exec_environment_replaces_credentials_and_drops_profiles() -> None:
+    parent = {"PATH": "/bin", "AWS_PROFILE": "base", "AWS_DEFAULT_PROFILE": "base",
+              "AWS_ACCESS_KEY_ID": "AKIAPARENT", "AWS_SECRET_ACCESS_KEY": "parent",
+              "AWS_SECURITY_TOKEN": "legacy", "AWS_REGION": "eu-west-1"}
+    child = client.exec_environment(answer(), parent)
+    assert child == {
+        "PATH": "/bin",
+        "AWS_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "ASIAUNITTESTKEY00001",
+        "AWS_SECRET_ACCESS_KEY": "unit-secret",
+        "AWS_SESSION_TOKEN": "unit-token",
+        "AWS_CREDENTIAL_EXPIRATION": answer()["Expiration"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code", "exit_status"),
+    [
+        (400, {"Code": "InvalidRequest", "Message": "m"}, "InvalidRequest", 2),
+        (413, {"Code": "PayloadTooLarge", "Message": "m"}, "PayloadTooLarge", 2),
+        (401, {"Code": "NotAuthenticated", "Message": "m"}, "NotAuthenticated", 3),
+        (403, {"Code": "RoleNotGranted", "Message": "m"}, "RoleNotGranted", 3),
+        (403, {"message": "Missing Authentication Token"}, "HTTP403", 3),
+        (502, {"Code": "AssumeRoleDenied", "Message": "m"}, "AssumeRoleDenied", 3),
+        (502, {"message": "Internal server error"}, "HTTP502", 4),
+        (503, {"Code": "ServiceUnavailable", "Message": "m"}, "ServiceUnavailable", 4),
+        (504, None, "HTTP504", 4),
+        (500, {"Code": "InternalError", "Message": "m"}, "InternalError", 1),
+    ],
+)
+def test_service_errors_map_to_exit_statuses(
+    status: int, body: Any, code: str, exit_status: int
+) -> None:
+    raw = b"<html>gateway</html>" if body is None else json.dumps(body).encode()
+    with pytest.raises(client.CommandError) as caught:
+        client._decode(client.HttpAnswer(status, {}, raw))
+    assert (caught.value.code, caught.value.exit_status) == (code, exit_status)
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"), [("3", 3.0), ("0", 0.0), ("9999", 10.0), ("-5", 0.0), ("soon", 1.0),
+                            ("nan", 1.0)]
+)
+def test_retry_after_is_bounded(header: str, seconds: float) -> None:
+    assert client._retry_after({"Retry-After": header}) == seconds
