@@ -313,18 +313,18 @@ def _write(
     """The TransactWriteItems action for one change, conditional on the state the plan saw."""
     from chalicelib.grants import to_attribute
 
-    names = {"#p": "principal"}
+    # DynamoDB refuses names and values the expression does not use.
+    names: dict[str, str]
     values: dict[str, Any] = {}
     if change.kind == "add":
-        condition = "attribute_not_exists(#p)"
+        condition, names = "attribute_not_exists(#p)", {"#p": "principal"}
+    elif change.version is None:
+        # Written by hand without bookkeeping: all we can require is that it still is so.
+        condition = "attribute_exists(#p) AND attribute_not_exists(#v)"
+        names = {"#p": "principal", "#v": "version"}
     else:
-        names["#v"] = "version"
-        if change.version is None:
-            # Written by hand without bookkeeping: all we can require is that it still is so.
-            condition = "attribute_exists(#p) AND attribute_not_exists(#v)"
-        else:
-            condition = "#v = :expected"
-            values[":expected"] = to_attribute(change.version)
+        condition, names = "#v = :expected", {"#v": "version"}
+        values[":expected"] = to_attribute(change.version)
     guard: dict[str, Any] = {
         "TableName": table,
         "ConditionExpression": condition,

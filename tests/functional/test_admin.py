@@ -51,7 +51,8 @@ def table(dynamodb: Any) -> str:
 
 
 def local_grants() -> list[dict[str, Any]]:
-    return json.loads((ROOT / "policies" / "grants" / "local.json").read_text())
+    entries: list[dict[str, Any]] = json.loads((ROOT / "policies" / "grants" / "local.json").read_text())
+    return entries
 
 
 def grants_file(tmp_path: Path, grants: list[dict[str, Any]]) -> str:
@@ -199,9 +200,7 @@ def test_a_concurrent_change_fails_the_apply_and_writes_nothing(
     assert after[SAMPLE_APP]["version"] == 2
 
 
-def test_a_grant_added_concurrently_fails_the_apply(
-    dynamodb: Any, table: str, tmp_path: Path
-) -> None:
+def test_a_grant_added_concurrently_fails_the_apply(dynamodb: Any, table: str) -> None:
     wanted = load_grants_file(ROOT / "policies" / "grants" / "local.json", SESSION_DIR)
     plan = plan_changes(dynamodb, TABLE, wanted)
     by_hand = {k: to_attribute(v) for k, v in wanted[0].to_item().items()}
@@ -268,7 +267,7 @@ def test_an_item_written_by_hand_in_the_stored_form_is_not_a_change(
 
     assert plan_changes(dynamodb, TABLE, wanted).empty
 
-    edited = [g for g in local_grants()]
+    edited = local_grants()
     edited[0]["description"] = "new words"
     plan = plan_changes(dynamodb, TABLE, load_grants_file(
         Path(grants_file(tmp_path, edited)), SESSION_DIR))
@@ -322,8 +321,7 @@ def test_admin_commands_outside_a_checkout_fail_clearly(
 
 
 def test_root_option_finds_the_checkout_from_elsewhere(
-    dynamodb: Any, table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    dynamodb: Any, table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
 
