@@ -30,9 +30,11 @@ from stsvend.grantsfile import (
     scan_items,
 )
 
+# The Python API the local stack uses, next to the commands.
 __all__ = [
-    "AdminError", "ApplyResult", "GrantPlan", "apply_changes", "cmd_bootstrap", "cmd_grants",
-    "cmd_trust_policy", "create_table", "load_grants_file", "plan_changes", "render_trust_policy",
+    "AdminError", "ApplyResult", "Checkout", "GrantPlan", "apply_changes", "cmd_bootstrap",
+    "cmd_grants", "cmd_trust_policy", "create_table", "load_grants_file", "open_checkout",
+    "plan_changes", "render_trust_policy",
 ]
 
 SERVICE_ROLE_PLACEHOLDER = "${STSVEND_SERVICE_ROLE_ARN}"
@@ -176,10 +178,9 @@ def _list(dynamodb: Any, table: str, stage: str) -> int:
         arns = [r.role_arn for r in grant.roles]
         rows.append((grant.principal, "yes" if grant.enabled else "no", not_after, arns[0]))
         rows += [("", "", "", arn) for arn in arns[1:]]
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-              + "  " + row[3])
+    w0, w1, w2 = (max(len(row[i]) for row in rows) for i in range(3))
+    for principal, enabled, not_after, role in rows:
+        print(f"{principal:<{w0}}  {enabled:<{w1}}  {not_after:<{w2}}  {role}")
     return 0
 
 
