@@ -251,9 +251,9 @@ def render_trust_policy(
     from chalicelib.arns import ROLE_ARN
     from chalicelib.grants import EXTERNAL_ID
 
-    if not ROLE_ARN.match(service_role_arn):
+    if not ROLE_ARN.fullmatch(service_role_arn):
         raise AdminError(f"--service-role must be an IAM role ARN, not {service_role_arn!r}")
-    if external_id is not None and not EXTERNAL_ID.match(external_id):
+    if external_id is not None and not EXTERNAL_ID.fullmatch(external_id):
         raise AdminError("--external-id must be 2-1224 characters of [\\w+=,.@:/-]")
     policy = copy.deepcopy(template)
     if external_id is None:

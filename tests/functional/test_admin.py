@@ -467,7 +467,12 @@ def test_trust_policy_without_external_id_drops_the_condition(
 
 @pytest.mark.parametrize(
     "arn",
-    ["arn:aws:iam::111111111111:user/stsvend", "arn:aws:iam::*:role/stsvend", "stsvend-dev"],
+    [
+        "arn:aws:iam::111111111111:user/stsvend",
+        "arn:aws:iam::*:role/stsvend",
+        "stsvend-dev",
+        SERVICE_ROLE + "\n",  # `$` would match before a trailing newline
+    ],
 )
 def test_trust_policy_refuses_a_service_role_that_is_not_a_role_arn(
     aws: None, capsys: pytest.CaptureFixture[str], arn: str
@@ -477,3 +482,11 @@ def test_trust_policy_refuses_a_service_role_that_is_not_a_role_arn(
     captured = capsys.readouterr()
     assert "--service-role must be an IAM role ARN" in captured.err
     assert captured.out == ""
+
+
+def test_trust_policy_refuses_a_malformed_external_id(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["trust-policy", "--service-role", SERVICE_ROLE, "--external-id", "a b"]) == 1
+
+    assert "--external-id must be" in capsys.readouterr().err
