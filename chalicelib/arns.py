@@ -51,27 +51,27 @@ def parse_caller_arn(arn: str) -> PrincipalArn | None:
 
     Assumed-role ARNs carry no role path, so users lose theirs too: grants match account + name.
     """
-    if m := _ASSUMED_ROLE.match(arn):
+    if m := _ASSUMED_ROLE.fullmatch(arn):
         part, account, role, session = m.groups()
         return PrincipalArn(
             arn, f"arn:{part}:iam::{account}:role/{role}", part, account, "role", role, session
         )
-    if m := _IAM_USER.match(arn):
+    if m := _IAM_USER.fullmatch(arn):
         part, account, _path, name = m.groups()
         return PrincipalArn(arn, f"arn:{part}:iam::{account}:user/{name}", part, account, "user", name)
-    if m := _IAM_ROLE.match(arn):
+    if m := _IAM_ROLE.fullmatch(arn):
         # Only seen for a role authenticating directly (never via SigV4), kept for completeness.
         part, account, _path, name = m.groups()
         return PrincipalArn(arn, f"arn:{part}:iam::{account}:role/{name}", part, account, "role", name)
-    if m := _ROOT.match(arn):
+    if m := _ROOT.fullmatch(arn):
         part, account = m.groups()
         return PrincipalArn(arn, arn, part, account, "root", "root")
-    if m := _FEDERATED.match(arn):
+    if m := _FEDERATED.fullmatch(arn):
         part, account, name = m.groups()
         return PrincipalArn(arn, arn, part, account, "federated-user", name)
     return None
 
 
 def account_of_role_arn(role_arn: str) -> str | None:
-    m = ROLE_ARN.match(role_arn)
+    m = ROLE_ARN.fullmatch(role_arn)
     return m.group(2) if m else None

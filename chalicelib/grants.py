@@ -92,7 +92,7 @@ class Grant:
     def matches(self, principal_arn: str) -> bool:
         if self._pattern is None:
             return self.principal == principal_arn
-        return self._pattern.match(principal_arn) is not None
+        return self._pattern.fullmatch(principal_arn) is not None
 
     def role(self, role_arn: str) -> RoleGrant | None:
         return next((r for r in self.roles if r.role_arn == role_arn), None)
@@ -161,7 +161,7 @@ def parse_role(
     if unknown:
         raise _fail(principal, where, f"has unknown field(s): {', '.join(sorted(unknown))}")
     role_arn = raw.get("role_arn")
-    if not isinstance(role_arn, str) or not ROLE_ARN.match(role_arn):
+    if not isinstance(role_arn, str) or not ROLE_ARN.fullmatch(role_arn):
         raise _fail(principal, f"{where}.role_arn", f"is not an IAM role ARN: {role_arn!r}")
     duration = _int(raw.get("max_duration_seconds", MAX_DURATION_SECONDS))
     if duration is None or not MIN_DURATION_SECONDS <= duration <= MAX_DURATION_SECONDS:
@@ -174,7 +174,7 @@ def parse_role(
     policy_name = raw.get("session_policy")
     document: str | None = None
     if policy_name is not None:
-        if not isinstance(policy_name, str) or not SESSION_POLICY_NAME.match(policy_name):
+        if not isinstance(policy_name, str) or not SESSION_POLICY_NAME.fullmatch(policy_name):
             raise _fail(principal, f"{where}.session_policy", "must be a policy name")
         source = resolve_policy(policy_name) if resolve_policy else raw.get("session_policy_document")
         if source is None:
@@ -186,12 +186,14 @@ def parse_role(
     elif resolve_policy is None and raw.get("session_policy_document") is not None:
         raise _fail(principal, f"{where}.session_policy_document", "needs a session_policy name")
     policy_arns = _strings(raw.get("policy_arns", []))
-    if policy_arns is None or not all(POLICY_ARN.match(a) for a in policy_arns):
+    if policy_arns is None or not all(POLICY_ARN.fullmatch(a) for a in policy_arns):
         raise _fail(principal, f"{where}.policy_arns", "must be a list of IAM policy ARNs")
     if len(policy_arns) > MAX_POLICY_ARNS:
         raise _fail(principal, f"{where}.policy_arns", f"may name at most {MAX_POLICY_ARNS}")
     external_id = raw.get("external_id")
-    if external_id is not None and (not isinstance(external_id, str) or not EXTERNAL_ID.match(external_id)):
+    if external_id is not None and (
+        not isinstance(external_id, str) or not EXTERNAL_ID.fullmatch(external_id)
+    ):
         raise _fail(principal, f"{where}.external_id", "must be 2-1224 characters of [\\w+=,.@:/-]")
     return RoleGrant(
         role_arn=role_arn,
@@ -218,7 +220,7 @@ def parse_grant(raw: Any, *, resolve_policy: Callable[[str], Any] | None = None)
     unknown = set(raw) - allowed
     if unknown:
         raise _fail(principal, "", f"has unknown field(s): {', '.join(sorted(unknown))}")
-    m = GRANT_PRINCIPAL.match(principal)
+    m = GRANT_PRINCIPAL.fullmatch(principal)
     if not m:
         raise _fail(
             principal,
@@ -232,7 +234,7 @@ def parse_grant(raw: Any, *, resolve_policy: Callable[[str], Any] | None = None)
     pattern = principal_pattern(principal)
     principal_id = raw.get("principal_id")
     if principal_id is not None:
-        if not isinstance(principal_id, str) or not UNIQUE_ID.match(principal_id):
+        if not isinstance(principal_id, str) or not UNIQUE_ID.fullmatch(principal_id):
             raise _fail(principal, "principal_id", "must be an IAM unique id (AROA…/AIDA…)")
         if pattern is not None:
             raise _fail(principal, "principal_id", "cannot pin a pattern principal")
@@ -259,7 +261,7 @@ def parse_grant(raw: Any, *, resolve_policy: Callable[[str], Any] | None = None)
     except ValueError as exc:
         raise _fail(principal, "source_cidrs", f"has a bad CIDR ({exc})") from None
     tags = _strings(raw.get("request_tags", []))
-    if tags is None or not all(TAG_KEY.match(t) for t in tags):
+    if tags is None or not all(TAG_KEY.fullmatch(t) for t in tags):
         raise _fail(principal, "request_tags", "must be a list of session tag keys")
     if any(t.lower().startswith(("aws:", "stsvend:")) for t in tags):
         raise _fail(principal, "request_tags", "may not allow aws: or stsvend: keys")
@@ -298,7 +300,7 @@ class BrokenGrant:
 
     def matches(self, principal_arn: str) -> bool:
         pattern = principal_pattern(self.principal)
-        return self.principal == principal_arn if pattern is None else bool(pattern.match(principal_arn))
+        return self.principal == principal_arn if pattern is None else bool(pattern.fullmatch(principal_arn))
 
 
 AnyGrant = Grant | BrokenGrant

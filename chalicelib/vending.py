@@ -95,7 +95,7 @@ def parse_request(body: bytes | str | None, partition: str) -> CredentialRequest
     role_arn = data.get("role_arn")
     if not isinstance(role_arn, str):
         raise InvalidRequest("role_arn is required and must be a string")
-    match = ROLE_ARN.match(role_arn)
+    match = ROLE_ARN.fullmatch(role_arn)
     if not match:
         raise InvalidRequest("role_arn is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
     if match.group(1) != partition:
@@ -114,7 +114,7 @@ def parse_request(body: bytes | str | None, partition: str) -> CredentialRequest
         raise InvalidRequest("tag keys are case-insensitive; a key is repeated")
     session_name = data.get("session_name")
     if session_name is not None and (
-        not isinstance(session_name, str) or not SESSION_NAME.match(session_name)
+        not isinstance(session_name, str) or not SESSION_NAME.fullmatch(session_name)
     ):
         raise InvalidRequest("session_name must be 2-64 characters of letters, digits and +=,.@_-")
     return CredentialRequest(role_arn, duration, dict(tags), session_name)

@@ -1,0 +1,189 @@
+"""Grant matching: exact beats pattern, the longest pattern wins, one grant decides; every deny reason."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from chalicelib.errors import CallerNotAllowed, SourceNotAllowed
+from chalicelib.grants import (
+    BrokenGrant,
+    Grant,
+    GrantError,
+    authorize_caller,
+    from_attribute,
+    grant_from_item,
+    parse_grant,
+    to_attribute,
+)
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+ROLE = {"role_arn": "arn:aws:iam::222222222222:role/deployer"}
+POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}'
+
+
+def stored(principal: str, **fields: Any) -> Grant:
+    return parse_grant(
+        {"principal": principal, "account_id": principal.split(":")[4], "roles": [ROLE], **fields}
+    )
+
+
+def decide(grants: list[Any], principal: str, unique_id: str = "AROAX", ip: str = "10.0.0.1") -> Grant:
+    return authorize_caller(grants, principal, unique_id, ip, NOW)
+
+
+CI_BUILD = "arn:aws:iam::111111111111:role/ci-build"
+
+
+def test_exact_beats_pattern() -> None:
+    exact = stored(CI_BUILD, description="exact")
+    pattern = stored("arn:aws:iam::111111111111:role/ci-*", description="pattern")
+    assert decide([pattern, exact], CI_BUILD) is exact
+
+
+def test_longest_pattern_wins() -> None:
+    short = stored("arn:aws:iam::111111111111:role/ci-*")
+    longer = stored("arn:aws:iam::111111111111:role/ci-bu*")
+    assert decide([short, longer], CI_BUILD) is longer
+    assert decide([short, longer], "arn:aws:iam::111111111111:role/ci-deploy") is short
+
+
+def test_the_deciding_grant_decides_even_when_it_denies() -> None:
+    # A disabled exact grant is not overridden by a broader pattern: one grant decides.
+    exact = stored(CI_BUILD, enabled=False)
+    pattern = stored("arn:aws:iam::111111111111:role/ci-*")
+    with pytest.raises(CallerNotAllowed, match="disabled"):
+        decide([exact, pattern], CI_BUILD)
+
+
+def test_equally_long_matching_patterns_are_ambiguous_and_deny() -> None:
+    a = stored("arn:aws:iam::111111111111:role/ci-*")
+    b = stored("arn:aws:iam::111111111111:role/*ild")
+    assert len(a.principal) == len(b.principal)
+    with pytest.raises(CallerNotAllowed):
+        decide([a, b], CI_BUILD)
+
+
+def test_pattern_stays_in_the_name_part() -> None:
+    pattern = stored("arn:aws:iam::111111111111:role/ci-*")
+    with pytest.raises(CallerNotAllowed):
+        decide([pattern], "arn:aws:iam::111111111111:user/ci-build")
+    with pytest.raises(CallerNotAllowed):
+        decide([pattern], "arn:aws:iam::111111111111:role/ci-x/../admin")
+
+
+def test_a_broken_item_that_would_decide_denies() -> None:
+    broken = BrokenGrant(CI_BUILD, "roles must be a non-empty list")
+    pattern = stored("arn:aws:iam::111111111111:role/ci-*")
+    with pytest.raises(CallerNotAllowed):
+        decide([broken, pattern], CI_BUILD)
+
+
+@pytest.mark.parametrize(
+    ("fields", "unique_id", "ip", "error", "reason"),
+    [
+        ({"enabled": False}, "AROAX", "10.0.0.1", CallerNotAllowed, "disabled"),
+        ({"not_after": "2026-11-28T12:00:00Z"}, "AROAX", "10.0.0.1", CallerNotAllowed, "expired"),
+        (
+            {"principal_id": "AROAORIGINAL00000001"},
+            "AROARECREATED0000001",
+            "10.0.0.1",
+            CallerNotAllowed,
+            "unique id",
+        ),
+        ({"source_cidrs": ["10.0.0.0/8"]}, "AROAX", "192.168.1.1", SourceNotAllowed, "source"),
+        ({"source_cidrs": ["10.0.0.0/8"]}, "AROAX", "", SourceNotAllowed, "unknown"),
+        ({"source_cidrs": ["2001:db8::/32"]}, "AROAX", "10.0.0.1", SourceNotAllowed, "source"),
+    ],
+)
+def test_deny_reasons(
+    fields: dict[str, Any], unique_id: str, ip: str, error: type[Exception], reason: str
+) -> None:
+    with pytest.raises(error, match=reason):
+        decide([stored(CI_BUILD, **fields)], CI_BUILD, unique_id, ip)
+
+
+def test_no_grant_denies() -> None:
+    with pytest.raises(CallerNotAllowed):
+        decide([], CI_BUILD)
+
+
+def test_allowed_cases() -> None:
+    assert decide([stored(CI_BUILD, not_after="2026-11-28T12:00:01Z")], CI_BUILD)
+    assert decide([stored(CI_BUILD, principal_id="AROAORIGINAL00000001")], CI_BUILD, "AROAORIGINAL00000001")
+    assert decide(
+        [stored(CI_BUILD, source_cidrs=["10.0.0.0/8", "2001:db8::/32"])], CI_BUILD, ip="2001:db8::1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"principal": "arn:aws:iam::*:role/x"}, "principal"),
+        ({"principal": "arn:aws:iam::1111*:role/x"}, "principal"),
+        ({"principal": "arn:aws:iam::111111111111:role/path/x"}, "principal"),
+        ({"principal": "arn:aws:iam::111111111111:group/x"}, "principal"),
+        ({"color": "red"}, "unknown field"),
+        ({"roles": []}, "roles"),
+        ({"roles": [{"role_arn": "arn:aws:iam::222222222222:role/*"}]}, "role_arn"),
+        ({"roles": [{**ROLE, "max_duration_seconds": 3601}]}, "max_duration_seconds"),
+        ({"roles": [{**ROLE, "max_duration_seconds": 899}]}, "max_duration_seconds"),
+        ({"roles": [{**ROLE, "max_duration_seconds": True}]}, "max_duration_seconds"),
+        ({"roles": [ROLE, ROLE]}, "twice"),
+        ({"roles": [{**ROLE, "colour": 1}]}, "unknown field"),
+        ({"request_tags": ["stsvend:caller"]}, "request_tags"),
+        ({"request_tags": ["AWS:x"]}, "request_tags"),
+        ({"request_tags": ["a", "A"]}, "request_tags"),
+        ({"source_cidrs": ["10.0.0.1/8"]}, "source_cidrs"),
+        ({"not_after": "2027-06-30"}, "not_after"),
+        ({"enabled": "yes"}, "enabled"),
+        ({"principal_id": "not-an-id"}, "principal_id"),
+        (
+            {"principal": "arn:aws:iam::111111111111:role/ci-*", "principal_id": "AROAORIGINAL00000001"},
+            "principal_id",
+        ),
+        ({"roles": [{**ROLE, "session_policy": "missing"}]}, "unknown policy"),
+    ],
+)
+def test_invalid_grants_name_the_field(raw: dict[str, Any], field: str) -> None:
+    with pytest.raises(GrantError, match=field):
+        parse_grant({"principal": CI_BUILD, "roles": [ROLE], **raw}, resolve_policy=lambda name: None)
+
+
+def test_stored_grant_must_live_under_its_principals_account() -> None:
+    with pytest.raises(GrantError, match="account_id"):
+        parse_grant({"principal": CI_BUILD, "account_id": "999999999999", "roles": [ROLE]})
+
+
+def test_stored_item_round_trips_through_dynamodb_attributes() -> None:
+    grant = stored(
+        CI_BUILD,
+        principal_id="AROAORIGINAL00000001",
+        not_after="2027-06-30T00:00:00Z",
+        source_cidrs=["10.0.0.0/8"],
+        request_tags=["build-id"],
+        roles=[
+            {
+                **ROLE,
+                "max_duration_seconds": 900,
+                "session_policy": "p",
+                "session_policy_document": POLICY,
+                "policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+                "external_id": "ext-1",
+            }
+        ],
+    )
+    item = {k: to_attribute(v) for k, v in {**grant.to_item(), "version": 3}.items()}
+    assert item["roles"]["L"][0]["M"]["max_duration_seconds"] == {"N": "900"}
+    again = grant_from_item(item)
+    assert again == grant
+    assert from_attribute({"SS": ["a"]}) == ["a"]
+
+
+def test_unparseable_item_becomes_a_broken_grant() -> None:
+    item = {"account_id": {"S": "111111111111"}, "principal": {"S": CI_BUILD}, "roles": {"S": "x"}}
+    broken = grant_from_item(item)
+    assert isinstance(broken, BrokenGrant)
+    assert broken.matches(CI_BUILD)

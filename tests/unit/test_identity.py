@@ -1,0 +1,78 @@
+"""Caller ARNs, normalized to what grants match on (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.errors import NotAuthenticated
+from chalicelib.identity import caller_from_apigateway
+
+
+@pytest.mark.parametrize(
+    ("arn", "principal", "name", "session"),
+    [
+        (
+            "arn:aws:sts::111111111111:assumed-role/jenkins-agent/i-0abc",
+            "arn:aws:iam::111111111111:role/jenkins-agent",
+            "jenkins-agent",
+            "i-0abc",
+        ),
+        (
+            "arn:aws:sts::111111111111:assumed-role/a.b@c=d,e+f_g-h/sess@corp.example",
+            "arn:aws:iam::111111111111:role/a.b@c=d,e+f_g-h",
+            "a.b@c=d,e+f_g-h",
+            "sess@corp.example",
+        ),
+        ("arn:aws:iam::111111111111:user/alice", "arn:aws:iam::111111111111:user/alice", "alice", None),
+        (
+            "arn:aws:iam::111111111111:user/division/team/bob",
+            "arn:aws:iam::111111111111:user/bob",
+            "bob",
+            None,
+        ),
+        ("arn:aws:iam::111111111111:root", "arn:aws:iam::111111111111:root", "root", None),
+        (
+            "arn:aws-cn:sts::111111111111:assumed-role/builder/s1",
+            "arn:aws-cn:iam::111111111111:role/builder",
+            "builder",
+            "s1",
+        ),
+        (
+            "arn:aws-us-gov:iam::111111111111:user/gov-user",
+            "arn:aws-us-gov:iam::111111111111:user/gov-user",
+            "gov-user",
+            None,
+        ),
+    ],
+)
+def test_caller_arns_are_normalized(arn: str, principal: str, name: str, session: str | None) -> None:
+    caller = caller_from_apigateway(
+        {"userArn": arn, "caller": "AROAEXAMPLE:x", "accountId": "111111111111", "sourceIp": "10.0.0.1"}
+    )
+    assert caller.arn == arn
+    assert caller.principal_arn == principal
+    assert caller.name == name
+    assert caller.session_name == session
+    assert caller.account_id == "111111111111"
+    assert caller.unique_id == "AROAEXAMPLE"
+    assert caller.source_ip == "10.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        None,
+        {},
+        {"userArn": ""},
+        {"userArn": None, "caller": "AIDA"},
+        {"userArn": "arn:aws:iam::111111111111:group/admins"},
+        {"userArn": "arn:aws:sts::111111111111:assumed-role/only-role"},
+        {"userArn": "arn:aws:iam::1111:user/short-account"},
+        {"userArn": "arn:aws:iam::111111111111:user/alice", "accountId": "222222222222"},
+        {"userArn": "arn:other:iam::111111111111:user/alice"},
+        {"userArn": "arn:aws:iam::111111111111:user/ali ce"},
+    ],
+)
+def test_unknown_or_missing_identity_is_not_authenticated(identity: dict[str, str] | None) -> None:
+    with pytest.raises(NotAuthenticated):
+        caller_from_apigateway(identity)

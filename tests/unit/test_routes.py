@@ -1,0 +1,26 @@
+"""Every route is behind IAM auth and Chalice never answers with a stack trace."""
+
+from __future__ import annotations
+
+from chalice.app import IAMAuthorizer
+
+import app as app_module
+
+
+def test_every_route_has_the_iam_authorizer() -> None:
+    entries = [
+        (path, method, entry)
+        for path, methods in app_module.app.routes.items()
+        for method, entry in methods.items()
+    ]
+    assert {(path, method) for path, method, _ in entries} == {
+        ("/credentials", "POST"),
+        ("/roles", "GET"),
+        ("/whoami", "GET"),
+    }
+    for path, method, entry in entries:
+        assert isinstance(entry.authorizer, IAMAuthorizer), f"{method} {path} is not behind IAM auth"
+
+
+def test_debug_is_off() -> None:
+    assert app_module.app.debug is False

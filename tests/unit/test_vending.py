@@ -1,0 +1,168 @@
+"""Request validation per bad-input class, and the names and tags STS receives, at their limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from chalicelib.errors import (
+    DurationNotAllowed,
+    InvalidRequest,
+    PayloadTooLarge,
+    RoleNotGranted,
+    TagNotAllowed,
+)
+from chalicelib.grants import parse_grant
+from chalicelib.identity import Caller, build_caller
+from chalicelib.vending import (
+    CredentialRequest,
+    parse_request,
+    plan_assume_role,
+    role_session_name,
+    source_identity,
+)
+
+ROLE = "arn:aws:iam::222222222222:role/deployer"
+VALID_NAME = r"^[A-Za-z0-9+=,.@_-]{2,64}$"
+
+
+def caller(arn: str = "arn:aws:sts::111111111111:assumed-role/jenkins/i-0abc") -> Caller:
+    return build_caller(arn, "AROAX:s", "111111111111", "10.0.0.1", "ua")
+
+
+def parse(body: Any) -> CredentialRequest:
+    return parse_request(json.dumps(body) if not isinstance(body, (str, bytes)) else body, "aws")
+
+
+def test_a_full_request_parses() -> None:
+    request = parse(
+        {"role_arn": ROLE, "duration_seconds": 900, "tags": {"build-id": "1"}, "session_name": "d-1"}
+    )
+    assert request == CredentialRequest(ROLE, 900, {"build-id": "1"}, "d-1")
+    assert parse({"role_arn": "arn:aws:iam::222222222222:role/team/app/deployer"}).duration_seconds is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "null",
+        "[]",
+        '"role"',
+        "{bad json}",
+        f'{{"role_arn": "{ROLE}", "role_arn": "{ROLE}"}}',
+        b"\xff\xfe",
+        "[" * 8000 + "]" * 8000,
+        {},
+        {"role_arn": None},
+        {"role_arn": 7},
+        {"role_arn": ROLE, "extra": 1},
+        {"role_arn": "arn:aws:iam::222222222222:role/*"},
+        {"role_arn": "arn:aws:iam::222222222222:role/"},
+        {"role_arn": "arn:aws:iam::22222222222:role/deployer"},
+        {"role_arn": "arn:aws:iam::222222222222:user/deployer"},
+        {"role_arn": "arn:aws-cn:iam::222222222222:role/deployer"},
+        {"role_arn": ROLE + "\n"},
+        {"role_arn": ROLE, "duration_seconds": "900"},
+        {"role_arn": ROLE, "duration_seconds": 900.0},
+        {"role_arn": ROLE, "duration_seconds": True},
+        {"role_arn": ROLE, "tags": ["build-id"]},
+        {"role_arn": ROLE, "tags": {"k": 1}},
+        {"role_arn": ROLE, "tags": {"": "v"}},
+        {"role_arn": ROLE, "tags": {"k" * 129: "v"}},
+        {"role_arn": ROLE, "tags": {"k": "v" * 257}},
+        {"role_arn": ROLE, "tags": {"bad*key": "v"}},
+        {"role_arn": ROLE, "tags": {"k": "new\nline"}},
+        {"role_arn": ROLE, "tags": {"aws:createdBy": "me"}},
+        {"role_arn": ROLE, "tags": {"Build": "1", "build": "2"}},
+        {"role_arn": ROLE, "tags": {f"k{i}": "v" for i in range(48)}},
+        {"role_arn": ROLE, "session_name": "x"},
+        {"role_arn": ROLE, "session_name": "x" * 65},
+        {"role_arn": ROLE, "session_name": "spaces are bad"},
+        {"role_arn": ROLE, "session_name": "ünïcode"},
+        {"role_arn": ROLE, "session_name": 12},
+    ],
+)
+def test_bad_requests_are_invalid(body: Any) -> None:
+    with pytest.raises(InvalidRequest):
+        parse(body)
+
+
+def test_body_over_16_kib_is_too_large() -> None:
+    with pytest.raises(PayloadTooLarge):
+        parse(json.dumps({"role_arn": ROLE, "pad": "x" * 16384}))
+
+
+def test_tags_at_sts_limits_are_accepted() -> None:
+    tags = {f"k{i}": "v" for i in range(45)}
+    tags["K" * 128] = "é" * 256
+    tags["with space:/=+-@_."] = "Zürich 東京 ١٢٣"
+    request = parse({"role_arn": ROLE, "tags": tags})
+    assert len(request.tags) == 47
+
+
+def grant(**fields: Any) -> Any:
+    return parse_grant(
+        {
+            "principal": "arn:aws:iam::111111111111:role/jenkins",
+            "account_id": "111111111111",
+            "request_tags": ["build-id"],
+            "roles": [{"role_arn": ROLE, "max_duration_seconds": 1800}],
+            **fields,
+        }
+    )
+
+
+def test_plan_rejects_roles_durations_and_tags_outside_the_grant() -> None:
+    with pytest.raises(RoleNotGranted):
+        plan_assume_role(caller(), CredentialRequest("arn:aws:iam::222222222222:role/admin"), grant(), "r")
+    with pytest.raises(DurationNotAllowed):
+        plan_assume_role(caller(), CredentialRequest(ROLE, 1801), grant(), "r")
+    with pytest.raises(DurationNotAllowed):
+        plan_assume_role(caller(), CredentialRequest(ROLE, 899), grant(), "r")
+    with pytest.raises(TagNotAllowed):
+        plan_assume_role(caller(), CredentialRequest(ROLE, None, {"team": "x"}), grant(), "r")
+    for key in ("stsvend:caller", "StsVend:Caller-Account", "STSVEND:x"):
+        with pytest.raises(TagNotAllowed, match="collides"):
+            plan_assume_role(caller(), CredentialRequest(ROLE, None, {key: "x"}), grant(), "r")
+
+
+def test_session_name_uses_request_then_caller_session_then_request_id() -> None:
+    request_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    assert (
+        role_session_name(caller(), CredentialRequest(ROLE, session_name="d-1"), request_id) == "jenkins-d-1"
+    )
+    assert role_session_name(caller(), CredentialRequest(ROLE), request_id) == "jenkins-i-0abc"
+    user = caller("arn:aws:iam::111111111111:user/alice")
+    assert role_session_name(user, CredentialRequest(ROLE), request_id) == "alice-0f1e2d3c4b5a"
+
+
+def test_session_name_and_source_identity_stay_within_sts_limits() -> None:
+    long_role = "r" * 64
+    long_session = "s" * 64
+    c = caller(f"arn:aws:sts::111111111111:assumed-role/{long_role}/{long_session}")
+    name = role_session_name(c, CredentialRequest(ROLE, session_name="q" * 64), "rid")
+    assert len(name) == 64
+    assert name.endswith("-" + "q" * 32)
+    assert source_identity(c) == long_role
+    short = caller("arn:aws:iam::111111111111:user/a")
+    assert source_identity(short) == "a_"
+    import re
+
+    for value in (name, source_identity(short), role_session_name(short, CredentialRequest(ROLE), "r")):
+        assert re.match(VALID_NAME, value), value
+
+
+def test_tags_sent_to_sts() -> None:
+    plan = plan_assume_role(caller(), CredentialRequest(ROLE, None, {"BUILD-ID": "42"}), grant(), "req-1")
+    assert plan.params["Tags"] == [
+        {"Key": "stsvend:caller", "Value": "arn:aws:iam::111111111111:role/jenkins"},
+        {"Key": "stsvend:caller-account", "Value": "111111111111"},
+        {"Key": "stsvend:request-id", "Value": "req-1"},
+        {"Key": "build-id", "Value": "42"},
+    ]
+    assert plan.params["TransitiveTagKeys"] == ["stsvend:caller", "stsvend:caller-account"]
+    assert plan.params["DurationSeconds"] == 1800
+    assert len(plan.params["Tags"]) <= 50
