@@ -128,7 +128,7 @@ def principal_pattern(principal: str) -> re.Pattern[str] | None:
 
 
 def _fail(principal: Any, field_name: str, problem: str) -> GrantError:
-    return GrantError(f"grant {principal!r}: {field_name} {problem}")
+    return GrantError(f"grant {principal!r}: {field_name} {problem}".replace(":  ", ": "))
 
 
 def _int(value: Any) -> int | None:

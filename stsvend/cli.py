@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     trust = sub.add_parser("trust-policy", help="print the trust policy a target role needs")
     trust.add_argument("--service-role", required=True, help="ARN of stsvend's Lambda role")
     trust.add_argument("--external-id")
+    trust.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
 
     local = sub.add_parser("local", help="the local stack: emulator + API on 127.0.0.1")
     local.add_argument("action", choices=("up", "demo"))
