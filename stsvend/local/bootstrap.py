@@ -1,0 +1,247 @@
+"""What the local stack puts into the emulator (DESIGN.md section 7).
+
+`bootstrap` runs while IAM authentication is off: it creates the two accounts' identities, roles
+and EC2 instances. `fill_grants` runs after authentication is on, as the `admin` identity, with the
+same code as `stsvend bootstrap` and `stsvend grants apply`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+INFRA_ACCOUNT = "111111111111"
+DEV_ACCOUNT = "222222222222"
+REGION = "us-east-1"
+STAGE = "local"
+
+ADMIN = "admin"
+SERVICE = "service"
+SAMPLE_APP = "sample-app"
+JENKINS = "jenkins"
+# identity name in local.json -> IAM user name (all in the infrastructure account)
+USER_NAMES = {ADMIN: "admin", SERVICE: "stsvend-service", SAMPLE_APP: "sample-app", JENKINS: "jenkins"}
+
+READ_ONLY_ROLE = f"arn:aws:iam::{INFRA_ACCOUNT}:role/read-only"
+DEPLOYER_ROLE = f"arn:aws:iam::{DEV_ACCOUNT}:role/deployer"
+INSTANCES_PER_ACCOUNT = 2
+
+ADMINISTRATOR_ACCESS = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "Everything", "Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+DEPLOYER_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Sid": "Describe", "Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"},
+        {"Sid": "Launch", "Effect": "Allow", "Action": "ec2:RunInstances", "Resource": "*"},
+        {
+            "Sid": "TagOnLaunch",
+            "Effect": "Allow",
+            "Action": "ec2:CreateTags",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"ec2:CreateAction": "RunInstances"}},
+        },
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An IAM user of the emulator and its access key (emulator-only, never a real AWS key)."""
+
+    arn: str
+    account_id: str
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    identities: dict[str, Identity]
+    roles: dict[str, str]
+    instances: dict[str, list[str]]
+
+
+def aws_client(
+    service: str,
+    endpoint_url: str,
+    access_key_id: str,
+    secret_access_key: str,
+    session_token: str | None = None,
+    account_id: str | None = None,
+    region: str = REGION,
+) -> Any:
+    """A botocore client for the emulator. `account_id` (bootstrap only, while IAM authentication
+    is off) sends the emulator's account header, so the call acts in that account."""
+    import botocore.session
+    from botocore.config import Config
+
+    client = botocore.session.Session().create_client(
+        service,
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        aws_session_token=session_token,
+        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2,
+                      read_timeout=10),
+    )
+    if account_id is not None:
+        def in_account(request: Any, **_: Any) -> None:
+            request.headers["x-moto-account-id"] = account_id
+
+        client.meta.events.register("before-sign", in_account)
+    return client
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _filled(path: Path, placeholders: dict[str, str]) -> str:
+    """A policy template with its `${NAME}` placeholders filled (values are ARNs and ids, which
+    need no JSON escaping); fails on a placeholder left over."""
+    text = path.read_text(encoding="utf-8")
+    for name, value in placeholders.items():
+        text = text.replace("${" + name + "}", value)
+    if "${" in text:
+        raise ValueError(f"{path} has a placeholder the local stack does not fill")
+    return json.dumps(json.loads(text))
+
+
+def service_policy(root: Path) -> dict[str, Any]:
+    """The vending service's permissions: exactly those of `.chalice/policy-dev.json`.
+
+    The emulator checks DynamoDB calls against resource `*` only (see `emulator`): a statement
+    naming the grants table's ARN would never match, so the dynamodb statement names `*` here. It
+    still allows nothing but dynamodb:Query, the one call the service makes.
+    """
+    policy: dict[str, Any] = _read_json(root / ".chalice" / "policy-dev.json")
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        if any(a.startswith("dynamodb:") for a in ([actions] if isinstance(actions, str) else actions)):
+            statement["Resource"] = "*"
+    return policy
+
+
+def deployer_external_id(root: Path) -> str | None:
+    """The external id the local grants file gives the deployer role (its trust must require it)."""
+    for grant in _read_json(root / "policies" / "grants" / f"{STAGE}.json"):
+        for role in grant.get("roles", []):
+            if role.get("role_arn") == DEPLOYER_ROLE:
+                external_id = role.get("external_id")
+                return str(external_id) if external_id is not None else None
+    return None
+
+
+def bootstrap(endpoint_url: str, root: Path) -> Bootstrapped:
+    """Fill a fresh emulator (IAM authentication off): identities, roles and instances."""
+
+    def client(service: str, account_id: str) -> Any:
+        # Any key will do while authentication is off; the header picks the account.
+        return aws_client(service, endpoint_url, "AKIALOCALBOOTSTRAP00", "bootstrap", None, account_id)
+
+    iam = client("iam", INFRA_ACCOUNT)
+    sample = root / "policies" / "sample"
+    ask_stsvend_only = _read_json(sample / "assumerole-policy.json")
+    permissions = {
+        ADMIN: ("AdministratorAccess", ADMINISTRATOR_ACCESS),
+        SERVICE: ("stsvend-service", service_policy(root)),
+        SAMPLE_APP: ("ask-stsvend-only", ask_stsvend_only),
+        JENKINS: ("ask-stsvend-only", ask_stsvend_only),
+    }
+    identities: dict[str, Identity] = {}
+    for name, (policy_name, document) in permissions.items():
+        user_name = USER_NAMES[name]
+        arn = iam.create_user(UserName=user_name)["User"]["Arn"]
+        iam.put_user_policy(
+            UserName=user_name, PolicyName=policy_name, PolicyDocument=json.dumps(document)
+        )
+        key = iam.create_access_key(UserName=user_name)["AccessKey"]
+        identities[name] = Identity(arn, INFRA_ACCOUNT, key["AccessKeyId"], key["SecretAccessKey"])
+    service_arn = identities[SERVICE].arn
+
+    read_only = iam.create_role(
+        RoleName="read-only",
+        Description="The STS sample application's read-only role, assumed through stsvend",
+        AssumeRolePolicyDocument=_filled(
+            sample / "read-only-trust-policy.json", {"STSVEND_SERVICE_ARN": service_arn}
+        ),
+    )["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName="read-only",
+        PolicyName="read-only",
+        PolicyDocument=json.dumps(_read_json(sample / "read-only-policy.json")),
+    )
+
+    external_id = deployer_external_id(root)
+    if external_id is None:
+        raise ValueError(f"policies/grants/{STAGE}.json gives {DEPLOYER_ROLE} no external_id")
+    dev_iam = client("iam", DEV_ACCOUNT)
+    deployer = dev_iam.create_role(
+        RoleName="deployer",
+        Description="Deploys to the development account; assumed through stsvend",
+        AssumeRolePolicyDocument=_filled(
+            root / "policies" / "trust" / "stsvend-target-role.json",
+            {"STSVEND_SERVICE_ROLE_ARN": service_arn, "EXTERNAL_ID": external_id},
+        ),
+    )["Role"]["Arn"]
+    dev_iam.put_role_policy(
+        RoleName="deployer", PolicyName="deployer", PolicyDocument=json.dumps(DEPLOYER_POLICY)
+    )
+    if (read_only, deployer) != (READ_ONLY_ROLE, DEPLOYER_ROLE):
+        raise ValueError(f"the emulator named the roles {read_only} and {deployer}")
+
+    instances = {
+        INFRA_ACCOUNT: _launch(client("ec2", INFRA_ACCOUNT), "sample-app-web"),
+        DEV_ACCOUNT: _launch(client("ec2", DEV_ACCOUNT), "dev-service"),
+    }
+    return Bootstrapped(
+        identities, {"read-only": READ_ONLY_ROLE, "deployer": DEPLOYER_ROLE}, instances
+    )
+
+
+def _launch(ec2: Any, name: str) -> list[str]:
+    # The emulator ships a set of public AMIs per region; any of them will do.
+    image = min(image["ImageId"] for image in ec2.describe_images(Owners=["amazon"])["Images"])
+    reservation = ec2.run_instances(
+        ImageId=image,
+        InstanceType="t3.micro",
+        MinCount=INSTANCES_PER_ACCOUNT,
+        MaxCount=INSTANCES_PER_ACCOUNT,
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}
+        ],
+    )
+    return [instance["InstanceId"] for instance in reservation["Instances"]]
+
+
+def fill_grants(endpoint_url: str, root: Path, admin: Identity) -> str:
+    """Create the grants table and apply `policies/grants/local.json` to it, as `admin` with IAM
+    authentication on, through the admin module (`stsvend bootstrap` + `stsvend grants apply`).
+    Returns the table's name."""
+    from stsvend.admin import (
+        apply_changes,
+        create_table,
+        load_grants_file,
+        open_checkout,
+        plan_changes,
+    )
+
+    checkout = open_checkout(root)
+    table = checkout.grants_table(STAGE)
+    dynamodb = aws_client("dynamodb", endpoint_url, admin.access_key_id, admin.secret_access_key)
+    create_table(dynamodb, table)
+    grants = load_grants_file(checkout.grants_file(STAGE), checkout.session_dir)
+    result = apply_changes(
+        dynamodb, table, plan_changes(dynamodb, table, grants), updated_by=admin.arn
+    )
+    if not result.ok:
+        raise ValueError(f"applying the local grants failed: {result.error}")
+    return table

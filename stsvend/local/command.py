@@ -1,0 +1,120 @@
+"""`stsvend local up` (`make run`) and `stsvend local demo` (`make demo`)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from stsvend.local.bootstrap import SAMPLE_APP
+from stsvend.local.process import StackError
+from stsvend.local.stack import LocalStack, LocalState, find_root
+
+STATE_DIR = ".stsvend"
+_WATCH_INTERVAL_SECONDS = 0.5
+
+
+class Terminated(Exception):
+    """SIGINT, SIGTERM or SIGHUP: stop the stack."""
+
+
+@contextmanager
+def stop_on_terminate() -> Iterator[None]:
+    """Turn the signals that end a terminal session into an exception, so the servers (in their own
+    process groups, out of the terminal's reach) are stopped on the way out. SIGINT is included:
+    a shell starts background jobs with it ignored, and `kill -INT` should still stop the stack."""
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signal.Signals(signum).name)
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, terminate) for s in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run(action: str) -> int:
+    try:
+        root = find_root()
+        if action == "up":
+            return up(root)
+        from stsvend.local.demo import demo
+
+        return demo(root)
+    except StackError as exc:
+        print(f"stsvend local: error: {exc}", file=sys.stderr)
+        return 1
+    except Terminated as exc:
+        print(f"stsvend local: stopped ({exc})", file=sys.stderr)
+        return 130
+
+
+def up(root: Path) -> int:
+    stack = LocalStack.from_environment(root, root / STATE_DIR)
+    print(f"stsvend local: starting the AWS emulator on {stack.emulator.url} and the API on"
+          f" {stack.api_url} ...", flush=True)
+    with stop_on_terminate():
+        try:
+            state = stack.start()
+            print(ready_message(root, stack, state), flush=True)
+            while (stopped := stack.stopped_server()) is None:
+                time.sleep(_WATCH_INTERVAL_SECONDS)
+            print(f"stsvend local: the {stopped.name} stopped unexpectedly (exit code"
+                  f" {stopped.exit_code()}); see {stopped.log_path}", file=sys.stderr)
+            return 1
+        except Terminated:
+            print("\nstsvend local: stopping ...", flush=True)
+            return 0
+        finally:
+            stack.stop()
+
+
+def _shown(root: Path, path: Path | str) -> str:
+    """`path` relative to the checkout when it is inside it (as the user typed `make run` there)."""
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def stsvend_command() -> str:
+    """The `stsvend` next to this interpreter (the venv's), so the line works without activating it."""
+    beside = Path(sys.executable).parent / "stsvend"
+    return str(beside) if beside.exists() else "stsvend"
+
+
+def ready_message(root: Path, stack: LocalStack, state: LocalState) -> str:
+    """How to use the stack. Secrets stay in the files; the screen shows where they are."""
+    read_only = state.roles["read-only"]
+    env_dir = _shown(root, stack.state_dir / "env")
+    stsvend = _shown(root, stsvend_command())
+    return f"""
+stsvend local: ready.
+  API       {state.api_url}  (stage local, identity mode sts-proof, server id {state.server_id})
+  emulator  {state.emulator_url}  (IAM authentication on; accounts 111111111111, 222222222222)
+  state     {_shown(root, stack.state_path)}  (identities and their emulator-only keys; mode 0600)
+  logs      {_shown(root, state.logs['api'])} (one audit line per decision),
+            {_shown(root, state.logs['emulator'])}
+
+Call it as the STS sample application (the keys come from the file, not from this screen):
+  . {env_dir}/{SAMPLE_APP}.sh        # or jenkins.sh, admin.sh
+  {stsvend} whoami
+  {stsvend} credentials --role {read_only} --format env
+
+Or let an AWS SDK or the AWS CLI fetch the credentials itself; in ~/.aws/config:
+  [profile stsvend-read-only]
+  region = {state.region}
+  endpoint_url = {state.emulator_url}
+  credential_process = {stsvend_command()} credentials --role {read_only}
+then, in a shell where {env_dir}/{SAMPLE_APP}.sh is sourced:
+  aws ec2 describe-instances --profile stsvend-read-only
+
+Ctrl-C stops both servers.
+"""

@@ -1,0 +1,139 @@
+"""Child servers of the local stack: started in their own process group, logged to a file, waited
+for with a bound, and stopped as a group (terminate, then kill after a timeout)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+STOP_TIMEOUT_SECONDS = 5.0
+_LOG_TAIL_CHARS = 2000
+
+
+class StackError(Exception):
+    """The local stack cannot start or went wrong; the message is fit to print as it is."""
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_port_free(host: str, port: int, what: str, variable: str) -> None:
+    """Fail early and clearly when `port` is taken, instead of a server dying with a traceback."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers do: connections of a previous run in TIME_WAIT do not block a new listener.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise StackError(
+                    f"port {port} on {host} is already in use, so the {what} cannot start there;"
+                    f" stop what is using it or choose another port with {variable}=PORT"
+                ) from None
+            raise StackError(f"cannot bind {host}:{port} for the {what}: {exc}") from None
+
+
+class ManagedProcess:
+    """One server process. Its output goes to `log_path`; it leads its own process group, so a
+    Ctrl-C in the terminal reaches only the stack, which then stops the servers itself."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str],
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._argv = list(argv)
+        self._env = dict(env)
+        self._cwd = cwd
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self._process = subprocess.Popen(
+                self._argv,
+                cwd=self._cwd,
+                env=self._env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        process = self._process
+        if process is None:
+            return
+        if process.poll() is None:
+            self._signal_group(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(process.pid, signal.SIGKILL)
+                process.wait(timeout)
+        self._process = None
+
+    @staticmethod
+    def _signal_group(pgid: int, signum: signal.Signals) -> None:
+        try:
+            os.killpg(pgid, signum)
+        except ProcessLookupError:
+            pass
+
+    def log_tail(self) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return text[-_LOG_TAIL_CHARS:]
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    process: ManagedProcess,
+    timeout: float,
+    interval: float = 0.1,
+) -> None:
+    """Poll `ready` until it holds; fail if the process exits first or the time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not process.running:
+            raise StackError(
+                f"the {process.name} exited (code {process.exit_code()}) before it was ready;"
+                f" its log ({process.log_path}) ends with:\n{process.log_tail()}"
+            )
+        if ready():
+            return
+        if time.monotonic() >= deadline:
+            raise StackError(
+                f"the {process.name} was not ready after {timeout:.0f} s; its log"
+                f" ({process.log_path}) ends with:\n{process.log_tail()}"
+            )
+        time.sleep(interval)

@@ -1,0 +1,329 @@
+"""The local stack (DESIGN.md section 7): the emulator, bootstrapped, with IAM authentication on;
+the grants table filled; the API (`chalice local --stage local`) pointed at the emulator.
+
+    with LocalStack.on_free_ports(root, state_dir) as stack:
+        stack.state.api_url, stack.state.identities["sample-app"], ...
+
+`stack.state` is also written to `<state_dir>/local.json` (mode 0600), with one shell file per
+identity under `<state_dir>/env/`. Both are removed when the stack stops: the keys die with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from stsvend.local.bootstrap import (
+    REGION,
+    STAGE,
+    Identity,
+    bootstrap,
+    fill_grants,
+)
+from stsvend.local.emulator import DEFAULT_PORT as DEFAULT_EMULATOR_PORT
+from stsvend.local.emulator import PORT_VARIABLE as EMULATOR_PORT_VARIABLE
+from stsvend.local.emulator import Emulator
+from stsvend.local.process import (
+    LOOPBACK,
+    ManagedProcess,
+    StackError,
+    ensure_port_free,
+    free_port,
+    wait_until,
+)
+
+DEFAULT_API_PORT = 8000
+API_PORT_VARIABLE = "STSVEND_API_PORT"
+STATE_FILE = "local.json"
+READY_TIMEOUT_SECONDS = 60.0
+# `chalice local` without its reloader: one process, and no restart when someone edits the tree.
+_CHALICE = "import sys; from chalice.cli import main; sys.exit(main())"
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The stsvend checkout: the nearest directory at or above the cwd with `.chalice/config.json`
+    and `chalicelib/`, else the checkout this package was installed from (editable install)."""
+    here = (start or Path.cwd()).resolve()
+    installed_from = Path(__file__).resolve().parents[2]
+    for directory in (here, *here.parents, installed_from):
+        if (directory / ".chalice" / "config.json").is_file() and (
+            directory / "chalicelib"
+        ).is_dir():
+            return directory
+    raise StackError(
+        f"not in an stsvend checkout: no .chalice/config.json with chalicelib/ at or above {here};"
+        " run this from the repository (the local stack runs its app.py and chalicelib)"
+    )
+
+
+def stage_environment(root: Path, stage: str = STAGE) -> dict[str, str]:
+    """The environment Chalice gives the app for `stage` (the stage's over the top level's)."""
+    config = json.loads((root / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    return {
+        **config.get("environment_variables", {}),
+        **config["stages"][stage].get("environment_variables", {}),
+    }
+
+
+def port_from_environment(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise StackError(f"{variable}={raw!r} is not a port number (1-65535)")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class LocalState:
+    """What `.stsvend/local.json` holds: where the stack is and who can call it."""
+
+    api_url: str
+    emulator_url: str
+    region: str
+    server_id: str
+    grants_table: str
+    identities: dict[str, Identity]
+    roles: dict[str, str]
+    instances: dict[str, list[str]]
+    logs: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "api_url": self.api_url,
+            "emulator_url": self.emulator_url,
+            "region": self.region,
+            "server_id": self.server_id,
+            "grants_table": self.grants_table,
+            "identities": {name: i.as_dict() for name, i in self.identities.items()},
+            "roles": self.roles,
+            "instances": self.instances,
+            "logs": self.logs,
+        }
+
+    @classmethod
+    def load(cls, path: Path) -> LocalState:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(
+            api_url=data["api_url"],
+            emulator_url=data["emulator_url"],
+            region=data["region"],
+            server_id=data["server_id"],
+            grants_table=data["grants_table"],
+            identities={name: Identity(**i) for name, i in data["identities"].items()},
+            roles=dict(data["roles"]),
+            instances={k: list(v) for k, v in data["instances"].items()},
+            logs=dict(data["logs"]),
+        )
+
+    def environment(self, identity: str) -> dict[str, str]:
+        """The variables that make `identity` the caller of the stack's API (`stsvend ...`)."""
+        me = self.identities[identity]
+        return {
+            "AWS_ACCESS_KEY_ID": me.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": me.secret_access_key,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ENDPOINT_URL": self.emulator_url,
+            "STSVEND_API_URL": self.api_url,
+            "STSVEND_SERVER_ID": self.server_id,
+        }
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, atomically (never briefly readable by others)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(partial, 0o600)
+    os.replace(partial, path)
+
+
+def _env_script(state: LocalState, name: str) -> str:
+    identity = state.identities[name]
+    lines = [
+        f"# stsvend local stack: act as {name} ({identity.arn}).",
+        "# Emulator-only keys, valid while the local stack runs. Use: . <this file>",
+        "unset AWS_SESSION_TOKEN AWS_PROFILE",
+    ]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in state.environment(name).items()]
+    return "\n".join(lines) + "\n"
+
+
+def hermetic_environment() -> dict[str, str]:
+    """This process's environment without anything that would point AWS clients elsewhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STSVEND_"))}
+    env.update(
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class LocalStack:
+    def __init__(
+        self,
+        root: Path,
+        state_dir: Path,
+        emulator_port: int = DEFAULT_EMULATOR_PORT,
+        api_port: int = DEFAULT_API_PORT,
+        record_requests: bool = False,
+        host: str = LOOPBACK,
+    ) -> None:
+        self.root = root
+        self.state_dir = state_dir
+        self.host = host
+        self.api_port = api_port
+        logs = state_dir / "logs"
+        self.emulator = Emulator(
+            emulator_port,
+            logs / "emulator.log",
+            recording_path=(state_dir / "emulator-requests.jsonl") if record_requests else None,
+            host=host,
+        )
+        self.api_log = logs / "api.log"
+        self.api: ManagedProcess | None = None
+        self._state: LocalState | None = None
+        self._written: list[Path] = []
+
+    @classmethod
+    def from_environment(cls, root: Path, state_dir: Path) -> LocalStack:
+        """Ports from STSVEND_EMULATOR_PORT / STSVEND_API_PORT, else 5000 and 8000."""
+        return cls(
+            root,
+            state_dir,
+            port_from_environment(EMULATOR_PORT_VARIABLE, DEFAULT_EMULATOR_PORT),
+            port_from_environment(API_PORT_VARIABLE, DEFAULT_API_PORT),
+        )
+
+    @classmethod
+    def on_free_ports(cls, root: Path, state_dir: Path, record_requests: bool = False) -> LocalStack:
+        return cls(root, state_dir, free_port(), free_port(), record_requests)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    @property
+    def state(self) -> LocalState:
+        if self._state is None:
+            raise StackError("the local stack is not running")
+        return self._state
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> LocalState:
+        """Start everything, or nothing: a failure part-way stops what was started."""
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ensure_port_free(self.host, self.api_port, "stsvend API", API_PORT_VARIABLE)
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> LocalState:
+        self.emulator.start()
+        try:
+            made = bootstrap(self.emulator.url, self.root)
+        except Exception as exc:
+            raise StackError(f"bootstrapping the emulator failed: {exc}") from exc
+        self.emulator.enforce_iam()
+        try:
+            table = fill_grants(self.emulator.url, self.root, made.identities["admin"])
+        except Exception as exc:
+            raise StackError(f"filling the grants table failed: {exc}") from exc
+        settings = stage_environment(self.root)
+        if settings.get("STSVEND_GRANTS_TABLE") != table:
+            raise StackError(f"stage {STAGE} reads table {settings.get('STSVEND_GRANTS_TABLE')}")
+        self._start_api(made.identities["service"])
+        state = LocalState(
+            api_url=self.api_url,
+            emulator_url=self.emulator.url,
+            region=REGION,
+            server_id=settings["STSVEND_SERVER_ID"],
+            grants_table=table,
+            identities=made.identities,
+            roles=made.roles,
+            instances=made.instances,
+            logs={"api": str(self.api_log), "emulator": str(self.emulator.process.log_path)},
+        )
+        self._write(self.state_path, json.dumps(state.to_json(), indent=2) + "\n")
+        for name in state.identities:
+            self._write(self.state_dir / "env" / f"{name}.sh", _env_script(state, name))
+        self._state = state
+        return state
+
+    def _write(self, path: Path, text: str) -> None:
+        self._written.append(path)
+        _write_private(path, text)
+
+    def _start_api(self, service: Identity) -> None:
+        env = hermetic_environment()
+        env.update(
+            AWS_ENDPOINT_URL=self.emulator.url,
+            AWS_REGION=REGION,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_ACCESS_KEY_ID=service.access_key_id,
+            AWS_SECRET_ACCESS_KEY=service.secret_access_key,
+        )
+        argv = [
+            sys.executable, "-c", _CHALICE, "--project-dir", str(self.root), "local",
+            "--stage", STAGE, "--host", self.host, "--port", str(self.api_port), "--no-autoreload",
+        ]
+        self.api = ManagedProcess("stsvend API (chalice local)", argv, self.api_log, env, self.root)
+        self.api.start()
+        wait_until(self._api_answers, self.api, READY_TIMEOUT_SECONDS)
+
+    def _api_answers(self) -> bool:
+        request = urllib.request.Request(self.api_url + "/whoami")  # noqa: S310 - loopback
+        try:
+            with urllib.request.urlopen(request, timeout=5):  # noqa: S310
+                return True
+        except urllib.error.HTTPError:
+            return True  # any answer (401: no identity proof) means it serves
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stopped_server(self) -> ManagedProcess | None:
+        """A server of the stack that is no longer running, if any."""
+        for process in (self.emulator.process, self.api):
+            if process is not None and not process.running:
+                return process
+        return None
+
+    def stop(self) -> None:
+        """Stop both servers and remove the files this stack wrote (their keys die with the
+        emulator). Safe to call twice."""
+        self._state = None
+        while self._written:
+            self._written.pop().unlink(missing_ok=True)
+        if self.api is not None:
+            self.api.stop()
+        self.emulator.stop()
