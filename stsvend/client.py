@@ -66,13 +66,12 @@ MAX_ANSWER_BYTES = 1 << 20
 _EXECUTE_API_HOST = re.compile(
     r"^[a-z0-9-]+\.execute-api\.([a-z0-9-]+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$"
 )
+# Set while stsvend loads its own ambient credentials. If loading them runs stsvend again (a profile
+# whose credential_process is stsvend itself), the inner run fails at once, before it could wait
+# for the cache lock the outer run holds.
+RESOLVING_ENV = "STSVEND_RESOLVING_CREDENTIALS"
 # Variables the child of `stsvend exec` must not see: they would name other credentials.
-_DROPPED_FOR_EXEC = (
-    "AWS_PROFILE",
-    "AWS_DEFAULT_PROFILE",
-    "AWS_SECURITY_TOKEN",
-    "STSVEND_RESOLVING_CREDENTIALS",
-)
+_DROPPED_FOR_EXEC = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN", RESOLVING_ENV)
 
 
 class CommandError(Exception):
@@ -87,6 +86,16 @@ class CommandError(Exception):
 
 
 # -- settings -----------------------------------------------------------------------------------
+
+
+def refuse_recursion(env: Mapping[str, str]) -> None:
+    if env.get(RESOLVING_ENV):
+        raise CommandError(
+            "NoCredentials",
+            "stsvend was run to load its own ambient credentials: the profile it runs under must "
+            "not use stsvend as its credential_process (point AWS_PROFILE at the base profile)",
+            EXIT_DENIED,
+        )
 
 
 def api_url(option: str | None, env: Mapping[str, str]) -> str:
@@ -241,7 +250,11 @@ class ApiClient:
         if self._signer is None:
             from stsvend.signing import Signer
 
-            self._signer = self._guard(lambda: Signer(self.region))
+            os.environ[RESOLVING_ENV] = "1"
+            try:
+                self._signer = self._guard(lambda: Signer(self.region))
+            finally:
+                del os.environ[RESOLVING_ENV]
         return self._signer
 
     @staticmethod
@@ -315,6 +328,7 @@ def _printable(text: str, limit: int) -> str:
 def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Answer:
     """The service's answer for the requested role: from the cache, else from the API."""
     env = os.environ if env is None else env
+    refuse_recursion(env)
     url = api_url(args.api, env)
     request = credential_request(args)
     if args.refresh_window < 0:
@@ -422,6 +436,7 @@ def cmd_whoami(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace, path: str) -> int:
     env = os.environ
+    refuse_recursion(env)
     url = api_url(args.api, env)
     answer = ApiClient(url, resolve_region(args.region, url, env), env).call("GET", path)
     sys.stdout.write(json.dumps(answer, indent=2) + "\n")

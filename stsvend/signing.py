@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from typing import Any
 
 import botocore.session
@@ -18,9 +17,6 @@ from botocore.exceptions import BotoCoreError
 GET_CALLER_IDENTITY_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
 SERVER_ID_HEADER = "X-Stsvend-Server-Id"
 PROOF_HEADER = "X-Stsvend-Identity"
-# Set while stsvend resolves its own ambient credentials. If that resolution runs stsvend again (a
-# profile whose credential_process is stsvend itself), the inner run stops instead of recursing.
-_RESOLVING = "STSVEND_RESOLVING_CREDENTIALS"
 
 
 class CredentialsUnavailable(Exception):
@@ -83,20 +79,12 @@ def build_identity_proof(credentials: Any, region: str, sts_endpoint: str, serve
 
 
 def _load_credentials(session: Any) -> Any:
-    if os.environ.get(_RESOLVING):
-        raise CredentialsUnavailable(
-            "stsvend was run to resolve its own ambient credentials: the profile it runs under "
-            "must not use stsvend as its credential_process (point AWS_PROFILE at the base profile)"
-        )
-    os.environ[_RESOLVING] = "1"
     try:
         credentials = session.get_credentials()
-        # Refreshable credentials are fetched here, still inside the guard.
+        # Refreshable credentials (credential_process, SSO, roles) are fetched here.
         frozen = None if credentials is None else credentials.get_frozen_credentials()
     except BotoCoreError as exc:
         raise CredentialsUnavailable(f"cannot load AWS credentials: {exc}") from exc
-    finally:
-        del os.environ[_RESOLVING]
     if frozen is None:
         raise CredentialsUnavailable(
             "no AWS credentials found (environment, profile, SSO, container or instance role)"
