@@ -11,7 +11,8 @@ caller part must be known without botocore, so it is the ambient access key id (
 when set, else the profile name (`AWS_PROFILE`, `AWS_DEFAULT_PROFILE`, else `default`) together with
 `AWS_CONFIG_FILE` and `AWS_SHARED_CREDENTIALS_FILE`. So credentials that change behind an unchanged
 profile name (a different instance role, a re-run `aws sso login` as someone else) keep reading the
-old entry until it is due for refresh; `--no-cache` bypasses the cache.
+old entry until it is due for refresh: `--no-cache` bypasses the cache, and deleting the directory
+forgets it.
 
 Concurrent misses for one key (a build starting many SDK processes at once) take an flock on the
 key's lock file: one process calls the API, the others wait (bounded) and then read its answer.

@@ -7,6 +7,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 # subcommand -> (module, function); the function takes the parsed args and returns an exit code.
 _HANDLERS = {
@@ -21,6 +22,16 @@ _HANDLERS = {
 }
 
 
+_CLIENT_EPILOG = """\
+exit codes: 0 ok; 1 other failure; 2 usage or bad request (400, 413); 3 not authenticated or
+denied (no AWS credentials, 401, 403, 502 AssumeRoleDenied); 4 service unavailable or
+unreachable (503 after one retry, 429, other 502/504, network). exec exits with CMD's code.
+
+cache: $XDG_CACHE_HOME/stsvend (default ~/.cache/stsvend), one 0600 file per API URL, caller,
+role and options. The caller is $AWS_ACCESS_KEY_ID if set, else the profile name ($AWS_PROFILE,
+else "default"): after switching identities under one profile name, delete that directory."""
+
+
 def _api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", help="the stsvend API URL (default: $STSVEND_API_URL)")
     parser.add_argument("--region", help="region to sign for (default: from the URL or environment)")
@@ -30,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stsvend", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    creds = sub.add_parser("credentials", help="get credentials for a role (credential_process)")
+    client_help: dict[str, Any] = {
+        "epilog": _CLIENT_EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter
+    }
+    creds = sub.add_parser("credentials", help="get credentials for a role (credential_process)",
+                           **client_help)
     _api_options(creds)
     creds.add_argument("--role", required=True, help="ARN of the role to assume")
     creds.add_argument("--duration", type=int, help="session duration in seconds (900-3600)")
@@ -41,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fetch anew when the cached credentials expire within this (default 300)")
     creds.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
 
-    run = sub.add_parser("exec", help="run a command with credentials for a role")
+    run = sub.add_parser("exec", help="run a command with credentials for a role", **client_help)
     _api_options(run)
     run.add_argument("--role", required=True)
     run.add_argument("--duration", type=int)
@@ -52,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
 
     for name, text in (("roles", "list the roles you may request"), ("whoami", "who the service sees")):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, **client_help)
         _api_options(p)
 
     grants = sub.add_parser("grants", help="the allow-list as code: plan, apply, list")

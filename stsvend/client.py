@@ -169,13 +169,20 @@ Transport = Callable[[str, str, dict[str, str], bytes | None], HttpAnswer]
 def urllib3_transport(
     method: str, url: str, headers: dict[str, str], body: bytes | None
 ) -> HttpAnswer:
-    """One request, no redirects, no retries of its own; raises ConnectionError or TimeoutError."""
+    """One request, no redirects, no retries of its own; raises ConnectionError or TimeoutError.
+
+    Like botocore, it honours HTTP(S)_PROXY / NO_PROXY and AWS_CA_BUNDLE.
+    """
     import urllib3
 
-    http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
-        retries=False,
-    )
+    options: dict[str, Any] = {
+        "timeout": urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
+        "retries": False,
+    }
+    if os.environ.get("AWS_CA_BUNDLE"):
+        options["ca_certs"] = os.environ["AWS_CA_BUNDLE"]
+    proxy = proxy_for(url)
+    http = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
     try:
         response = http.request(
             method, url, body=body, headers=headers, redirect=False, preload_content=False
@@ -189,10 +196,21 @@ def urllib3_transport(
     except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as exc:
         raise ConnectionError(f"cannot connect to {url}") from exc
     except urllib3.exceptions.HTTPError as exc:
-        raise ConnectionError(f"the connection to {url} failed: {type(exc).__name__}") from exc
+        raise ConnectionError(f"the request to {url} failed: {exc}") from exc
     finally:
         http.clear()
     return HttpAnswer(int(response.status), dict(response.headers), bytes(data))
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy the environment names for `url` (http_proxy, https_proxy, no_proxy), if any."""
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment()
+    parts = urlsplit(url)
+    if not proxies or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxies.get(parts.scheme)
 
 
 class ApiClient:

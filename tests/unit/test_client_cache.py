@@ -336,3 +336,21 @@ def test_service_errors_map_to_exit_statuses(
 )
 def test_retry_after_is_bounded(header: str, seconds: float) -> None:
     assert client._retry_after({"Retry-After": header}) == seconds
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [("https://abc.execute-api.us-east-1.amazonaws.com/api", "http://proxy.corp:3128"),
+     ("http://stsvend.corp/api", "http://plain-proxy.corp:3128"),
+     ("http://127.0.0.1:8000", None),
+     ("https://api.internal.corp", None)],
+)
+def test_proxy_follows_the_environment(
+    monkeypatch: pytest.MonkeyPatch, url: str, expected: str | None
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("https_proxy", "http://proxy.corp:3128")
+    monkeypatch.setenv("http_proxy", "http://plain-proxy.corp:3128")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost,.internal.corp")
+    assert client.proxy_for(url) == expected
