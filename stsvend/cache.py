@@ -170,7 +170,7 @@ class CredentialCache:
 
         A cache that cannot be used is reported through `warn`, and the answer fetched anyway.
         """
-        started = self._clock()
+        started = time.time()  # compared with file mtimes, which follow the real clock
         answer = self.read(key, refresh_window)
         if answer is not None:
             return answer
