@@ -1,0 +1,119 @@
+"""Requests that must get the documented error and no credentials, and reach STS for nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from stsvend.local.stack import LocalStack, LocalState
+from tests.e2e.conftest import Api
+
+pytestmark = pytest.mark.e2e
+
+READ_ONLY = "arn:aws:iam::111111111111:role/read-only"
+DEPLOYER = "arn:aws:iam::222222222222:role/deployer"
+SECRETS = ("AccessKeyId", "SecretAccessKey", "SessionToken")
+
+
+def assume_role_calls(stack: LocalStack) -> int:
+    return len(stack.emulator.recorded_calls("AssumeRole"))
+
+
+def assert_refused(answer: Any, status: int, code: str) -> None:
+    assert (answer.status, answer.code) == (status, code), answer.body
+    assert set(answer.body) == {"Code", "Message", "RequestId"}
+    assert not set(SECRETS) & set(answer.body)
+
+
+def test_a_caller_without_a_grant_is_not_allowed(api: Api, stack: LocalStack) -> None:
+    before = assume_role_calls(stack)
+
+    answer = api.credentials("admin", READ_ONLY)
+
+    assert_refused(answer, 403, "CallerNotAllowed")
+    assert assume_role_calls(stack) == before
+
+
+def test_a_role_the_grant_does_not_list_is_not_granted(api: Api, stack: LocalStack) -> None:
+    before = assume_role_calls(stack)
+
+    answer = api.credentials("sample-app", DEPLOYER)
+
+    assert_refused(answer, 403, "RoleNotGranted")
+    assert assume_role_calls(stack) == before
+
+
+def test_a_tag_the_grant_does_not_allow_is_refused(api: Api) -> None:
+    answer = api.credentials("jenkins", DEPLOYER, tags={"cost-center": "42"})
+
+    assert_refused(answer, 403, "TagNotAllowed")
+
+
+def _swap_key(to: str):
+    def tamper(proof: dict[str, Any]) -> None:
+        auth = proof["headers"]["Authorization"]
+        own = auth.split("Credential=")[1].split("/")[0]
+        proof["headers"]["Authorization"] = auth.replace(own, to)
+
+    return tamper
+
+
+def _change_signature(proof: dict[str, Any]) -> None:
+    auth = proof["headers"]["Authorization"]
+    last = auth[-1]
+    proof["headers"]["Authorization"] = auth[:-1] + ("0" if last != "0" else "1")
+
+
+def _shift_date(proof: dict[str, Any]) -> None:
+    date = proof["headers"]["X-Amz-Date"]
+    proof["headers"]["X-Amz-Date"] = date[:-3] + ("00Z" if date[-3:] != "00Z" else "01Z")
+
+
+def _other_endpoint(proof: dict[str, Any]) -> None:
+    proof["url"] = "https://sts.amazonaws.com/"
+
+
+def _unsigned_server_id(proof: dict[str, Any]) -> None:
+    auth = proof["headers"]["Authorization"]
+    proof["headers"]["Authorization"] = auth.replace(";x-stsvend-server-id", "")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [_change_signature, _shift_date, _other_endpoint, _unsigned_server_id],
+    ids=["signature", "signed-date", "sts-endpoint", "server-id-unsigned"],
+)
+def test_a_tampered_proof_is_not_authenticated(api: Api, stack: LocalStack, tamper) -> None:
+    before = assume_role_calls(stack)
+
+    answer = api.credentials("sample-app", READ_ONLY, proof=api.proof("sample-app", tamper=tamper))
+
+    assert_refused(answer, 401, "NotAuthenticated")
+    assert assume_role_calls(stack) == before
+
+
+def test_a_proof_claiming_another_callers_key_is_not_authenticated(
+    api: Api, state: LocalState
+) -> None:
+    jenkins_key = state.identities["jenkins"].access_key_id
+    proof = api.proof("sample-app", tamper=_swap_key(jenkins_key))
+
+    answer = api.credentials("sample-app", DEPLOYER, proof=proof)
+
+    assert_refused(answer, 401, "NotAuthenticated")
+
+
+def test_a_proof_for_another_server_id_is_not_authenticated(api: Api, stack: LocalStack) -> None:
+    before = assume_role_calls(stack)
+
+    answer = api.credentials("sample-app", READ_ONLY, proof=api.proof("sample-app", "stsvend-prod"))
+
+    assert_refused(answer, 401, "NotAuthenticated")
+    assert assume_role_calls(stack) == before
+
+
+def test_a_request_without_a_proof_is_not_authenticated(api: Api) -> None:
+    answer = api.call("POST", "/credentials", body={"role_arn": READ_ONLY})
+
+    assert_refused(answer, 401, "NotAuthenticated")
