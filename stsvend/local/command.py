@@ -1,7 +1,12 @@
-"""`stsvend local up` (`make run`) and `stsvend local demo` (`make demo`)."""
+"""`stsvend local up` (`make run`) and `stsvend local demo` (`make demo`).
+
+Ports: STSVEND_EMULATOR_PORT (5000) and STSVEND_API_PORT (8000). State (`local.json`, `env/`,
+`logs/`): STSVEND_LOCAL_DIR, default `.stsvend` in the checkout.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -15,6 +20,7 @@ from stsvend.local.process import StackError
 from stsvend.local.stack import LocalStack, LocalState, find_root
 
 STATE_DIR = ".stsvend"
+STATE_DIR_VARIABLE = "STSVEND_LOCAL_DIR"
 _WATCH_INTERVAL_SECONDS = 0.5
 
 
@@ -56,8 +62,12 @@ def run(action: str) -> int:
         return 130
 
 
+def state_dir(root: Path) -> Path:
+    return Path(os.environ.get(STATE_DIR_VARIABLE) or root / STATE_DIR).absolute()
+
+
 def up(root: Path) -> int:
-    stack = LocalStack.from_environment(root, root / STATE_DIR)
+    stack = LocalStack.from_environment(root, state_dir(root))
     print(f"stsvend local: starting the AWS emulator on {stack.emulator.url} and the API on"
           f" {stack.api_url} ...", flush=True)
     with stop_on_terminate():
@@ -103,7 +113,10 @@ stsvend local: ready.
   logs      {_shown(root, state.logs['api'])} (one audit line per decision),
             {_shown(root, state.logs['emulator'])}
 
-Call it as the STS sample application (the keys come from the file, not from this screen):
+Call it as the STS sample application. {env_dir}/{SAMPLE_APP}.sh holds these exports and the
+identity's emulator-only keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), kept off this screen:
+  export AWS_ENDPOINT_URL={state.emulator_url} AWS_REGION={state.region}
+  export STSVEND_API_URL={state.api_url} STSVEND_SERVER_ID={state.server_id}
   . {env_dir}/{SAMPLE_APP}.sh        # or jenkins.sh, admin.sh
   {stsvend} whoami
   {stsvend} credentials --role {read_only} --format env

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stsvend.local.bootstrap import SAMPLE_APP
-from stsvend.local.command import STATE_DIR, stop_on_terminate
+from stsvend.local.command import state_dir, stop_on_terminate
 from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
 
 STEP_TIMEOUT_SECONDS = 120
@@ -96,11 +96,12 @@ def _indent(text: str) -> str:
 
 
 def demo(root: Path) -> int:
-    (root / STATE_DIR).mkdir(mode=0o700, exist_ok=True)
-    state_dir = Path(tempfile.mkdtemp(prefix="demo-", dir=root / STATE_DIR))
+    base = state_dir(root)
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    demo_dir = Path(tempfile.mkdtemp(prefix="demo-", dir=base))
     print("stsvend local demo: starting the local stack on free ports ...", flush=True)
     passed = 0
-    with stop_on_terminate(), LocalStack.on_free_ports(root, state_dir) as stack:
+    with stop_on_terminate(), LocalStack.on_free_ports(root, demo_dir) as stack:
         state = stack.state
         print(f"  API {state.api_url}, emulator {state.emulator_url} (IAM authentication on)\n",
               flush=True)
@@ -111,9 +112,9 @@ def demo(root: Path) -> int:
             print(f"    -> {'ok' if outcome.ok else 'FAILED'}\n", flush=True)
             passed += outcome.ok
     if passed == len(STEPS):
-        shutil.rmtree(state_dir, ignore_errors=True)
+        shutil.rmtree(demo_dir, ignore_errors=True)
         print(f"Demo passed: all {len(STEPS)} steps behaved as described.")
         return 0
     print(f"Demo FAILED: {len(STEPS) - passed} of {len(STEPS)} steps did not behave as described."
-          f" The stack's logs are in {state_dir / 'logs'}.")
+          f" The stack's logs are in {demo_dir / 'logs'}.")
     return 1

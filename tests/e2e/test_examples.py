@@ -58,13 +58,13 @@ def test_example_fails_when_the_stack_is_not_there(tmp_path) -> None:
     assert "start the local stack first" in result.stdout
 
 
-def test_demo_command_runs_every_step_on_its_own_stack() -> None:
-    state_dirs = set((ROOT / ".stsvend").glob("demo-*"))
-
-    result = run_checkout_command("-m", "stsvend.cli", "local", "demo")
+def test_demo_command_runs_every_step_on_its_own_stack(tmp_path) -> None:
+    result = run_checkout_command(
+        "-m", "stsvend.cli", "local", "demo", env={"STSVEND_LOCAL_DIR": str(tmp_path)}
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("-> ok") == 3
     assert "FAILED" not in result.stdout
     assert "Demo passed: all 3 steps behaved as described." in result.stdout
-    assert set((ROOT / ".stsvend").glob("demo-*")) == state_dirs, "removed on success"
+    assert list(tmp_path.iterdir()) == [], "the demo removes its stack's state on success"

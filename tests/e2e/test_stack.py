@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import stat
+import subprocess
+import sys
 
 import pytest
 from botocore.exceptions import ClientError
 
-from stsvend.local.process import free_port
-from stsvend.local.stack import LocalStack, LocalState
-from tests.e2e.conftest import aws, own_keys, run_checkout_command
+from stsvend.local.process import LOOPBACK, ensure_port_free, free_port
+from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
+from tests.conftest import record_output
+from tests.e2e.conftest import ROOT, Api, aws, own_keys, run_checkout_command
 
 pytestmark = pytest.mark.e2e
 
@@ -56,7 +61,7 @@ def test_the_service_identity_may_assume_roles_but_not_read_ec2(state: LocalStat
 
 @pytest.mark.parametrize("busy", ["emulator", "api"])
 def test_a_port_in_use_is_reported_and_the_running_stack_is_left_alone(
-    stack: LocalStack, busy: str
+    stack: LocalStack, busy: str, tmp_path
 ) -> None:
     emulator_port = stack.emulator.port if busy == "emulator" else free_port()
     api_port = stack.api_port if busy == "api" else free_port()
@@ -64,7 +69,8 @@ def test_a_port_in_use_is_reported_and_the_running_stack_is_left_alone(
 
     result = run_checkout_command(
         "-m", "stsvend.cli", "local", "up",
-        env={"STSVEND_EMULATOR_PORT": str(emulator_port), "STSVEND_API_PORT": str(api_port)},
+        env={"STSVEND_EMULATOR_PORT": str(emulator_port), "STSVEND_API_PORT": str(api_port),
+             "STSVEND_LOCAL_DIR": str(tmp_path)},
     )
 
     assert result.returncode == 1
@@ -74,3 +80,43 @@ def test_a_port_in_use_is_reported_and_the_running_stack_is_left_alone(
     assert "Traceback" not in result.stderr
     assert stack.stopped_server() is None
     assert stack.state_path.exists()
+
+
+def test_local_up_serves_until_interrupted_then_stops_and_cleans_up(tmp_path) -> None:
+    ports = {"STSVEND_EMULATOR_PORT": free_port(), "STSVEND_API_PORT": free_port()}
+    env = {**hermetic_environment(), "STSVEND_LOCAL_DIR": str(tmp_path),
+           **{k: str(v) for k, v in ports.items()}}
+    up = subprocess.Popen(
+        [sys.executable, "-m", "stsvend.cli", "local", "up"], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        shown = []
+        for line in up.stdout:  # the stack bounds its own start; on failure it exits
+            shown.append(line)
+            if line.startswith("Ctrl-C stops"):
+                break
+        ready = "".join(shown)
+        state = LocalState.load(tmp_path / "local.json")
+        assert "stsvend local: ready." in ready
+        assert state.api_url in ready and state.emulator_url in ready
+        for identity in state.identities.values():
+            assert identity.secret_access_key not in ready
+        assert stat.S_IMODE((tmp_path / "env" / "sample-app.sh").stat().st_mode) == 0o600
+        assert Api(state).call("GET", "/whoami", "jenkins").body["Arn"] == (
+            "arn:aws:iam::111111111111:user/jenkins"
+        )
+
+        os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
+        assert up.wait(timeout=30) == 0
+    finally:
+        if up.poll() is None:
+            up.terminate()  # stops the servers too
+            up.wait(timeout=30)
+        rest, errors = up.communicate()
+        record_output(rest + errors)
+    assert "stsvend local: stopping" in rest
+    assert not (tmp_path / "local.json").exists()
+    assert not list((tmp_path / "env").iterdir())
+    for variable, port in ports.items():
+        ensure_port_free(LOOPBACK, port, "server", variable)
