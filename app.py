@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ from chalice.app import Chalice, ConvertToMiddleware, IAMAuthorizer, Response
 
 from chalicelib.audit import logger
 from chalicelib.config import Settings
-from chalicelib.errors import InternalError, StsvendError
+from chalicelib.errors import InternalError, InvalidRequest, StsvendError
 from chalicelib.service import Incoming, Stsvend
 
 # The audit logger (powertools, JSON) owns the "stsvend" logger; Chalice must not reconfigure it.
@@ -37,6 +38,23 @@ def service() -> Stsvend:
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
     # In Lambda, a missing setting fails the cold start, not the first caller's request.
     service()
+
+
+@app.middleware("http")
+def _chalice_rejections_in_the_service_shape(
+    request: Any, get_response: Callable[[Any], Response]
+) -> Response:
+    """Chalice answers a wrong Content-Type or Accept itself; give those the stable error shape too."""
+    response = get_response(request)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and "RequestId" not in body:
+        request_id = str((request.context or {}).get("requestId") or uuid.uuid4())
+        response = Response(
+            body={"Code": InvalidRequest.code, "Message": str(body.get("Message")), "RequestId": request_id},
+            status_code=InvalidRequest.status,
+            headers={"Cache-Control": "no-store"},
+        )
+    return response
 
 
 def _respond(operation: Callable[[Stsvend, Incoming], dict[str, Any]]) -> Response:

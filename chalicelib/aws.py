@@ -10,7 +10,7 @@ import threading
 from typing import Any
 
 _CONFIG_ARGS: dict[str, Any] = {
-    "retries": {"mode": "standard", "max_attempts": 3},
+    "retries": {"mode": "standard", "total_max_attempts": 3},
     "connect_timeout": 2,
     "read_timeout": 5,
     "max_pool_connections": 20,

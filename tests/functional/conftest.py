@@ -19,7 +19,7 @@ import app as app_module
 from chalicelib.config import Settings
 from chalicelib.grants import to_attribute
 from chalicelib.service import Stsvend
-from tests.conftest import record_vended
+from tests.conftest import record_output, record_vended
 
 TABLE = "stsvend-grants-test"
 REGION = "us-east-1"
@@ -164,6 +164,8 @@ class Stack:
             text = base64.b64decode(text).decode()
         payload = json.loads(text) if text else {}
         record_vended(payload)
+        if result["statusCode"] != 200:
+            record_output(text)  # error bodies are checked for secrets with the logs
         return Invocation(result["statusCode"], result["headers"], payload)
 
     def vend(self, body: Any, identity: dict[str, Any] | None = None) -> Invocation:

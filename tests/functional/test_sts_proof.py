@@ -258,3 +258,34 @@ def test_unknown_access_key_is_not_authenticated(proof_stack: ProofStack) -> Non
     answer = proof_stack.call("/whoami", make_proof(stranger, proof_stack.stack.url + "/"))
     assert answer.status == 401
     assert proof_stack.sts_calls == 1
+
+
+def test_role_that_does_not_trust_the_service_is_assume_role_denied(proof_stack: ProofStack) -> None:
+    # IAM auth is on: switch it off briefly to set the scene, as an administrator would.
+    moto_api(proof_stack.stack.url, "/moto-api/reset-auth", b"1000000000")
+    boto3.client("iam", region_name="us-east-1", endpoint_url=proof_stack.stack.url).create_role(
+        RoleName="untrusting",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": "arn:aws:iam::123456789012:user/someone-else"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )
+    untrusting = "arn:aws:iam::123456789012:role/untrusting"
+    proof_stack.stack.put_grant({"principal": proof_stack.caller_arn, "roles": [{"role_arn": untrusting}]})
+    moto_api(proof_stack.stack.url, "/moto-api/reset-auth", b"0")
+
+    proof = make_proof(proof_stack.caller, proof_stack.stack.url + "/")
+    answer = proof_stack.call("/credentials", proof, {"role_arn": untrusting})
+
+    assert answer.status == 502, answer.body
+    assert answer.body["Code"] == "AssumeRoleDenied"
+    assert "trust policy" in answer.body["Message"]
+    assert "AccessKeyId" not in answer.body
