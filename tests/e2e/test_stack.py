@@ -47,7 +47,7 @@ def test_the_emulator_checks_signatures_and_identity_policies(state: LocalState)
     assert not_allowed.value.response["Error"]["Code"] == "AccessDenied"
 
 
-def test_the_service_identity_may_assume_roles_but_not_read_ec2(state: LocalState) -> None:
+def test_the_service_may_not_read_ec2_and_only_the_service_is_trusted_by_read_only(state: LocalState) -> None:
     service = own_keys(state, "service")
     with pytest.raises(ClientError) as denied:
         aws(state, "ec2", service).describe_instances()
