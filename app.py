@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from chalice.app import Chalice, ConvertToMiddleware, IAMAuthorizer, Response
+from chalice.app import Chalice, ConvertToMiddleware, IAMAuthorizer, Request, Response
 
 from chalicelib.audit import logger
 from chalicelib.config import Settings
 from chalicelib.errors import InternalError, InvalidRequest, StsvendError
 from chalicelib.service import Incoming, Stsvend
 
+
+class _ThreadSafeChalice(Chalice):
+    """Chalice keeps the request being served on the app object. Lambda serves one request at a
+    time, but `chalice local` serves each on its own thread over one app: a shared attribute would
+    let one request be decided on another's caller. Keep it per thread."""
+
+    _requests = threading.local()
+
+    @property
+    def current_request(self) -> Request | None:
+        return getattr(self._requests, "request", None)
+
+    @current_request.setter
+    def current_request(self, request: Request | None) -> None:
+        self._requests.request = request
+
+
 # The audit logger (powertools, JSON) owns the "stsvend" logger; Chalice must not reconfigure it.
 # `app.debug` stays False, its default: Chalice would otherwise answer with stack traces.
-app = Chalice(app_name="stsvend", configure_logs=False)
+app = _ThreadSafeChalice(app_name="stsvend", configure_logs=False)
 iam = IAMAuthorizer()
 # Lambda context (function, request id, cold start) on every log line.
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context))
