@@ -1,0 +1,368 @@
+"""`chalice package` for the deployed stages, checked offline: API Gateway authorizes every method
+with SigV4, the template passes cfn-lint, the Lambda's role allows only the vend path's calls, the
+function is set up for that path, and its zip holds what the Lambda reads and nothing else.
+
+Each stage is packaged once per test session (chalice fetches requirements.txt's wheels from PyPI,
+and reuses them from .chalice/deployments/ after the first run)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import app as app_module
+from chalicelib.aws import _CONFIG_ARGS as BOTOCORE_CONFIG
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+OVERRIDES = ROOT / ".chalice" / "package-overrides.json"
+DEPLOYED_STAGES = ("dev", "prod")
+API_GATEWAY_TIMEOUT_SECONDS = 29
+MB = 1024 * 1024
+# Lambda's limits for a zip uploaded directly, and for the code unzipped.
+MAX_ZIP_BYTES = 50 * MB
+MAX_UNZIPPED_BYTES = 250 * MB
+VEND_PATH_ACTIONS = {
+    "dynamodb:Query",
+    "sts:AssumeRole",
+    "sts:TagSession",
+    "sts:SetSourceIdentity",
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+}
+# Actions that support no resource-level permission; only these may have Resource "*".
+RESOURCELESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "x-amazon-apigateway-any-method"}
+
+
+@dataclass(frozen=True)
+class Package:
+    stage: str
+    directory: Path
+    seconds: float
+
+    @property
+    def template(self) -> dict[str, Any]:
+        template: dict[str, Any] = json.loads((self.directory / "sam.json").read_text(encoding="utf-8"))
+        return template
+
+    @property
+    def zip_path(self) -> Path:
+        return self.directory / "deployment.zip"
+
+    def resource(self, name: str) -> dict[str, Any]:
+        resource: dict[str, Any] = self.template["Resources"][name]
+        return resource
+
+    def swagger(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.resource("RestAPI")["Properties"]["DefinitionBody"]
+        return body
+
+
+class PackageReport:
+    """Prints each package's zip size in pytest's terminal summary."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.lines:
+            terminalreporter.write_sep("-", "chalice package")
+            for line in self.lines:
+                terminalreporter.write_line(line)
+
+
+def _tool(name: str) -> str:
+    path = BIN / name
+    found = str(path) if path.exists() else shutil.which(name)
+    assert found, f"{name} is not installed; run make test (it installs the dev extra)"
+    return found
+
+
+def _env() -> dict[str, str]:
+    # Nothing of the test session's AWS set-up reaches chalice: it needs a region name only, since
+    # the template names the region and account through CloudFormation's pseudo parameters.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STSVEND_"))}
+    return {**env, "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+class Project:
+    """A snapshot of what `chalice package` reads: app.py, requirements.txt, chalicelib/, vendor/ and
+    .chalice/. Packaging the snapshot keeps chalice's cache of built zips (18 MB for every change to
+    the sources) out of the working tree, and lets one session's packages share it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        for name in ("app.py", "requirements.txt"):
+            shutil.copy2(ROOT / name, directory / name)
+        for name in ("chalicelib", "vendor"):
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, directory / name, symlinks=True)
+        built = shutil.ignore_patterns("deployments", "deployed")
+        shutil.copytree(ROOT / ".chalice", directory / ".chalice", ignore=built)
+
+    def package(self, stage: str, out: Path, **stage_settings: str) -> Package:
+        """`chalice package --stage STAGE`, with `stage_settings` added to the stage's config."""
+        config_path = self.directory / ".chalice" / "config.json"
+        original = config_path.read_text(encoding="utf-8")
+        config = json.loads(original)
+        config["stages"][stage].update(stage_settings)
+        config_path.write_text(json.dumps(config), encoding="utf-8")
+        started = time.monotonic()
+        try:
+            result = subprocess.run(
+                [_tool("chalice"), "package", "--stage", stage, "--merge-template", str(OVERRIDES), str(out)],
+                cwd=self.directory,
+                env=_env(),
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        finally:
+            config_path.write_text(original, encoding="utf-8")
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, f"chalice package --stage {stage} failed:\n{output}"
+        return Package(stage, out, time.monotonic() - started)
+
+
+def cfn_lint(template: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool("cfn-lint"), "--format", "parseable", str(template)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _report(config: pytest.Config) -> PackageReport:
+    report = config.pluginmanager.get_plugin("stsvend-package-report")
+    if report is None:
+        report = PackageReport()
+        config.pluginmanager.register(report, "stsvend-package-report")
+    assert isinstance(report, PackageReport)
+    return report
+
+
+def zip_sizes(path: Path) -> tuple[int, int]:
+    with zipfile.ZipFile(path) as archive:
+        return path.stat().st_size, sum(info.file_size for info in archive.infolist())
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    return Project(tmp_path_factory.mktemp("project"))
+
+
+@pytest.fixture(scope="session", params=DEPLOYED_STAGES)
+def packaged(
+    request: pytest.FixtureRequest, project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> Package:
+    stage: str = request.param
+    package = project.package(stage, tmp_path_factory.mktemp(f"package-{stage}") / "out")
+    zipped, unzipped = zip_sizes(package.zip_path)
+    _report(request.config).lines.append(
+        f"{stage}: deployment.zip {zipped / MB:.1f} MB ({unzipped / MB:.1f} MB unzipped),"
+        f" packaged in {package.seconds:.1f} s"
+    )
+    return package
+
+
+def _strings(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_statements(package: Package) -> list[dict[str, Any]]:
+    role_ref = package.resource("APIHandler")["Properties"]["Role"]
+    role = package.resource(role_ref["Fn::GetAtt"][0])
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [(s["Effect"], s["Principal"], s["Action"]) for s in trust] == [
+        ("Allow", {"Service": "lambda.amazonaws.com"}, "sts:AssumeRole")
+    ]
+    assert "ManagedPolicyArns" not in role["Properties"]
+    return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+# --- API Gateway ---------------------------------------------------------------------------------
+
+
+def test_every_api_method_requires_sigv4(packaged: Package) -> None:
+    swagger = packaged.swagger()
+    sigv4 = {
+        name
+        for name, scheme in swagger.get("securityDefinitions", {}).items()
+        if scheme.get("x-amazon-apigateway-authtype") == "awsSigv4"
+        and (scheme.get("type"), scheme.get("in"), scheme.get("name"))
+        == ("apiKey", "header", "Authorization")
+    }
+    assert sigv4, "the API defines no SigV4 (AWS_IAM) security scheme"
+    methods = {
+        (path, method.upper()): operation
+        for path, operations in swagger["paths"].items()
+        for method, operation in operations.items()
+        if method in HTTP_METHODS
+    }
+    routes = {(path, method) for path, entries in app_module.app.routes.items() for method in entries}
+    assert set(methods) == routes
+    for (path, method), operation in methods.items():
+        # `security` lists alternatives; an empty one ({}) would admit unsigned requests.
+        alternatives = operation.get("security")
+        assert alternatives, f"{method} {path} has no authorization"
+        for alternative in alternatives:
+            assert alternative and set(alternative) <= sigv4, f"{method} {path} admits {alternative}"
+    assert "x-amazon-apigateway-policy" not in swagger, "a resource policy is on by default"
+
+
+def test_the_template_passes_cfn_lint(packaged: Package) -> None:
+    result = cfn_lint(packaged.directory / "sam.json")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the Lambda's role -----------------------------------------------------------------------------
+
+
+def test_the_lambda_role_allows_only_the_vend_paths_calls(packaged: Package) -> None:
+    statements = _role_statements(packaged)
+    assert statements == json.loads(
+        (ROOT / ".chalice" / f"policy-{packaged.stage}.json").read_text(encoding="utf-8")
+    )["Statement"]
+    assert all(s["Effect"] == "Allow" and "NotAction" not in s and "NotResource" not in s for s in statements)
+    actions = {a for s in statements for a in _strings(s["Action"])}
+    assert not [a for a in actions if "*" in a], "every action is named"
+    assert actions == VEND_PATH_ACTIONS
+    for statement in statements:
+        if "*" in _strings(statement["Resource"]):
+            assert set(_strings(statement["Action"])) <= RESOURCELESS_ACTIONS, statement["Sid"]
+
+
+def test_the_lambda_role_reads_only_the_stages_grants_table(packaged: Package) -> None:
+    table = packaged.resource("APIHandler")["Properties"]["Environment"]["Variables"]["STSVEND_GRANTS_TABLE"]
+    assert table == f"stsvend-grants-{packaged.stage}"
+    dynamodb = [
+        s for s in _role_statements(packaged) if any(a.startswith("dynamodb:") for a in _strings(s["Action"]))
+    ]
+    assert [(s["Action"], s["Resource"]) for s in dynamodb] == [
+        ("dynamodb:Query", f"arn:aws:dynamodb:*:*:table/{table}")
+    ]
+
+
+# --- the function --------------------------------------------------------------------------------
+
+
+def test_the_function_is_set_up_for_the_vend_path(packaged: Package) -> None:
+    properties = packaged.resource("APIHandler")["Properties"]
+    env = properties["Environment"]["Variables"]
+    assert env["STSVEND_IDENTITY_MODE"] == "apigateway"
+    assert "STSVEND_SERVER_ID" not in env and "POWERTOOLS_TRACE_DISABLED" not in env
+    assert properties["Tracing"] == "Active"
+    # A revoked grant keeps working on a warm Lambda until its account's cache entry expires.
+    assert 0 <= float(env["STSVEND_GRANT_CACHE_SECONDS"]) <= 60
+    # Memory buys CPU, and a cold start (imports, botocore clients) is CPU-bound.
+    assert properties["MemorySize"] >= 1024
+    # One AWS call that exhausts its retries still gets its 503 out before the Lambda times out, and
+    # the Lambda gives up before API Gateway's integration timeout does.
+    retries = BOTOCORE_CONFIG["retries"]
+    # botocore: total_max_attempts counts the first try, max_attempts only the retries.
+    attempts = retries.get("total_max_attempts") or retries["max_attempts"] + 1
+    retry_budget = attempts * (BOTOCORE_CONFIG["connect_timeout"] + BOTOCORE_CONFIG["read_timeout"])
+    assert retry_budget < properties["Timeout"] < API_GATEWAY_TIMEOUT_SECONDS
+    assert properties["Tags"]["stage"] == packaged.stage
+    if packaged.stage == "prod":
+        assert properties["ReservedConcurrentExecutions"] > 0
+
+
+def test_the_functions_log_group_is_kept_for_a_set_time(packaged: Package) -> None:
+    groups = [r for r in packaged.template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(groups) == 1
+    # The function's own name: chalice 1.34 alone would name a resource the template does not have
+    # (aws/chalice#2079); .chalice/package-overrides.json corrects it.
+    assert groups[0]["Properties"]["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${APIHandler}"}
+    assert groups[0]["Properties"]["RetentionInDays"] >= (365 if packaged.stage == "prod" else 7)
+    outputs = packaged.template["Outputs"]
+    assert outputs["ServiceRoleArn"]["Value"] == {"Fn::GetAtt": ["ApiHandlerRole", "Arn"]}
+
+
+# --- the zip ---------------------------------------------------------------------------------------
+
+
+def test_the_zip_holds_what_the_lambda_reads_and_nothing_else(packaged: Package) -> None:
+    zipped, unzipped = zip_sizes(packaged.zip_path)
+    with zipfile.ZipFile(packaged.zip_path) as archive:
+        names = set(archive.namelist())
+        assert archive.read("app.py") == (ROOT / "app.py").read_bytes()
+    server = {f"chalicelib/{p.name}" for p in (ROOT / "chalicelib").glob("*.py")}
+    assert server <= names, f"missing: {sorted(server - names)}"
+    for package in ("aws_lambda_powertools", "aws_xray_sdk"):
+        assert f"{package}/__init__.py" in names, f"{package} is not packaged"
+    never = ("tests/", "stsvend/", "bench/", "policies/", "examples/", ".stsvend/", ".chalice/", ".venv/")
+    assert sorted(n for n in names if n.startswith(never)) == []
+    size = f"deployment.zip is {zipped / MB:.1f} MB, {unzipped / MB:.1f} MB unzipped"
+    assert zipped < MAX_ZIP_BYTES and unzipped < MAX_UNZIPPED_BYTES, size
+
+
+# --- the organization-only API policy, switched on as docs/deploying.md says -------------------------
+
+SAMPLE_ORGANIZATION = "o-a1b2c3d4e5"
+SAMPLE_ENDPOINT = "vpce-0123456789abcdef0"
+POSTURES = {
+    "organization": {"api_gateway_policy_file": "api-policy-prod.json"},
+    "private": {
+        "api_gateway_endpoint_type": "PRIVATE",
+        "api_gateway_policy_file": "api-policy-prod-private.json",
+    },
+}
+
+
+@pytest.fixture(scope="session", params=sorted(POSTURES))
+def restricted(
+    request: pytest.FixtureRequest, project: Project, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Package]:
+    """prod, packaged with an API policy switched on and its placeholders filled in."""
+    posture: str = request.param
+    settings = POSTURES[posture]
+    policy_path = project.directory / ".chalice" / settings["api_gateway_policy_file"]
+    policy_path.write_text(
+        policy_path.read_text(encoding="utf-8")
+        .replace("${ORGANIZATION_ID}", SAMPLE_ORGANIZATION)
+        .replace("${VPC_ENDPOINT_ID}", SAMPLE_ENDPOINT),
+        encoding="utf-8",
+    )
+    return posture, project.package("prod", tmp_path_factory.mktemp(f"package-{posture}") / "out", **settings)
+
+
+def test_a_switched_on_api_policy_reaches_the_api_and_the_template_still_lints(
+    restricted: tuple[str, Package],
+) -> None:
+    posture, package = restricted
+    policy = package.swagger()["x-amazon-apigateway-policy"]
+    conditions = [s.get("Condition", {}) for s in policy["Statement"]]
+    org_ids = {v.get("aws:PrincipalOrgID") for c in conditions for v in c.values()} - {None}
+    assert org_ids == {SAMPLE_ORGANIZATION}
+    denies = {
+        key
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Deny"
+        for key in statement["Condition"]["StringNotEquals"]
+    }
+    endpoint = package.resource("RestAPI")["Properties"]["EndpointConfiguration"]
+    if posture == "private":
+        assert endpoint == "PRIVATE"
+        assert denies == {"aws:PrincipalOrgID", "aws:SourceVpce"}
+    else:
+        assert endpoint == "REGIONAL"
+        assert denies == {"aws:PrincipalOrgID"}
+    result = cfn_lint(package.directory / "sam.json")
+    assert result.returncode == 0, result.stdout + result.stderr
