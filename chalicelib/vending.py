@@ -101,6 +101,8 @@ def parse_request(body: bytes | str | None, partition: str) -> CredentialRequest
     if match.group(1) != partition:
         raise InvalidRequest(f"role_arn must be in partition {partition}")
     duration = data.get("duration_seconds")
+    if isinstance(duration, float) and duration.is_integer():
+        duration = int(duration)  # JSON has one number type: 900.0 is 900 (as in JSON Schema)
     if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
         raise InvalidRequest("duration_seconds must be a whole number of seconds")
     tags = data.get("tags", {})

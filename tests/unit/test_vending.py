@@ -66,7 +66,9 @@ def test_a_full_request_parses() -> None:
         {"role_arn": "arn:aws-cn:iam::222222222222:role/deployer"},
         {"role_arn": ROLE + "\n"},
         {"role_arn": ROLE, "duration_seconds": "900"},
-        {"role_arn": ROLE, "duration_seconds": 900.0},
+        {"role_arn": ROLE, "duration_seconds": 900.5},
+        {"role_arn": ROLE, "duration_seconds": float("nan")},
+        {"role_arn": ROLE, "duration_seconds": float("inf")},
         {"role_arn": ROLE, "duration_seconds": True},
         {"role_arn": ROLE, "tags": ["build-id"]},
         {"role_arn": ROLE, "tags": {"k": 1}},
@@ -88,6 +90,11 @@ def test_a_full_request_parses() -> None:
 def test_bad_requests_are_invalid(body: Any) -> None:
     with pytest.raises(InvalidRequest):
         parse(body)
+
+
+def test_an_integral_float_duration_is_that_whole_number() -> None:
+    assert parse({"role_arn": ROLE, "duration_seconds": 900.0}).duration_seconds == 900
+    assert parse('{"role_arn": "%s", "duration_seconds": 1e3}' % ROLE).duration_seconds == 1000
 
 
 def test_body_over_16_kib_is_too_large() -> None:
