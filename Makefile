@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint run demo bench openapi clean
+.PHONY: venv test lint run demo bench loadtest openapi clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+loadtest: $(STAMP)
+	$(BIN)/python -m tests.e2e.loadtest --vends 2000 --clients 16
 
 openapi: $(STAMP)
 	$(BIN)/python -m stsvend.openapi

@@ -6,6 +6,7 @@ session token: records are built from an explicit list of fields, not from the S
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -16,6 +17,10 @@ from chalicelib.identity import Caller
 SERVICE = "stsvend"
 NAMESPACE = "stsvend"
 logger = Logger(service=SERVICE)
+# The metric is printed in two writes (line, newline): under `chalice local`, which serves requests on
+# threads, another thread's audit line could land between them. One writer at a time keeps every
+# audit record on a line of its own.
+_write_lock = threading.Lock()
 
 
 def caller_fields(caller: Caller | None) -> dict[str, Any]:
@@ -35,31 +40,24 @@ class Auditor:
     def __init__(self, log: Logger = logger) -> None:
         self._log = log
 
-    def vended(
-        self,
-        request_id: str,
-        caller: Caller,
-        params: dict[str, Any],
-        answer: dict[str, Any],
-    ) -> None:
-        self._log.info(
-            "credentials vended",
-            extra={
-                "event": "credentials.vended",
-                "request_id": request_id,
-                **caller_fields(caller),
-                "role_arn": params["RoleArn"],
-                "role_session_name": params["RoleSessionName"],
-                "source_identity": params["SourceIdentity"],
-                "duration_seconds": params["DurationSeconds"],
-                "expiration": answer["Expiration"],
-                "tags": {t["Key"]: t["Value"] for t in params["Tags"]},
-                "session_policy": "Policy" in params,
-                "external_id_used": "ExternalId" in params,
-                "access_key_id": answer["AccessKeyId"],
-            },
-        )
-        self._metric("CredentialsVended", None)
+    def vended(self, request_id: str, caller: Caller, params: dict[str, Any], answer: dict[str, Any]) -> None:
+        fields = {
+            "event": "credentials.vended",
+            "request_id": request_id,
+            **caller_fields(caller),
+            "role_arn": params["RoleArn"],
+            "role_session_name": params["RoleSessionName"],
+            "source_identity": params["SourceIdentity"],
+            "duration_seconds": params["DurationSeconds"],
+            "expiration": answer["Expiration"],
+            "tags": {t["Key"]: t["Value"] for t in params["Tags"]},
+            "session_policy": "Policy" in params,
+            "external_id_used": "ExternalId" in params,
+            "access_key_id": answer["AccessKeyId"],
+        }
+        with _write_lock:
+            self._log.info("credentials vended", extra=fields)
+            self._metric("CredentialsVended", None)
 
     def denied(
         self,
@@ -69,18 +67,17 @@ class Auditor:
         message: str,
         request: dict[str, Any] | None = None,
     ) -> None:
-        self._log.warning(
-            "credentials denied",
-            extra={
-                "event": "credentials.denied",
-                "request_id": request_id,
-                **caller_fields(caller),
-                **(request or {}),
-                "code": code,
-                "reason": message,
-            },
-        )
-        self._metric("CredentialsDenied", code)
+        fields = {
+            "event": "credentials.denied",
+            "request_id": request_id,
+            **caller_fields(caller),
+            **(request or {}),
+            "code": code,
+            "reason": message,
+        }
+        with _write_lock:
+            self._log.warning("credentials denied", extra=fields)
+            self._metric("CredentialsDenied", code)
 
     @staticmethod
     def _metric(name: str, code: str | None) -> None:

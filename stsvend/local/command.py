@@ -68,16 +68,22 @@ def state_dir(root: Path) -> Path:
 
 def up(root: Path) -> int:
     stack = LocalStack.from_environment(root, state_dir(root))
-    print(f"stsvend local: starting the AWS emulator on {stack.emulator.url} and the API on"
-          f" {stack.api_url} ...", flush=True)
+    print(
+        f"stsvend local: starting the AWS emulator on {stack.emulator.url} and the API on"
+        f" {stack.api_url} ...",
+        flush=True,
+    )
     with stop_on_terminate():
         try:
             state = stack.start()
             print(ready_message(root, stack, state), flush=True)
             while (stopped := stack.stopped_server()) is None:
                 time.sleep(_WATCH_INTERVAL_SECONDS)
-            print(f"stsvend local: the {stopped.name} stopped unexpectedly (exit code"
-                  f" {stopped.exit_code()}); see {stopped.log_path}", file=sys.stderr)
+            print(
+                f"stsvend local: the {stopped.name} stopped unexpectedly (exit code"
+                f" {stopped.exit_code()}); see {stopped.log_path}",
+                file=sys.stderr,
+            )
             return 1
         except Terminated:
             print("\nstsvend local: stopping ...", flush=True)
@@ -110,8 +116,8 @@ stsvend local: ready.
   API       {state.api_url}  (stage local, identity mode sts-proof, server id {state.server_id})
   emulator  {state.emulator_url}  (IAM authentication on; accounts 111111111111, 222222222222)
   state     {_shown(root, stack.state_path)}  (identities and their emulator-only keys; mode 0600)
-  logs      {_shown(root, state.logs['api'])} (one audit line per decision),
-            {_shown(root, state.logs['emulator'])}
+  logs      {_shown(root, state.logs["api"])} (one audit line per decision),
+            {_shown(root, state.logs["emulator"])}
 
 Call it as the STS sample application. {env_dir}/{SAMPLE_APP}.sh holds these exports and the
 identity's emulator-only keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), kept off this screen:

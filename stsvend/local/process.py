@@ -3,6 +3,8 @@ for with a bound, and stopped as a group (terminate, then kill after a timeout).
 
 from __future__ import annotations
 
+import contextlib
+
 import errno
 import os
 import signal
@@ -45,8 +47,9 @@ def ensure_port_free(host: str, port: int, what: str, variable: str) -> None:
 
 
 class ManagedProcess:
-    """One server process. Its output goes to `log_path`; it leads its own process group, so a
-    Ctrl-C in the terminal reaches only the stack, which then stops the servers itself."""
+    """One server process. Its output goes to `log_path` (its stderr to `errors_path` when given, so
+    that a line written to one stream never splits a line of the other); it leads its own process
+    group, so a Ctrl-C in the terminal reaches only the stack, which then stops the servers itself."""
 
     def __init__(
         self,
@@ -55,9 +58,11 @@ class ManagedProcess:
         log_path: Path,
         env: Mapping[str, str],
         cwd: Path | None = None,
+        errors_path: Path | None = None,
     ) -> None:
         self.name = name
         self.log_path = log_path
+        self.errors_path = errors_path
         self._argv = list(argv)
         self._env = dict(env)
         self._cwd = cwd
@@ -65,14 +70,16 @@ class ManagedProcess:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
+        with contextlib.ExitStack() as files:
+            log = files.enter_context(self.log_path.open("wb"))
+            errors = files.enter_context(self.errors_path.open("wb")) if self.errors_path else None
             self._process = subprocess.Popen(
                 self._argv,
                 cwd=self._cwd,
                 env=self._env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT if errors is None else errors,
                 start_new_session=True,
             )
 
@@ -108,10 +115,12 @@ class ManagedProcess:
             pass
 
     def log_tail(self) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
+        text = ""
+        for path in (self.log_path, self.errors_path):
+            try:
+                text += path.read_text(encoding="utf-8", errors="replace") if path else ""
+            except OSError:
+                pass
         return text[-_LOG_TAIL_CHARS:]
 
 

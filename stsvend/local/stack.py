@@ -54,9 +54,7 @@ def find_root(start: Path | None = None) -> Path:
     here = (start or Path.cwd()).resolve()
     installed_from = Path(__file__).resolve().parents[2]
     for directory in (here, *here.parents, installed_from):
-        if (directory / ".chalice" / "config.json").is_file() and (
-            directory / "chalicelib"
-        ).is_dir():
+        if (directory / ".chalice" / "config.json").is_file() and (directory / "chalicelib").is_dir():
             return directory
     raise StackError(
         f"not in an stsvend checkout: no .chalice/config.json with chalicelib/ at or above {here};"
@@ -193,7 +191,8 @@ class LocalStack:
             recording_path=(state_dir / "emulator-requests.jsonl") if record_requests else None,
             host=host,
         )
-        self.api_log = logs / "api.log"
+        self.api_log = logs / "api.log"  # stdout: the audit lines and metrics, one JSON object a line
+        self.api_errors_log = logs / "api.err.log"
         self.api: ManagedProcess | None = None
         self._state: LocalState | None = None
         self._written: list[Path] = []
@@ -272,7 +271,11 @@ class LocalStack:
             identities=made.identities,
             roles=made.roles,
             instances=made.instances,
-            logs={"api": str(self.api_log), "emulator": str(self.emulator.process.log_path)},
+            logs={
+                "api": str(self.api_log),
+                "api_errors": str(self.api_errors_log),
+                "emulator": str(self.emulator.process.log_path),
+            },
         )
         self._write(self.state_path, json.dumps(state.to_json(), indent=2) + "\n")
         for name in state.identities:
@@ -294,10 +297,23 @@ class LocalStack:
             AWS_SECRET_ACCESS_KEY=service.secret_access_key,
         )
         argv = [
-            sys.executable, "-c", _CHALICE, "--project-dir", str(self.root), "local",
-            "--stage", STAGE, "--host", self.host, "--port", str(self.api_port), "--no-autoreload",
+            sys.executable,
+            "-c",
+            _CHALICE,
+            "--project-dir",
+            str(self.root),
+            "local",
+            "--stage",
+            STAGE,
+            "--host",
+            self.host,
+            "--port",
+            str(self.api_port),
+            "--no-autoreload",
         ]
-        self.api = ManagedProcess("stsvend API (chalice local)", argv, self.api_log, env, self.root)
+        self.api = ManagedProcess(
+            "stsvend API (chalice local)", argv, self.api_log, env, self.root, errors_path=self.api_errors_log
+        )
         self.api.start()
         wait_until(self._api_answers, self.api, READY_TIMEOUT_SECONDS)
 

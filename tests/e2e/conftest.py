@@ -38,7 +38,7 @@ def start_stack(state_dir: Path, record_requests: bool) -> LocalStack:
 
 def stop_stack(stack: LocalStack) -> None:
     stack.stop()
-    for log in (stack.api_log, stack.emulator.process.log_path):
+    for log in (stack.api_log, stack.api_errors_log, stack.emulator.process.log_path):
         if log.exists():
             record_output(log.read_text(encoding="utf-8", errors="replace"))
 
