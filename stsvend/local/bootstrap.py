@@ -89,10 +89,10 @@ def aws_client(
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
         aws_session_token=session_token,
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2,
-                      read_timeout=10),
+        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=10),
     )
     if account_id is not None:
+
         def in_account(request: Any, **_: Any) -> None:
             request.headers["x-moto-account-id"] = account_id
 
@@ -160,9 +160,7 @@ def bootstrap(endpoint_url: str, root: Path) -> Bootstrapped:
     for name, (policy_name, document) in permissions.items():
         user_name = USER_NAMES[name]
         arn = iam.create_user(UserName=user_name)["User"]["Arn"]
-        iam.put_user_policy(
-            UserName=user_name, PolicyName=policy_name, PolicyDocument=json.dumps(document)
-        )
+        iam.put_user_policy(UserName=user_name, PolicyName=policy_name, PolicyDocument=json.dumps(document))
         key = iam.create_access_key(UserName=user_name)["AccessKey"]
         identities[name] = Identity(arn, INFRA_ACCOUNT, key["AccessKeyId"], key["SecretAccessKey"])
     service_arn = identities[SERVICE].arn
@@ -202,9 +200,7 @@ def bootstrap(endpoint_url: str, root: Path) -> Bootstrapped:
         INFRA_ACCOUNT: _launch(client("ec2", INFRA_ACCOUNT), "sample-app-web"),
         DEV_ACCOUNT: _launch(client("ec2", DEV_ACCOUNT), "dev-service"),
     }
-    return Bootstrapped(
-        identities, {"read-only": READ_ONLY_ROLE, "deployer": DEPLOYER_ROLE}, instances
-    )
+    return Bootstrapped(identities, {"read-only": READ_ONLY_ROLE, "deployer": DEPLOYER_ROLE}, instances)
 
 
 def _launch(ec2: Any, name: str) -> list[str]:
@@ -215,9 +211,7 @@ def _launch(ec2: Any, name: str) -> list[str]:
         InstanceType="t3.micro",
         MinCount=INSTANCES_PER_ACCOUNT,
         MaxCount=INSTANCES_PER_ACCOUNT,
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}
-        ],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
     )
     return [instance["InstanceId"] for instance in reservation["Instances"]]
 
@@ -239,9 +233,7 @@ def fill_grants(endpoint_url: str, root: Path, admin: Identity) -> str:
     dynamodb = aws_client("dynamodb", endpoint_url, admin.access_key_id, admin.secret_access_key)
     create_table(dynamodb, table)
     grants = load_grants_file(checkout.grants_file(STAGE), checkout.session_dir)
-    result = apply_changes(
-        dynamodb, table, plan_changes(dynamodb, table, grants), updated_by=admin.arn
-    )
+    result = apply_changes(dynamodb, table, plan_changes(dynamodb, table, grants), updated_by=admin.arn)
     if not result.ok:
         raise ValueError(f"applying the local grants failed: {result.error}")
     return table

@@ -37,8 +37,7 @@ class Step:
 def _example(name: str, *args: str) -> Callable[[Path, LocalStack], Outcome]:
     def run(root: Path, stack: LocalStack) -> Outcome:
         result = subprocess.run(  # noqa: S603 - our own example, no shell
-            [sys.executable, str(root / "examples" / name), "--config", str(stack.state_path),
-             *args],
+            [sys.executable, str(root / "examples" / name), "--config", str(stack.state_path), *args],
             env=hermetic_environment(),
             capture_output=True,
             text=True,
@@ -55,8 +54,17 @@ def _role_not_granted(root: Path, stack: LocalStack) -> Outcome:
     state: LocalState = stack.state
     role = state.roles["deployer"]
     result = subprocess.run(  # noqa: S603 - our own command, no shell
-        [sys.executable, "-m", "stsvend.cli", "credentials", "--role", role, "--format", "json",
-         "--no-cache"],
+        [
+            sys.executable,
+            "-m",
+            "stsvend.cli",
+            "credentials",
+            "--role",
+            role,
+            "--format",
+            "json",
+            "--no-cache",
+        ],
         env={**hermetic_environment(), **state.environment(SAMPLE_APP)},
         capture_output=True,
         text=True,
@@ -66,13 +74,21 @@ def _role_not_granted(root: Path, stack: LocalStack) -> Outcome:
     shown = f"$ stsvend credentials --role {role}   # as {state.identities[SAMPLE_APP].arn}\n"
     # Printed only when it is the expected refusal: stderr then holds only Code and Message.
     if result.returncode != 0 and "RoleNotGranted" in result.stderr and not result.stdout:
-        return Outcome(True, shown + result.stderr + f"refused (exit code {result.returncode}),"
-                       " as expected: the grant does not include this role\n")
+        return Outcome(
+            True,
+            shown + result.stderr + f"refused (exit code {result.returncode}),"
+            " as expected: the grant does not include this role\n",
+        )
     vended = _looks_vended(result.stdout)
-    return Outcome(False, shown + (
-        "credentials were vended for a role the caller was not granted\n" if vended
-        else f"unexpected answer (exit code {result.returncode})\n"
-    ))
+    return Outcome(
+        False,
+        shown
+        + (
+            "credentials were vended for a role the caller was not granted\n"
+            if vended
+            else f"unexpected answer (exit code {result.returncode})\n"
+        ),
+    )
 
 
 def _looks_vended(stdout: str) -> bool:
@@ -83,10 +99,14 @@ def _looks_vended(stdout: str) -> bool:
 
 
 STEPS = (
-    Step("The STS sample application: denied on its own, allowed with credentials from stsvend",
-         _example("sample_app.py")),
-    Step("Jenkins deploys to the development account with a cross-account role",
-         _example("jenkins_cross_account.py", "--build-id", "demo-1", "--job-name", "demo")),
+    Step(
+        "The STS sample application: denied on its own, allowed with credentials from stsvend",
+        _example("sample_app.py"),
+    ),
+    Step(
+        "Jenkins deploys to the development account with a cross-account role",
+        _example("jenkins_cross_account.py", "--build-id", "demo-1", "--job-name", "demo"),
+    ),
     Step("A request for a role the caller was not granted", _role_not_granted),
 )
 
@@ -103,8 +123,7 @@ def demo(root: Path) -> int:
     passed = 0
     with stop_on_terminate(), LocalStack.on_free_ports(root, demo_dir) as stack:
         state = stack.state
-        print(f"  API {state.api_url}, emulator {state.emulator_url} (IAM authentication on)\n",
-              flush=True)
+        print(f"  API {state.api_url}, emulator {state.emulator_url} (IAM authentication on)\n", flush=True)
         for number, step in enumerate(STEPS, start=1):
             print(f"[{number}/{len(STEPS)}] {step.title}", flush=True)
             outcome = step.run(root, stack)
@@ -115,6 +134,8 @@ def demo(root: Path) -> int:
         shutil.rmtree(demo_dir, ignore_errors=True)
         print(f"Demo passed: all {len(STEPS)} steps behaved as described.")
         return 0
-    print(f"Demo FAILED: {len(STEPS) - passed} of {len(STEPS)} steps did not behave as described."
-          f" The stack's logs are in {demo_dir / 'logs'}.")
+    print(
+        f"Demo FAILED: {len(STEPS) - passed} of {len(STEPS)} steps did not behave as described."
+        f" The stack's logs are in {demo_dir / 'logs'}."
+    )
     return 1

@@ -49,8 +49,14 @@ DEFAULT_PORT = 5000
 PORT_VARIABLE = "STSVEND_EMULATOR_PORT"
 READY_TIMEOUT_SECONDS = 60.0
 # Settings of the user's environment that would change what the emulator does.
-_MOTO_SETTINGS = ("MOTO_ACCOUNT_ID", "INITIAL_NO_AUTH_ACTION_COUNT", "MOTO_ENABLE_RECORDING",
-                  "MOTO_RECORDER_FILEPATH", "MOTO_PORT", "TEST_SERVER_MODE")
+_MOTO_SETTINGS = (
+    "MOTO_ACCOUNT_ID",
+    "INITIAL_NO_AUTH_ACTION_COUNT",
+    "MOTO_ENABLE_RECORDING",
+    "MOTO_RECORDER_FILEPATH",
+    "MOTO_PORT",
+    "TEST_SERVER_MODE",
+)
 
 
 @dataclass(frozen=True)
@@ -138,14 +144,9 @@ class Emulator:
             body = entry.get("body") or ""
             if entry.get("body_encoded"):
                 body = base64.b64decode(body).decode("utf-8", errors="replace")
-            requests.append(
-                RecordedRequest(entry["method"], entry["url"], dict(entry["headers"]), body)
-            )
+            requests.append(RecordedRequest(entry["method"], entry["url"], dict(entry["headers"]), body))
         return requests
 
     def recorded_calls(self, action: str) -> list[dict[str, str]]:
         """The form fields of every recorded query-protocol call of `action` (e.g. AssumeRole)."""
-        return [
-            form for form in (r.form() for r in self.recorded_requests())
-            if form.get("Action") == action
-        ]
+        return [form for form in (r.form() for r in self.recorded_requests()) if form.get("Action") == action]

@@ -4,7 +4,6 @@ for with a bound, and stopped as a group (terminate, then kill after a timeout).
 from __future__ import annotations
 
 import contextlib
-
 import errno
 import os
 import signal
