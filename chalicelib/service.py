@@ -12,7 +12,7 @@ from chalicelib.audit import Auditor
 from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
 from chalicelib.errors import InternalError, StsvendError
-from chalicelib.grants import GrantStore, authorize_caller
+from chalicelib.grants import Grant, GrantStore, authorize_caller
 from chalicelib.identity import (
     PROOF_HEADER,
     Caller,
@@ -81,6 +81,15 @@ class Stsvend:
             incoming.headers.get("user-agent", ""),
         )
 
+    def _grant_for(self, caller: Caller) -> Grant:
+        return authorize_caller(
+            self._grants.for_account(caller.account_id),
+            caller.principal_arn,
+            caller.unique_id,
+            caller.source_ip,
+            self._now(),
+        )
+
     def vend(self, incoming: Incoming) -> dict[str, Any]:
         caller: Caller | None = None
         asked: dict[str, Any] = {}
@@ -88,13 +97,7 @@ class Stsvend:
             caller = self.caller(incoming)
             request = parse_request(incoming.body, self.settings.partition)
             asked = {"role_arn": request.role_arn, "requested_tags": sorted(request.tags)}
-            grant = authorize_caller(
-                self._grants.for_account(caller.account_id),
-                caller.principal_arn,
-                caller.unique_id,
-                caller.source_ip,
-                self._now(),
-            )
+            grant = self._grant_for(caller)
             plan = plan_assume_role(caller, request, grant, incoming.request_id)
             asked = {
                 "role_arn": request.role_arn,
@@ -112,13 +115,7 @@ class Stsvend:
 
     def roles(self, incoming: Incoming) -> dict[str, Any]:
         caller = self.caller(incoming)
-        grant = authorize_caller(
-            self._grants.for_account(caller.account_id),
-            caller.principal_arn,
-            caller.unique_id,
-            caller.source_ip,
-            self._now(),
-        )
+        grant = self._grant_for(caller)
         return {
             "Principal": caller.principal_arn,
             "Grant": grant.principal,
