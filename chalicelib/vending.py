@@ -28,6 +28,8 @@ MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
 SESSION_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{2,64}$")
 _NOT_SESSION_CHARS = re.compile(r"[^A-Za-z0-9+=,.@_-]")
+# Exactly the ASCII characters _tag_text_ok accepts (letters, digits, space and _.:/=+-@).
+_ASCII_TAG_TEXT = re.compile(r"[A-Za-z0-9 _.:/=+@-]*")
 _REQUEST_FIELDS = {"role_arn", "duration_seconds", "tags", "session_name"}
 TAG_CALLER = "stsvend:caller"
 TAG_ACCOUNT = "stsvend:caller-account"
@@ -61,6 +63,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _tag_text_ok(text: str) -> bool:
     """STS tag characters: Unicode letters, separators and numbers, and _ . : / = + - @."""
+    if _ASCII_TAG_TEXT.fullmatch(text):
+        return True  # the usual case, without a Unicode lookup per character
     return all(ch in "_.:/=+-@" or unicodedata.category(ch)[0] in "LNZ" for ch in text)
 
 

@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -147,6 +146,8 @@ class CredentialCache:
 
     def write(self, key: str, answer: Answer) -> None:
         """Atomically replace the entry: a temporary 0600 file in the directory, then rename."""
+        import tempfile  # only on a miss: a cache hit does not pay for its imports
+
         fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -1,0 +1,144 @@
+"""Benchmark 2, warm vend overhead: in one process, POST /credentials through the Chalice app
+(API Gateway event in, response out) with AWS answered by botocore's Stubber, against a bare stubbed
+`sts.assume_role` with the same parameters on the same client.
+
+The stubbed DynamoDB Query answers once: every timed request is a grant-cache hit, the normal warm
+case (the cache lifetime is raised so that no timed request reaches DynamoDB). Stubbed STS answers
+are queued before the clock runs; the Stubber skips signing and HTTP on both sides alike. Runs in
+a child process whose stdout (the audit lines and EMF metrics, written as in Lambda) is /dev/null.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from bench.common import PYTHON, base_environment, child_main, comparison, run_child
+
+NAME = "warm_vend"
+TITLE = "Warm vend overhead (in-process, Stubber)"
+WARMUP = 200
+REQUESTS = 3000
+GOAL = 2.0
+
+
+def run(context: Any) -> dict[str, Any]:
+    env = {
+        **base_environment(),
+        "AWS_LAMBDA_FUNCTION_NAME": "stsvend-bench",
+        "POWERTOOLS_SERVICE_NAME": "stsvend",
+        "POWERTOOLS_METRICS_NAMESPACE": "stsvend",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "STSVEND_GRANTS_TABLE": "stsvend-grants-bench",
+        "STSVEND_IDENTITY_MODE": "apigateway",
+        "STSVEND_GRANT_CACHE_SECONDS": "3600",
+    }
+    _, result = run_child([PYTHON, "-m", "bench.warm"], env, timeout=240)
+    how = f"{REQUESTS} requests each after {WARMUP} warm-up, alternating"
+    subject, baseline = result["subject"], result["baseline"]
+    return {
+        "title": TITLE,
+        "comparisons": [
+            comparison("vend through the Chalice app vs bare stubbed sts.assume_role (p50)",
+                       subject, baseline, GOAL, "app(event) -> response", "sts.assume_role(**same params)",
+                       how),
+            comparison("the same, at p99", subject, baseline, None, "app(event) -> response",
+                       "sts.assume_role(**same params)", how, quantile="p99_ms"),
+        ],
+        "assume_role_parameters": result["parameters"],
+    }
+
+
+def _sts_answer(params: dict[str, Any], serial: int) -> dict[str, Any]:
+    account, role = params["RoleArn"].split(":")[4], params["RoleArn"].rsplit("/", 1)[1]
+    return {
+        "Credentials": {
+            "AccessKeyId": f"ASIABENCH{serial:011d}",
+            "SecretAccessKey": "bench-stub-secret-key-not-real-0000000000",
+            "SessionToken": "bench-stub-session-token-not-real",
+            "Expiration": datetime.now(timezone.utc) + timedelta(seconds=params["DurationSeconds"]),
+        },
+        "AssumedRoleUser": {
+            "AssumedRoleId": f"AROABENCHDEPLOYER0001:{params['RoleSessionName']}",
+            "Arn": f"arn:aws:sts::{account}:assumed-role/{role}/{params['RoleSessionName']}",
+        },
+        "SourceIdentity": params["SourceIdentity"],
+    }
+
+
+def prepare(total: int) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]:
+    """The app, `total` events, the stubbed STS client and the parameters the app sends it; every
+    STS answer the timed loop will need is already queued (two per event)."""
+    from botocore.stub import Stubber
+
+    import app as app_module
+    from bench.events import LambdaContext, credentials_event, jenkins_grant
+    from chalicelib.grants import to_attribute
+
+    service = app_module.service()
+    sts, ddb = service._clients.sts(), service._clients.dynamodb()
+    item = {k: to_attribute(v) for k, v in jenkins_grant().items()}
+    ddb_stub = Stubber(ddb)
+    ddb_stub.add_response("query", {"Items": [item], "Count": 1, "ScannedCount": 1})
+    ddb_stub.activate()
+    sts_stub = Stubber(sts)
+    sts_stub.activate()
+
+    sent: list[dict[str, Any]] = []
+    sts.meta.events.register("provide-client-params.sts.AssumeRole", lambda params, **_: sent.append(params))
+    context = LambdaContext()
+    first = credentials_event("00000000-0000-4000-8000-000000000000")
+    sts_stub.add_response("assume_role", _sts_answer(_expected_params(), 0))
+    if app_module.app(first, context)["statusCode"] != 200:
+        raise RuntimeError("the first vend failed")
+    params = dict(sent[0])
+    sts.meta.events.unregister("provide-client-params.sts.AssumeRole")
+    answer = _sts_answer(params, 1)
+    for _ in range(2 * total):
+        sts_stub.add_response("assume_role", answer)
+    events = [credentials_event(f"00000000-0000-4000-8000-{n:012d}") for n in range(1, total + 1)]
+    return app_module.app, events, sts, params
+
+
+def measure() -> dict[str, Any]:
+    from bench.events import LambdaContext
+
+    app, events, sts, params = prepare(WARMUP + REQUESTS)
+    context = LambdaContext()
+    assume_role, clock = sts.assume_role, time.perf_counter
+    subject: list[float] = []
+    baseline: list[float] = []
+    statuses: set[int] = set()
+    gc.collect()
+    for n, event in enumerate(events):
+        # Alternate who goes first, so neither side always follows the other's garbage.
+        for side in ((0, 1) if n % 2 else (1, 0)):
+            started = clock()
+            if side == 0:
+                statuses.add(app(event, context)["statusCode"])
+                subject.append(clock() - started)
+            else:
+                assume_role(**params)
+                baseline.append(clock() - started)
+    if statuses != {200}:
+        raise RuntimeError(f"vend answered {sorted(statuses)}")
+    return {
+        "subject": subject[WARMUP:],
+        "baseline": baseline[WARMUP:],
+        "parameters": sorted(params),
+    }
+
+
+def _expected_params() -> dict[str, Any]:
+    from bench.events import DEPLOYER
+
+    return {"RoleArn": DEPLOYER, "RoleSessionName": "jenkins-agent-i-0abc123", "DurationSeconds": 900,
+            "SourceIdentity": "jenkins-agent"}
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    child_main(measure)
