@@ -27,7 +27,13 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stsvend local demo
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -r requirements.txt -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 loadtest: $(STAMP)
