@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import uuid
@@ -42,7 +43,9 @@ if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true"):
     # X-Ray in dev and prod. Imported only then: the X-Ray SDK adds ~130 ms to a cold start.
     from aws_lambda_powertools import Tracer
 
-    app.register_middleware(ConvertToMiddleware(Tracer(service="stsvend").capture_lambda_handler))
+    # Never the response as trace metadata: it holds the vended secret key and session token.
+    capture = functools.partial(Tracer(service="stsvend").capture_lambda_handler, capture_response=False)
+    app.register_middleware(ConvertToMiddleware(capture))
 _service: Stsvend | None = None
 
 
