@@ -566,3 +566,15 @@ def test_a_stage_that_uses_an_api_policy_names_a_file_without_placeholders() -> 
         text = (CHALICE / policy_file).read_text(encoding="utf-8")
         leftover = [p for p in _PLACEHOLDER.findall(text) if ":" not in p]
         assert leftover == [], f"stage {name} would deploy {policy_file} with {leftover} unfilled"
+
+
+def test_session_policies_allow_create_tags_only_while_launching() -> None:
+    """Tagging any existing resource with the build's tag would hand the build every tag-scoped
+    permission on it (stop, terminate): CreateTags must be bound to the launch."""
+    for path in sorted((ROOT / "policies" / "session").glob("*.json")):
+        for statement in json.loads(path.read_text())["Statement"]:
+            actions = statement.get("Action", [])
+            actions = [actions] if isinstance(actions, str) else actions
+            if statement["Effect"] == "Allow" and any(a in ("ec2:CreateTags", "ec2:*", "*") for a in actions):
+                create_action = statement.get("Condition", {}).get("StringEquals", {}).get("ec2:CreateAction")
+                assert create_action, f"{path.name} {statement.get('Sid')}: CreateTags not bound to a launch"
