@@ -92,4 +92,8 @@ class AwsClients:
             from chalicelib.errors import ServiceUnavailable
 
             raise ServiceUnavailable("STS could not be reached to verify the caller; try again") from exc
+        except (ValueError, UnicodeError) as exc:  # headers http.client will not send
+            from chalicelib.errors import NotAuthenticated
+
+            raise NotAuthenticated("the identity proof's headers cannot be sent") from exc
         return int(response.status), bytes(response.data[:65536])

@@ -24,7 +24,12 @@ MAX_CLOCK_SKEW_SECONDS = 300
 _STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 # Headers the server sets itself when forwarding; the rest of the signed request goes as it came.
 _HOP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding", "expect"})
-_SIGNED_HEADERS = re.compile(r"SignedHeaders=([a-z0-9;-]+)")
+# The whole Authorization header, so no decoy `SignedHeaders=` elsewhere in it can be read instead.
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=[A-Za-z0-9/_-]+, ?SignedHeaders=([a-z0-9;-]+), ?Signature=[0-9a-f]{64}"
+)
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]{1,64}")  # an RFC 9110 token, lower-cased
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,4096}")
 
 
 @dataclass(frozen=True)
@@ -147,15 +152,24 @@ class StsProofVerifier:
         headers = {k.lower(): v for k, v in raw_headers.items()}
         if len(headers) != len(raw_headers):
             raise NotAuthenticated("the identity proof repeats a header")
-        signed = _SIGNED_HEADERS.search(headers.get("authorization", ""))
-        if signed is None:
+        if not all(_HEADER_NAME.fullmatch(k) and _HEADER_VALUE.fullmatch(v) for k, v in headers.items()):
+            raise NotAuthenticated("the identity proof has a malformed header")
+        authorization = _AUTHORIZATION.fullmatch(headers.get("authorization", ""))
+        if authorization is None:
             raise NotAuthenticated("the identity proof is not SigV4-signed")
-        if SERVER_ID_HEADER not in signed.group(1).split(";"):
+        signed = authorization.group(1).split(";")
+        if SERVER_ID_HEADER not in signed:
             raise NotAuthenticated("the identity proof does not sign X-Stsvend-Server-Id")
         if headers.get(SERVER_ID_HEADER) != self._server_id:
             raise NotAuthenticated("the identity proof is for another server id")
         self._check_date(headers.get("x-amz-date", ""))
-        return {k: v for k, v in headers.items() if k not in _HOP_HEADERS}
+        # Only what the signature covers goes to STS (the signing algorithm also needs the
+        # authorization header); Host and framing headers are the server's own.
+        return {
+            k: v
+            for k, v in headers.items()
+            if (k in signed or k == "authorization") and k not in _HOP_HEADERS
+        }
 
     def _check_date(self, amz_date: str) -> None:
         try:

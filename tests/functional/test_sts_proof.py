@@ -51,6 +51,7 @@ class ProofStack:
         self.caller = caller
         self.caller_arn = caller_arn
         self.sts_calls = 0
+        self.forwarded: list[dict[str, str]] = []
 
     def call(self, path: str, proof: str | None, body: Any = None) -> Any:
         headers = {} if proof is None else {"X-Stsvend-Identity": proof}
@@ -126,6 +127,7 @@ def proof_stack(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proof
 
     def counting_post(url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         result.sts_calls += 1
+        result.forwarded.append(dict(headers))
         return original_post(url, headers, body)
 
     monkeypatch.setattr(service._clients, "post", counting_post)
@@ -144,6 +146,18 @@ def test_valid_proof_identifies_the_caller(proof_stack: ProofStack) -> None:
     assert answer.body["IdentityMode"] == "sts-proof"
 
 
+def test_only_signed_headers_are_forwarded_to_sts(proof_stack: ProofStack) -> None:
+    def add_unsigned(proof: dict[str, Any]) -> None:
+        proof["headers"]["X-Unsigned-Extra"] = "smuggled"
+
+    proof = make_proof(proof_stack.caller, proof_stack.stack.url + "/", tamper=add_unsigned)
+    assert proof_stack.call("/whoami", proof).status == 200
+    (forwarded,) = proof_stack.forwarded
+    assert "x-unsigned-extra" not in forwarded
+    assert {"authorization", "x-amz-date", "x-stsvend-server-id", "content-type"} <= set(forwarded)
+    assert "host" not in forwarded  # the server's own, for its configured endpoint
+
+
 def test_valid_proof_vends_under_the_callers_grant(proof_stack: ProofStack) -> None:
     proof = make_proof(proof_stack.caller, proof_stack.stack.url + "/")
     answer = proof_stack.call("/credentials", proof, {"role_arn": "arn:aws:iam::123456789012:role/read-only"})
@@ -152,6 +166,16 @@ def test_valid_proof_vends_under_the_callers_grant(proof_stack: ProofStack) -> N
         "arn:aws:sts::123456789012:assumed-role/read-only/builder-"
     )
     assert proof_stack.stack.sent[0]["SourceIdentity"] == "builder"
+
+
+def _decoy_signed_headers(proof: dict[str, Any]) -> None:
+    """A proof signed for another service, dressed up with an unsigned server-id header and a decoy
+    `SignedHeaders=` naming it ahead of the real one."""
+    proof["headers"]["X-Stsvend-Server-Id"] = SERVER_ID
+    auth = proof["headers"]["Authorization"]
+    proof["headers"]["Authorization"] = auth.replace(
+        "SignedHeaders=", "XSignedHeaders=x-stsvend-server-id, SignedHeaders=", 1
+    )
 
 
 def _flip_signature(proof: dict[str, Any]) -> None:
@@ -175,6 +199,10 @@ def _swap_server_id_after_signing(proof: dict[str, Any]) -> None:
         ({"tamper": lambda p: p.update(method="GET")}, False),
         ({"tamper": lambda p: p["headers"].update({"X-Amz-Date": "20200101T000000Z"})}, False),
         ({"tamper": lambda p: p.update(extra=1)}, False),
+        ({"server_id": "stsvend-other", "tamper": _decoy_signed_headers}, False),
+        ({"tamper": lambda p: p["headers"].update({"X-Extra": "a\r\nX-Injected: 1"})}, False),
+        ({"tamper": lambda p: p["headers"].update({"Transfer-Encoding ": "chunked"})}, False),
+        ({"tamper": lambda p: p["headers"].update({"X-Extra": "caf\u00e9"})}, False),
     ],
     ids=[
         "bad-signature",
@@ -185,6 +213,10 @@ def _swap_server_id_after_signing(proof: dict[str, Any]) -> None:
         "not-post",
         "stale-date-header",
         "extra-field",
+        "decoy-signed-headers",
+        "crlf-in-value",
+        "padded-name",
+        "non-ascii-value",
     ],
 )
 def test_bad_proofs_are_not_authenticated(
