@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -24,7 +24,8 @@ MIN_DURATION_SECONDS = 900
 # AssumeRole from the service's own role session is role chaining: STS caps it at one hour.
 MAX_DURATION_SECONDS = 3600
 MAX_REQUEST_TAGS = 47  # STS allows 50 session tags; stsvend sets three itself.
-TAG_KEY = re.compile(r"^[\w.:/=+\-@]{1,128}$")
+# ASCII only: a grant names keys plainly, and no Unicode case folding can make one collide.
+TAG_KEY = re.compile(r"[A-Za-z0-9 _.:/=+\-@]{1,128}")
 SESSION_POLICY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 POLICY_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::(?:aws|\d{12}):policy/[\x21-\x7e]{1,1024}$")
 EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
@@ -83,16 +84,13 @@ class Grant:
     not_after: datetime | None = None
     source_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     request_tags: tuple[str, ...] = ()
-    _pattern: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_pattern(self) -> bool:
         return "*" in self.principal
 
     def matches(self, principal_arn: str) -> bool:
-        if self._pattern is None:
-            return self.principal == principal_arn
-        return self._pattern.fullmatch(principal_arn) is not None
+        return principal_matches(self.principal, principal_arn)
 
     def role(self, role_arn: str) -> RoleGrant | None:
         return next((r for r in self.roles if r.role_arn == role_arn), None)
@@ -120,11 +118,29 @@ class Grant:
         return item
 
 
-def principal_pattern(principal: str) -> re.Pattern[str] | None:
-    """The regex of a pattern principal (`*` matches any run of name characters); None if exact."""
+def principal_matches(principal: str, principal_arn: str) -> bool:
+    """Whether a grant's principal (exact, or with `*` in the name part) names this caller.
+
+    IAM names are unique regardless of case, so matching ignores case. `*` matches any run of name
+    characters; the matcher is linear (pieces found in order), so no pattern can make it backtrack.
+    """
+    principal, principal_arn = principal.lower(), principal_arn.lower()
     if "*" not in principal:
-        return None
-    return re.compile("^" + "[^/:]*".join(re.escape(p) for p in principal.split("*")) + "$")
+        return principal == principal_arn
+    prefix, _, name_pattern = principal.rpartition("/")
+    caller_prefix, _, name = principal_arn.rpartition("/")
+    if prefix != caller_prefix or "*" in prefix:
+        return False
+    first, *middle, last = name_pattern.split("*")
+    if len(name) < len(first) + len(last) or not name.startswith(first) or not name.endswith(last):
+        return False
+    position, end = len(first), len(name) - len(last)
+    for piece in middle:
+        found = name.find(piece, position, end)
+        if found < 0:
+            return False
+        position = found + len(piece)
+    return True
 
 
 def _fail(principal: Any, field_name: str, problem: str) -> GrantError:
@@ -231,12 +247,11 @@ def parse_grant(raw: Any, *, resolve_policy: Callable[[str], Any] | None = None)
     account_id = m.group(2)
     if resolve_policy is None and raw.get("account_id") != account_id:
         raise _fail(principal, "account_id", f"must be the principal's account {account_id}")
-    pattern = principal_pattern(principal)
     principal_id = raw.get("principal_id")
     if principal_id is not None:
         if not isinstance(principal_id, str) or not UNIQUE_ID.fullmatch(principal_id):
             raise _fail(principal, "principal_id", "must be an IAM unique id (AROA…/AIDA…)")
-        if pattern is not None:
+        if "*" in principal:
             raise _fail(principal, "principal_id", "cannot pin a pattern principal")
     description = raw.get("description", "")
     if not isinstance(description, str):
@@ -283,7 +298,6 @@ def parse_grant(raw: Any, *, resolve_policy: Callable[[str], Any] | None = None)
         not_after=not_after,
         source_cidrs=networks,
         request_tags=tuple(tags),
-        _pattern=pattern,
     )
 
 
@@ -299,8 +313,7 @@ class BrokenGrant:
         return "*" in self.principal
 
     def matches(self, principal_arn: str) -> bool:
-        pattern = principal_pattern(self.principal)
-        return self.principal == principal_arn if pattern is None else bool(pattern.fullmatch(principal_arn))
+        return principal_matches(self.principal, principal_arn)
 
 
 AnyGrant = Grant | BrokenGrant

@@ -79,7 +79,7 @@ def validate_tag(key: Any, value: Any) -> None:
         raise InvalidRequest(
             f"tag {key!r} value must be at most {MAX_TAG_VALUE} letters, digits, spaces or _.:/=+-@"
         )
-    if key.lower().startswith("aws:"):
+    if key.casefold().startswith("aws:"):
         raise InvalidRequest("tag keys starting with aws: are reserved by AWS")
 
 
@@ -152,7 +152,7 @@ def session_tags(
         {"Key": TAG_REQUEST_ID, "Value": request_id[:MAX_TAG_VALUE]},
     ]
     for key, value in request.tags.items():
-        if key.lower().startswith("stsvend:"):
+        if key.casefold().startswith("stsvend:"):  # casefold: "ſtsvend:" too
             raise TagNotAllowed(f"tag {key!r} collides with the stsvend: tags the service sets")
         allowed = grant.allowed_tag_key(key)
         if allowed is None:

@@ -16,6 +16,7 @@ from chalicelib.grants import (
     from_attribute,
     grant_from_item,
     parse_grant,
+    principal_matches,
     to_attribute,
 )
 
@@ -187,3 +188,48 @@ def test_unparseable_item_becomes_a_broken_grant() -> None:
     broken = grant_from_item(item)
     assert isinstance(broken, BrokenGrant)
     assert broken.matches(CI_BUILD)
+
+
+@pytest.mark.parametrize(
+    ("principal", "caller", "expected"),
+    [
+        ("arn:aws:iam::111111111111:role/ci-*", "arn:aws:iam::111111111111:role/ci-build", True),
+        ("arn:aws:iam::111111111111:role/*-build", "arn:aws:iam::111111111111:role/ci-build", True),
+        ("arn:aws:iam::111111111111:role/c*i*d", "arn:aws:iam::111111111111:role/ci-build", True),
+        ("arn:aws:iam::111111111111:role/c*d*d", "arn:aws:iam::111111111111:role/ci-build", False),
+        ("arn:aws:iam::111111111111:role/ci-**", "arn:aws:iam::111111111111:role/ci-", True),
+        ("arn:aws:iam::111111111111:role/ab*ba", "arn:aws:iam::111111111111:role/aba", False),
+        ("arn:aws:iam::111111111111:role/*", "arn:aws:iam::222222222222:role/ci", False),
+        ("arn:aws:iam::111111111111:role/*", "arn:aws:iam::111111111111:user/ci", False),
+        # IAM names are unique regardless of case: a grant written in another case still decides.
+        ("arn:aws:iam::111111111111:role/CI-Admin", "arn:aws:iam::111111111111:role/ci-admin", True),
+        ("arn:aws:iam::111111111111:role/CI-*", "arn:aws:iam::111111111111:role/ci-build", True),
+    ],
+)
+def test_principal_matching(principal: str, caller: str, expected: bool) -> None:
+    assert principal_matches(principal, caller) is expected
+
+
+def test_a_pathological_pattern_is_answered_without_backtracking() -> None:
+    pattern = "arn:aws:iam::111111111111:role/" + "*a" * 30 + "*b"
+    assert principal_matches(pattern, "arn:aws:iam::111111111111:role/" + "a" * 64) is False
+    assert principal_matches(pattern, "arn:aws:iam::111111111111:role/" + "a" * 29 + "b") is False
+    assert principal_matches(pattern, "arn:aws:iam::111111111111:role/" + "a" * 63 + "b") is True
+
+
+def test_a_disabled_grant_in_another_case_still_blocks_the_pattern() -> None:
+    exact = stored("arn:aws:iam::111111111111:role/CI-Build", enabled=False)
+    pattern = stored("arn:aws:iam::111111111111:role/ci-*")
+    with pytest.raises(CallerNotAllowed, match="disabled"):
+        decide([exact, pattern], CI_BUILD)
+
+
+def test_grant_tag_keys_are_plain_ascii() -> None:
+    with pytest.raises(GrantError, match="request_tags"):
+        parse_grant(
+            {"principal": CI_BUILD, "roles": [ROLE], "request_tags": ["b\u00fcild"]},
+            resolve_policy=lambda n: None,
+        )
+    assert parse_grant(
+        {"principal": CI_BUILD, "roles": [ROLE], "request_tags": ["team name"]}, resolve_policy=lambda n: None
+    )

@@ -173,3 +173,8 @@ def test_tags_sent_to_sts() -> None:
     assert plan.params["TransitiveTagKeys"] == ["stsvend:caller", "stsvend:caller-account"]
     assert plan.params["DurationSeconds"] == 1800
     assert len(plan.params["Tags"]) <= 50
+
+
+def test_stsvend_tags_cannot_be_reached_through_unicode_case_folding() -> None:
+    with pytest.raises(TagNotAllowed, match="collides"):
+        plan_assume_role(caller(), CredentialRequest(ROLE, None, {"\u017ftsvend:caller": "x"}), grant(), "r")
