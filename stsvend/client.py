@@ -109,13 +109,29 @@ def api_url(option: str | None, env: Mapping[str, str]) -> str:
         _ = parts.port  # raises ValueError on a malformed port
     except ValueError:
         valid = False
-    if not valid or parts.query or parts.fragment:
+    if not valid or parts.query or parts.fragment or parts.username or parts.password:
         raise CommandError(
             "InvalidApiUrl",
             f"the API URL must be http(s)://host[:port][/stage] without query: {raw!r}",
             EXIT_USAGE,
         )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        # Credentials come back in the answer: plain HTTP only where nothing can listen in.
+        raise CommandError(
+            "InvalidApiUrl", f"the API URL must be https unless it is on this machine: {raw!r}", EXIT_USAGE
+        )
     return raw.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def resolve_region(option: str | None, url: str, env: Mapping[str, str]) -> str:
