@@ -45,7 +45,13 @@ API_PORT_VARIABLE = "STSVEND_API_PORT"
 STATE_FILE = "local.json"
 READY_TIMEOUT_SECONDS = 60.0
 # `chalice local` without its reloader: one process, and no restart when someone edits the tree.
-_CHALICE = "import sys; from chalice.cli import main; sys.exit(main())"
+# socketserver's listen backlog is 5: with more concurrent clients (a build's parallel SDK
+# processes), connections are dropped and retried after a second, or reset. API Gateway has no such
+# limit, so the local server gets a backlog fit for concurrent callers.
+_CHALICE = (
+    "import sys; from chalice import local; local.ThreadedHTTPServer.request_queue_size = 128; "
+    "from chalice.cli import main; sys.exit(main())"
+)
 
 
 def find_root(start: Path | None = None) -> Path:
