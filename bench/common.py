@@ -10,6 +10,7 @@ import platform
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -136,6 +137,29 @@ def run_child(
     if result.get("error"):
         raise RuntimeError(f"{argv[1:4]}: {result['error']}")
     return elapsed, result
+
+
+def run_process(argv: Sequence[str], env: Mapping[str, str], timeout: float = 60.0) -> float:
+    """Run a command to completion (output discarded; it must exit 0); its wall time in seconds.
+
+    Not `subprocess.run(timeout=...)`: with a timeout, the wait polls with growing sleeps, which
+    rounds every time up to the next step (~32 ms, ~64 ms). A timer thread kills a hung command.
+    """
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    watchdog = threading.Timer(timeout, process.kill)
+    watchdog.start()
+    try:
+        code = process.wait()
+    finally:
+        watchdog.cancel()
+    elapsed = time.perf_counter() - started
+    if code != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} ... exited with {code}")
+    return elapsed
 
 
 def report(payload: Mapping[str, Any]) -> None:

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from bench.common import PYTHON, ROOT, child_main, comparison, interleaved, run_child
+from bench.common import PYTHON, ROOT, child_main, comparison, interleaved, run_child, run_process
 from bench.events import DEPLOYER
 
 NAME = "end_to_end"
@@ -95,11 +94,7 @@ def run(context: Any) -> dict[str, Any]:
     floor_argv = [PYTHON, "-c", FLOOR_SCRIPT]
 
     def process(argv: list[str]) -> Any:
-        def once() -> None:
-            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           check=True, timeout=60)
-
-        return once
+        return lambda: run_process(argv, env)
 
     process(stsvend_argv)()  # writes the bytecode caches
     process(floor_argv)()

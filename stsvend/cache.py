@@ -31,14 +31,18 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+
+# typing.TYPE_CHECKING without importing typing, which would cost every cache hit ~2 ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _KEY_VERSION = "stsvend-cache-1"
 LOCK_WAIT_SECONDS = 60.0
 _LOCK_POLL_SECONDS = 0.05
 REQUIRED_FIELDS = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
 
-Answer = dict[str, Any]
+Answer = dict[str, "Any"]
 
 
 class CacheUnavailable(Exception):

@@ -7,7 +7,6 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 # subcommand -> (module, function); the function takes the parsed args and returns an exit code.
 _HANDLERS = {
@@ -41,11 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stsvend", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    client_help: dict[str, Any] = {
-        "epilog": _CLIENT_EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter
-    }
-    creds = sub.add_parser("credentials", help="get credentials for a role (credential_process)",
-                           **client_help)
+    def client_parser(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, epilog=_CLIENT_EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    creds = client_parser("credentials", "get credentials for a role (credential_process)")
     _api_options(creds)
     creds.add_argument("--role", required=True, help="ARN of the role to assume")
     creds.add_argument("--duration", type=int, help="session duration in seconds (900-3600)")
@@ -56,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fetch anew when the cached credentials expire within this (default 300)")
     creds.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
 
-    run = sub.add_parser("exec", help="run a command with credentials for a role", **client_help)
+    run = client_parser("exec", "run a command with credentials for a role")
     _api_options(run)
     run.add_argument("--role", required=True)
     run.add_argument("--duration", type=int)
@@ -67,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
 
     for name, text in (("roles", "list the roles you may request"), ("whoami", "who the service sees")):
-        p = sub.add_parser(name, help=text, **client_help)
+        p = client_parser(name, text)
         _api_options(p)
 
     grants = sub.add_parser("grants", help="the allow-list as code: plan, apply, list")
