@@ -10,6 +10,7 @@ do) and calls AssumeRole on the same emulator. The variants run interleaved, ROU
 from __future__ import annotations
 
 import shutil
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,20 @@ def task_root(directory: Path) -> Path:
     return directory
 
 
+def stdlib_bytecode_only(context: Any, root: Path, env: dict[str, str]) -> Path:
+    """A PYTHONPYCACHEPREFIX holding bytecode for the standard library only. A Chalice package
+    ships none for the function's dependencies (wheels are unpacked as they are, and Lambda cannot
+    write any), so in Lambda they are compiled on every cold start too; the runtime's own library
+    is precompiled."""
+    prefix = context.scratch(f"{NAME}-pycache")
+    writing = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    run_child([PYTHON, "-m", "bench.coldchild", "stsvend"], {**writing, "PYTHONPYCACHEPREFIX": str(prefix)},
+              cwd=root)
+    for compiled in (Path(sysconfig.get_path("purelib")), Path(sysconfig.get_path("platlib")), root):
+        shutil.rmtree(prefix / compiled.relative_to(compiled.anchor), ignore_errors=True)
+    return prefix
+
+
 def run(context: Any) -> dict[str, Any]:
     root = task_root(context.scratch(NAME))
     with moto_server(NAME) as url:
@@ -74,6 +89,7 @@ def run(context: Any) -> dict[str, Any]:
             "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2",
             "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
         }
+        package = {**untraced, "PYTHONPYCACHEPREFIX": str(stdlib_bytecode_only(context, root, untraced))}
         splits: dict[str, list[dict[str, Any]]] = {}
 
         def variant(name: str, variant_env: dict[str, str]) -> Any:
@@ -85,13 +101,13 @@ def run(context: Any) -> dict[str, Any]:
 
             return once
 
-        names = ["stsvend", "stsvend:traced", "baseline-boto3", "baseline-botocore"]
-        envs = [untraced, traced, untraced, untraced]
+        names = ["stsvend", "stsvend:traced", "baseline-boto3", "baseline-botocore", "stsvend:package"]
+        envs = [untraced, traced, untraced, untraced, package]
         # One unmeasured run each: the emulator's and the page cache's first-time costs.
         for name, variant_env in zip(names, envs, strict=True):
             variant(name, variant_env)()
         splits.clear()
-        stsvend, traced_times, boto3_times, botocore_times = interleaved(
+        stsvend, traced_times, boto3_times, botocore_times, package_times = interleaved(
             ROUNDS, *(variant(n, e) for n, e in zip(names, envs, strict=True))
         )
     how = f"{ROUNDS} fresh processes each, interleaved; spawn to first answer"
@@ -105,6 +121,8 @@ def run(context: Any) -> dict[str, Any]:
                        how),
             comparison("stsvend (tracing off) vs botocore-only Chalice app (stricter baseline)",
                        stsvend, botocore_times, None, "stsvend app", "minimal Chalice + botocore STS", how),
+            comparison("stsvend with no bytecode but the stdlib's (a Chalice zip) vs with it",
+                       package_times, stsvend, None, "dependencies compiled at start", "stsvend app", how),
         ],
         "breakdown_p50_ms": {name: _split_p50(results) for name, results in splits.items()},
     }
