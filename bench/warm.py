@@ -11,6 +11,7 @@ a child process whose stdout (the audit lines and EMF metrics, written as in Lam
 from __future__ import annotations
 
 import gc
+import json
 import os
 import time
 from datetime import datetime, timedelta, timezone
@@ -37,7 +38,7 @@ def run(context: Any) -> dict[str, Any]:
         "STSVEND_GRANT_CACHE_SECONDS": "3600",
     }
     _, result = run_child([PYTHON, "-m", "bench.warm"], env, timeout=240)
-    how = f"{REQUESTS} requests each after {WARMUP} warm-up, alternating"
+    how = f"{REQUESTS} requests each after {WARMUP} warm-up, interleaved"
     subject, baseline = result["subject"], result["baseline"]
     return {
         "title": TITLE,
@@ -47,6 +48,12 @@ def run(context: Any) -> dict[str, Any]:
                        how),
             comparison("the same, at p99", subject, baseline, None, "app(event) -> response",
                        "sts.assume_role(**same params)", how, quantile="p99_ms"),
+            comparison("framework floor (Chalice + powertools log line + EMF metric) vs bare call",
+                       result["framework"], baseline, None, "minimal Chalice + powertools vendor",
+                       "sts.assume_role(**same params)", how),
+            comparison("stsvend vs that framework floor: stsvend's own share",
+                       subject, result["framework"], None, "app(event) -> response",
+                       "minimal Chalice + powertools vendor", how),
         ],
         "assume_role_parameters": result["parameters"],
     }
@@ -71,7 +78,7 @@ def _sts_answer(params: dict[str, Any], serial: int) -> dict[str, Any]:
 
 def prepare(total: int) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]:
     """The app, `total` events, the stubbed STS client and the parameters the app sends it; every
-    STS answer the timed loop will need is already queued (two per event)."""
+    STS answer the timed loop will need is already queued (three per event)."""
     from botocore.stub import Stubber
 
     import app as app_module
@@ -97,39 +104,78 @@ def prepare(total: int) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]
     params = dict(sent[0])
     sts.meta.events.unregister("provide-client-params.sts.AssumeRole")
     answer = _sts_answer(params, 1)
-    for _ in range(2 * total):
+    for _ in range(3 * total):
         sts_stub.add_response("assume_role", answer)
     events = [credentials_event(f"00000000-0000-4000-8000-{n:012d}") for n in range(1, total + 1)]
     return app_module.app, events, sts, params
+
+
+def framework_floor(sts: Any, params: dict[str, Any]) -> Any:
+    """What any Chalice + powertools vendor does per request, and nothing of stsvend's own: the
+    same middleware, the body decoded, the same stubbed AssumeRole, one powertools log line with
+    the audit record's fields, one EMF metric, the credentials as the JSON answer."""
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+    from chalice.app import Chalice, ConvertToMiddleware, IAMAuthorizer, Response
+
+    logger = Logger(service="floor")
+    floor = Chalice(app_name="floor", configure_logs=False)
+    floor.register_middleware(ConvertToMiddleware(logger.inject_lambda_context))
+    tags = {t["Key"]: t["Value"] for t in params["Tags"]}
+
+    @floor.route("/credentials", methods=["POST"], authorizer=IAMAuthorizer())
+    def credentials() -> Response:
+        request = floor.current_request
+        body = json.loads(request.raw_body)
+        creds = sts.assume_role(**params)["Credentials"]
+        identity = request.context["identity"]
+        logger.info("credentials vended", extra={
+            "event": "credentials.vended", "request_id": request.context["requestId"],
+            "caller_arn": identity["userArn"], "caller_principal": identity["userArn"],
+            "caller_account": identity["accountId"], "caller_user_id": identity["caller"],
+            "source_ip": identity["sourceIp"], "user_agent": identity["userAgent"],
+            "role_arn": body["role_arn"], "role_session_name": params["RoleSessionName"],
+            "source_identity": params["SourceIdentity"], "duration_seconds": params["DurationSeconds"],
+            "expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ"), "tags": tags,
+            "session_policy": True, "external_id_used": True, "access_key_id": creds["AccessKeyId"],
+        })
+        with single_metric(name="CredentialsVended", unit=MetricUnit.Count, value=1,
+                           namespace="stsvend") as metric:
+            metric.add_dimension(name="service", value="stsvend")
+        return Response(body={
+            "Version": 1, "AccessKeyId": creds["AccessKeyId"], "SecretAccessKey": creds["SecretAccessKey"],
+            "SessionToken": creds["SessionToken"], "Expiration": creds["Expiration"].isoformat(),
+        }, status_code=200, headers={"Cache-Control": "no-store"})
+
+    return floor
 
 
 def measure() -> dict[str, Any]:
     from bench.events import LambdaContext
 
     app, events, sts, params = prepare(WARMUP + REQUESTS)
+    floor = framework_floor(sts, params)
     context = LambdaContext()
     assume_role, clock = sts.assume_role, time.perf_counter
-    subject: list[float] = []
-    baseline: list[float] = []
+    sides: list[list[float]] = [[], [], []]
     statuses: set[int] = set()
+    orders = ((0, 1, 2), (1, 2, 0), (2, 0, 1), (0, 2, 1), (2, 1, 0), (1, 0, 2))
     gc.collect()
     for n, event in enumerate(events):
-        # Alternate who goes first, so neither side always follows the other's garbage.
-        for side in ((0, 1) if n % 2 else (1, 0)):
+        # Change who goes first, so that no side always follows another's garbage.
+        for side in orders[n % len(orders)]:
             started = clock()
             if side == 0:
                 statuses.add(app(event, context)["statusCode"])
-                subject.append(clock() - started)
-            else:
+            elif side == 1:
                 assume_role(**params)
-                baseline.append(clock() - started)
+            else:
+                statuses.add(floor(event, context)["statusCode"])
+            sides[side].append(clock() - started)
     if statuses != {200}:
         raise RuntimeError(f"vend answered {sorted(statuses)}")
-    return {
-        "subject": subject[WARMUP:],
-        "baseline": baseline[WARMUP:],
-        "parameters": sorted(params),
-    }
+    subject, baseline, framework = (times[WARMUP:] for times in sides)
+    return {"subject": subject, "baseline": baseline, "framework": framework, "parameters": sorted(params)}
 
 
 def _expected_params() -> dict[str, Any]:
