@@ -97,7 +97,7 @@ def table(benchmarks: dict[str, Any]) -> str:
                 baseline += f" ({quantile} {b[row['quantile']]:.2f})"
             goal = "-" if row["goal"] is None else f"<= {row['goal']:g}"
             verdict = "" if row["met"] is None else ("met" if row["met"] else "MISSED")
-            rows.append((name, row["label"], subject, baseline, f"{row['ratio']:.2f}x", goal, verdict))
+            rows.append((name, row["label"], subject, baseline, f"{row['ratio']:.3f}x", goal, verdict))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(r, widths, strict=True)).rstrip()
              for r in rows]
