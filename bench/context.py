@@ -21,8 +21,7 @@ class Context:
         if self._stack is None:
             from stsvend.local.stack import LocalStack
 
-            self._state_dir = Path(tempfile.mkdtemp(prefix="stsvend-bench-"))
-            stack = LocalStack.on_free_ports(ROOT, self._state_dir / "state")
+            stack = LocalStack.on_free_ports(ROOT, self.scratch("stack"))
             stack.start()
             self._stack = stack
         return self._stack
