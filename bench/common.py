@@ -122,12 +122,15 @@ def run_child(
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
         )
     os.close(write_end)
+    watchdog = threading.Timer(timeout, process.kill)  # a hung child closes the pipe by dying
+    watchdog.start()
     try:
         with os.fdopen(read_end, "rb") as pipe:
             line = pipe.readline()
             elapsed = time.perf_counter() - started
-        process.wait(timeout)
+        process.wait()
     finally:
+        watchdog.cancel()
         if process.poll() is None:
             process.kill()
             process.wait()
