@@ -3,10 +3,14 @@ must not pay for botocore. Each subcommand imports its module when it runs."""
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from types import SimpleNamespace
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (a cache hit counts every ms)
+if TYPE_CHECKING:
+    import argparse
 
 # subcommand -> (module, function); the function takes the parsed args and returns an exit code.
 _HANDLERS = {
@@ -31,18 +35,81 @@ role and options. The caller is $AWS_ACCESS_KEY_ID if set, else the profile name
 else "default"): after switching identities under one profile name, delete that directory."""
 
 
+# `credentials` is what credential_process runs on every AWS CLI call. Its common, well-formed
+# argument lists are read here without argparse (importing it and building the parser is ~40% of a
+# cache hit); anything else — help, abbreviations, a bad value, an unknown option — goes to
+# argparse, which then also writes the error. tests/unit/test_cli.py holds the two to the same
+# results for every argument list the fast path takes.
+_FAST_VALUES = {
+    "--api": "api",
+    "--region": "region",
+    "--role": "role",
+    "--duration": "duration",
+    "--tag": "tag",
+    "--session-name": "session_name",
+    "--format": "format",
+    "--refresh-window": "refresh_window",
+}
+_FAST_INTS = ("duration", "refresh_window")
+
+
+def fast_credentials_args(argv: Sequence[str]) -> SimpleNamespace | None:
+    if not argv or argv[0] != "credentials":
+        return None
+    values: dict[str, object] = {
+        "command": "credentials",
+        "api": None,
+        "region": None,
+        "role": None,
+        "duration": None,
+        "session_name": None,
+        "format": "process",
+        "refresh_window": 300,
+        "no_cache": False,
+    }
+    tags: list[str] = []
+    tokens = list(argv[1:])
+    while tokens:
+        token = tokens.pop(0)
+        if token == "--no-cache":
+            values["no_cache"] = True
+            continue
+        name, has_value, value = token.partition("=")
+        if name not in _FAST_VALUES:
+            return None
+        if not has_value:
+            if not tokens or tokens[0].startswith("-"):
+                return None
+            value = tokens.pop(0)
+        key = _FAST_VALUES[name]
+        if key == "tag":
+            tags.append(value)
+        elif key in _FAST_INTS:
+            if not (value.isascii() and value.isdigit()):
+                return None
+            values[key] = int(value)
+        elif key == "format" and value not in ("process", "env", "json"):
+            return None
+        else:
+            values[key] = value
+    return SimpleNamespace(**values, tag=tags) if values["role"] is not None else None
+
+
 def _api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", help="the stsvend API URL (default: $STSVEND_API_URL)")
     parser.add_argument("--region", help="region to sign for (default: from the URL or environment)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="stsvend", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def client_parser(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=text, epilog=_CLIENT_EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        return sub.add_parser(
+            name, help=text, epilog=_CLIENT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
 
     creds = client_parser("credentials", "get credentials for a role (credential_process)")
     _api_options(creds)
@@ -51,8 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     creds.add_argument("--tag", action="append", default=[], metavar="K=V", help="session tag")
     creds.add_argument("--session-name", help="suffix of the role session name")
     creds.add_argument("--format", choices=("process", "env", "json"), default="process")
-    creds.add_argument("--refresh-window", type=int, default=300, metavar="SECONDS",
-                       help="fetch anew when the cached credentials expire within this (default 300)")
+    creds.add_argument(
+        "--refresh-window",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="fetch anew when the cached credentials expire within this (default 300)",
+    )
     creds.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
 
     run = client_parser("exec", "run a command with credentials for a role")
@@ -92,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = fast_credentials_args(argv) or build_parser().parse_args(argv)
     module_name, function_name = _HANDLERS[args.command]
     handler = getattr(importlib.import_module(module_name), function_name)
     return int(handler(args))
