@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 _PARTITION = r"aws(?:-cn|-us-gov)?"
 # IAM names: letters, digits and +=,.@_- (64 characters for roles, 64 for users).
 NAME_CHARS = r"[A-Za-z0-9+=,.@_-]"
-_PATH = r"(?:/[\x21-\x7e]*)?/"  # IAM paths: printable ASCII between slashes
 
 _ASSUMED_ROLE = re.compile(
     rf"^arn:({_PARTITION}):sts::(\d{{12}}):assumed-role/({NAME_CHARS}{{1,64}})/({NAME_CHARS}{{2,64}})$"
@@ -70,8 +68,3 @@ def parse_caller_arn(arn: str) -> PrincipalArn | None:
         part, account, name = m.groups()
         return PrincipalArn(arn, arn, part, account, "federated-user", name)
     return None
-
-
-def account_of_role_arn(role_arn: str) -> str | None:
-    m = ROLE_ARN.fullmatch(role_arn)
-    return m.group(2) if m else None

@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 from xml.etree import ElementTree
@@ -48,9 +48,6 @@ class Caller:
     def unique_id(self) -> str:
         """The principal's unique id without the session part: AROA… for roles, AIDA… for users."""
         return self.user_id.split(":", 1)[0]
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def build_caller(arn: str, user_id: str, account_id: str, source_ip: str, user_agent: str) -> Caller:

@@ -119,7 +119,7 @@ class Stsvend:
         return {
             "Principal": caller.principal_arn,
             "Grant": grant.principal,
-            "NotAfter": grant.to_item().get("not_after"),
+            "NotAfter": grant.not_after.strftime("%Y-%m-%dT%H:%M:%SZ") if grant.not_after else None,
             "RequestTags": list(grant.request_tags),
             "Roles": [
                 {
