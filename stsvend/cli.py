@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 # subcommand -> (module, function); the function takes the parsed args and returns an exit code.
 _HANDLERS = {
     "credentials": ("stsvend.client", "cmd_credentials"),
-    "exec": ("stsvend.client", "cmd_exec"),
+    "exec": ("stsvend.credserver", "cmd_exec"),
+    "serve": ("stsvend.credserver", "cmd_serve"),
     "roles": ("stsvend.client", "cmd_roles"),
     "whoami": ("stsvend.client", "cmd_whoami"),
     "grants": ("stsvend.admin", "cmd_grants"),
@@ -127,14 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     creds.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
 
-    run = client_parser("exec", "run a command with credentials for a role")
-    _api_options(run)
-    run.add_argument("--role", required=True)
-    run.add_argument("--duration", type=int)
-    run.add_argument("--tag", action="append", default=[], metavar="K=V")
-    run.add_argument("--session-name")
-    run.add_argument("--refresh-window", type=int, default=300)
-    run.add_argument("--no-cache", action="store_true")
+    run = client_parser("exec", "run a command with credentials for a role that renew while it runs")
+    served = client_parser("serve", "serve renewing credentials for a role to local tools")
+    for p in (run, served):
+        _api_options(p)
+        p.add_argument("--role", required=True, help="ARN of the role to assume")
+        p.add_argument("--duration", type=int, help="session duration in seconds (900-3600)")
+        p.add_argument("--tag", action="append", default=[], metavar="K=V", help="session tag")
+        p.add_argument("--session-name", help="suffix of the role session name")
+        p.add_argument(
+            "--refresh-window",
+            type=int,
+            metavar="SECONDS",
+            help="vend anew when the credentials expire within this (default: 16 minutes, at "
+            "most half their life; with --env: the cache's window, at least half the duration)",
+        )
+    run.add_argument(
+        "--env",
+        action="store_true",
+        help="put the keys in CMD's environment instead of serving them (they do not renew)",
+    )
+    run.add_argument("--no-cache", action="store_true", help="with --env: do not use the cache")
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...")
 
     for name, text in (("roles", "list the roles you may request"), ("whoami", "who the service sees")):

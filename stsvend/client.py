@@ -73,6 +73,8 @@ _EXECUTE_API_HOST = re.compile(
 RESOLVING_ENV = "STSVEND_RESOLVING_CREDENTIALS"
 # Variables the child of `stsvend exec` must not see: they would name other credentials.
 _DROPPED_FOR_EXEC = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN", RESOLVING_ENV)
+# Set for the child of `stsvend exec` (the role ARN): a nested exec or serve refuses to run.
+EXEC_MARKER = "STSVEND_EXEC"
 
 
 class CommandError(Exception):
@@ -364,6 +366,20 @@ def _printable(text: str, limit: int) -> str:
 # -- credentials --------------------------------------------------------------------------------
 
 
+def vend(url: str, region: str, env: Mapping[str, str], request: Mapping[str, Any]) -> Answer:
+    """One signed POST /credentials, its answer checked; no cache."""
+    answer = ApiClient(url, region, env).call("POST", "/credentials", request)
+    if not is_credential_answer(answer):
+        # Never echo the answer: it may hold a secret.
+        raise CommandError(
+            "InvalidAnswer",
+            "the service's answer lacks AccessKeyId, SecretAccessKey, SessionToken or a "
+            "valid Expiration",
+            EXIT_OTHER,
+        )
+    return answer
+
+
 def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Answer:
     """The service's answer for the requested role: from the cache, else from the API."""
     env = os.environ if env is None else env
@@ -374,23 +390,13 @@ def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None =
         raise CommandError("InvalidRequest", "--refresh-window must be 0 or more", EXIT_USAGE)
 
     def fetch() -> Answer:
-        client = ApiClient(url, resolve_region(args.region, url, env), env)
-        answer = client.call("POST", "/credentials", request)
-        if not is_credential_answer(answer):
-            # Never echo the answer: it may hold a secret.
-            raise CommandError(
-                "InvalidAnswer",
-                "the service's answer lacks AccessKeyId, SecretAccessKey, SessionToken or a "
-                "valid Expiration",
-                EXIT_OTHER,
-            )
-        return answer
+        return vend(url, resolve_region(args.region, url, env), env, request)
 
     if args.no_cache:
         return fetch()
     cache = CredentialCache(default_directory(env))
     key = cache_key(url, caller_identity(env), request)
-    return cache.get_or_fetch(key, args.refresh_window, fetch, warn=_warn)
+    return cache.get_or_fetch(key, args.refresh_window, fetch, warn=warn)
 
 
 def render(answer: Answer, output_format: str) -> str:
@@ -421,12 +427,14 @@ def _credential_variables(answer: Answer) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": answer["SecretAccessKey"],
         "AWS_SESSION_TOKEN": answer["SessionToken"],
         "AWS_CREDENTIAL_EXPIRATION": _rfc3339(answer["Expiration"]),
+        "AWS_SESSION_EXPIRATION": _rfc3339(answer["Expiration"]),
     }
 
 
-def exec_environment(answer: Answer, env: Mapping[str, str]) -> dict[str, str]:
+def exec_environment(answer: Answer, env: Mapping[str, str], role: str) -> dict[str, str]:
     child = {k: v for k, v in env.items() if k not in _DROPPED_FOR_EXEC}
     child.update(_credential_variables(answer))
+    child[EXEC_MARKER] = role
     return child
 
 
@@ -439,7 +447,7 @@ def cmd_credentials(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return 0
 
-    return _reported(run)
+    return reported(run)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -451,7 +459,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         if not argv:
             raise CommandError("NoCommand", "usage: stsvend exec --role ARN -- CMD [ARG...]",
                                EXIT_USAGE)
-        environment = exec_environment(obtain_credentials(args), os.environ)
+        environment = exec_environment(obtain_credentials(args), os.environ, args.role)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -462,15 +470,15 @@ def cmd_exec(args: argparse.Namespace) -> int:
             raise CommandError("CannotRun", f"{argv[0]}: {exc.strerror or exc}", 126) from None
         return 0  # not reached: execvpe returns only by raising
 
-    return _reported(run)
+    return reported(run)
 
 
 def cmd_roles(args: argparse.Namespace) -> int:
-    return _reported(lambda: _show(args, "/roles"))
+    return reported(lambda: _show(args, "/roles"))
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
-    return _reported(lambda: _show(args, "/whoami"))
+    return reported(lambda: _show(args, "/whoami"))
 
 
 def _show(args: argparse.Namespace, path: str) -> int:
@@ -482,7 +490,7 @@ def _show(args: argparse.Namespace, path: str) -> int:
     return 0
 
 
-def _reported(run: Callable[[], int]) -> int:
+def reported(run: Callable[[], int]) -> int:
     try:
         return run()
     except CommandError as exc:
@@ -493,5 +501,5 @@ def _reported(run: Callable[[], int]) -> int:
         return 130
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
     print(f"stsvend: warning: {message}", file=sys.stderr)

@@ -20,6 +20,7 @@ from chalicelib.config import Settings
 from chalicelib.grants import to_attribute
 from chalicelib.service import Stsvend
 from tests.conftest import record_output, record_vended
+from tests.functional.test_client import api  # noqa: F401 - the fake stsvend API, for test_credserver
 
 TABLE = "stsvend-grants-test"
 REGION = "us-east-1"
