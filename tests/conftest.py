@@ -87,7 +87,9 @@ def js_clients() -> Path:
     ).hexdigest()
     stamp = JS_DIR / "node_modules" / ".stsvend-installed"
     if not stamp.is_file() or stamp.read_text() != digest:
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_DIR,
-                       check=True, timeout=600)
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                              cwd=JS_DIR, capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"npm ci in {JS_DIR} failed:\n{done.stdout}{done.stderr}")
         stamp.write_text(digest)
     return JS_DIR
