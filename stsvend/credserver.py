@@ -72,6 +72,7 @@ _FORWARDED = (
     signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
     signal.SIGWINCH,
 )
+_FROM_THE_KEYBOARD = (signal.SIGINT, signal.SIGQUIT)
 
 
 class CredentialServer:
@@ -270,8 +271,11 @@ def _run_child(argv: list[str], environment: dict[str, str]) -> int:
     """Run the command with signals forwarded; its exit status, or minus the signal that ended it."""
     child: subprocess.Popen[bytes] | None = None
     pending: list[int] = []
+    terminal = _controlling_terminal()
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        if signum in _FROM_THE_KEYBOARD and _in_the_foreground(terminal):
+            return  # Ctrl-C, Ctrl-\: the terminal sent it to the child too (same process group)
         if child is None:
             pending.append(signum)
         else:
@@ -293,6 +297,24 @@ def _run_child(argv: list[str], environment: dict[str, str]) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if terminal is not None:
+            os.close(terminal)
+
+
+def _controlling_terminal() -> int | None:
+    try:
+        return os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None  # no terminal: a CI runner, a service
+
+
+def _in_the_foreground(terminal: int | None) -> bool:
+    if terminal is None:
+        return False
+    try:
+        return os.tcgetpgrp(terminal) == os.getpgrp()
+    except OSError:
+        return False
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -4,11 +4,15 @@ signals and exit statuses. The same against the local stack with real clients: t
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
+import os
+import pty
 import signal
 import subprocess
 import sys
+import termios
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -319,6 +323,45 @@ def test_exec_ends_by_the_signal_that_ended_the_child(api: FakeApi, tmp_path: Pa
     process.send_signal(signal.SIGTERM)  # the child does not handle it: it dies of it
     process.communicate(timeout=30)
     assert process.returncode == -signal.SIGTERM
+
+
+COUNTING_CHILD = """
+import os, select, signal, sys, time
+# The wakeup fd gets a byte for every SIGINT that arrives, even when Python runs the handler once.
+readable, writable = os.pipe()
+os.set_blocking(readable, False)
+os.set_blocking(writable, False)
+signal.signal(signal.SIGINT, lambda signum, frame: None)
+signal.set_wakeup_fd(writable)
+print("ready", flush=True)
+select.select([readable], [], [], 30)
+time.sleep(1)  # a second SIGINT, if one is sent, arrives well within this
+sys.exit(50 + len(os.read(readable, 100)))
+"""
+
+
+def test_ctrl_c_at_a_terminal_reaches_the_child_once(api: FakeApi, tmp_path: Path) -> None:
+    controller, terminal = pty.openpty()
+
+    def take_the_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stsvend.cli", "exec", "--api", api.url, "--role", ROLE, "--",
+         sys.executable, "-c", COUNTING_CHILD],
+        env=base_env(tmp_path), cwd=ROOT, stdin=terminal, stdout=terminal, stderr=terminal,
+        start_new_session=True, preexec_fn=take_the_terminal,
+    )
+    os.close(terminal)
+    try:
+        seen = b""
+        while b"ready" not in seen:
+            seen += os.read(controller, 1024)
+        os.write(controller, b"\x03")  # the terminal signals its whole foreground process group
+        assert process.wait(timeout=30) == 51, "the child got SIGINT once, from the terminal"
+    finally:
+        process.kill()
+        os.close(controller)
 
 
 # -- serve -------------------------------------------------------------------------------------
