@@ -149,7 +149,7 @@ def test_chalice_level_rejections_use_the_error_shape(sts: FakeSts, headers: dic
 
 @pytest.fixture
 def proof_sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
-    proof_settings = dataclasses.replace(SETTINGS, identity_mode="sts-proof", server_id="stsvend-test")
+    proof_settings = dataclasses.replace(SETTINGS, identity_mode="sts-proof", server_ids=("http://127.0.0.1:8000",))
     service, fake = fake_service([GRANT], settings=proof_settings)
     monkeypatch.setattr(app_module, "_service", service)
     yield fake
