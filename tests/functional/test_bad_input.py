@@ -167,8 +167,20 @@ def proof_sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
             json.dumps({"method": "POST", "url": 1, "headers": [], "body": None}).encode()
         ).decode(),
         "QUFB" * 3000,
+        base64.b64encode(b"[" * 5000).decode(),
+        base64.b64encode(b'{"a":' * 1200 + b"1" + b"}" * 1200).decode(),
     ],
-    ids=["missing", "empty", "garbled", "not-utf8", "empty-object", "wrong-types", "oversized"],
+    ids=[
+        "missing",
+        "empty",
+        "garbled",
+        "not-utf8",
+        "empty-object",
+        "wrong-types",
+        "oversized",
+        "deeply-nested-list",
+        "deeply-nested-object",
+    ],
 )
 def test_bad_identity_headers(proof_sts: FakeSts, header: str | None) -> None:
     headers = {} if header is None else {"X-Stsvend-Identity": header}
