@@ -320,10 +320,14 @@ class StsProofVerifier:
             )
         missing = sorted(SIGNED_HEADERS_REQUIRED - set(signed))
         if missing:
-            raise NotAuthenticated(f"the identity proof does not sign required header(s): {', '.join(missing)}")
+            raise NotAuthenticated(
+                f"the identity proof does not sign required header(s): {', '.join(missing)}"
+            )
         absent = sorted(h for h in signed if h not in headers and h not in _SET_BY_SERVER)
         if absent:
-            raise NotAuthenticated(f"the identity proof signs header(s) it does not carry: {', '.join(absent)}")
+            raise NotAuthenticated(
+                f"the identity proof signs header(s) it does not carry: {', '.join(absent)}"
+            )
 
     def _check_date(self, amz_date: str, scope_date: str) -> None:
         try:

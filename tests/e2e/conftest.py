@@ -23,8 +23,8 @@ import boto3
 import pytest
 from botocore.credentials import Credentials
 
-from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
 from stsvend.client import server_id_for
+from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
 from stsvend.signing import PROOF_HEADER, build_identity_proof, request_binding
 from tests.conftest import record_output, record_vended
 

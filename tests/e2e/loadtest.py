@@ -19,15 +19,15 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 from botocore.credentials import Credentials
 
-from stsvend.local.stack import LocalStack
 from stsvend.client import server_id_for
+from stsvend.local.stack import LocalStack
 from stsvend.signing import PROOF_HEADER, build_identity_proof, request_binding
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,8 +133,9 @@ def run_load(stack: LocalStack, vends: int, clients: int, time_cap: float = 240.
             if index is None:
                 return
             identity, role, tags = FLOWS[index % len(FLOWS)]
-            request = {"role_arn": role, "tags": tags, "duration_seconds": 900, "session_name": f"load-{index}"}
-            body = json.dumps(request).encode()
+            body = json.dumps(
+                {"role_arn": role, "tags": tags, "duration_seconds": 900, "session_name": f"load-{index}"}
+            ).encode()
             proof = prove(identity, body)  # the client's work, not the service's: not timed
             started = time.perf_counter()
             try:

@@ -14,8 +14,8 @@ from schemathesis.config import SchemathesisConfig
 
 import app as app_module
 from stsvend.openapi import build
-from tests.conftest import record_output, record_vended
 from stsvend.signing import PROOF_HEADER, request_binding
+from tests.conftest import record_output, record_vended
 from tests.e2e.conftest import Api
 
 # Undeclared methods (TRACE, ...) never reach the app: API Gateway answers them itself, while chalice

@@ -89,4 +89,5 @@ def fake_service(
     sts = FakeSts()
     clients: Any = FakeClients(ddb, sts)
     store = GrantStore(clients.dynamodb, settings.grants_table, 0)
-    return Stsvend(settings, clients, store, auditor, identity_resolver(settings, clients), now=lambda: NOW), sts
+    identity = identity_resolver(settings, clients)
+    return Stsvend(settings, clients, store, auditor, identity, now=lambda: NOW), sts

@@ -434,7 +434,8 @@ def test_forged_proof_with_an_unsigned_x_amz_target_reaches_sts_without_it(
     [
         ("/whoami", None, "/credentials", VEND_BODY),
         ("/roles", None, "/whoami", None),
-        ("/credentials", json.dumps({"role_arn": READ_ONLY, "duration_seconds": 900}), "/credentials", VEND_BODY),
+        ("/credentials", json.dumps({"role_arn": READ_ONLY, "duration_seconds": 900}), "/credentials",
+         VEND_BODY),
         ("/credentials", VEND_BODY, "/whoami", None),
     ],
     ids=["vend-proof-on-whoami", "whoami-proof-on-roles", "other-body", "whoami-proof-on-vend"],
@@ -478,10 +479,10 @@ def test_proof_dates_are_accepted_from_60s_ahead_to_300s_old(
     answer = proof_stack.call("/whoami", proof_stack.proof("/whoami"))
     assert answer.status == status, answer.body
     assert proof_stack.sts_calls == (1 if status == 200 else 0)
-    if status == 401:
-        assert "X-Amz-Date" in answer.body["Message"] or "minutes" in answer.body["Message"] or (
-            "future" in answer.body["Message"]
-        )
+    if shift == -120:
+        assert "more than 60 seconds in the future" in answer.body["Message"]
+    if shift == 301:
+        assert "more than 5 minutes old" in answer.body["Message"]
 
 
 def test_a_proof_for_any_configured_server_id_is_accepted(proof_stack: ProofStack) -> None:
@@ -515,8 +516,6 @@ def test_proofs_breaking_a_rule_are_refused_naming_it(
 
 
 def test_deeply_nested_proof_json_is_not_authenticated(proof_stack: ProofStack) -> None:
-    nested = base64.b64encode(b"[" * 5000 + b"]" * 5000).decode()
-    assert len(nested) < 16384
     answer = proof_stack.call("/whoami", base64.b64encode(b"[" * 3000).decode())
     assert answer.status == 401
     assert "nested" in answer.body["Message"]
