@@ -14,7 +14,8 @@ Errors are printed as `stsvend: <Code>: <Message>` on stderr, never with a secre
 
     0  success
     1  anything else: an unexpected answer, an internal error of the service, a local failure
-    2  usage or a bad request: no or malformed API URL, a malformed --tag, HTTP 400 and 413
+    2  usage or a bad request: no or malformed API URL, a server id naming another host, a
+       malformed --tag, HTTP 400 and 413
     3  not authenticated or denied: no ambient AWS credentials, HTTP 401 and 403, and
        502 AssumeRoleDenied (STS refused the role: a denial, not an outage)
     4  service unavailable or unreachable: HTTP 503 and 429, other 502 and 504 from the gateway,
