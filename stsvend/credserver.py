@@ -50,6 +50,7 @@ from stsvend.client import (
     credential_request,
     refuse_recursion,
     resolve_region,
+    server_id_for,
 )
 from stsvend.renewal import RenewingCredentials
 
@@ -216,11 +217,12 @@ def _renewing(args: argparse.Namespace) -> RenewingCredentials:
     env = os.environ
     refuse_recursion(env)
     url = api_url(args.api, env)
+    server_id = server_id_for(url, args.server_id, env)
     request = credential_request(args)
     if args.refresh_window is not None and args.refresh_window < 0:
         raise CommandError("InvalidRequest", "--refresh-window must be 0 or more", EXIT_USAGE)
     credentials = RenewingCredentials.for_request(
-        url, resolve_region(args.region, url, env), env, request, args.refresh_window,
+        url, resolve_region(args.region, url, env), env, request, server_id, args.refresh_window,
         warn=client.warn,
     )
     credentials.current()  # fail before anything starts if the role cannot be had

@@ -55,10 +55,11 @@ class RenewingCredentials:
         region: str,
         env: Mapping[str, str],
         request: Mapping[str, Any],
+        server_id: str,
         refresh_window: float | None = None,
         warn: Callable[[str], None] = lambda message: None,
     ) -> RenewingCredentials:
-        return cls(lambda: vend(url, region, env, request), refresh_window, warn=warn)
+        return cls(lambda: vend(url, region, env, request, server_id), refresh_window, warn=warn)
 
     def current(self) -> Answer:
         """The credentials to hand out now: vended again when due. Raises CommandError when there
