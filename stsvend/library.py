@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from stsvend.cache import Answer, parse_expiration
-from stsvend.client import CommandError, resolve_region
+from stsvend.client import CommandError, resolve_region, server_id_for
 from stsvend.client import api_url as resolve_api_url
 from stsvend.client import vend as vend_answer
 from stsvend.renewal import RenewingCredentials
@@ -81,10 +81,12 @@ class _Request:
         duration_seconds: int | None,
         tags: Mapping[str, str] | None,
         session_name: str | None,
+        server_id: str | None,
     ) -> None:
         env = os.environ
         self.url = resolve_api_url(api_url_, env)
         self.region = resolve_region(api_region, self.url, env)
+        self.server_id = server_id_for(self.url, server_id, env)
         self.env = env
         self.body: dict[str, Any] = {"role_arn": role_arn}
         if duration_seconds is not None:
@@ -95,7 +97,7 @@ class _Request:
             self.body["session_name"] = session_name
 
     def vend(self) -> Answer:
-        return vend_answer(self.url, self.region, self.env, self.body)
+        return vend_answer(self.url, self.region, self.env, self.body, self.server_id)
 
 
 def vend(
@@ -106,10 +108,12 @@ def vend(
     duration_seconds: int | None = None,
     tags: Mapping[str, str] | None = None,
     session_name: str | None = None,
+    server_id: str | None = None,
 ) -> VendedCredentials:
     """Credentials for `role_arn`, vended now (no cache). `api_url` defaults to $STSVEND_API_URL,
-    `api_region` (the region signed for) to the API URL's, else $AWS_REGION."""
-    request = _Request(role_arn, api_url, api_region, duration_seconds, tags, session_name)
+    `api_region` (the region signed for) to the API URL's, else $AWS_REGION; `server_id` (what
+    identity proofs name) to $STSVEND_SERVER_ID, else the API URL's base, as the command's."""
+    request = _Request(role_arn, api_url, api_region, duration_seconds, tags, session_name, server_id)
     return VendedCredentials.from_answer(request.vend())
 
 
@@ -121,6 +125,7 @@ def botocore_session(
     duration_seconds: int | None = None,
     tags: Mapping[str, str] | None = None,
     session_name: str | None = None,
+    server_id: str | None = None,
     refresh_window: float | None = None,
     region_name: str | None = None,
 ) -> botocore.session.Session:
@@ -130,7 +135,7 @@ def botocore_session(
     import botocore.session
     from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 
-    request = _Request(role_arn, api_url, api_region, duration_seconds, tags, session_name)
+    request = _Request(role_arn, api_url, api_region, duration_seconds, tags, session_name, server_id)
     renewing = RenewingCredentials(request.vend, refresh_window, warn=_LOG.warning)
 
     def metadata() -> dict[str, str]:
@@ -169,6 +174,7 @@ def session(
     duration_seconds: int | None = None,
     tags: Mapping[str, str] | None = None,
     session_name: str | None = None,
+    server_id: str | None = None,
     refresh_window: float | None = None,
     region_name: str | None = None,
 ) -> boto3.Session:
@@ -182,7 +188,7 @@ def session(
         ) from exc
     core = botocore_session(
         role_arn, api_url=api_url, api_region=api_region, duration_seconds=duration_seconds,
-        tags=tags, session_name=session_name, refresh_window=refresh_window,
+        tags=tags, session_name=session_name, server_id=server_id, refresh_window=refresh_window,
         region_name=region_name,
     )
     return boto3.Session(botocore_session=core)

@@ -223,3 +223,9 @@ def test_library_raises_the_services_refusal(as_jenkins: LocalState) -> None:
     assert refused.value.code == "RoleNotGranted"
     assert refused.value.exit_status == 3
 
+
+
+def test_library_refuses_a_server_id_naming_another_host(as_jenkins: LocalState) -> None:
+    with pytest.raises(stsvend.CommandError) as refused:
+        stsvend.vend(DEPLOYER, server_id="http://127.0.0.2:8000")
+    assert refused.value.exit_status == 2
