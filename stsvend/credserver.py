@@ -52,7 +52,7 @@ from stsvend.client import (
     resolve_region,
     server_id_for,
 )
-from stsvend.renewal import RenewingCredentials
+from stsvend.renewal import RenewingCredentials, check_window
 
 LOOPBACK = "127.0.0.1"
 CREDENTIALS_PATH = "/credentials"
@@ -219,8 +219,7 @@ def _renewing(args: argparse.Namespace) -> RenewingCredentials:
     url = api_url(args.api, env)
     server_id = server_id_for(url, args.server_id, env)
     request = credential_request(args)
-    if args.refresh_window is not None and args.refresh_window < 0:
-        raise CommandError("InvalidRequest", "--refresh-window must be 0 or more", EXIT_USAGE)
+    check_window(args.refresh_window, args.duration)
     credentials = RenewingCredentials.for_request(
         url, resolve_region(args.region, url, env), env, request, server_id, args.refresh_window,
         warn=client.warn,

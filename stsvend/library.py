@@ -30,7 +30,7 @@ from stsvend.cache import Answer, parse_expiration
 from stsvend.client import CommandError, resolve_region, server_id_for
 from stsvend.client import api_url as resolve_api_url
 from stsvend.client import vend as vend_answer
-from stsvend.renewal import RenewingCredentials
+from stsvend.renewal import RenewingCredentials, check_window
 
 if TYPE_CHECKING:
     import boto3
@@ -135,6 +135,7 @@ def botocore_session(
     import botocore.session
     from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 
+    check_window(refresh_window, duration_seconds)
     request = _Request(role_arn, api_url, api_region, duration_seconds, tags, session_name, server_id)
     renewing = RenewingCredentials(request.vend, refresh_window, warn=_LOG.warning)
 

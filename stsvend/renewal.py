@@ -18,12 +18,31 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from stsvend.cache import Answer, parse_expiration
-from stsvend.client import CommandError, vend
+from stsvend.client import EXIT_USAGE, CommandError, vend
 
 AUTOMATIC_WINDOW_SECONDS = 16 * 60
 RETRY_AFTER_FAILURE_SECONDS = 30.0
+MAX_DURATION_SECONDS = 3600  # role chaining's limit, so what the service's default duration can be
 
 Vend = Callable[[], Answer]
+
+
+def check_window(refresh_window: float | None, duration_seconds: int | None) -> None:
+    """Refuse a window that is negative or not below the duration (the role's maximum when no
+    duration is asked for): credentials due as soon as they are vended would be vended on every
+    request."""
+    if refresh_window is None:
+        return
+    if refresh_window < 0:
+        raise CommandError("InvalidRequest", "--refresh-window must be 0 or more", EXIT_USAGE)
+    duration = duration_seconds or MAX_DURATION_SECONDS
+    if refresh_window >= duration:
+        raise CommandError(
+            "InvalidRequest",
+            f"--refresh-window must be below the duration ({duration} s): credentials due for "
+            "renewal as soon as they are vended would be vended again on every request",
+            EXIT_USAGE,
+        )
 
 
 class RenewingCredentials:

@@ -405,9 +405,20 @@ def test_serve_prints_the_two_variables_and_serves_until_terminated(
     assert len(api.calls("POST", "/credentials")) == 1
 
 
-def test_serve_refuses_a_negative_refresh_window(api: FakeApi, tmp_path: Path) -> None:
-    done = run_cli("serve", "--api", api.url, "--role", ROLE, "--refresh-window", "-1",
-                   env=base_env(tmp_path))
+@pytest.mark.parametrize(
+    ("command", "options", "message"),
+    [
+        ("serve", ["--refresh-window", "-1"], "--refresh-window must be 0 or more"),
+        ("serve", ["--refresh-window", "900", "--duration", "900"],
+         "--refresh-window must be below the duration (900 s)"),
+        ("exec", ["--refresh-window", "3600", "--", "true"],
+         "--refresh-window must be below the duration (3600 s)"),
+    ],
+)
+def test_a_refresh_window_that_would_vend_on_every_request_is_refused(
+    api: FakeApi, tmp_path: Path, command: str, options: list[str], message: str
+) -> None:
+    done = run_cli(command, "--api", api.url, "--role", ROLE, *options, env=base_env(tmp_path))
     assert done.returncode == 2
-    assert done.stderr == "stsvend: InvalidRequest: --refresh-window must be 0 or more\n"
+    assert done.stderr.startswith(f"stsvend: InvalidRequest: {message}")
     assert api.received == []

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from stsvend.client import CommandError
-from stsvend.renewal import RETRY_AFTER_FAILURE_SECONDS, RenewingCredentials
+from stsvend.renewal import RETRY_AFTER_FAILURE_SECONDS, RenewingCredentials, check_window
 
 START = 1_800_000_000.0
 
@@ -110,3 +110,19 @@ def test_the_first_failure_is_raised() -> None:
 def test_negative_window_is_refused() -> None:
     with pytest.raises(ValueError, match="0 or more"):
         renewing(900, -1)
+
+
+@pytest.mark.parametrize(
+    ("window", "duration", "refused"),
+    [(None, None, False), (0, 900, False), (899, 900, False), (900, 900, True), (-1, 900, True),
+     (3599, None, False), (3600, None, True)],
+)
+def test_check_window_refuses_windows_that_would_vend_on_every_request(
+    window: float | None, duration: int | None, refused: bool
+) -> None:
+    if refused:
+        with pytest.raises(CommandError) as failure:
+            check_window(window, duration)
+        assert (failure.value.code, failure.value.exit_status) == ("InvalidRequest", 2)
+    else:
+        check_window(window, duration)
