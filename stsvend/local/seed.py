@@ -1,6 +1,6 @@
-"""What the local stack puts into the emulator (DESIGN.md section 7).
+"""What the local stack seeds the emulator with (DESIGN.md section 7).
 
-`bootstrap` runs while IAM authentication is off: it creates the two accounts' identities, roles
+`seed_emulator` runs while IAM authentication is off: it creates the two accounts' identities, roles
 and EC2 instances. `fill_grants` runs after authentication is on, as the `admin` identity, with the
 same code as `stsvend bootstrap` and `stsvend grants apply`.
 """
@@ -11,6 +11,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from stsvend.checkout.apply import apply_changes
+from stsvend.checkout.checkout import Checkout
+from stsvend.checkout.grants_file import load_grants_file
+from stsvend.checkout.plan import plan_changes
+from stsvend.checkout.table import create_table
+from stsvend.checkout.trust_policy import fill_trust_template, read_template
 
 INFRA_ACCOUNT = "111111111111"
 DEV_ACCOUNT = "222222222222"
@@ -140,7 +147,7 @@ def deployer_external_id(root: Path) -> str | None:
     return None
 
 
-def bootstrap(endpoint_url: str, root: Path) -> Bootstrapped:
+def seed_emulator(endpoint_url: str, root: Path) -> Bootstrapped:
     """Fill a fresh emulator (IAM authentication off): identities, roles and instances."""
 
     def client(service: str, account_id: str) -> Any:
@@ -185,9 +192,9 @@ def bootstrap(endpoint_url: str, root: Path) -> Bootstrapped:
     deployer = dev_iam.create_role(
         RoleName="deployer",
         Description="Deploys to the development account; assumed through stsvend",
-        AssumeRolePolicyDocument=_filled(
-            root / "policies" / "trust" / "stsvend-target-role.json",
-            {"STSVEND_SERVICE_ROLE_ARN": service_arn, "EXTERNAL_ID": external_id},
+        # The same renderer as `stsvend trust-policy`; here the service is an IAM user, not a role.
+        AssumeRolePolicyDocument=json.dumps(
+            fill_trust_template(read_template(Checkout.open(root)), service_arn, external_id)
         ),
     )["Role"]["Arn"]
     dev_iam.put_role_policy(
@@ -220,15 +227,7 @@ def fill_grants(endpoint_url: str, root: Path, admin: Identity) -> str:
     """Create the grants table and apply `policies/grants/local.json` to it, as `admin` with IAM
     authentication on, through the admin module (`stsvend bootstrap` + `stsvend grants apply`).
     Returns the table's name."""
-    from stsvend.admin import (
-        apply_changes,
-        create_table,
-        load_grants_file,
-        open_checkout,
-        plan_changes,
-    )
-
-    checkout = open_checkout(root)
+    checkout = Checkout.open(root)
     table = checkout.grants_table(STAGE)
     dynamodb = aws_client("dynamodb", endpoint_url, admin.access_key_id, admin.secret_access_key)
     create_table(dynamodb, table)

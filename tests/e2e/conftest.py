@@ -23,8 +23,8 @@ import boto3
 import pytest
 from botocore.credentials import Credentials
 
+from stsvend.client.signing import PROOF_HEADER, build_identity_proof
 from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
-from stsvend.signing import PROOF_HEADER, build_identity_proof
 from tests.conftest import record_output, record_vended
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,8 +25,8 @@ from typing import Any
 
 from botocore.credentials import Credentials
 
+from stsvend.client.signing import PROOF_HEADER, build_identity_proof
 from stsvend.local.stack import LocalStack
-from stsvend.signing import PROOF_HEADER, build_identity_proof
 
 ROOT = Path(__file__).resolve().parents[2]
 # (identity, role, tags): the two granted flows of the local stack.

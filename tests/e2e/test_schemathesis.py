@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 import app as app_module
-from stsvend.openapi import build
+from stsvend.checkout.openapi import build
 from tests.conftest import record_output, record_vended
 from tests.e2e.conftest import Api
 

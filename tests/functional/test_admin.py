@@ -14,9 +14,12 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.grants import from_attribute, to_attribute
-from stsvend import admin
+from stsvend.checkout import commands as admin
+from stsvend.checkout.apply import apply_changes
+from stsvend.checkout.grants_file import load_grants_file
+from stsvend.checkout.plan import plan_changes
+from stsvend.checkout.table import create_table
 from stsvend.cli import main
-from stsvend.grantsfile import apply_changes, create_table, load_grants_file, plan_changes
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_DIR = ROOT / "policies" / "session"
