@@ -39,7 +39,7 @@ cache: $XDG_CACHE_HOME/stsvend (default ~/.cache/stsvend), one 0600 file per API
 role and options. The caller is $AWS_ACCESS_KEY_ID if set, else the profile name ($AWS_PROFILE,
 else "default"): after switching identities under one profile name, delete that directory."""
 
-_CHECKOUT_NOTE = "needs an stsvend checkout (found from the current directory, or --root)"
+_CHECKOUT = "an stsvend checkout (found from the current directory, or --root)"
 
 # The options of `credentials` and `exec`, read by both the parsers and the fast path:
 # (option, dest, kind, default, metavar, help). Kinds: "text", "int", "tag" (repeatable K=V), "flag".
@@ -125,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stsvend",
         description=__doc__.split(". Only")[0] + ".",
-        epilog="grants, bootstrap, trust-policy and local " + _CHECKOUT_NOTE + "; the others work from"
-        " an installed stsvend.",
+        epilog=f"[checkout]: grants, bootstrap, trust-policy and local need {_CHECKOUT}; the others"
+        " work from an installed stsvend.",
     )
     parser.add_argument("--version", action="version", version=f"stsvend {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def checkout_parser(name: str, text: str) -> argparse.ArgumentParser:
         return sub.add_parser(
-            name, parents=[root], help=f"{text} [checkout]", description=f"{text}; {_CHECKOUT_NOTE}."
+            name, parents=[root], help=f"{text} [checkout]", description=f"{text}; needs {_CHECKOUT}."
         )
 
     creds = client_parser("credentials", "get credentials for a role (credential_process)")

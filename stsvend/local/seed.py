@@ -12,12 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stsvend.checkout.apply import apply_changes
 from stsvend.checkout.checkout import Checkout
-from stsvend.checkout.grants_file import load_grants_file
-from stsvend.checkout.plan import plan_changes
-from stsvend.checkout.table import create_table
-from stsvend.checkout.trust_policy import fill_trust_template, read_template
 
 INFRA_ACCOUNT = "111111111111"
 DEV_ACCOUNT = "222222222222"
@@ -147,6 +142,15 @@ def deployer_external_id(root: Path) -> str | None:
     return None
 
 
+def deployer_trust_policy(root: Path, service_arn: str, external_id: str) -> dict[str, Any]:
+    """The same renderer as `stsvend trust-policy`; here the service is an IAM user, not a role."""
+    checkout = Checkout.open(root)
+    # Imported once the checkout is open: the grant model they load must come from `root`.
+    from stsvend.checkout.trust_policy import fill_trust_template, read_template
+
+    return fill_trust_template(read_template(checkout), service_arn, external_id)
+
+
 def seed_emulator(endpoint_url: str, root: Path) -> Bootstrapped:
     """Fill a fresh emulator (IAM authentication off): identities, roles and instances."""
 
@@ -192,10 +196,7 @@ def seed_emulator(endpoint_url: str, root: Path) -> Bootstrapped:
     deployer = dev_iam.create_role(
         RoleName="deployer",
         Description="Deploys to the development account; assumed through stsvend",
-        # The same renderer as `stsvend trust-policy`; here the service is an IAM user, not a role.
-        AssumeRolePolicyDocument=json.dumps(
-            fill_trust_template(read_template(Checkout.open(root)), service_arn, external_id)
-        ),
+        AssumeRolePolicyDocument=json.dumps(deployer_trust_policy(root, service_arn, external_id)),
     )["Role"]["Arn"]
     dev_iam.put_role_policy(
         RoleName="deployer", PolicyName="deployer", PolicyDocument=json.dumps(DEPLOYER_POLICY)
@@ -228,6 +229,12 @@ def fill_grants(endpoint_url: str, root: Path, admin: Identity) -> str:
     authentication on, through the admin module (`stsvend bootstrap` + `stsvend grants apply`).
     Returns the table's name."""
     checkout = Checkout.open(root)
+    # Imported once the checkout is open: the grant model they load must come from `root`.
+    from stsvend.checkout.apply import apply_changes
+    from stsvend.checkout.grants_file import load_grants_file
+    from stsvend.checkout.plan import plan_changes
+    from stsvend.checkout.table import create_table
+
     table = checkout.grants_table(STAGE)
     dynamodb = aws_client("dynamodb", endpoint_url, admin.access_key_id, admin.secret_access_key)
     create_table(dynamodb, table)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 
 import pytest
 from hypothesis import event, given, settings
@@ -134,9 +135,11 @@ def test_help_opens_with_a_whole_sentence_and_names_the_checkout_commands(
     out = capsys.readouterr().out
     description = out.split("\n\n")[1].replace("\n", " ")
     assert description.startswith("`stsvend`: credentials for AWS roles") and description.endswith(".")
-    for command in ("grants", "bootstrap", "trust-policy", "local"):
-        assert f"{command}" in out
-    assert out.count("[checkout]") == 4
+    listed = dict(re.findall(r"^    (\S+)\s+(.*?)(?=^    \S|\Z)", out.split("options:")[0], re.M | re.S))
+    marked = {name for name, text in listed.items() if "[checkout]" in text}
+    assert set(listed) == {"credentials", "exec", "roles", "whoami", *marked}
+    assert marked == {"grants", "bootstrap", "trust-policy", "local"}
+    assert "[checkout]: grants, bootstrap, trust-policy and local need an stsvend checkout" in out
 
 
 def test_exec_options_all_have_help(capsys: pytest.CaptureFixture[str]) -> None:
