@@ -142,17 +142,17 @@ def deployer_external_id(root: Path) -> str | None:
     return None
 
 
-def deployer_trust_policy(root: Path, service_arn: str, external_id: str) -> dict[str, Any]:
+def deployer_trust_policy(checkout: Checkout, service_arn: str, external_id: str) -> dict[str, Any]:
     """The same renderer as `stsvend trust-policy`; here the service is an IAM user, not a role."""
-    checkout = Checkout.open(root)
-    # Imported once the checkout is open: the grant model they load must come from `root`.
+    # Imported once the checkout is open: the grant model they load must come from it.
     from stsvend.checkout.trust_policy import fill_trust_template, read_template
 
     return fill_trust_template(read_template(checkout), service_arn, external_id)
 
 
-def seed_emulator(endpoint_url: str, root: Path) -> Bootstrapped:
+def seed_emulator(endpoint_url: str, checkout: Checkout) -> Bootstrapped:
     """Fill a fresh emulator (IAM authentication off): identities, roles and instances."""
+    root = checkout.root
 
     def client(service: str, account_id: str) -> Any:
         # Any key will do while authentication is off; the header picks the account.
@@ -196,7 +196,7 @@ def seed_emulator(endpoint_url: str, root: Path) -> Bootstrapped:
     deployer = dev_iam.create_role(
         RoleName="deployer",
         Description="Deploys to the development account; assumed through stsvend",
-        AssumeRolePolicyDocument=json.dumps(deployer_trust_policy(root, service_arn, external_id)),
+        AssumeRolePolicyDocument=json.dumps(deployer_trust_policy(checkout, service_arn, external_id)),
     )["Role"]["Arn"]
     dev_iam.put_role_policy(
         RoleName="deployer", PolicyName="deployer", PolicyDocument=json.dumps(DEPLOYER_POLICY)
@@ -224,12 +224,11 @@ def _launch(ec2: Any, name: str) -> list[str]:
     return [instance["InstanceId"] for instance in reservation["Instances"]]
 
 
-def fill_grants(endpoint_url: str, root: Path, admin: Identity) -> str:
+def fill_grants(endpoint_url: str, checkout: Checkout, admin: Identity) -> str:
     """Create the grants table and apply `policies/grants/local.json` to it, as `admin` with IAM
-    authentication on, through the admin module (`stsvend bootstrap` + `stsvend grants apply`).
+    authentication on, with the checkout commands' code (`stsvend bootstrap` + `stsvend grants apply`).
     Returns the table's name."""
-    checkout = Checkout.open(root)
-    # Imported once the checkout is open: the grant model they load must come from `root`.
+    # Imported once the checkout is open: the grant model they load must come from it.
     from stsvend.checkout.apply import apply_changes
     from stsvend.checkout.grants_file import load_grants_file
     from stsvend.checkout.plan import plan_changes

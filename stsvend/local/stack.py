@@ -49,11 +49,6 @@ _CHALICE = (
 )
 
 
-def stage_environment(root: Path, stage: str = STAGE) -> dict[str, str]:
-    """The environment Chalice gives the app for `stage` (the stage's over the top level's)."""
-    return Checkout.open(root).stage_environment(stage)
-
-
 def port_from_environment(variable: str, default: int) -> int:
     raw = os.environ.get(variable, "").strip()
     if not raw:
@@ -232,16 +227,17 @@ class LocalStack:
 
     def _start(self) -> LocalState:
         self.emulator.start()
+        checkout = Checkout.open(self.root)
         try:
-            made = seed_emulator(self.emulator.url, self.root)
+            made = seed_emulator(self.emulator.url, checkout)
         except Exception as exc:
             raise StackError(f"seeding the emulator failed: {exc}") from exc
         self.emulator.enforce_iam()
         try:
-            table = fill_grants(self.emulator.url, self.root, made.identities["admin"])
+            table = fill_grants(self.emulator.url, checkout, made.identities["admin"])
         except Exception as exc:
             raise StackError(f"filling the grants table failed: {exc}") from exc
-        settings = stage_environment(self.root)
+        settings = checkout.stage_environment(STAGE)
         if settings.get("STSVEND_GRANTS_TABLE") != table:
             raise StackError(f"stage {STAGE} reads table {settings.get('STSVEND_GRANTS_TABLE')}")
         self._start_api(made.identities["service"])
