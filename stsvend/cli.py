@@ -49,6 +49,11 @@ API_OPTIONS = (
         "--region", "region", "text", None, "REGION",
         "region to sign for (default: from the URL or environment)",
     ),
+    (
+        "--server-id", "server_id", "text", None, "SERVER_ID",
+        "the server id identity proofs name (default: $STSVEND_SERVER_ID, else the API URL's base;"
+        " must have the API URL's scheme, host and port)",
+    ),
 )
 CREDENTIAL_OPTIONS = (
     *API_OPTIONS,

@@ -23,6 +23,7 @@ OPTIONS = [
     "--session-name",
     "--format",
     "--refresh-window",
+    "--server-id",
 ]
 VALUES = [
     "https://x.example/api",
