@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from stsvend.client import CommandError
-from stsvend.renewal import RETRY_AFTER_FAILURE_SECONDS, RenewingCredentials, check_window
+from stsvend.client.renewal import RETRY_AFTER_FAILURE_SECONDS, RenewingCredentials, check_window
+from stsvend.errors import CommandError
 
 START = 1_800_000_000.0
 

@@ -4,7 +4,7 @@ Every AWS SDK and the AWS CLI read `AWS_CONTAINER_CREDENTIALS_FULL_URI` (a loopb
 accepted) and send `AWS_CONTAINER_AUTHORIZATION_TOKEN` as the `Authorization` header; the answer is
 `{AccessKeyId, SecretAccessKey, Token, Expiration}`, fetched again as the SDK's own refresh comes
 due. So the child of `stsvend exec` never holds a secret in its environment and keeps working past
-the first credentials' hour: the server renews them (stsvend.renewal) with the same request.
+the first credentials' hour: the server renews them (stsvend.client.renewal) with the same request.
 
 The server listens on 127.0.0.1, on a port the OS picks; the token is random per run and compared in
 constant time; any other path, method or Host is refused. The SDKs look elsewhere first (botocore:
@@ -39,20 +39,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from stsvend import client
-from stsvend.cache import parse_expiration
-from stsvend.client import (
+from stsvend.client import api
+from stsvend.client.api import (
     EXEC_MARKER,
-    EXIT_USAGE,
     RESOLVING_ENV,
-    CommandError,
     api_url,
     credential_request,
     refuse_recursion,
     resolve_region,
     server_id_for,
 )
-from stsvend.renewal import RenewingCredentials, check_window
+from stsvend.client.cache import parse_expiration
+from stsvend.client.renewal import RenewingCredentials, check_window
+from stsvend.errors import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 
 LOOPBACK = "127.0.0.1"
 CREDENTIALS_PATH = "/credentials"
@@ -108,7 +107,7 @@ class CredentialServer:
             current = self._credentials.current()
         except CommandError as exc:
             self._warn(f"cannot serve credentials: {exc.code}: {exc.message}")
-            status = 503 if exc.exit_status == client.EXIT_UNAVAILABLE else 502
+            status = 503 if exc.exit_status == EXIT_UNAVAILABLE else 502
             return status, _error(exc.code, exc.message)
         return 200, {
             "AccessKeyId": current["AccessKeyId"],
@@ -222,7 +221,7 @@ def _renewing(args: argparse.Namespace) -> RenewingCredentials:
     check_window(args.refresh_window, args.duration)
     credentials = RenewingCredentials.for_request(
         url, resolve_region(args.region, url, env), env, request, server_id, args.refresh_window,
-        warn=client.warn,
+        warn=api.warn,
     )
     credentials.current()  # fail before anything starts if the role cannot be had
     return credentials
@@ -239,8 +238,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         window = args.refresh_window
         if window is None or window >= 0:  # a negative one is refused with the cache's message
             args.refresh_window = max(window or 0, duration // 2)
-        return client.reported(lambda: _exec_env(args))
-    status = client.reported(lambda: _exec_served(args, argv))
+        return _exec_env(args)
+    status = _exec_served(args, argv)
     if status < 0:
         # The child was killed by a signal: end the same way, so whoever waits sees that signal.
         signal.signal(-status, signal.SIG_DFL)
@@ -251,14 +250,14 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def _exec_env(args: argparse.Namespace) -> int:
     refuse_nesting(os.environ)
-    return client.cmd_exec(args)
+    return api.cmd_exec(args)
 
 
 def _exec_served(args: argparse.Namespace, argv: list[str]) -> int:
     refuse_nesting(os.environ)
     if not argv:
         raise CommandError("NoCommand", "usage: stsvend exec --role ARN -- CMD [ARG...]", EXIT_USAGE)
-    server = CredentialServer(_renewing(args), client.warn).start()
+    server = CredentialServer(_renewing(args), api.warn).start()
     files = Path(tempfile.mkdtemp(prefix="stsvend-exec-"))
     try:
         environment = child_environment(os.environ, server, files, args.role)
@@ -319,12 +318,8 @@ def _in_the_foreground(terminal: int | None) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    return client.reported(lambda: _serve(args))
-
-
-def _serve(args: argparse.Namespace) -> int:
     refuse_nesting(os.environ)
-    server = CredentialServer(_renewing(args), client.warn).start()
+    server = CredentialServer(_renewing(args), api.warn).start()
     stop = threading.Event()
 
     def stopping(signum: int, frame: FrameType | None) -> None:

@@ -12,7 +12,7 @@
 `session()` returns a `boto3.Session` (boto3 must be installed), `botocore_session()` a
 `botocore.session.Session`; both sessions' credentials are vended by stsvend (signed with the
 ambient AWS credentials, as the command does) and vended again with the same request before they
-expire (stsvend.renewal), so a long-lived client keeps working. `vend()` is the call they make: one
+expire (stsvend.client.renewal), so a long-lived client keeps working. `vend()` is the call they make: one
 signed POST /credentials, returned as `VendedCredentials`. Failures raise `CommandError` with the
 service's `code` and `message` (never a secret).
 """
@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from stsvend.cache import Answer, parse_expiration
-from stsvend.client import CommandError, resolve_region, server_id_for
-from stsvend.client import api_url as resolve_api_url
-from stsvend.client import vend as vend_answer
-from stsvend.renewal import RenewingCredentials, check_window
+from stsvend.client.api import api_url as resolve_api_url
+from stsvend.client.api import resolve_region, server_id_for
+from stsvend.client.api import vend as vend_answer
+from stsvend.client.cache import Answer, parse_expiration
+from stsvend.client.renewal import RenewingCredentials, check_window
+from stsvend.errors import CommandError
 
 if TYPE_CHECKING:
     import boto3
@@ -130,7 +131,7 @@ def botocore_session(
     region_name: str | None = None,
 ) -> botocore.session.Session:
     """A botocore session whose only credentials are stsvend's for `role_arn`, renewed before they
-    expire; `refresh_window` as in stsvend.renewal, `region_name` the session's region for AWS calls.
+    expire; `refresh_window` as in stsvend.client.renewal, `region_name` the session's region for AWS calls.
     The first credentials are vended before this returns."""
     import botocore.session
     from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from stsvend.cache import Answer, parse_expiration
-from stsvend.client import EXIT_USAGE, CommandError, vend
+from stsvend.client.api import vend
+from stsvend.client.cache import Answer, parse_expiration
+from stsvend.errors import EXIT_USAGE, CommandError
 
 AUTOMATIC_WINDOW_SECONDS = 16 * 60
 RETRY_AFTER_FAILURE_SECONDS = 30.0
