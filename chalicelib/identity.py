@@ -63,6 +63,9 @@ _AUTHORIZATION = re.compile(
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]{1,64}")  # an RFC 9110 token, lower-cased
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,4096}")
 _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+# The body STS gets is always the GetCallerIdentity form. Another signed media type (JSON, say) can
+# only make STS fail, which would read as an outage (503) that any caller could cause.
+_FORM_CONTENT_TYPE = re.compile(r"application/x-www-form-urlencoded( *; *charset=utf-8)?", re.IGNORECASE)
 _STS_CALLER_ERRORS = (
     b"<Code>SignatureDoesNotMatch<",
     b"<Code>InvalidClientTokenId<",
@@ -299,6 +302,10 @@ class StsProofVerifier:
             raise NotAuthenticated(
                 "the identity proof is for another request (X-Stsvend-Request must be "
                 "'METHOD /route sha256-of-body' of this request)"
+            )
+        if "content-type" in signed and not _FORM_CONTENT_TYPE.fullmatch(headers["content-type"]):
+            raise NotAuthenticated(
+                "the identity proof's Content-Type must be application/x-www-form-urlencoded"
             )
         self._check_date(headers["x-amz-date"], scope_date)
         # Only signed, allow-listed headers go to STS (plus the signature itself); Host and framing
