@@ -240,7 +240,7 @@ def urllib3_transport(
 ) -> HttpAnswer:
     """One request, no redirects, no retries of its own; raises ConnectionError or TimeoutError.
 
-    Like botocore, it honours HTTP(S)_PROXY / NO_PROXY and AWS_CA_BUNDLE.
+    Like botocore, it honours HTTP(S)_PROXY / NO_PROXY (never for a loopback API) and AWS_CA_BUNDLE.
     """
     import urllib3
 
@@ -277,7 +277,9 @@ def proxy_for(url: str) -> str | None:
 
     proxies = urllib.request.getproxies_environment()
     parts = urlsplit(url)
-    if not proxies or urllib.request.proxy_bypass(parts.hostname or ""):
+    # A loopback API is called directly: through a proxy, a plain-HTTP proof and the credentials
+    # in the answer would leave this machine in clear (NO_PROXY rarely lists 127.0.0.1).
+    if not proxies or _is_loopback(parts.hostname or "") or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
     return proxies.get(parts.scheme)
 
