@@ -10,7 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from chalicelib.config import Settings
+from chalicelib.identity import normalize_server_id
 from stsvend import client
+from tests.functional.conftest import settings_env
 from tests.functional.test_sts_proof import ProofStack, proof_stack  # noqa: F401 - the fixture
 
 
@@ -119,3 +122,25 @@ def test_an_https_api_elsewhere_still_goes_through_the_environments_proxy(
     remote = "https://abc123.execute-api.eu-west-1.amazonaws.com/api/whoami"
     assert client.proxy_for(remote) == proxy_url
     assert client.proxy_for("http://localhost:8000/whoami") is None
+
+
+@pytest.mark.parametrize(
+    ("named", "other"),
+    [
+        ("https://[2001:db8::1]:8443", "https://[2001:db8::1:8443]"),
+        ("http://[::1]:8000", "http://[::1:8000]"),
+    ],
+)
+def test_ipv6_server_ids_keep_their_brackets_so_two_hosts_never_share_one(named: str, other: str) -> None:
+    # Without brackets, host [2001:db8::1] port 8443 and host [2001:db8::1:8443] port 443 both
+    # became https://2001:db8::1:8443: a client sent to the second handed it a proof valid at the first.
+    assert normalize_server_id(named) == named
+    assert normalize_server_id(other) == other
+    assert client.server_id_for(named, None, {}) == named
+    assert client.server_id_for(other, None, {}) == other
+    with pytest.raises(client.CommandError) as refused:
+        client.server_id_for(other, named, {})
+    assert refused.value.exit_status == client.EXIT_USAGE
+    assert Settings.from_env(
+        {**settings_env("http://127.0.0.1:1", mode="sts-proof"), "STSVEND_SERVER_ID": named}
+    ).server_ids == (named,)
