@@ -172,7 +172,10 @@ def normalize_server_id(raw: str) -> str | None:
     if parts.query or parts.fragment or parts.username or parts.password:
         return None
     default = 80 if parts.scheme == "http" else 443
-    netloc = parts.hostname.lower() + (f":{port}" if port is not None and port != default else "")
+    host = parts.hostname.lower()
+    # An IPv6 literal keeps its brackets: without them `[a::1]:8443` and `[a::1:8443]` look alike.
+    host = f"[{host}]" if ":" in host else host
+    netloc = host + (f":{port}" if port is not None and port != default else "")
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 

@@ -164,7 +164,10 @@ def _base_url(raw: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         return None
     default = 80 if parts.scheme == "http" else 443
-    netloc = parts.hostname.lower() + (f":{port}" if port is not None and port != default else "")
+    host = parts.hostname.lower()
+    # An IPv6 literal keeps its brackets: without them `[a::1]:8443` and `[a::1:8443]` look alike.
+    host = f"[{host}]" if ":" in host else host
+    netloc = host + (f":{port}" if port is not None and port != default else "")
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
