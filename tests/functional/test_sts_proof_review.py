@@ -4,6 +4,8 @@ loopback HTTP with a recording proxy."""
 
 from __future__ import annotations
 
+import base64
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +15,7 @@ import pytest
 from chalicelib.config import Settings
 from chalicelib.identity import normalize_server_id
 from stsvend import client
-from tests.functional.conftest import settings_env
+from tests.functional.conftest import Stack, iam_identity, settings_env
 from tests.functional.test_sts_proof import ProofStack, proof_stack  # noqa: F401 - the fixture
 
 
@@ -144,3 +146,25 @@ def test_ipv6_server_ids_keep_their_brackets_so_two_hosts_never_share_one(named:
     assert Settings.from_env(
         {**settings_env("http://127.0.0.1:1", mode="sts-proof"), "STSVEND_SERVER_ID": named}
     ).server_ids == (named,)
+
+
+def test_the_request_event_is_never_logged_even_when_the_environment_asks(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # POWERTOOLS_LOGGER_LOG_EVENT=true (a debugging switch an operator may well flip) made every
+    # request event a log line: the caller's session token, its Authorization and its proof with
+    # them, on every route and in either identity mode.
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    caplog.set_level(logging.DEBUG)
+    token = "caller-session-token-must-never-be-logged"
+    proof = base64.b64encode(b'{"proof-must-never-be-logged": 1}').decode()
+    answer = stack.invoke(
+        "GET", "/whoami", identity=iam_identity(),
+        headers={"X-Amz-Security-Token": token, "X-Stsvend-Identity": proof},
+    )
+    assert answer.status == 200, answer.body
+    logged = capsys.readouterr().out + "\n".join(r.getMessage() for r in caplog.records)
+    assert token not in logged
+    assert proof not in logged
+    assert "/whoami" not in logged  # no event at all
