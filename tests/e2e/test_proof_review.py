@@ -11,9 +11,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from stsvend.client.signing import GET_CALLER_IDENTITY_BODY, request_binding
 from stsvend.local.process import free_port
 from stsvend.local.stack import LocalState
-from stsvend.signing import GET_CALLER_IDENTITY_BODY, request_binding
 from tests.e2e.conftest import Api, run_checkout_command
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.config import Settings
 from chalicelib.identity import normalize_server_id
-from stsvend import client
+from stsvend.client import api as client
 from tests.functional.conftest import Stack, iam_identity, settings_env
 from tests.functional.test_sts_proof import ProofStack, proof_stack  # noqa: F401 - the fixture
 
