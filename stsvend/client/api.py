@@ -122,7 +122,8 @@ def server_id_for(url: str, option: str | None, env: Mapping[str, str]) -> str:
     """The server id a proof names: the API's base URL, `scheme://host[:port][/prefix]`.
 
     An explicit one (`--server-id`, else `STSVEND_SERVER_ID`) is used only if it names the same
-    scheme, host and port as the API URL: a proof handed to another host could be replayed there.
+    scheme, host and port as the API URL and the API lies at or under its path: a proof handed to
+    another host, or to another API mapped beside it on one domain, could be replayed there.
     """
     derived = _base_url(url)
     raw = (option or env.get("STSVEND_SERVER_ID") or "").strip()
@@ -130,14 +131,22 @@ def server_id_for(url: str, option: str | None, env: Mapping[str, str]) -> str:
         assert derived is not None  # api_url checked the URL
         return derived
     explicit = _base_url(raw)
-    if explicit is None or derived is None or _origin(explicit) != _origin(derived):
+    if explicit is None or derived is None or not _covers(explicit, derived):
         raise CommandError(
             "InvalidServerId",
             f"the server id {raw!r} (--server-id or STSVEND_SERVER_ID) must have the API URL's "
-            f"scheme, host and port ({_origin(derived or url)}); unset it to use the API URL's own",
+            f"scheme, host and port ({_origin(derived or url)}) and a path the API URL starts with; "
+            "unset it to use the API URL's own",
             EXIT_USAGE,
         )
     return explicit
+
+
+def _covers(server_id: str, api_base: str) -> bool:
+    """The API at `api_base` is the server `server_id` names: the same origin, at or under its path."""
+    return api_base == server_id or (
+        _origin(server_id) == _origin(api_base) and api_base.startswith(server_id.rstrip("/") + "/")
+    )
 
 
 def _base_url(raw: str) -> str | None:
