@@ -31,6 +31,7 @@ from botocore.session import Session
 from chalicelib.errors import NotAuthenticated
 from chalicelib.identity import StsProofVerifier
 from stsvend import cli
+from stsvend.errors import CommandError
 from stsvend.client import api as client
 from stsvend.client.signing import Signer, request_binding
 
@@ -662,6 +663,26 @@ def test_server_id_is_the_api_urls_normalized_base() -> None:
     )
     assert client.server_id_for("http://127.0.0.1:8000", None, env) == "http://127.0.0.1:8000"
     assert client.server_id_for("http://localhost:80", None, env) == "http://localhost"
-    assert client.server_id_for("https://h.example/api", "https://H.example:443/v2", env) == (
-        "https://h.example/v2"
+    # An explicit server id may name the base the API lies under, never an API beside it.
+    assert client.server_id_for("https://h.example/prod/api", "https://H.example:443/prod", env) == (
+        "https://h.example/prod"
     )
+    assert client.server_id_for("https://h.example/api", "https://H.example:443/", env) == "https://h.example"
+
+
+@pytest.mark.parametrize(
+    ("api_url", "server_id"),
+    [
+        ("https://d.example/other-team", "https://d.example/prod"),
+        ("https://d.example/prod-evil", "https://d.example/prod"),
+        ("https://d.example", "https://d.example/prod"),
+        ("https://d.example/prod", "https://d.example/prod/api"),
+    ],
+)
+def test_a_server_id_for_another_api_on_the_same_host_is_refused(api_url: str, server_id: str) -> None:
+    """Two APIs mapped under different paths of one custom domain: a proof for one is never handed to
+    the other, which could replay it there as the identical request."""
+    with pytest.raises(CommandError) as raised:
+        client.server_id_for(api_url, server_id, {})
+    assert raised.value.code == "InvalidServerId"
+    assert raised.value.exit_status == 2
