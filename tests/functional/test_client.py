@@ -31,9 +31,9 @@ from botocore.session import Session
 from chalicelib.errors import NotAuthenticated
 from chalicelib.identity import StsProofVerifier
 from stsvend import cli
-from stsvend.errors import CommandError
 from stsvend.client import api as client
 from stsvend.client.signing import Signer, request_binding
+from stsvend.errors import CommandError
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::222222222222:role/deployer"
@@ -605,11 +605,11 @@ def test_whoami_sends_a_proof_the_server_verifies(
     as_moto_user: MotoUser, api: FakeApi, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    verifier = StsProofVerifier(as_moto_user.url, (api.url,), "us-east-1", urllib3_poster)
+    verifiers = [StsProofVerifier(as_moto_user.url, (api.url,), "us-east-1", urllib3_poster)]
 
     def whoami(request: Received) -> Reply:
         try:
-            caller = verifier.verify(
+            caller = verifiers[-1].verify(
                 request.headers.get("X-Stsvend-Identity"),
                 request_binding(request.method, request.path, request.body),
             )
@@ -625,9 +625,9 @@ def test_whoami_sends_a_proof_the_server_verifies(
         "arn": as_moto_user.arn, "identity_mode": "sts-proof"
     }
 
-    # Same host and port, another base: the client sends it, the server refuses it, and the
-    # message says what to check.
-    monkeypatch.setenv("STSVEND_SERVER_ID", api.url + "/other")
+    # A server that answers as another server id refuses the proof, and the message says what to
+    # check.
+    verifiers.append(StsProofVerifier(as_moto_user.url, (api.url + "/other",), "us-east-1", urllib3_poster))
     assert cli.main(["whoami", "--api", api.url]) == 3
     err = capsys.readouterr().err
     assert err.startswith("stsvend: NotAuthenticated: ")
