@@ -21,8 +21,9 @@ Errors are printed as `stsvend: <Code>: <Message>` on stderr, never with a secre
     4  service unavailable or unreachable: HTTP 503 and 429, other 502 and 504 from the gateway,
        connection errors and timeouts (after one retry for connection errors and 503)
 
-`stsvend exec` replaces itself with the command, so the command's own exit code is the result (126
-if it cannot be run, 127 if it is not found).
+`stsvend exec --env` replaces itself with the command, so the command's own exit code is the result
+(126 if it cannot be run, 127 if it is not found); `stsvend exec` without `--env` runs it under the
+credentials server of stsvend.client.credserver, with the same exit codes.
 """
 
 from __future__ import annotations
