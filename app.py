@@ -11,7 +11,7 @@ from typing import Any
 
 from chalice.app import Chalice, ConvertToMiddleware, IAMAuthorizer, Request, Response
 
-from chalicelib.audit import logger
+from chalicelib.audit import SERVICE, logger
 from chalicelib.config import Settings
 from chalicelib.errors import InternalError, InvalidRequest, StsvendError
 from chalicelib.service import Incoming, Stsvend
@@ -44,7 +44,7 @@ if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true"):
     from aws_lambda_powertools import Tracer
 
     # Never the response as trace metadata: it holds the vended secret key and session token.
-    capture = functools.partial(Tracer(service="stsvend").capture_lambda_handler, capture_response=False)
+    capture = functools.partial(Tracer(service=SERVICE).capture_lambda_handler, capture_response=False)
     app.register_middleware(ConvertToMiddleware(capture))
 _service: Stsvend | None = None
 
@@ -56,22 +56,35 @@ def service() -> Stsvend:
     return _service
 
 
+def use_service(replacement: Stsvend | None) -> None:
+    """Serve with `replacement` (tests, benchmarks); None builds it from the environment again."""
+    global _service
+    _service = replacement
+
+
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
     # In Lambda, a missing setting fails the cold start, not the first caller's request.
     service()
+
+
+_ROUTE_NAMES = ("credentials", "roles", "whoami")
 
 
 @app.middleware("http")
 def _chalice_rejections_in_the_service_shape(
     request: Any, get_response: Callable[[Any], Response]
 ) -> Response:
-    """Chalice answers a wrong Content-Type or Accept itself; give those the stable error shape too."""
+    """Chalice answers a wrong Content-Type or Accept itself; give those the stable error shape too,
+    and audit them like any other denial."""
     response = get_response(request)
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and "RequestId" not in body:
         request_id = str((request.context or {}).get("requestId") or uuid.uuid4())
+        message = str(body.get("Message"))
+        route = str(request.path).strip("/")
+        service().rejected(route if route in _ROUTE_NAMES else "request", request_id, message)
         response = Response(
-            body={"Code": InvalidRequest.code, "Message": str(body.get("Message")), "RequestId": request_id},
+            body={"Code": InvalidRequest.code, "Message": message, "RequestId": request_id},
             status_code=InvalidRequest.status,
             headers={"Cache-Control": "no-store"},
         )

@@ -161,7 +161,8 @@ def format_apply_failure(result: ApplyResult) -> str:
 
 
 def _list(dynamodb: Any, table: str, stage: str) -> int:
-    from chalicelib.grants import BrokenGrant, grant_from_item
+    from chalicelib.grant_store import grant_from_item
+    from chalicelib.grants import BrokenGrant
 
     with _reading(table, stage):
         items = scan_items(dynamodb, table)
@@ -249,12 +250,12 @@ def render_trust_policy(
     """The target role's trust policy: the template with stsvend's role filled in, and the external
     id condition filled in or, without one, removed."""
     from chalicelib.arns import ROLE_ARN
-    from chalicelib.grants import EXTERNAL_ID
+    from chalicelib.grants import EXTERNAL_ID, EXTERNAL_ID_CHARS
 
     if not ROLE_ARN.fullmatch(service_role_arn):
         raise AdminError(f"--service-role must be an IAM role ARN, not {service_role_arn!r}")
     if external_id is not None and not EXTERNAL_ID.fullmatch(external_id):
-        raise AdminError("--external-id must be 2-1224 characters of [\\w+=,.@:/-]")
+        raise AdminError(f"--external-id must be 2-1224 characters of [{EXTERNAL_ID_CHARS}]")
     policy = copy.deepcopy(template)
     if external_id is None:
         _drop_external_id(policy)

@@ -223,7 +223,7 @@ def _plain(value: Any) -> Any:
 
 
 def _from_attribute(attribute: Mapping[str, Any]) -> Any:
-    from chalicelib.grants import from_attribute
+    from chalicelib.grant_store import from_attribute
 
     try:
         return _plain(from_attribute(attribute))
@@ -311,7 +311,7 @@ def _write(
     table: str, change: GrantChange, stamp: str, updated_by: str | None
 ) -> dict[str, Any]:
     """The TransactWriteItems action for one change, conditional on the state the plan saw."""
-    from chalicelib.grants import to_attribute
+    from chalicelib.grant_store import to_attribute
 
     # DynamoDB refuses names and values the expression does not use.
     names: dict[str, str]
@@ -421,25 +421,18 @@ def apply_changes(
 
 # --- the table ---------------------------------------------------------------------------------
 
-KEY_SCHEMA = [
-    {"AttributeName": "account_id", "KeyType": "HASH"},
-    {"AttributeName": "principal", "KeyType": "RANGE"},
-]
-
-
 def create_table(client: Any, table: str) -> bool:
     """Create the grants table if it is missing (True if created), wait until it is ACTIVE and make
     sure point-in-time recovery is on. An existing table with another key schema is an error."""
     from botocore.exceptions import ClientError
 
+    from chalicelib.grant_store import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA
+
     try:
         client.create_table(
             TableName=table,
             KeySchema=KEY_SCHEMA,
-            AttributeDefinitions=[
-                {"AttributeName": "account_id", "AttributeType": "S"},
-                {"AttributeName": "principal", "AttributeType": "S"},
-            ],
+            AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
             BillingMode="PAY_PER_REQUEST",
             SSESpecification={"Enabled": True},
             DeletionProtectionEnabled=True,

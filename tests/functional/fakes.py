@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger
 
 from chalicelib.audit import Auditor
 from chalicelib.config import Settings
-from chalicelib.grants import GrantStore, to_attribute
+from chalicelib.grant_store import GrantStore, to_attribute
 from chalicelib.service import Stsvend
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)

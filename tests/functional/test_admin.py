@@ -13,7 +13,7 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
-from chalicelib.grants import from_attribute, to_attribute
+from chalicelib.grant_store import from_attribute, to_attribute
 from stsvend import admin
 from stsvend.cli import main
 from stsvend.grantsfile import apply_changes, create_table, load_grants_file, plan_changes

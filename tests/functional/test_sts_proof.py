@@ -17,9 +17,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 import app as app_module
-from chalicelib.config import Settings
 from chalicelib.identity import StsProofVerifier
-from chalicelib.service import Stsvend
 from tests.functional.conftest import READ_ONLY, Stack, moto_api, settings_env
 
 SERVER_ID = "stsvend-test"
@@ -114,23 +112,21 @@ def proof_stack(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proof
     env["AWS_SECRET_ACCESS_KEY"] = keys["stsvend-service"]["SecretAccessKey"]
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    service = Stsvend.from_settings(Settings.from_env())
-    stack.attach(service)
-    monkeypatch.setattr(app_module, "_service", service)
+    stack.serve()
     result = ProofStack(
         stack,
         Credentials(keys["builder"]["AccessKeyId"], keys["builder"]["SecretAccessKey"]),
         builder_arn,
         iam.get_user(UserName="builder")["User"]["UserId"],
     )
-    original_post = service._clients.post
+    original_post = stack.clients.post
 
     def counting_post(url: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
         result.sts_calls += 1
         result.forwarded.append(dict(headers))
         return original_post(url, headers, body)
 
-    monkeypatch.setattr(service._clients, "post", counting_post)
+    monkeypatch.setattr(stack.clients, "post", counting_post)
     moto_api(stack.url, "/moto-api/reset-auth", b"0")  # IAM authentication enforced from here
     try:
         yield result
@@ -245,9 +241,9 @@ def test_malformed_proof_headers(proof_stack: ProofStack, header: str | None) ->
 def test_stale_proof_is_rejected_before_sts(proof_stack: ProofStack) -> None:
     service = app_module.service()
     service._verifier = StsProofVerifier(
-        service._clients.sts_endpoint(),
+        proof_stack.stack.clients.sts_endpoint(),
         SERVER_ID,
-        service._clients.post,
+        proof_stack.stack.clients.post,
         clock=lambda: time.time() + 301,
     )
     answer = proof_stack.call("/whoami", make_proof(proof_stack.caller, proof_stack.stack.url + "/"))

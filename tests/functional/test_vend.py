@@ -121,7 +121,7 @@ def test_whoami_reports_the_normalized_caller(stack: Stack) -> None:
 def test_grants_are_read_once_per_account_per_cache_period(stack: Stack) -> None:
     stack.put_grant(jenkins_grant())
     queries: list[str] = []
-    stack.service._clients.dynamodb().meta.events.register(
+    stack.clients.dynamodb().meta.events.register(
         "provide-client-params.dynamodb.Query",
         lambda params, **_: queries.append(params["ExpressionAttributeValues"][":a"]["S"]),
     )
