@@ -80,15 +80,23 @@ def _chalice_rejections_in_the_service_shape(
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and "RequestId" not in body:
         request_id = str((request.context or {}).get("requestId") or uuid.uuid4())
-        message = str(body.get("Message"))
+        error: StsvendError = InvalidRequest(str(body.get("Message")))
         route = str(request.path).strip("/")
-        service().rejected(route if route in _ROUTE_NAMES else "request", request_id, message)
-        response = Response(
-            body={"Code": InvalidRequest.code, "Message": message, "RequestId": request_id},
-            status_code=InvalidRequest.status,
-            headers={"Cache-Control": "no-store"},
-        )
+        try:
+            service().rejected(route if route in _ROUTE_NAMES else "request", request_id, error.message)
+        except Exception:  # noqa: BLE001 - a service that cannot start answers as every route does
+            logger.exception("unexpected error", extra={"request_id": request_id})
+            error = InternalError("the request failed; nothing was vended")
+        response = _error_response(error, request_id)
     return response
+
+
+def _error_response(error: StsvendError, request_id: str) -> Response:
+    return Response(
+        body={"Code": error.code, "Message": error.message, "RequestId": request_id},
+        status_code=error.status,
+        headers={"Cache-Control": "no-store", **error.headers},
+    )
 
 
 def _respond(operation: Callable[[Stsvend, Incoming], dict[str, Any]]) -> Response:
@@ -108,11 +116,7 @@ def _respond(operation: Callable[[Stsvend, Incoming], dict[str, Any]]) -> Respon
     except Exception:  # noqa: BLE001 - last resort: fail closed, log the cause, show no detail
         logger.exception("unexpected error", extra={"request_id": incoming.request_id})
         error = InternalError("the request failed; nothing was vended")
-    return Response(
-        body={"Code": error.code, "Message": error.message, "RequestId": incoming.request_id},
-        status_code=error.status,
-        headers={"Cache-Control": "no-store", **error.headers},
-    )
+    return _error_response(error, incoming.request_id)
 
 
 @app.route("/credentials", methods=["POST"], authorizer=iam)

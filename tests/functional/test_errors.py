@@ -194,6 +194,12 @@ def test_missing_setting_fails_closed_without_detail(stack: Stack, monkeypatch: 
     answer = stack.vend({"role_arn": DEPLOYER})
     assert_error(answer, 500, "InternalError")
     assert "STSVEND" not in answer.body["Message"]
+    # A request the framework refuses (content type) cannot be audited either: the same answer.
+    refused = stack.invoke(
+        "POST", "/credentials", {"role_arn": DEPLOYER}, iam_identity(), {"Content-Type": "text/plain"}
+    )
+    assert_error(refused, 500, "InternalError")
+    assert "STSVEND" not in refused.body["Message"]
 
 
 def test_unexpected_failure_is_an_internal_error_without_a_stack_trace(stack: Stack) -> None:
