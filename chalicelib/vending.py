@@ -29,6 +29,7 @@ _NOT_SESSION_CHARS = re.compile(r"[^A-Za-z0-9+=,.@_-]")
 # What a service tag value keeps as it is: the ASCII part of STS's tag charset except `=`, which
 # escapes everything else (see service_tag_value).
 _TAG_VALUE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.:/+-@")
+_TAG_VALUE_PLAIN = re.compile(r"[A-Za-z0-9 _.:/+@-]{0,256}")
 # Exactly the ASCII characters _tag_text_ok accepts (letters, digits, space and _.:/=+-@).
 _ASCII_TAG_TEXT = re.compile(r"[A-Za-z0-9 _.:/=+@-]*")
 _REQUEST_FIELDS = {"role_arn", "duration_seconds", "tags", "session_name"}
@@ -142,6 +143,8 @@ def service_tag_value(text: str) -> str:
     is tagged `role/a=2Cb`, `role/a=b` is `role/a=3Db`, and no two texts share a value. A caller
     principal is at most 38 + 3 x 64 characters escaped, within the 256 allowed; a longer text is
     cut before an escape, never inside one."""
+    if _TAG_VALUE_PLAIN.fullmatch(text):
+        return text  # the usual case: nothing to escape
     value = ""
     for char in text:
         piece = char if char in _TAG_VALUE_SAFE else "".join(f"={b:02X}" for b in char.encode())
