@@ -108,7 +108,7 @@ def measure() -> dict[str, Any]:
         for size, table in (("10", SMALL), ("20000", LARGE))
     }
     services = {
-        name: Stsvend.from_settings(settings, clients, grants=store) for name, store in stores.items()
+        name: Stsvend.from_settings(settings, clients=clients, grants=store) for name, store in stores.items()
     }
     # The control: 10 grants, with every Query held back by the emulator's extra scan time on the
     # large table, so that both sides wait for DynamoDB equally long.
@@ -118,7 +118,7 @@ def measure() -> dict[str, Any]:
         "before-send.dynamodb.Query", lambda **_: time.sleep(hold[0])
     )
     services["held-10"] = Stsvend.from_settings(
-        settings, held_clients, grants=GrantStore(held_clients.dynamodb, SMALL, 0)
+        settings, clients=held_clients, grants=GrantStore(held_clients.dynamodb, SMALL, 0)
     )
     context = LambdaContext()
     serial = iter(range(10**9))

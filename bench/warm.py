@@ -88,7 +88,7 @@ def prepare(total: int) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]
 
     settings = Settings.from_env()
     clients = AwsClients(settings.region)
-    app_module.use_service(Stsvend.from_settings(settings, clients))
+    app_module.use_service(Stsvend.from_settings(settings, clients=clients))
     sts, ddb = clients.sts(), clients.dynamodb()
     item = to_item(jenkins_grant())
     ddb_stub = Stubber(ddb)

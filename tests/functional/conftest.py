@@ -19,6 +19,7 @@ import app as app_module
 from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
 from chalicelib.grant_store import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, GrantStore, to_item
+from chalicelib.identity import IdentityResolver
 from chalicelib.service import Stsvend
 from tests.conftest import record_output, record_vended
 
@@ -145,12 +146,14 @@ class Stack:
     service: Stsvend = field(init=False)
     sent: list[dict[str, Any]] = field(default_factory=list)
 
-    def serve(self, grants: GrantStore | None = None) -> Stsvend:
-        """Serve requests with a service built from the current environment (and `grants`, if
-        given), recording every AssumeRole request it sends."""
+    def serve(
+        self, grants: GrantStore | None = None, identity: IdentityResolver | None = None
+    ) -> Stsvend:
+        """Serve requests with a service built from the current environment (with `grants` and
+        `identity`, if given), recording every AssumeRole request it sends."""
         settings = Settings.from_env()
         self.clients = AwsClients(settings.region)
-        self.service = Stsvend.from_settings(settings, self.clients, grants=grants)
+        self.service = Stsvend.from_settings(settings, identity, clients=self.clients, grants=grants)
         self.clients.sts().meta.events.register(
             "provide-client-params.sts.AssumeRole",
             lambda params, **_: self.sent.append(dict(params)),
@@ -217,7 +220,7 @@ def settings_env(moto_url: str, mode: str = "apigateway") -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "STSVEND_GRANTS_TABLE": TABLE,
         "STSVEND_IDENTITY_MODE": mode,
-        "STSVEND_SERVER_ID": "stsvend-test",
+        "STSVEND_SERVER_ID": "https://stsvend.example/api",
         "STSVEND_GRANT_CACHE_SECONDS": "10",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
