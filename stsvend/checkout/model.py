@@ -1,0 +1,36 @@
+"""The server's grant model, from the checkout's `chalicelib`: the one place stsvend imports it.
+
+Importing this module outside a checkout command (a test, the local stack) opens the checkout around
+the current directory first, so the model always comes from a checkout.
+"""
+
+import sys
+
+from stsvend.checkout.checkout import Checkout
+
+if "chalicelib.grants" not in sys.modules:
+    Checkout.open()
+
+from chalicelib.arns import ROLE_ARN  # noqa: E402
+from chalicelib.grant_store import (  # noqa: E402
+    ATTRIBUTE_DEFINITIONS,
+    KEY_SCHEMA,
+    from_attribute,
+    grant_from_item,
+    to_attribute,
+)
+from chalicelib.grants import (  # noqa: E402
+    BOOKKEEPING,
+    EXTERNAL_ID,
+    EXTERNAL_ID_CHARS,
+    BrokenGrant,
+    Grant,
+    GrantError,
+    parse_grant,
+)
+
+__all__ = [
+    "ATTRIBUTE_DEFINITIONS", "BOOKKEEPING", "EXTERNAL_ID", "EXTERNAL_ID_CHARS", "KEY_SCHEMA", "ROLE_ARN",
+    "BrokenGrant", "Grant", "GrantError", "from_attribute", "grant_from_item", "parse_grant",
+    "to_attribute",
+]
