@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import threading
 import uuid
@@ -39,7 +40,12 @@ app = _ThreadSafeChalice(app_name="stsvend", configure_logs=False)
 iam = IAMAuthorizer()
 # Lambda context (function, request id, cold start) on every log line.
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context))
-if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true"):
+_tracing = os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true")
+if _tracing and importlib.util.find_spec("aws_xray_sdk") is None:
+    # Packaged by a plain `chalice deploy`, without `make package-prep` (which vendors the SDK):
+    # Lambda still traces each invocation, but without the subsegments of the AWS calls.
+    logger.warning("the X-Ray SDK is not in the package: run `make package-prep` before deploying")
+elif _tracing:
     # X-Ray in dev and prod. Imported only then: the X-Ray SDK adds ~130 ms to a cold start.
     from aws_lambda_powertools import Tracer
 

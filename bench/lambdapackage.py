@@ -317,7 +317,8 @@ def run(context: Any) -> dict[str, Any]:
 
 
 def prepared(project: Path) -> Path:
-    """The documented build step before `chalice package`/`chalice deploy` (none yet)."""
+    """The documented build step before `chalice package`/`chalice deploy` (`make package-prep`)."""
+    _run([PYTHON, "tools/package_prep.py", str(project)], project)
     return project
 
 
