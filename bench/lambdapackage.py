@@ -264,6 +264,7 @@ def run(context: Any) -> dict[str, Any]:
     scratch = context.scratch(NAME)
     built = {
         "stsvend": package(prepared(project_snapshot(_mkdir(scratch / "project"))), scratch / "out"),
+        "stsvend-plain": package(project_snapshot(_mkdir(scratch / "plain")), scratch / "plain-out"),
         "baseline": package(baseline_project(_mkdir(scratch / "baseline")), scratch / "baseline-out",
                             merge_template=False),
     }
@@ -282,6 +283,7 @@ def run(context: Any) -> dict[str, Any]:
             create_grants_table(botocore_client("dynamodb", url), table, [jenkins_grant()])
             envs = {
                 "stsvend": lambda_environment(template, tasks["stsvend"], runtime, url),
+                "stsvend-plain": lambda_environment(template, tasks["stsvend-plain"], runtime, url),
                 "baseline": lambda_environment(baseline_template, tasks["baseline"], runtime, url),
             }
             splits: dict[str, list[dict[str, Any]]] = {}
@@ -298,7 +300,7 @@ def run(context: Any) -> dict[str, Any]:
             for name in names:  # one unmeasured start each: the page cache's first-time costs
                 variant(name)()
             splits.clear()
-            subject, baseline = interleaved(ROUNDS, *(variant(n) for n in names))
+            subject, plain, baseline = interleaved(ROUNDS, *(variant(n) for n in names))
             profile = importtime(envs["stsvend"], root)
     how = f"{ROUNDS} fresh processes each, interleaved; spawn to first answer; read-only task root"
     label = "stsvend prod package (X-Ray on) vs Chalice + boto3 STS package"
@@ -308,7 +310,10 @@ def run(context: Any) -> dict[str, Any]:
             comparison(label, subject, baseline, GOAL, "stsvend package", "minimal Chalice + boto3 STS", how),
             comparison(f"{label}, at p90", subject, baseline, GOAL, "stsvend package",
                        "minimal Chalice + boto3 STS", how, quantile="p90_ms"),
+            comparison("plain `chalice package` (no package-prep: no bytecode, no X-Ray SDK) vs the same",
+                       plain, baseline, None, "stsvend package, plain", "minimal Chalice + boto3 STS", how),
         ],
+        "before": _before(),
         "package": {name: sizes(out / "deployment.zip") for name, out in built.items()},
         "runtime": template["Resources"]["APIHandler"]["Properties"]["Runtime"],
         "breakdown_p50_ms": {name: _split_p50(results) for name, results in splits.items()},
@@ -320,6 +325,23 @@ def prepared(project: Path) -> Path:
     """The documented build step before `chalice package`/`chalice deploy` (`make package-prep`)."""
     _run([PYTHON, "tools/package_prep.py", str(project)], project)
     return project
+
+
+def _before() -> dict[str, Any]:
+    """The figures recorded before the packaging work (bench/cold_start_package.before.json)."""
+    recorded = json.loads((ROOT / "bench" / "cold_start_package.before.json").read_text(encoding="utf-8"))
+    entry = recorded["cold_start_package"]
+    return {
+        "what": recorded["recorded"],
+        "finished": recorded["finished"],
+        "ratios": {row["quantile"]: row["ratio"] for row in entry["comparisons"]},
+        "subject_p50_ms": entry["comparisons"][0]["subject"]["p50_ms"],
+        "baseline_p50_ms": entry["comparisons"][0]["baseline"]["p50_ms"],
+        "zip_bytes": entry["package"]["stsvend"]["zip_bytes"],
+        "unzipped_bytes": entry["package"]["stsvend"]["unzipped_bytes"],
+        "load_average_at_start": recorded["machine"]["load_average_at_start"],
+        "earlier_run_same_code": recorded["earlier_run_same_code"],
+    }
 
 
 def _mkdir(path: Path) -> Path:
