@@ -46,7 +46,7 @@ package-prep: $(STAMP)
 	$(BIN)/python tools/package_prep.py
 
 openapi: $(STAMP)
-	$(BIN)/python -m stsvend.openapi
+	$(BIN)/python -m stsvend.checkout.openapi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache vendor

@@ -21,13 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from stsvend.local.bootstrap import (
-    REGION,
-    STAGE,
-    Identity,
-    bootstrap,
-    fill_grants,
-)
+from stsvend.checkout.checkout import Checkout
 from stsvend.local.emulator import DEFAULT_PORT as DEFAULT_EMULATOR_PORT
 from stsvend.local.emulator import PORT_VARIABLE as EMULATOR_PORT_VARIABLE
 from stsvend.local.emulator import Emulator
@@ -39,6 +33,7 @@ from stsvend.local.process import (
     free_port,
     wait_until,
 )
+from stsvend.local.seed import REGION, STAGE, Identity, fill_grants, seed_emulator
 
 DEFAULT_API_PORT = 8000
 API_PORT_VARIABLE = "STSVEND_API_PORT"
@@ -52,29 +47,6 @@ _CHALICE = (
     "import sys; from chalice import local; local.ThreadedHTTPServer.request_queue_size = 128; "
     "from chalice.cli import main; sys.exit(main())"
 )
-
-
-def find_root(start: Path | None = None) -> Path:
-    """The stsvend checkout: the nearest directory at or above the cwd with `.chalice/config.json`
-    and `chalicelib/`, else the checkout this package was installed from (editable install)."""
-    here = (start or Path.cwd()).resolve()
-    installed_from = Path(__file__).resolve().parents[2]
-    for directory in (here, *here.parents, installed_from):
-        if (directory / ".chalice" / "config.json").is_file() and (directory / "chalicelib").is_dir():
-            return directory
-    raise StackError(
-        f"not in an stsvend checkout: no .chalice/config.json with chalicelib/ at or above {here};"
-        " run this from the repository (the local stack runs its app.py and chalicelib)"
-    )
-
-
-def stage_environment(root: Path, stage: str = STAGE) -> dict[str, str]:
-    """The environment Chalice gives the app for `stage` (the stage's over the top level's)."""
-    config = json.loads((root / ".chalice" / "config.json").read_text(encoding="utf-8"))
-    return {
-        **config.get("environment_variables", {}),
-        **config["stages"][stage].get("environment_variables", {}),
-    }
 
 
 def port_from_environment(variable: str, default: int) -> int:
@@ -93,7 +65,8 @@ class LocalState:
     api_url: str
     emulator_url: str
     region: str
-    server_id: str
+    # The base URLs the API answers as (its STSVEND_SERVER_ID); clients derive theirs from the URL.
+    server_ids: list[str]
     grants_table: str
     identities: dict[str, Identity]
     roles: dict[str, str]
@@ -105,7 +78,7 @@ class LocalState:
             "api_url": self.api_url,
             "emulator_url": self.emulator_url,
             "region": self.region,
-            "server_id": self.server_id,
+            "server_ids": self.server_ids,
             "grants_table": self.grants_table,
             "identities": {name: i.as_dict() for name, i in self.identities.items()},
             "roles": self.roles,
@@ -120,7 +93,7 @@ class LocalState:
             api_url=data["api_url"],
             emulator_url=data["emulator_url"],
             region=data["region"],
-            server_id=data["server_id"],
+            server_ids=list(data["server_ids"]),
             grants_table=data["grants_table"],
             identities={name: Identity(**i) for name, i in data["identities"].items()},
             roles=dict(data["roles"]),
@@ -129,7 +102,8 @@ class LocalState:
         )
 
     def environment(self, identity: str) -> dict[str, str]:
-        """The variables that make `identity` the caller of the stack's API (`stsvend ...`)."""
+        """The variables that make `identity` the caller of the stack's API (`stsvend ...`): its
+        keys and the emulator as every AWS endpoint; the server id comes from the API URL."""
         me = self.identities[identity]
         return {
             "AWS_ACCESS_KEY_ID": me.access_key_id,
@@ -138,7 +112,6 @@ class LocalState:
             "AWS_DEFAULT_REGION": self.region,
             "AWS_ENDPOINT_URL": self.emulator_url,
             "STSVEND_API_URL": self.api_url,
-            "STSVEND_SERVER_ID": self.server_id,
         }
 
 
@@ -222,6 +195,12 @@ class LocalStack:
         return f"http://{self.host}:{self.api_port}"
 
     @property
+    def server_ids(self) -> list[str]:
+        """Every base URL a client on this machine may call the API by."""
+        names = [self.host, "localhost"] if self.host == LOOPBACK else [self.host]
+        return [f"http://{name}:{self.api_port}" for name in names]
+
+    @property
     def state_path(self) -> Path:
         return self.state_dir / STATE_FILE
 
@@ -255,16 +234,17 @@ class LocalStack:
 
     def _start(self) -> LocalState:
         self.emulator.start()
+        checkout = Checkout.open(self.root)
         try:
-            made = bootstrap(self.emulator.url, self.root)
+            made = seed_emulator(self.emulator.url, checkout)
         except Exception as exc:
-            raise StackError(f"bootstrapping the emulator failed: {exc}") from exc
+            raise StackError(f"seeding the emulator failed: {exc}") from exc
         self.emulator.enforce_iam()
         try:
-            table = fill_grants(self.emulator.url, self.root, made.identities["admin"])
+            table = fill_grants(self.emulator.url, checkout, made.identities["admin"])
         except Exception as exc:
             raise StackError(f"filling the grants table failed: {exc}") from exc
-        settings = stage_environment(self.root)
+        settings = checkout.stage_environment(STAGE)
         if settings.get("STSVEND_GRANTS_TABLE") != table:
             raise StackError(f"stage {STAGE} reads table {settings.get('STSVEND_GRANTS_TABLE')}")
         self._start_api(made.identities["service"])
@@ -272,7 +252,7 @@ class LocalStack:
             api_url=self.api_url,
             emulator_url=self.emulator.url,
             region=REGION,
-            server_id=settings["STSVEND_SERVER_ID"],
+            server_ids=self.server_ids,
             grants_table=table,
             identities=made.identities,
             roles=made.roles,
@@ -301,6 +281,8 @@ class LocalStack:
             AWS_DEFAULT_REGION=REGION,
             AWS_ACCESS_KEY_ID=service.access_key_id,
             AWS_SECRET_ACCESS_KEY=service.secret_access_key,
+            # The stage leaves it unset: it depends on the port, and a proof must name this server.
+            STSVEND_SERVER_ID=",".join(self.server_ids),
         )
         argv = [
             sys.executable,

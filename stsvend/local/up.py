@@ -1,4 +1,4 @@
-"""`stsvend local up` (`make run`) and `stsvend local demo` (`make demo`).
+"""`stsvend local up` (`make run`), and what `stsvend local demo` shares with it.
 
 Ports: STSVEND_EMULATOR_PORT (5000) and STSVEND_API_PORT (8000). State (`local.json`, `env/`,
 `logs/`): STSVEND_LOCAL_DIR, default `.stsvend` in the checkout.
@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from stsvend.local.bootstrap import SAMPLE_APP
-from stsvend.local.process import StackError
-from stsvend.local.stack import LocalStack, LocalState, find_root
+from stsvend.local.seed import SAMPLE_APP
+from stsvend.local.stack import LocalStack, LocalState
 
 STATE_DIR = ".stsvend"
 STATE_DIR_VARIABLE = "STSVEND_LOCAL_DIR"
@@ -44,22 +43,6 @@ def stop_on_terminate() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def run(action: str) -> int:
-    try:
-        root = find_root()
-        if action == "up":
-            return up(root)
-        from stsvend.local.demo import demo
-
-        return demo(root)
-    except StackError as exc:
-        print(f"stsvend local: error: {exc}", file=sys.stderr)
-        return 1
-    except Terminated as exc:
-        print(f"stsvend local: stopped ({exc})", file=sys.stderr)
-        return 130
 
 
 def state_dir(root: Path) -> Path:
@@ -113,7 +96,7 @@ def ready_message(root: Path, stack: LocalStack, state: LocalState) -> str:
     stsvend = _shown(root, stsvend_command())
     return f"""
 stsvend local: ready.
-  API       {state.api_url}  (stage local, identity mode sts-proof, server id {state.server_id})
+  API       {state.api_url}  (stage local, identity mode sts-proof, server ids {", ".join(state.server_ids)})
   emulator  {state.emulator_url}  (IAM authentication on; accounts 111111111111, 222222222222)
   state     {_shown(root, stack.state_path)}  (identities and their emulator-only keys; mode 0600)
   logs      {_shown(root, state.logs["api"])} (one audit line per decision),
@@ -122,7 +105,7 @@ stsvend local: ready.
 Call it as the STS sample application. {env_dir}/{SAMPLE_APP}.sh holds these exports and the
 identity's emulator-only keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), kept off this screen:
   export AWS_ENDPOINT_URL={state.emulator_url} AWS_REGION={state.region}
-  export STSVEND_API_URL={state.api_url} STSVEND_SERVER_ID={state.server_id}
+  export STSVEND_API_URL={state.api_url}
   . {env_dir}/{SAMPLE_APP}.sh        # or jenkins.sh, admin.sh
   {stsvend} whoami
   {stsvend} credentials --role {read_only} --format env
@@ -131,7 +114,7 @@ Or let an AWS SDK or the AWS CLI fetch the credentials itself; in ~/.aws/config:
   [profile stsvend-read-only]
   region = {state.region}
   endpoint_url = {state.emulator_url}
-  credential_process = {stsvend_command()} credentials --role {read_only}
+  credential_process = {stsvend_command()} credentials --api {state.api_url} --role {read_only}
 then, in a shell where {env_dir}/{SAMPLE_APP}.sh is sourced:
   aws ec2 describe-instances --profile stsvend-read-only
 

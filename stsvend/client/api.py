@@ -1,19 +1,21 @@
 """The client side of `stsvend`: `credentials`, `exec`, `roles` and `whoami` (DESIGN.md section 6).
 
 Requests to the API are SigV4-signed (service `execute-api`) with the ambient AWS credentials, so
-they pass API Gateway's AWS_IAM auth; when `STSVEND_SERVER_ID` is set they also carry the
-`X-Stsvend-Identity` proof for servers in `sts-proof` mode. The region signed for is `--region`,
+they pass API Gateway's AWS_IAM auth, and carry the `X-Stsvend-Identity` proof for servers in
+`sts-proof` mode: a signed sts:GetCallerIdentity naming the server (its base URL, derived from the
+API URL) and the request it travels with. The region signed for is `--region`,
 else the one in an `ID.execute-api.REGION.amazonaws.com` URL, else `AWS_REGION` /
 `AWS_DEFAULT_REGION`, else us-east-1. The API URL is `--api`, else `STSVEND_API_URL`.
 
-Credentials are cached as `stsvend.cache` describes (`--no-cache` bypasses it). A cache hit loads
+Credentials are cached as `stsvend.client.cache` describes (`--no-cache` bypasses it). A cache hit loads
 neither boto3 nor botocore and does no network I/O: botocore is imported only on a miss.
 
 Errors are printed as `stsvend: <Code>: <Message>` on stderr, never with a secret. Exit codes:
 
     0  success
     1  anything else: an unexpected answer, an internal error of the service, a local failure
-    2  usage or a bad request: no or malformed API URL, a malformed --tag, HTTP 400 and 413
+    2  usage or a bad request: no or malformed API URL, a server id naming another host, a
+       malformed --tag, HTTP 400 and 413
     3  not authenticated or denied: no ambient AWS credentials, HTTP 401 and 403, and
        502 AssumeRoleDenied (STS refused the role: a denial, not an outage)
     4  service unavailable or unreachable: HTTP 503 and 429, other 502 and 504 from the gateway,
@@ -34,8 +36,8 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-from stsvend import __version__
-from stsvend.cache import (
+from stsvend import TIMESTAMP_FORMAT, __version__
+from stsvend.client.cache import (
     Answer,
     CredentialCache,
     cache_key,
@@ -44,6 +46,7 @@ from stsvend.cache import (
     is_credential_answer,
     parse_expiration,
 )
+from stsvend.errors import EXIT_DENIED, EXIT_OTHER, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 
 # typing.TYPE_CHECKING without importing typing, which would cost every cache hit ~2 ms.
 TYPE_CHECKING = False
@@ -51,12 +54,7 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from stsvend.signing import Signer
-
-EXIT_OTHER = 1
-EXIT_USAGE = 2
-EXIT_DENIED = 3
-EXIT_UNAVAILABLE = 4
+    from stsvend.client.signing import Signer
 
 DEFAULT_REGION = "us-east-1"
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -64,6 +62,12 @@ READ_TIMEOUT_SECONDS = 30.0
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 MAX_RETRY_AFTER_SECONDS = 10.0
 MAX_ANSWER_BYTES = 1 << 20
+NOT_AUTHENTICATED_HINT = (
+    " -- check that your ambient AWS credentials are valid and unexpired, that this machine's"
+    " clock is right, and that the server answers as this API URL (its STSVEND_SERVER_ID lists"
+    " it) and verifies proofs with the STS endpoint and region you sign for"
+    " (AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL, --region)"
+)
 _EXECUTE_API_HOST = re.compile(
     r"^[a-z0-9-]+\.execute-api\.([a-z0-9-]+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$"
 )
@@ -73,17 +77,6 @@ _EXECUTE_API_HOST = re.compile(
 RESOLVING_ENV = "STSVEND_RESOLVING_CREDENTIALS"
 # Variables the child of `stsvend exec` must not see: they would name other credentials.
 _DROPPED_FOR_EXEC = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN", RESOLVING_ENV)
-
-
-class CommandError(Exception):
-    """A failure to report as `stsvend: <code>: <message>` and exit with `exit_status`."""
-
-    def __init__(self, code: str, message: str, exit_status: int, request_id: str = "") -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.exit_status = exit_status
-        self.request_id = request_id
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -123,6 +116,46 @@ def api_url(option: str | None, env: Mapping[str, str]) -> str:
             "InvalidApiUrl", f"the API URL must be https unless it is on this machine: {raw!r}", EXIT_USAGE
         )
     return raw.rstrip("/")
+
+
+def server_id_for(url: str, option: str | None, env: Mapping[str, str]) -> str:
+    """The server id a proof names: the API's base URL, `scheme://host[:port][/prefix]`.
+
+    An explicit one (`--server-id`, else `STSVEND_SERVER_ID`) is used only if it names the same
+    scheme, host and port as the API URL: a proof handed to another host could be replayed there.
+    """
+    derived = _base_url(url)
+    raw = (option or env.get("STSVEND_SERVER_ID") or "").strip()
+    if not raw:
+        assert derived is not None  # api_url checked the URL
+        return derived
+    explicit = _base_url(raw)
+    if explicit is None or derived is None or _origin(explicit) != _origin(derived):
+        raise CommandError(
+            "InvalidServerId",
+            f"the server id {raw!r} (--server-id or STSVEND_SERVER_ID) must have the API URL's "
+            f"scheme, host and port ({_origin(derived or url)}); unset it to use the API URL's own",
+            EXIT_USAGE,
+        )
+    return explicit
+
+
+def _base_url(raw: str) -> str | None:
+    try:
+        parts = urlsplit(raw.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        return None
+    default = 80 if parts.scheme == "http" else 443
+    netloc = parts.hostname.lower() + (f":{port}" if port is not None and port != default else "")
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _origin(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _is_loopback(host: str) -> bool:
@@ -244,10 +277,11 @@ class ApiClient:
         env: Mapping[str, str],
         transport: Transport = urllib3_transport,
         sleep: Callable[[float], None] = time.sleep,
+        server_id: str | None = None,
     ) -> None:
         self.url = url
         self.region = region
-        self._server_id = env.get("STSVEND_SERVER_ID", "").strip()
+        self.server_id = server_id_for(url, server_id, env)
         self._transport = transport
         self._sleep = sleep
         self._signer: Signer | None = None
@@ -266,9 +300,9 @@ class ApiClient:
             except TimeoutError as exc:
                 raise CommandError("ServiceUnreachable", str(exc), EXIT_UNAVAILABLE) from exc
             if answer.status == 503 and attempt == 1:
-                self._sleep(_retry_after(answer.headers))
+                self._sleep(retry_after(answer.headers))
                 continue
-            return _decode(answer)
+            return decode_answer(answer)
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _send(self, method: str, path: str, body: bytes | None) -> HttpAnswer:
@@ -277,17 +311,17 @@ class ApiClient:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        if self._server_id:
-            from stsvend.signing import PROOF_HEADER
+        from stsvend.client.signing import PROOF_HEADER, request_binding
 
-            headers[PROOF_HEADER] = self._guard(lambda: signer.identity_proof(self._server_id))
+        binding = request_binding(method, path, body or b"")
+        headers[PROOF_HEADER] = self._guard(lambda: signer.identity_proof(self.server_id, binding))
         headers = signer.sign(method, url, headers, body or b"")
         headers["User-Agent"] = f"stsvend/{__version__}"
         return self._transport(method, url, headers, body)
 
     def _load_signer(self) -> Signer:
         if self._signer is None:
-            from stsvend.signing import Signer
+            from stsvend.client.signing import Signer
 
             os.environ[RESOLVING_ENV] = "1"
             try:
@@ -298,7 +332,7 @@ class ApiClient:
 
     @staticmethod
     def _guard(action: Callable[[], Any]) -> Any:
-        from stsvend.signing import CredentialsUnavailable
+        from stsvend.client.signing import CredentialsUnavailable
 
         try:
             return action()
@@ -306,7 +340,7 @@ class ApiClient:
             raise CommandError("NoCredentials", str(exc), EXIT_DENIED) from exc
 
 
-def _retry_after(headers: Mapping[str, str]) -> float:
+def retry_after(headers: Mapping[str, str]) -> float:
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "")
     try:
         seconds = float(value)
@@ -317,7 +351,7 @@ def _retry_after(headers: Mapping[str, str]) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-def _decode(answer: HttpAnswer) -> Answer:
+def decode_answer(answer: HttpAnswer) -> Answer:
     if len(answer.body) > MAX_ANSWER_BYTES:
         raise CommandError("InvalidAnswer", "the service's answer is too large", EXIT_OTHER)
     try:
@@ -338,9 +372,12 @@ def _service_error(status: int, payload: Any) -> CommandError:
     code = fields.get("Code")
     message = fields.get("Message") or fields.get("message")  # API Gateway says "message"
     request_id = fields.get("RequestId")
+    text = _printable(message, 500) if isinstance(message, str) and message else f"HTTP {status}"
+    if status == 401:
+        text += NOT_AUTHENTICATED_HINT
     return CommandError(
         _printable(code, 64) if isinstance(code, str) and code else f"HTTP{status}",
-        _printable(message, 500) if isinstance(message, str) and message else f"HTTP {status}",
+        text,
         _exit_status(status, code),
         _printable(request_id, 100) if isinstance(request_id, str) else "",
     )
@@ -369,12 +406,13 @@ def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None =
     env = os.environ if env is None else env
     refuse_recursion(env)
     url = api_url(args.api, env)
+    server_id = server_id_for(url, args.server_id, env)
     request = credential_request(args)
     if args.refresh_window < 0:
         raise CommandError("InvalidRequest", "--refresh-window must be 0 or more", EXIT_USAGE)
 
     def fetch() -> Answer:
-        client = ApiClient(url, resolve_region(args.region, url, env), env)
+        client = ApiClient(url, resolve_region(args.region, url, env), env, server_id=server_id)
         answer = client.call("POST", "/credentials", request)
         if not is_credential_answer(answer):
             # Never echo the answer: it may hold a secret.
@@ -412,7 +450,7 @@ def render(answer: Answer, output_format: str) -> str:
 def _rfc3339(value: str) -> str:
     parsed = parse_expiration(value)
     assert parsed is not None  # answers are checked before they are cached or rendered
-    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return parsed.strftime(TIMESTAMP_FORMAT)
 
 
 def _credential_variables(answer: Answer) -> dict[str, str]:
@@ -434,63 +472,45 @@ def exec_environment(answer: Answer, env: Mapping[str, str]) -> dict[str, str]:
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:
-    def run() -> int:
-        sys.stdout.write(render(obtain_credentials(args), args.format))
-        sys.stdout.flush()
-        return 0
-
-    return _reported(run)
+    sys.stdout.write(render(obtain_credentials(args), args.format))
+    sys.stdout.flush()
+    return 0
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
     argv = list(args.argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]
-
-    def run() -> int:
-        if not argv:
-            raise CommandError("NoCommand", "usage: stsvend exec --role ARN -- CMD [ARG...]",
-                               EXIT_USAGE)
-        environment = exec_environment(obtain_credentials(args), os.environ)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        try:
-            os.execvpe(argv[0], argv, environment)  # noqa: S606 - running CMD is the point
-        except FileNotFoundError:
-            raise CommandError("CommandNotFound", f"{argv[0]}: not found", 127) from None
-        except OSError as exc:
-            raise CommandError("CannotRun", f"{argv[0]}: {exc.strerror or exc}", 126) from None
-        return 0  # not reached: execvpe returns only by raising
-
-    return _reported(run)
+    if not argv:
+        raise CommandError("NoCommand", "usage: stsvend exec --role ARN -- CMD [ARG...]", EXIT_USAGE)
+    environment = exec_environment(obtain_credentials(args), os.environ)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(argv[0], argv, environment)  # noqa: S606 - running CMD is the point
+    except FileNotFoundError:
+        raise CommandError("CommandNotFound", f"{argv[0]}: not found", 127) from None
+    except OSError as exc:
+        raise CommandError("CannotRun", f"{argv[0]}: {exc.strerror or exc}", 126) from None
+    return 0  # not reached: execvpe returns only by raising
 
 
 def cmd_roles(args: argparse.Namespace) -> int:
-    return _reported(lambda: _show(args, "/roles"))
+    return _show(args, "/roles")
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
-    return _reported(lambda: _show(args, "/whoami"))
+    return _show(args, "/whoami")
 
 
 def _show(args: argparse.Namespace, path: str) -> int:
     env = os.environ
     refuse_recursion(env)
     url = api_url(args.api, env)
-    answer = ApiClient(url, resolve_region(args.region, url, env), env).call("GET", path)
+    region = resolve_region(args.region, url, env)
+    answer = ApiClient(url, region, env, server_id=args.server_id).call("GET", path)
     sys.stdout.write(json.dumps(answer, indent=2) + "\n")
     return 0
-
-
-def _reported(run: Callable[[], int]) -> int:
-    try:
-        return run()
-    except CommandError as exc:
-        suffix = f" (request id {exc.request_id})" if exc.request_id else ""
-        print(f"stsvend: {exc.code}: {exc.message}{suffix}", file=sys.stderr)
-        return exc.exit_status
-    except KeyboardInterrupt:
-        return 130
 
 
 def _warn(message: str) -> None:
