@@ -93,12 +93,13 @@ class Caller:
     # The Cognito identity pool the caller's credentials come from, when API Gateway says so.
     cognito_identity_pool: str | None = None
 
-    @property
+    # Cached on the instance: a Caller is built once per identity and serves many requests.
+    @functools.cached_property
     def unique_id(self) -> str:
         """The principal's unique id without the session part: AROA… for roles, AIDA… for users."""
         return self.user_id.split(":", 1)[0]
 
-    @property
+    @functools.cached_property
     def from_cognito(self) -> bool:
         """Whether the caller is an end user of a Cognito identity pool (one role for all of them)."""
         return self.cognito_identity_pool is not None or self.session_name == COGNITO_SESSION_NAME
