@@ -41,7 +41,7 @@ else "default"): after switching identities under one profile name, delete that 
 
 _CHECKOUT = "an stsvend checkout (found from the current directory, or --root)"
 
-# The options of `credentials` and `exec`, read by both the parsers and the fast path:
+# The options of the client commands; `credentials`' are read by the parser and the fast path:
 # (option, dest, kind, default, metavar, help). Kinds: "text", "int", "tag" (repeatable K=V), "flag".
 API_OPTIONS = (
     ("--api", "api", "text", None, "URL", "the stsvend API URL (default: $STSVEND_API_URL)"),
@@ -55,12 +55,15 @@ API_OPTIONS = (
         " must have the API URL's scheme, host and port)",
     ),
 )
-CREDENTIAL_OPTIONS = (
-    *API_OPTIONS,
+ROLE_OPTIONS = (
     ("--role", "role", "text", None, "ARN", "ARN of the role to assume (required)"),
     ("--duration", "duration", "int", None, "SECONDS", "session duration in seconds (900-3600)"),
     ("--tag", "tag", "tag", None, "K=V", "session tag (repeatable)"),
     ("--session-name", "session_name", "text", None, "NAME", "suffix of the role session name"),
+)
+CREDENTIAL_OPTIONS = (
+    *API_OPTIONS,
+    *ROLE_OPTIONS,
     (
         "--refresh-window", "refresh_window", "int", 300, "SECONDS",
         "fetch anew when the cached credentials expire within this (default 300)",

@@ -401,6 +401,26 @@ def _printable(text: str, limit: int) -> str:
 # -- credentials --------------------------------------------------------------------------------
 
 
+def vend(
+    url: str,
+    region: str,
+    env: Mapping[str, str],
+    request: Mapping[str, Any],
+    server_id: str | None = None,
+) -> Answer:
+    """One signed POST /credentials, its answer checked; no cache. `server_id` as in server_id_for."""
+    answer = ApiClient(url, region, env, server_id=server_id).call("POST", "/credentials", request)
+    if not is_credential_answer(answer):
+        # Never echo the answer: it may hold a secret.
+        raise CommandError(
+            "InvalidAnswer",
+            "the service's answer lacks AccessKeyId, SecretAccessKey, SessionToken or a "
+            "valid Expiration",
+            EXIT_OTHER,
+        )
+    return answer
+
+
 def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Answer:
     """The service's answer for the requested role: from the cache, else from the API."""
     env = os.environ if env is None else env
@@ -412,23 +432,13 @@ def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None =
         raise CommandError("InvalidRequest", "--refresh-window must be 0 or more", EXIT_USAGE)
 
     def fetch() -> Answer:
-        client = ApiClient(url, resolve_region(args.region, url, env), env, server_id=server_id)
-        answer = client.call("POST", "/credentials", request)
-        if not is_credential_answer(answer):
-            # Never echo the answer: it may hold a secret.
-            raise CommandError(
-                "InvalidAnswer",
-                "the service's answer lacks AccessKeyId, SecretAccessKey, SessionToken or a "
-                "valid Expiration",
-                EXIT_OTHER,
-            )
-        return answer
+        return vend(url, resolve_region(args.region, url, env), env, request, server_id)
 
     if args.no_cache:
         return fetch()
     cache = CredentialCache(default_directory(env))
     key = cache_key(url, caller_identity(env), request)
-    return cache.get_or_fetch(key, args.refresh_window, fetch, warn=_warn)
+    return cache.get_or_fetch(key, args.refresh_window, fetch, warn=warn)
 
 
 def render(answer: Answer, output_format: str) -> str:
@@ -513,5 +523,5 @@ def _show(args: argparse.Namespace, path: str) -> int:
     return 0
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
     print(f"stsvend: warning: {message}", file=sys.stderr)
