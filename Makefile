@@ -9,10 +9,12 @@ STAMP := $(VENV)/.installed
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.txt
+	@echo "Creating $(VENV) and installing stsvend with its development dependencies (pip, once; a minute or two)..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -e '.[dev]'
 	touch $(STAMP)
+	@echo "$(VENV) is ready."
 
 test: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)

@@ -319,6 +319,9 @@ class CredentialCache:
                 raise CacheUnavailable(f"{self.directory} is not a directory of this user")
             if stat.S_IMODE(info.st_mode) != 0o700:
                 os.chmod(self.directory, 0o700)
+                if info.st_mode & 0o022:
+                    # Others could write here until now: any entry may be theirs.
+                    self.clear()
         except OSError as exc:
             raise CacheUnavailable(f"{self.directory}: {exc.strerror or exc}") from exc
 
