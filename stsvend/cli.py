@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="profile names are TEXT + the role name (default stsvend-)")
     configure.add_argument("--duration", type=int, metavar="SECONDS",
                            help="--duration for each credential_process line (default: the server's)")
-    configure.add_argument("--command", default="stsvend", metavar="CMD",
+    configure.add_argument("--command", dest="stsvend_command", default="stsvend", metavar="CMD",
                            help="how the profiles run stsvend (default stsvend: from PATH)")
     configure.add_argument("--dry-run", action="store_true",
                            help="print the diff, write nothing")

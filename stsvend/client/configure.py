@@ -137,7 +137,7 @@ def cmd_configure(args: Any) -> int:
     region = resolve_region(args.region, url, env)
     if _PREFIX.fullmatch(args.prefix) is None:
         raise CommandError("InvalidRequest", "--prefix takes up to 32 of [A-Za-z0-9_+=,.@-]", EXIT_USAGE)
-    command = shlex.split(args.command)
+    command = shlex.split(args.stsvend_command)
     if not command:
         raise CommandError("InvalidRequest", "--command must name a command", EXIT_USAGE)
     options: list[str] = []

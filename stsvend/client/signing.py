@@ -187,7 +187,7 @@ def credentials_problem(access_key: Any, secret_key: Any, token: Any) -> str | N
         return "the access key id is not 1-128 ASCII letters and digits"
     if not (isinstance(secret_key, str) and _is_token_text(secret_key)):
         return "the secret access key is not printable ASCII without spaces"
-    if token is not None and not (isinstance(token, str) and _is_token_text(token)):
+    if token and not (isinstance(token, str) and _is_token_text(token)):  # "": long-term keys
         return "the session token (AWS_SESSION_TOKEN?) is not printable ASCII without spaces"
     return None
 
