@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     configure.add_argument("--prefix", default="stsvend-", metavar="TEXT",
                            help="profile names are TEXT + the role name (default stsvend-)")
     configure.add_argument("--duration", type=int, metavar="SECONDS",
-                           help="--duration for each credential_process line (default: the server's)")
+                           help="--duration for each credential_process line (default: each role's maximum)")
     configure.add_argument("--command", dest="stsvend_command", default="stsvend", metavar="CMD",
                            help="how the profiles run stsvend (default stsvend: from PATH)")
     configure.add_argument("--dry-run", action="store_true",

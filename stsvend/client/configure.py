@@ -41,13 +41,17 @@ def config_path(option: str | None, env: Mapping[str, str]) -> Path:
 
 def profiles_for(
     answer: Any, api: str, region: str, prefix: str, command: Sequence[str],
-    options: Sequence[str] = (),
+    options: Sequence[str] = (), duration: int | None = None,
 ) -> dict[str, list[str]]:
-    """profile name -> its lines (without the header), one per role the answer lists, in order."""
+    """profile name -> its lines (without the header), one per role the answer lists, in order.
+
+    Each line asks for `duration`, else the role's MaxDurationSeconds: the longest credentials let
+    a long-lived SDK client run stsvend about once per lifetime (README, "Refresh timing").
+    """
     roles = answer.get("Roles") if isinstance(answer, dict) else None
     if not isinstance(roles, list):
         raise CommandError("InvalidAnswer", "GET /roles answered without a Roles list", EXIT_OTHER)
-    arns: list[tuple[str, str]] = []
+    arns: list[tuple[str, str, int | None]] = []
     for index, role in enumerate(roles):
         arn = role.get("RoleArn") if isinstance(role, dict) else None
         match = _ROLE_ARN.fullmatch(arn) if isinstance(arn, str) else None
@@ -57,13 +61,17 @@ def profiles_for(
                 f"role {index + 1} of GET /roles is not a valid IAM role ARN; nothing was written",
                 EXIT_OTHER,
             )
-        arns.append((arn, match.group(1)))
-    names = [name for _, name in arns]
+        maximum = role.get("MaxDurationSeconds")
+        valid = isinstance(maximum, int) and not isinstance(maximum, bool) and 900 <= maximum <= 43200
+        arns.append((arn, match.group(1), maximum if valid else None))
+    names = [name for _, name, _ in arns]
     profiles: dict[str, list[str]] = {}
-    for arn, name in arns:
+    for arn, name, maximum in arns:
         # Two granted roles of one name (in two accounts): the account tells them apart.
         profile = prefix + (name if names.count(name) == 1 else f"{arn.split(':')[4]}-{name}")
-        line = shlex.join([*command, "credentials", "--api", api, "--role", arn, *options])
+        seconds = duration or maximum
+        asked = ["--duration", str(seconds)] if seconds else []
+        line = shlex.join([*command, "credentials", "--api", api, "--role", arn, *asked, *options])
         profiles[profile] = [MARKER, f"credential_process = {line}", f"region = {region}"]
     return profiles
 
@@ -141,15 +149,13 @@ def cmd_configure(args: Any) -> int:
     if not command:
         raise CommandError("InvalidRequest", "--command must name a command", EXIT_USAGE)
     options: list[str] = []
-    if args.duration is not None:
-        options += ["--duration", str(args.duration)]
     if args.source_profile:
         options += ["--source-profile", args.source_profile]
     if args.server_id:
         options += ["--server-id", server_id_for(url, args.server_id, env)]
     answer = ApiClient(url, region, env, server_id=args.server_id,
                        source_profile=args.source_profile).call("GET", "/roles")
-    profiles = profiles_for(answer, url, region, args.prefix, command, options)
+    profiles = profiles_for(answer, url, region, args.prefix, command, options, args.duration)
     path = config_path(args.config_file, env)
     try:
         old = path.read_text(encoding="utf-8") if path.exists() else ""

@@ -193,6 +193,7 @@ def test_configure_writes_one_profile_per_granted_role_that_real_clients_use(
     assert first.returncode == 0, first.stderr
     written = config.read_text()
     assert written.startswith(others)
+    assert f"--role {state.roles['deployer']} --duration 3600 --source-profile base\n" in written
     assert run().stdout.startswith("unchanged: 1 profile(s)")
     assert config.read_text() == written
     assert run("--dry-run").stdout == ""
@@ -216,7 +217,10 @@ def test_configure_keeps_other_sections_byte_for_byte_and_refuses_foreign_ones(t
     updated = updated_config(text, profiles)
     assert updated.startswith("[default]\r\nregion=x\n[profile stsvend-deployer]\n")
     assert updated.endswith("\n\n\n[s]\na=b") and "old = 1" not in updated
-    assert f"--role {arn}" in updated
+    assert f"--role {arn}\n" in updated  # no MaxDurationSeconds: the server's default
+    assert "--duration 3600\n" in updated_config(text, profiles_for(
+        {"Roles": [{"RoleArn": arn, "MaxDurationSeconds": 3600}]}, "http://127.0.0.1:8000",
+        "eu-west-1", "stsvend-", ["stsvend"]))
     assert updated_config(updated, profiles) == updated
     with pytest.raises(CommandError, match="was not written by stsvend configure"):
         updated_config("[profile stsvend-deployer]\nregion = x\n", profiles)
