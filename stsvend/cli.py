@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 # subcommand -> (module, function); the function takes the parsed args and returns an exit code.
 _HANDLERS = {
     "credentials": ("stsvend.client.api", "cmd_credentials"),
-    "exec": ("stsvend.client.api", "cmd_exec"),
+    "exec": ("stsvend.client.credserver", "cmd_exec"),
+    "serve": ("stsvend.client.credserver", "cmd_serve"),
     "roles": ("stsvend.client.api", "cmd_roles"),
     "whoami": ("stsvend.client.api", "cmd_whoami"),
     "cache": ("stsvend.client.api", "cmd_cache"),
@@ -77,6 +78,23 @@ CREDENTIAL_OPTIONS = (
         " window, at most a third of their lifetime)",
     ),
     ("--no-cache", "no_cache", "flag", False, None, "neither read nor write the cache"),
+)
+# `exec` and `serve` vend again before expiry; `exec --env` hands keys over, from the cache.
+SERVED_OPTIONS = (
+    *API_OPTIONS,
+    *ROLE_OPTIONS,
+    (
+        "--refresh-window", "refresh_window", "int", None, "SECONDS",
+        "vend anew when the credentials expire within this, below the duration (default: 16"
+        " minutes, at most half their life; with exec --env: the cache's window, at least half"
+        " the duration)",
+    ),
+)
+EXEC_OPTIONS = (
+    *SERVED_OPTIONS,
+    ("--env", "env", "flag", False, None,
+     "put the keys in CMD's environment instead of serving them (they do not renew)"),
+    ("--no-cache", "no_cache", "flag", False, None, "with --env: neither read nor write the cache"),
 )
 FORMATS = ("process", "env", "json")
 
@@ -164,9 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(creds, CREDENTIAL_OPTIONS)
     creds.add_argument("--format", choices=FORMATS, default="process", help="output format (default process)")
 
-    run = client_parser("exec", "run a command with credentials for a role")
-    _add_options(run, CREDENTIAL_OPTIONS)
+    run = client_parser("exec", "run a command with credentials for a role that renew while it runs")
+    _add_options(run, EXEC_OPTIONS)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command to run")
+    _add_options(client_parser("serve", "serve renewing credentials for a role to local tools"),
+                 SERVED_OPTIONS)
 
     for name, text in (("roles", "list the roles you may request"), ("whoami", "who the service sees")):
         _add_options(client_parser(name, text), API_OPTIONS)

@@ -21,8 +21,9 @@ Errors are printed as `stsvend: <Code>: <Message>` on stderr, never with a secre
     4  service unavailable or unreachable: HTTP 503 and 429, other 502 and 504 from the gateway,
        connection errors and timeouts (after one retry for connection errors and 503)
 
-`stsvend exec` replaces itself with the command, so the command's own exit code is the result (126
-if it cannot be run, 127 if it is not found).
+`stsvend exec --env` replaces itself with the command, so the command's own exit code is the result
+(126 if it cannot be run, 127 if it is not found); `stsvend exec` without `--env` runs it under the
+credentials server of stsvend.client.credserver, with the same exit codes.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ _EXECUTE_API_HOST = re.compile(
 RESOLVING_ENV = "STSVEND_RESOLVING_CREDENTIALS"
 # Variables the child of `stsvend exec` must not see: they would name other credentials.
 _DROPPED_FOR_EXEC = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN", RESOLVING_ENV)
+# Set for the child of `stsvend exec` (the role ARN): a nested exec or serve refuses to run.
+EXEC_MARKER = "STSVEND_EXEC"
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -510,12 +513,14 @@ def _credential_variables(answer: Answer) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": answer["SecretAccessKey"],
         "AWS_SESSION_TOKEN": answer["SessionToken"],
         "AWS_CREDENTIAL_EXPIRATION": _rfc3339(answer["Expiration"]),
+        "AWS_SESSION_EXPIRATION": _rfc3339(answer["Expiration"]),
     }
 
 
-def exec_environment(answer: Answer, env: Mapping[str, str]) -> dict[str, str]:
+def exec_environment(answer: Answer, env: Mapping[str, str], role: str) -> dict[str, str]:
     child = {k: v for k, v in env.items() if k not in _DROPPED_FOR_EXEC}
     child.update(_credential_variables(answer))
+    child[EXEC_MARKER] = role
     return child
 
 
@@ -534,7 +539,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         argv = argv[1:]
     if not argv:
         raise CommandError("NoCommand", "usage: stsvend exec --role ARN -- CMD [ARG...]", EXIT_USAGE)
-    environment = exec_environment(obtain_credentials(args), os.environ)
+    environment = exec_environment(obtain_credentials(args), os.environ, args.role)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
