@@ -25,6 +25,7 @@ from tests.functional.test_client import (
     VENDED_SECRET,
     VENDED_TOKEN,
     FakeApi,
+    _handler,
     api,  # noqa: F401 - the fixture
     assert_no_secret,
     base_env,
@@ -298,6 +299,31 @@ def test_an_outage_serves_still_valid_cached_credentials_with_a_warning(
     assert err.startswith("stsvend: warning: ") and "using the cached credentials, which expire at" in err
     assert_no_secret(err)
     assert len(api.calls("POST", "/credentials")) >= 2
+
+
+def test_an_unreachable_api_serves_still_valid_cached_credentials_with_a_warning(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]  # noqa: F811
+) -> None:
+    fake = FakeApi()
+    fake.reply("POST", "/credentials", (200, {}, vended_answer()))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    argv = ["credentials", "--api", fake.url, "--role", ROLE]
+    try:
+        assert cli.main(argv) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    first = capsys.readouterr().out
+    # Nothing listens there any more: connection refused, retried once, then the cache.
+    assert cli.main([*argv, "--refresh-window", "3600"]) == 0
+    out, err = capsys.readouterr()
+    assert out == first
+    assert err.startswith("stsvend: warning: ServiceUnreachable: ")
+    assert err.count("\n") == 1 and "using the cached credentials" in err
 
 
 def test_an_outage_with_nothing_valid_cached_fails(
