@@ -140,12 +140,13 @@ def deployer_external_id(root: Path) -> str | None:
     return None
 
 
-def bootstrap(endpoint_url: str, root: Path) -> Bootstrapped:
-    """Fill a fresh emulator (IAM authentication off): identities, roles and instances."""
+def bootstrap(endpoint_url: str, root: Path, bootstrap_key: tuple[str, str]) -> Bootstrapped:
+    """Fill a fresh emulator (IAM authentication off): identities, roles and instances, signed with
+    `bootstrap_key`, the emulator's bootstrap key (the only key its guard accepts until enforcement)."""
 
     def client(service: str, account_id: str) -> Any:
-        # Any key will do while authentication is off; the header picks the account.
-        return aws_client(service, endpoint_url, "AKIALOCALBOOTSTRAP00", "bootstrap", None, account_id)
+        # The header picks the account.
+        return aws_client(service, endpoint_url, *bootstrap_key, None, account_id)
 
     iam = client("iam", INFRA_ACCOUNT)
     sample = root / "policies" / "sample"

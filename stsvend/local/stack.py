@@ -37,6 +37,7 @@ from stsvend.local.process import (
     StackError,
     ensure_port_free,
     free_port,
+    make_private,
     wait_until,
 )
 
@@ -245,7 +246,7 @@ class LocalStack:
 
     def start(self) -> LocalState:
         """Start everything, or nothing: a failure part-way stops what was started."""
-        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private(self.state_dir)
         ensure_port_free(self.host, self.api_port, "stsvend API", API_PORT_VARIABLE)
         try:
             return self._start()
@@ -256,7 +257,7 @@ class LocalStack:
     def _start(self) -> LocalState:
         self.emulator.start()
         try:
-            made = bootstrap(self.emulator.url, self.root)
+            made = bootstrap(self.emulator.url, self.root, self.emulator.bootstrap_key)
         except Exception as exc:
             raise StackError(f"bootstrapping the emulator failed: {exc}") from exc
         self.emulator.enforce_iam()
@@ -286,6 +287,7 @@ class LocalStack:
         self._write(self.state_path, json.dumps(state.to_json(), indent=2) + "\n")
         for name in state.identities:
             self._write(self.state_dir / "env" / f"{name}.sh", _env_script(state, name))
+        make_private(self.state_dir)
         self._state = state
         return state
 
