@@ -317,9 +317,9 @@ def moto_key(key_id: str) -> Key | None:
                         return Key(
                             access_key.secret_access_key, account_id, active=access_key.status == "Active"
                         )
-    for account_id, account in list(sts_backends.items()):
-        for backend in list(account.values()):
-            for role in list(backend.assumed_roles):
+    for account_id, sessions in list(sts_backends.items()):
+        for sts in list(sessions.values()):
+            for role in list(sts.assumed_roles):
                 if role.access_key_id == key_id:
                     return Key(role.secret_access_key, account_id, role.session_token, role.expiration)
     return None
@@ -339,7 +339,9 @@ def _protocol(environ: dict[str, Any]) -> str:
         return _PROTOCOLS[service]
     if _header(environ, "x-amz-target") is not None:
         return "json"
-    return "json" if (_header(environ, "content-type") or "").startswith("application/x-amz-json") else "query"
+    return (
+        "json" if (_header(environ, "content-type") or "").startswith("application/x-amz-json") else "query"
+    )
 
 
 def error_response(environ: dict[str, Any], refusal: Refusal) -> tuple[str, list[tuple[str, str]], bytes]:

@@ -53,7 +53,9 @@ def client(state: LocalState, service: str, key: tuple[str, str], *, public_head
         authorization = request.headers["Authorization"]
         if isinstance(authorization, bytes):
             authorization = authorization.decode()
-        request.headers["Authorization"] = re.sub(r"Signature=[0-9a-f]+", "Signature=" + "0" * 64, authorization)
+        request.headers["Authorization"] = re.sub(
+            r"Signature=[0-9a-f]+", "Signature=" + "0" * 64, authorization
+        )
 
     if public_header:
         made.meta.events.register("before-sign", add_header)
@@ -92,18 +94,24 @@ def test_a_real_key_id_with_a_zero_signature_is_refused(
 
 
 @pytest.mark.parametrize("service", sorted(CALLS))
-def test_correctly_signed_requests_of_the_stacks_identities_are_answered(state: LocalState, service: str) -> None:
+def test_correctly_signed_requests_of_the_stacks_identities_are_answered(
+    state: LocalState, service: str
+) -> None:
     # The service identity may assume read-only; the admin may do everything else.
     me = state.identities["service" if service == "sts" else "admin"]
     call, _, _ = CALLS[service]
-    answer = call(client(state, service, (me.access_key_id, me.secret_access_key), public_header=False, zero=False))
+    answer = call(
+        client(state, service, (me.access_key_id, me.secret_access_key), public_header=False, zero=False)
+    )
     record_vended(answer.get("Credentials", {}))
     assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
 
 
 def test_a_body_altered_after_signing_is_refused(state: LocalState) -> None:
     admin = state.identities["admin"]
-    iam = client(state, "iam", (admin.access_key_id, admin.secret_access_key), public_header=False, zero=False)
+    iam = client(
+        state, "iam", (admin.access_key_id, admin.secret_access_key), public_header=False, zero=False
+    )
 
     def alter(request: Any, **_: Any) -> None:
         body = request.body if isinstance(request.body, bytes) else request.body.encode()
@@ -117,7 +125,9 @@ def test_a_presigned_request_with_a_wrong_signature_is_refused(state: LocalState
     # (moto itself cannot answer presigned calls with IAM on; the guard's acceptance of a correct
     # one is shown in tests/unit/test_guard.py.)
     admin = state.identities["admin"]
-    sts = client(state, "sts", (admin.access_key_id, admin.secret_access_key), public_header=False, zero=False)
+    sts = client(
+        state, "sts", (admin.access_key_id, admin.secret_access_key), public_header=False, zero=False
+    )
     url = sts.generate_presigned_url("get_caller_identity", ExpiresIn=60, HttpMethod="GET")
     tampered = re.sub(r"X-Amz-Signature=[0-9a-f]+", "X-Amz-Signature=" + "0" * 64, url)
     with pytest.raises(urllib.error.HTTPError) as raised:
@@ -126,11 +136,11 @@ def test_a_presigned_request_with_a_wrong_signature_is_refused(state: LocalState
     assert b"<Code>SignatureDoesNotMatch</Code>" in raised.value.read()
 
 
-@pytest.mark.parametrize("path", ["/moto-api/reset-auth", "/moto-api/reset", "/moto-api/recorder/download-recording"])
+@pytest.mark.parametrize(
+    "path", ["/moto-api/reset-auth", "/moto-api/reset", "/moto-api/recorder/download-recording"]
+)
 @pytest.mark.parametrize("secret", [None, "not-the-emulators-secret-not-the-emulators"])
-def test_the_control_api_needs_the_emulators_secret(
-    stack: LocalStack, path: str, secret: str | None
-) -> None:
+def test_the_control_api_needs_the_emulators_secret(stack: LocalStack, path: str, secret: str | None) -> None:
     headers = {"Content-Type": "text/plain"}
     if secret is not None:
         headers["X-Stsvend-Emulator-Control"] = secret
@@ -144,7 +154,13 @@ def test_the_control_api_needs_the_emulators_secret(
     forged = client(stack.state, "iam", MADE_UP, public_header=True, zero=True)
     assert refused(forged.list_users) == (403, "InvalidClientTokenId")
     admin = stack.state.identities["admin"]
-    ddb = client(stack.state, "dynamodb", (admin.access_key_id, admin.secret_access_key), public_header=False, zero=False)
+    ddb = client(
+        stack.state,
+        "dynamodb",
+        (admin.access_key_id, admin.secret_access_key),
+        public_header=False,
+        zero=False,
+    )
     assert stack.state.grants_table in ddb.list_tables()["TableNames"]
 
 

@@ -19,5 +19,7 @@ def test_every_file_of_the_running_stack_is_its_owners_only(stack: LocalStack) -
         for name in names:
             assert stat.S_IMODE(Path(parent, name).stat().st_mode) == 0o600, name
             seen.append(Path(parent, name).relative_to(stack.state_dir).as_posix())
-    assert {"local.json", "env/admin.sh", "logs/api.log", "logs/api.err.log", "logs/emulator.log"} <= set(seen)
+    assert {"local.json", "env/admin.sh", "logs/api.log", "logs/api.err.log", "logs/emulator.log"} <= set(
+        seen
+    )
     assert "emulator-requests.jsonl" in seen

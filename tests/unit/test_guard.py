@@ -58,7 +58,10 @@ def signed(
     path: str = "/",
 ) -> AWSRequest:
     request = AWSRequest(
-        method="POST", url=f"http://localhost{path}", data=body, headers={"Content-Type": FORM, **(headers or {})}
+        method="POST",
+        url=f"http://localhost{path}",
+        data=body,
+        headers={"Content-Type": FORM, **(headers or {})},
     )
     signer = S3SigV4Auth if service == "s3" else SigV4Auth
     credentials = Credentials(key[0], key[1], key[2] if len(key) > 2 else None)
@@ -78,7 +81,11 @@ def send(client: Client, request: AWSRequest, body: bytes | None = None) -> Any:
     headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()}
     headers["Host"] = "localhost"
     return client.open(
-        path, method=request.method, query_string=query, headers=headers, data=request.body if body is None else body
+        path,
+        method=request.method,
+        query_string=query,
+        headers=headers,
+        data=request.body if body is None else body,
     )
 
 
@@ -118,8 +125,18 @@ def test_a_session_key_needs_its_own_token_and_an_unexpired_session() -> None:
 @pytest.mark.parametrize(
     ("service", "headers", "unknown", "mismatch"),
     [
-        ("sts", {"X-Amz-Target": "AWSCognitoIdentityService.GetId"}, "InvalidClientTokenId", "SignatureDoesNotMatch"),
-        ("iam", {"X-Amz-Target": "AWSCognitoIdentityService.GetId"}, "InvalidClientTokenId", "SignatureDoesNotMatch"),
+        (
+            "sts",
+            {"X-Amz-Target": "AWSCognitoIdentityService.GetId"},
+            "InvalidClientTokenId",
+            "SignatureDoesNotMatch",
+        ),
+        (
+            "iam",
+            {"X-Amz-Target": "AWSCognitoIdentityService.GetId"},
+            "InvalidClientTokenId",
+            "SignatureDoesNotMatch",
+        ),
         ("ec2", {"X-Amz-Target": "AWSCognitoIdentityService.GetId"}, "AuthFailure", "AuthFailure"),
         (
             "dynamodb",
@@ -138,7 +155,9 @@ def test_made_up_keys_zero_signatures_and_inactive_keys_never_reach_the_app(
     inactive = signed(service, BODY, ("AKIAINACTIVEINACTIVE", "inactive-secret"), headers)
     assert code_of(send(client, inactive)) == unknown
     zero = signed(service, BODY, USER, headers)
-    zero.headers["Authorization"] = re.sub(r"Signature=\w+", "Signature=" + "0" * 64, zero.headers["Authorization"])
+    zero.headers["Authorization"] = re.sub(
+        r"Signature=\w+", "Signature=" + "0" * 64, zero.headers["Authorization"]
+    )
     assert (send(client, zero).status_code, code_of(send(client, zero))) == (403, mismatch)
     unsigned = AWSRequest(method="POST", url="http://localhost/", data=BODY, headers=headers)
     assert send(client, unsigned).status_code == 403
@@ -167,7 +186,9 @@ def test_a_date_more_than_15_minutes_off_is_refused() -> None:
     client, _, _ = guarded()
     for off in (datetime.timedelta(minutes=16), -datetime.timedelta(minutes=16)):
         assert code_of(send(client, signed("iam", BODY, USER, when=NOW + off))) == "SignatureDoesNotMatch"
-    assert send(client, signed("iam", BODY, USER, when=NOW - datetime.timedelta(minutes=14))).status_code == 200
+    assert (
+        send(client, signed("iam", BODY, USER, when=NOW - datetime.timedelta(minutes=14))).status_code == 200
+    )
 
 
 def presigned(expires: int = 60, when: datetime.datetime = NOW) -> AWSRequest:
@@ -176,7 +197,9 @@ def presigned(expires: int = 60, when: datetime.datetime = NOW) -> AWSRequest:
     request.context["timestamp"] = when.strftime("%Y%m%dT%H%M%SZ")
     signer._modify_request_before_signing(request)  # noqa: SLF001
     canonical = signer.canonical_request(request)
-    signer._inject_signature_to_request(request, signer.signature(signer.string_to_sign(request, canonical), request))  # noqa: SLF001
+    signer._inject_signature_to_request(
+        request, signer.signature(signer.string_to_sign(request, canonical), request)
+    )  # noqa: SLF001
     return request
 
 
@@ -213,7 +236,9 @@ def test_before_enforcement_only_the_bootstrap_key_is_accepted_and_only_until_th
     client, inner, guard = guarded(enforcing=False)
     bootstrap = (BOOTSTRAP_KEY_ID, SECRET)
     assert send(client, signed("iam", BODY, bootstrap)).status_code == 200
-    assert code_of(send(client, signed("iam", BODY, (BOOTSTRAP_KEY_ID, "guessed")))) == "SignatureDoesNotMatch"
+    assert (
+        code_of(send(client, signed("iam", BODY, (BOOTSTRAP_KEY_ID, "guessed")))) == "SignatureDoesNotMatch"
+    )
     assert code_of(send(client, signed("iam", BODY, USER))) == "InvalidClientTokenId"
     unsigned = client.post("/", data=BODY, headers={"X-Amz-Target": "AWSCognitoIdentityService.GetId"})
     assert unsigned.status_code == 403
@@ -223,7 +248,9 @@ def test_before_enforcement_only_the_bootstrap_key_is_accepted_and_only_until_th
     assert send(client, signed("iam", BODY, USER)).status_code == 200
 
 
-@pytest.mark.parametrize("path", ["/moto-api/reset-auth", "/moto-api/reset", "/moto-api/", "//moto-api/reset-auth"])
+@pytest.mark.parametrize(
+    "path", ["/moto-api/reset-auth", "/moto-api/reset", "/moto-api/", "//moto-api/reset-auth"]
+)
 def test_the_control_api_needs_the_secret_and_enforcement_stays_on(path: str) -> None:
     client, inner, guard = guarded()
     for headers in ({}, {CONTROL_HEADER: "wrong-" + SECRET}):

@@ -24,8 +24,13 @@ def mode(path: Path) -> int:
 
 def loose_state_dir(state_dir: Path) -> list[Path]:
     """A state directory as an older run or a careless umask left it: everything world-readable."""
-    files = [state_dir / "local.json", state_dir / "env" / "admin.sh", state_dir / "logs" / "api.log",
-             state_dir / "emulator-requests.jsonl", state_dir / "logs" / "old" / "emulator.log"]
+    files = [
+        state_dir / "local.json",
+        state_dir / "env" / "admin.sh",
+        state_dir / "logs" / "api.log",
+        state_dir / "emulator-requests.jsonl",
+        state_dir / "logs" / "old" / "emulator.log",
+    ]
     for path in files:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x", encoding="utf-8")
@@ -85,7 +90,10 @@ def test_server_logs_are_private_also_when_they_existed_and_the_umask_is_loose(t
     previous = os.umask(0o022)
     try:
         process = ManagedProcess(
-            "a server", [sys.executable, "-c", "print('served')"], existing, dict(os.environ),
+            "a server",
+            [sys.executable, "-c", "print('served')"],
+            existing,
+            dict(os.environ),
             errors_path=logs / "api.err.log",
         )
         process.start()
