@@ -167,3 +167,11 @@ def test_the_control_api_needs_the_emulators_secret(stack: LocalStack, path: str
 def test_the_bootstrap_key_no_longer_works_once_iam_is_enforced(stack: LocalStack) -> None:
     iam = client(stack.state, "iam", stack.emulator.bootstrap_key, public_header=False, zero=False)
     assert refused(iam.list_users) == (403, "InvalidClientTokenId")
+
+
+def test_the_emulators_secret_is_in_no_file_of_the_stack(stack: LocalStack) -> None:
+    secret = stack.emulator.bootstrap_key[1]
+    files = [path for path in stack.state_dir.rglob("*") if path.is_file()]
+    assert stack.state_dir / "emulator-requests.jsonl" in files
+    for path in files:
+        assert secret not in path.read_text(encoding="utf-8", errors="replace"), path

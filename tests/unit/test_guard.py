@@ -35,9 +35,11 @@ class Inner:
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self.environs: list[dict[str, Any]] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         self.bodies.append(environ["wsgi.input"].read())
+        self.environs.append(dict(environ))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"answered"]
 
@@ -261,8 +263,18 @@ def test_the_control_api_needs_the_secret_and_enforcement_stays_on(path: str) ->
     assert refused.status_code == 403
     assert guard.enforcing
     assert client.get("/moto-api/config", headers={CONTROL_HEADER: SECRET}).status_code == 200
+    assert SECRET not in json.dumps(inner.environs[-1], default=str)  # moto (and its recording) never see it
 
 
 def test_the_guard_refuses_a_short_secret() -> None:
     with pytest.raises(ValueError, match="at least 32"):
         Guard(Inner(), "short", KEYS.get)
+
+
+def test_a_date_that_is_no_date_is_refused_not_a_server_error() -> None:
+    client, inner, _ = guarded()
+    request = signed("iam", BODY, USER)
+    request.headers.replace_header("X-Amz-Date", "20261201T996060Z")
+    response = send(client, request)
+    assert (response.status_code, code_of(response)) == (403, "SignatureDoesNotMatch")
+    assert inner.bodies == []
