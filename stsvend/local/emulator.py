@@ -14,6 +14,10 @@ What moto 5.2.5 in server mode does, as checked against this code (check again o
 - Once on: SigV4 is verified (a wrong secret gives SignatureDoesNotMatch, an unknown key
   InvalidClientTokenId, a wrong session token InvalidClientTokenId); identity policies are
   enforced for IAM users and assumed roles; `sts:GetCallerIdentity` is always allowed.
+- What the guard closes: a request whose X-Amz-Target names one of moto's "public" operations
+  (e.g. `AWSCognitoIdentityService.GetId`) is answered for any service with any key and signature;
+  `/moto-api/...` takes no credentials; only header signatures are understood (a presigned call is
+  answered 500).
 - Resources: only STS (the role ARN), IAM, SQS and S3 requests are matched against a policy's
   Resource. Every other service, DynamoDB included, is checked against resource `*`, so a statement
   naming a table ARN never matches there (see `bootstrap.service_policy`). A DynamoDB denial
