@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stsvend.local.bootstrap import READ_ONLY_ROLE
+from stsvend.local.seed import READ_ONLY_ROLE
 from stsvend.local.stack import LocalStack, LocalState
 from tests.conftest import record_vended
 
