@@ -1,0 +1,143 @@
+"""An outsider's attacks on the client side (the credentials server of `exec`, the cache, `configure`),
+each over the real command or a real socket, against the fake stsvend API of test_client."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from stsvend.client import api as client
+from stsvend.client import credserver
+from stsvend.client.renewal import RenewingCredentials
+from stsvend.errors import CommandError
+from tests.functional.test_client import (
+    ROLE,
+    FakeApi,
+    api,  # noqa: F401 - the fixture
+    assert_no_secret,
+    base_env,
+    run_cli,
+    vended_answer,
+)
+
+OTHER_SECRET = "agent-alternate-secret-must-not-reach-the-child"
+
+ENV_CHILD = "import json, os; print(json.dumps(dict(os.environ)))"
+
+
+def test_exec_child_sees_no_credentials_under_the_names_other_sdks_read(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    """Go (v1, v2), Java v1 and Ruby read AWS_ACCESS_KEY / AWS_SECRET_KEY (Ruby AMAZON_* too) before
+    the container endpoint, and Java v1 reads AWS_CREDENTIAL_PROFILES_FILE (default
+    ~/.aws/credentials), not AWS_SHARED_CREDENTIALS_FILE: a child would run as the agent."""
+    environment = base_env(tmp_path)
+    environment.update(
+        AWS_ACCESS_KEY="AKIAAGENTALTERNATE01", AWS_SECRET_KEY=OTHER_SECRET,
+        AMAZON_ACCESS_KEY_ID="AKIAAGENTALTERNATE02", AMAZON_SECRET_ACCESS_KEY=OTHER_SECRET,
+        AMAZON_SESSION_TOKEN=OTHER_SECRET,
+        AWS_CREDENTIAL_PROFILES_FILE=str(tmp_path / "java-credentials"),
+    )
+    done = run_cli("exec", "--api", api.url, "--role", ROLE, "--",
+                   sys.executable, "-c", ENV_CHILD, env=environment)
+    assert done.returncode == 0, done.stderr
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    for name in ("AWS_ACCESS_KEY", "AWS_SECRET_KEY", "AMAZON_ACCESS_KEY_ID",
+                 "AMAZON_SECRET_ACCESS_KEY", "AMAZON_SESSION_TOKEN"):
+        assert name not in child
+    assert OTHER_SECRET not in json.dumps(child)
+    # Java v1's credentials file is the run's empty one, as every other SDK's.
+    assert child["AWS_CREDENTIAL_PROFILES_FILE"] == child["AWS_SHARED_CREDENTIALS_FILE"]
+    assert_no_secret(done.stdout, done.stderr)
+
+
+def test_cache_clear_does_not_follow_a_symlink_planted_as_the_cache_directory(tmp_path: Path) -> None:
+    """With XDG_CACHE_HOME on a shared directory, another user can plant `stsvend` as a symlink to
+    any directory of the victim: `stsvend cache clear` must not delete the *.json files there."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    victim = tmp_path / "project"
+    victim.mkdir()
+    (victim / "package.json").write_text("{}")
+    (shared / "stsvend").symlink_to(victim)
+    environment = {**base_env(tmp_path), "XDG_CACHE_HOME": str(shared)}
+
+    done = run_cli("cache", "clear", env=environment)
+
+    assert (victim / "package.json").read_text() == "{}"
+    assert done.returncode == 1
+    assert "stsvend: CacheUnavailable:" in done.stderr
+
+
+def test_configure_writes_through_a_symlinked_config_file(api: FakeApi, tmp_path: Path) -> None:
+    """~/.aws/config kept in a dotfiles repository is a symlink: it stays one, and the file it
+    points at gets the profiles (with its mode), instead of being silently cut loose."""
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "aws-config"
+    target.write_text("[default]\nregion = eu-west-1\n")
+    target.chmod(0o640)
+    link = tmp_path / "config"
+    link.symlink_to(target)
+    api.reply("GET", "/roles", (200, {}, {"Roles": [{"RoleArn": ROLE}]}))
+
+    done = run_cli("configure", "--api", api.url, "--config-file", str(link),
+                   env=base_env(tmp_path))
+
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and link.resolve() == target
+    text = target.read_text()
+    assert text.startswith("[default]\nregion = eu-west-1\n\n[profile stsvend-deployer]\n")
+    assert f"--role {ROLE}" in text
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in dotfiles.iterdir()] == ["aws-config"]
+
+
+@pytest.mark.parametrize("bad", ["\n[profile evil]\ncredential_process = touch pwned", "\r", "\t", "\x00"])
+def test_api_url_with_a_control_character_is_refused(bad: str) -> None:
+    """urlsplit drops CR, LF and TAB silently, so such a URL passed the check and went as is into
+    the credential_process line `configure` writes: a newline there starts a new profile."""
+    with pytest.raises(CommandError) as raised:
+        client.api_url(f"http://127.0.0.1:8000/api{bad}", {})
+    assert (raised.value.code, raised.value.exit_status) == ("InvalidApiUrl", 2)
+
+
+def test_configure_refuses_a_role_that_would_become_the_default_profile(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    """`[profile default]` is the default profile to botocore and the CLI: with `--prefix ''`, a
+    role named `default` would make every tool on the machine run as the vended role."""
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-west-1\n")
+    api.reply("GET", "/roles", (200, {}, {"Roles": [
+        {"RoleArn": "arn:aws:iam::222222222222:role/default"}]}))
+
+    done = run_cli("configure", "--api", api.url, "--config-file", str(config), "--prefix", "",
+                   env=base_env(tmp_path))
+
+    assert done.returncode == 1
+    assert "default" in done.stderr and "nothing was written" in done.stderr
+    assert config.read_text() == "[default]\nregion = eu-west-1\n"
+
+
+def test_credentials_server_drops_a_connection_that_stalls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any local user may connect to 127.0.0.1 (the token is checked only on a whole request): a
+    connection that never completes its request must not hold a thread and a descriptor forever,
+    or a few hundred of them starve the child's SDK of its renewals."""
+    monkeypatch.setattr(credserver, "REQUEST_TIMEOUT_SECONDS", 0.5)
+    server = credserver.CredentialServer(RenewingCredentials(vended_answer), lambda message: None)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as stalled:
+            stalled.sendall(b"GET /credentials HTTP/1.1\r\nHost: 127.0.0.1")
+            assert stalled.recv(1024) == b""  # closed by the server, not by this test's timeout
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as whole:
+            whole.sendall(f"GET /credentials HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                          f"Authorization: {server.token}\r\n\r\n".encode())
+            assert whole.recv(1024).startswith(b"HTTP/1.0 200 ")
+    finally:
+        server.stop()
