@@ -64,6 +64,9 @@ _NOT_FOR_THE_CHILD = (
     "AWS_CREDENTIAL_EXPIRATION", "AWS_SESSION_EXPIRATION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
     "AWS_CREDENTIAL_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    # The alternate names the Go, Java v1 and Ruby SDKs read for keys, before the container endpoint.
+    "AWS_ACCESS_KEY", "AWS_SECRET_KEY", "AMAZON_ACCESS_KEY_ID", "AMAZON_SECRET_ACCESS_KEY",
+    "AMAZON_SESSION_TOKEN",
     RESOLVING_ENV,
 )
 _REGION = re.compile(r"^[a-z0-9-]{1,40}$")
@@ -176,6 +179,7 @@ def child_environment(
         FULL_URI: server.url,
         AUTH_TOKEN: server.token,
         "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+        "AWS_CREDENTIAL_PROFILES_FILE": str(empty),  # the Java SDK v1's name for that file
         "AWS_CONFIG_FILE": str(config),
         "BOTO_CONFIG": str(empty),
         EXEC_MARKER: role,
