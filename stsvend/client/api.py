@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 from stsvend import TIMESTAMP_FORMAT, __version__
 from stsvend.client.cache import (
     Answer,
+    CacheUnavailable,
     CredentialCache,
     answer_problem,
     cache_key,
@@ -553,7 +554,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """`stsvend cache clear`: forget every cached answer (the next call of each vends anew)."""
-    removed = CredentialCache(default_directory(os.environ)).clear()
+    try:
+        removed = CredentialCache(default_directory(os.environ)).clear()
+    except CacheUnavailable as exc:
+        raise CommandError("CacheUnavailable", str(exc), EXIT_OTHER) from None
     print(f"removed {removed} cached answer(s) from {default_directory(os.environ)}")
     return 0
 

@@ -17,7 +17,6 @@ from stsvend.errors import CommandError
 from tests.functional.test_client import (
     ROLE,
     FakeApi,
-    api,  # noqa: F401 - the fixture
     assert_no_secret,
     base_env,
     run_cli,
