@@ -101,7 +101,7 @@ def test_api_url_with_a_control_character_is_refused(bad: str) -> None:
     """urlsplit drops CR, LF and TAB silently, so such a URL passed the check and went as is into
     the credential_process line `configure` writes: a newline there starts a new profile."""
     with pytest.raises(CommandError) as raised:
-        client.api_url(f"http://127.0.0.1:8000/api{bad}", {})
+        client.api_url(f"http://127.0.0.1:8000/api{bad}/v1", {})
     assert (raised.value.code, raised.value.exit_status) == ("InvalidApiUrl", 2)
 
 
