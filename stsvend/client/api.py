@@ -109,6 +109,9 @@ def api_url(option: str | None, env: Mapping[str, str]) -> str:
         _ = parts.port  # raises ValueError on a malformed port
     except ValueError:
         valid = False
+    # urlsplit drops CR, LF and TAB silently; the URL itself goes on into headers and config lines.
+    if any(c.isspace() or not c.isprintable() for c in raw):
+        valid = False
     if not valid or parts.query or parts.fragment or parts.username or parts.password:
         raise CommandError(
             "InvalidApiUrl",
