@@ -125,6 +125,8 @@ def updated_config(text: str, profiles: Mapping[str, list[str]]) -> str:
 
 
 def write_atomically(path: Path, text: str) -> None:
+    # A symlinked config file (kept with dotfiles) is written where it points, and stays a link.
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".stsvend-", suffix=".tmp")
