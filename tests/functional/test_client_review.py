@@ -118,8 +118,8 @@ def test_configure_refuses_a_role_that_would_become_the_default_profile(
     done = run_cli("configure", "--api", api.url, "--config-file", str(config), "--prefix", "",
                    env=base_env(tmp_path))
 
-    assert done.returncode == 1
-    assert "default" in done.stderr and "nothing was written" in done.stderr
+    assert done.returncode == 2
+    assert "as the default profile" in done.stderr and "nothing was written" in done.stderr
     assert config.read_text() == "[default]\nregion = eu-west-1\n"
 
 
