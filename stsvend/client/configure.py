@@ -69,6 +69,14 @@ def profiles_for(
     for arn, name, maximum in arns:
         # Two granted roles of one name (in two accounts): the account tells them apart.
         profile = prefix + (name if names.count(name) == 1 else f"{arn.split(':')[4]}-{name}")
+        if profile == "default":
+            # `[profile default]` is the default profile: every tool on the machine would use it.
+            raise CommandError(
+                "ProfileExists",
+                f"role {arn} would be written as the default profile: choose a --prefix; nothing "
+                "was written",
+                EXIT_USAGE,
+            )
         seconds = duration or maximum
         asked = ["--duration", str(seconds)] if seconds else []
         line = shlex.join([*command, "credentials", "--api", api, "--role", arn, *asked, *options])
