@@ -58,6 +58,9 @@ CREDENTIALS_PATH = "/credentials"
 FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 AUTH_TOKEN = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
 DEFAULT_DURATION_SECONDS = 3600
+# Any local user may connect: a connection that does not complete its request (or read the answer)
+# within this is closed, so idle ones cannot pile up and take every descriptor of the server.
+REQUEST_TIMEOUT_SECONDS = 10.0
 # What would name credentials other than the server's, for any SDK's chain (see the docstring).
 _NOT_FOR_THE_CHILD = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
@@ -134,6 +137,7 @@ def _handler(server: CredentialServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "stsvend"
         sys_version = ""
+        timeout = REQUEST_TIMEOUT_SECONDS
 
         def do_GET(self) -> None:
             status, body = server.answer(
