@@ -4,12 +4,16 @@ each over the real command or a real socket, against the fake stsvend API of tes
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+import stsvend
 from stsvend.client import api as client
 from stsvend.client import credserver
 from stsvend.client.renewal import RenewingCredentials
@@ -140,3 +144,62 @@ def test_credentials_server_drops_a_connection_that_stalls(monkeypatch: pytest.M
             assert whole.recv(1024).startswith(b"HTTP/1.0 200 ")
     finally:
         server.stop()
+
+
+def test_configure_dry_run_never_prints_a_secret_of_the_config_file(api: FakeApi, tmp_path: Path) -> None:
+    """Keys may live in ~/.aws/config; the diff's context lines around an appended profile are the
+    file's last lines, and a dry run in a CI job goes to its log."""
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-west-1\naws_access_key_id = AKIAUSERCONFIG000001\n"
+                      f"aws_secret_access_key = {OTHER_SECRET}\naws_session_token = {OTHER_SECRET}\n")
+    api.reply("GET", "/roles", (200, {}, {"Roles": [{"RoleArn": ROLE}]}))
+
+    done = run_cli("configure", "--api", api.url, "--config-file", str(config), "--dry-run",
+                   env=base_env(tmp_path))
+
+    assert done.returncode == 0, done.stderr
+    assert "+[profile stsvend-deployer]\n" in done.stdout
+    assert OTHER_SECRET not in done.stdout + done.stderr
+
+
+SLOW_PROCESS = """
+import json, time
+time.sleep(1.0)
+print(json.dumps({"Version": 1, "AccessKeyId": "AKIASLOWPROCESS00001",
+                  "SecretAccessKey": "slow-process-secret"}))
+"""
+
+
+def test_library_vends_from_two_threads_whose_ambient_credentials_load_at_once(
+    api: FakeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The marker variable set while ambient credentials load was deleted by whichever thread
+    finished first: the other one's `del` raised KeyError out of the library."""
+    script = tmp_path / "slow_process.py"
+    script.write_text(SLOW_PROCESS)
+    config = tmp_path / "aws-config"
+    config.write_text(f"[default]\ncredential_process = {sys.executable} {script}\n")
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "STSVEND_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "absent"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    outcomes: list[object] = []
+
+    def vend() -> None:
+        try:
+            outcomes.append(stsvend.vend(ROLE, api_url=api.url).access_key_id)
+        except Exception as exc:  # noqa: BLE001 - what the thread met is the assertion
+            outcomes.append(exc)
+
+    first = threading.Thread(target=vend)
+    second = threading.Thread(target=vend)
+    first.start()
+    time.sleep(0.3)  # the second starts loading while the first's credential_process runs
+    second.start()
+    first.join(timeout=30)
+    second.join(timeout=30)
+
+    assert outcomes == ["ASIAVENDEDBYFAKEAPI1", "ASIAVENDEDBYFAKEAPI1"]
+    assert "STSVEND_RESOLVING_CREDENTIALS" not in os.environ
