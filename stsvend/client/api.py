@@ -28,6 +28,7 @@ credentials server of stsvend.client.credserver, with the same exit codes.
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import re
@@ -77,6 +78,9 @@ _EXECUTE_API_HOST = re.compile(
 # whose credential_process is stsvend itself), the inner run fails at once, before it could wait
 # for the cache lock the outer run holds.
 RESOLVING_ENV = "STSVEND_RESOLVING_CREDENTIALS"
+# The library's threads load ambient credentials one at a time: the variable is process-wide, and
+# one thread's removal must not pull it from under another (nor fail because it is gone already).
+_RESOLVING_LOCK = _thread.allocate_lock()
 # Variables the child of `stsvend exec` must not see: they would name other credentials.
 _DROPPED_FOR_EXEC = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN", RESOLVING_ENV)
 # Set for the child of `stsvend exec` (the role ARN): a nested exec or serve refuses to run.
@@ -356,13 +360,14 @@ class ApiClient:
         if self._signer is None:
             from stsvend.client.signing import Signer
 
-            os.environ[RESOLVING_ENV] = "1"
-            try:
-                self._signer = self._guard(
-                    lambda: Signer(self.region, source_profile=self._source_profile, env=self._env)
-                )
-            finally:
-                del os.environ[RESOLVING_ENV]
+            with _RESOLVING_LOCK:
+                os.environ[RESOLVING_ENV] = "1"
+                try:
+                    self._signer = self._guard(
+                        lambda: Signer(self.region, source_profile=self._source_profile, env=self._env)
+                    )
+                finally:
+                    del os.environ[RESOLVING_ENV]
         return self._signer
 
     @staticmethod
