@@ -203,3 +203,19 @@ def test_library_vends_from_two_threads_whose_ambient_credentials_load_at_once(
 
     assert outcomes == ["ASIAVENDEDBYFAKEAPI1", "ASIAVENDEDBYFAKEAPI1"]
     assert "STSVEND_RESOLVING_CREDENTIALS" not in os.environ
+
+
+def test_configure_dry_run_redacts_a_secret_in_a_profile_it_rewrites(api: FakeApi, tmp_path: Path) -> None:
+    """A line someone added to a profile `configure` wrote is among the removed lines of the diff."""
+    from stsvend.client.configure import MARKER
+
+    config = tmp_path / "config"
+    config.write_text(f"[profile stsvend-deployer]\n{MARKER}\nAWS_Session_Token={OTHER_SECRET}\n")
+    api.reply("GET", "/roles", (200, {}, {"Roles": [{"RoleArn": ROLE}]}))
+
+    done = run_cli("configure", "--api", api.url, "--config-file", str(config), "--dry-run",
+                   env=base_env(tmp_path))
+
+    assert done.returncode == 0, done.stderr
+    assert "-AWS_Session_Token= <redacted>\n" in done.stdout
+    assert OTHER_SECRET not in done.stdout + done.stderr
