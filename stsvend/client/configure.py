@@ -33,6 +33,10 @@ _ROLE_ARN = re.compile(
 )
 _PREFIX = re.compile(r"[A-Za-z0-9_+=,.@-]{0,32}", re.ASCII)
 _SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*$")
+_SECRET_LINE = re.compile(
+    r"([-+ ][ \t]*(?:aws_secret_access_key|aws_session_token|aws_security_token)[ \t]*[=:])",
+    re.IGNORECASE,
+)
 
 
 def config_path(option: str | None, env: Mapping[str, str]) -> Path:
@@ -132,6 +136,14 @@ def updated_config(text: str, profiles: Mapping[str, list[str]]) -> str:
     return "".join(output + appended)
 
 
+def _redacted(line: str) -> str:
+    """A diff line with the value of a secret key (the AWS files' names for them) left out."""
+    match = _SECRET_LINE.match(line)
+    if match is None:
+        return line
+    return f"{match.group(1)} <redacted>" + ("\n" if line.endswith("\n") else "")
+
+
 def write_atomically(path: Path, text: str) -> None:
     # A symlinked config file (kept with dotfiles) is written where it points, and stays a link.
     path = Path(os.path.realpath(path))
@@ -173,8 +185,10 @@ def cmd_configure(args: Any) -> int:
         raise CommandError("ConfigUnreadable", f"{path}: {exc}", EXIT_OTHER) from None
     new = updated_config(old, profiles)
     if args.dry_run:
-        sys.stdout.writelines(difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True), str(path), str(path)
+        # Only the changed lines, and no secret among them: the file may hold keys, and a dry
+        # run's output may go to a CI log.
+        sys.stdout.writelines(_redacted(line) for line in difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), str(path), str(path), n=0
         ))
         return 0
     if new != old:
