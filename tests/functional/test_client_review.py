@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from stsvend.client.renewal import RenewingCredentials
 from stsvend.errors import CommandError
 from tests.functional.test_client import (
     ROLE,
+    ROOT,
     FakeApi,
     assert_no_secret,
     base_env,
@@ -219,3 +221,22 @@ def test_configure_dry_run_redacts_a_secret_in_a_profile_it_rewrites(api: FakeAp
     assert done.returncode == 0, done.stderr
     assert "-AWS_Session_Token= <redacted>\n" in done.stdout
     assert OTHER_SECRET not in done.stdout + done.stderr
+
+
+def test_under_umask_000_nothing_the_cache_creates_is_open_to_others(api: FakeApi, tmp_path: Path) -> None:
+    """XDG: a missing cache base directory is created 0700. `mkdir -p` semantics made the missing
+    parents (e.g. ~/.cache itself) 0777 under a permissive umask: writable by every user."""
+    environment = {**base_env(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "home" / ".cache")}
+    done = subprocess.run(
+        [sys.executable, "-m", "stsvend.cli", "credentials", "--api", api.url, "--role", ROLE],
+        env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        preexec_fn=lambda: os.umask(0),  # noqa: PLW1509 - the permissive umask is the attack
+    )
+    assert done.returncode == 0, done.stderr
+    created = [tmp_path / "home", tmp_path / "home" / ".cache", tmp_path / "home" / ".cache" / "stsvend"]
+    files = list(created[-1].iterdir())
+    assert {p.suffix for p in files} == {".json", ".lock"}
+    for path in created:
+        assert path.stat().st_mode & 0o777 == 0o700, path
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o600, path
