@@ -313,7 +313,14 @@ class CredentialCache:
 
     def ensure_directory(self) -> None:
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Missing parents too are 0700 (XDG's rule for the base directory), not mkdir -p's
+            # 0777 less the umask: under umask 000 that would be a ~/.cache every user can write.
+            missing = [p for p in (self.directory, *self.directory.parents) if not os.path.lexists(p)]
+            for path in reversed(missing):
+                try:
+                    os.mkdir(path, 0o700)
+                except FileExistsError:
+                    continue  # made meanwhile by a concurrent process
             info = os.lstat(self.directory)
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
                 raise CacheUnavailable(f"{self.directory} is not a directory of this user")
