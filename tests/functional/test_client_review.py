@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ from tests.functional.test_client import (
     run_cli,
     vended_answer,
 )
+from tests.functional.test_credserver import get
 
 OTHER_SECRET = "agent-alternate-secret-must-not-reach-the-child"
 
@@ -240,3 +242,22 @@ def test_under_umask_000_nothing_the_cache_creates_is_open_to_others(api: FakeAp
         assert path.stat().st_mode & 0o777 == 0o700, path
     for path in files:
         assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_clients_that_reset_their_connection_print_nothing_into_the_childs_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Any local user may connect and reset at once (SO_LINGER 0): socketserver printed a
+    traceback into the child's stderr (a build log) for each such connection."""
+    server = credserver.CredentialServer(RenewingCredentials(vended_answer), client.warn).start()
+    try:
+        for _ in range(50):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as reset:
+                reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                reset.sendall(b"GET /credentials HTTP/1.0\r\nHost: x\r\n\r\n")
+        status, _ = get(server.url, server.token)
+        assert status == 200
+    finally:
+        server.stop()
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
