@@ -88,8 +88,7 @@ class CredentialServer:
         self.token = secrets.token_urlsafe(32)
         self._credentials = credentials
         self._warn = warn
-        self._httpd = ThreadingHTTPServer((LOOPBACK, 0), _handler(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((LOOPBACK, 0), _handler(self), warn)
         self.port = int(self._httpd.server_address[1])
         self.url = f"http://{LOOPBACK}:{self.port}{CREDENTIALS_PATH}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.2,), daemon=True)
@@ -121,6 +120,23 @@ class CredentialServer:
             "Token": current["SessionToken"],
             "Expiration": _rfc3339(current["Expiration"]),
         }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], warn: Callable[[str], None]
+    ) -> None:
+        super().__init__(address, handler)
+        self._warn = warn
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line, not socketserver's traceback, on the child's stderr; nothing at all for a
+        client that went away or stalled, which any local user can cause at will."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            self._warn(f"the credentials server could not answer a request: {type(error).__name__}")
 
 
 def _rfc3339(value: str) -> str:
