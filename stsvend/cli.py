@@ -22,6 +22,10 @@ _HANDLERS = {
     "bootstrap": ("stsvend.admin", "cmd_bootstrap"),
     "trust-policy": ("stsvend.admin", "cmd_trust_policy"),
     "local": ("stsvend.local", "cmd_local"),
+    # stsvend.ops.HANDLERS, spelled out: importing it would cost every credential_process cache hit
+    "monitor": ("stsvend.ops.monitor", "cmd_monitor"),
+    "audit": ("stsvend.ops.audit", "cmd_audit"),
+    "revoke": ("stsvend.ops.revoke", "cmd_revoke"),
 }
 
 
@@ -160,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = sub.add_parser("local", help="the local stack: emulator + API on 127.0.0.1")
     local.add_argument("action", choices=("up", "demo"))
+
+    from stsvend.ops import register as register_ops
+
+    register_ops(sub)
     return parser
 
 
