@@ -386,7 +386,7 @@ def _revoke(args: argparse.Namespace) -> int:
             f" IAM allows {MAX_INLINE_CHARS:,}; nothing was written. Revoke every session with"
             ' --all-before-now (one statement), or the console\'s "Revoke active sessions"'
         )
-    if policy is not None:
+    if policy is not None and result.changed:
         print(
             f"Policy ({packed_size(policy):,} characters; {size:,} of IAM's {MAX_INLINE_CHARS:,} with the"
             " role's other inline policies):"
