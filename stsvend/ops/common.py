@@ -152,7 +152,10 @@ def topic_arn(value: str) -> str:
 def parse_time(value: str, option: str, now: datetime) -> datetime:
     """`15m`, `2h`, `7d` (before now) or an ISO 8601 time; a time without a zone is UTC."""
     if match := _RELATIVE.fullmatch(value):
-        when = now - timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        span = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        if span > MAX_LOOKBACK:
+            raise bad_input(f"{option} {value} is more than {MAX_LOOKBACK.days} days ago")
+        when = now - span
     else:
         try:
             when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
