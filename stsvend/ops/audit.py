@@ -504,11 +504,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _region(aws: common.Aws | None) -> str:
-    import botocore.session
-
     if aws is not None and aws.local is not None:
         return str(aws.local["region"])
-    return str(botocore.session.get_session().get_config_variable("region") or "REGION")
+    try:
+        return common.region()
+    except common.OpsError:
+        return "REGION"  # the printed command shows where to put it
 
 
 def gather(args: argparse.Namespace, question: Question) -> tuple[Reading, common.Aws | None]:

@@ -254,6 +254,16 @@ def local_state(root: Path) -> dict[str, Any]:
     return state
 
 
+def region() -> str:
+    """The ambient region: botocore's (AWS_DEFAULT_REGION, the profile), else AWS_REGION."""
+    import botocore.session
+
+    found = botocore.session.get_session().get_config_variable("region") or os.environ.get("AWS_REGION")
+    if not found:
+        raise OpsError("no AWS region: set AWS_REGION (or a profile's region)")
+    return str(found)
+
+
 class Aws:
     """AWS clients: the ambient credentials and region, or for `--stage local` the local stack's
     emulator as its `admin` identity (so nothing of the local stage ever reaches real AWS)."""
@@ -274,9 +284,7 @@ class Aws:
         if self._session is None:
             self._session = botocore.session.get_session()
         if self.local is None:
-            if not self._session.get_config_variable("region"):
-                raise OpsError("no AWS region: set AWS_REGION (or a profile's region)")
-            return self._session.create_client(service)
+            return self._session.create_client(service, region_name=region())
         admin = self.local["identities"]["admin"]
         return self._session.create_client(
             service,
