@@ -47,8 +47,13 @@ def expect_describe(stub: Stubber, prefix: str, definitions: list[dict[str, Any]
 
 
 def stored(name: str, log_group: str, query: str, number: int) -> dict[str, Any]:
-    return {"queryDefinitionId": f"qd-{number}", "name": name, "queryString": query,
-            "lastModified": 1796150000000, "logGroupNames": [log_group]}
+    return {
+        "queryDefinitionId": f"qd-{number}",
+        "name": name,
+        "queryString": query,
+        "lastModified": 1796150000000,
+        "logGroupNames": [log_group],
+    }
 
 
 def test_monitor_creates_then_changes_nothing_then_corrects_a_changed_threshold(cloudwatch: Any) -> None:
@@ -59,38 +64,65 @@ def test_monitor_creates_then_changes_nothing_then_corrects_a_changed_threshold(
         # First run: everything is created.
         expect_describe(stub, prefix, [])
         for saved in saved_queries():
-            stub.add_response("put_query_definition", {"queryDefinitionId": f"qd-{saved.key}"}, {
-                "name": prefix + saved.key, "queryString": saved.query, "logGroupNames": [stage.log_group],
-            })
+            stub.add_response(
+                "put_query_definition",
+                {"queryDefinitionId": f"qd-{saved.key}"},
+                {
+                    "name": prefix + saved.key,
+                    "queryString": saved.query,
+                    "logGroupNames": [stage.log_group],
+                },
+            )
         monitor = Monitor(cloudwatch, logs, stage, ACCOUNT, REGION)
         changes = monitor.plan()
         assert summary(changes) == "15 to create, 0 to update, 0 unchanged"
         monitor.apply(changes)
 
-        found = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix="stsvend-ops-test-")["MetricAlarms"]}
+        found = {
+            a["AlarmName"]: a
+            for a in cloudwatch.describe_alarms(AlarmNamePrefix="stsvend-ops-test-")["MetricAlarms"]
+        }
         assert sorted(found) == sorted(f"stsvend-ops-test-{a.key}" for a in alarms(25))
         errors = found["stsvend-ops-test-lambda-errors"]
         assert (errors["Namespace"], errors["MetricName"], errors["Dimensions"]) == (
-            "AWS/Lambda", "Errors", [{"Name": "FunctionName", "Value": "stsvend-ops-test"}]
+            "AWS/Lambda",
+            "Errors",
+            [{"Name": "FunctionName", "Value": "stsvend-ops-test"}],
         )
-        assert (errors["Threshold"], errors["EvaluationPeriods"], errors["TreatMissingData"]) == (1.0, 2, "notBreaching")
+        assert (errors["Threshold"], errors["EvaluationPeriods"], errors["TreatMissingData"]) == (
+            1.0,
+            2,
+            "notBreaching",
+        )
         denied = found["stsvend-ops-test-denied-assume-role-denied"]
         assert (denied["Namespace"], denied["MetricName"]) == ("stsvend", "CredentialsDenied")
         assert sorted((d["Name"], d["Value"]) for d in denied["Dimensions"]) == [
-            ("Code", "AssumeRoleDenied"), ("service", "stsvend")
+            ("Code", "AssumeRoleDenied"),
+            ("service", "stsvend"),
         ]
         assert found["stsvend-ops-test-duration-near-timeout"]["Threshold"] == 20_000.0  # 80% of 25 s
         assert found["stsvend-ops-test-api-5xx"]["Dimensions"] == [
-            {"Name": "ApiName", "Value": "stsvend"}, {"Name": "Stage", "Value": "api"}
+            {"Name": "ApiName", "Value": "stsvend"},
+            {"Name": "Stage", "Value": "api"},
         ]
         body = json.loads(cloudwatch.get_dashboard(DashboardName="stsvend-ops-test")["DashboardBody"])
         titles = [w["properties"]["title"] for w in body["widgets"]]
-        assert titles == ["Vends and denials by code", "Latency (ms)", "Errors, throttles, 5xx", "Alarms",
-                          "Top callers and roles (vends)", "Denials by code and caller"]
+        assert titles == [
+            "Vends and denials by code",
+            "Latency (ms)",
+            "Errors, throttles, 5xx",
+            "Alarms",
+            "Top callers and roles (vends)",
+            "Denials by code and caller",
+        ]
         top = body["widgets"][4]["properties"]["query"]
-        assert top.startswith("SOURCE '/aws/lambda/stsvend-ops-test' | ") and "by caller_principal, role_arn" in top
-        assert f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:stsvend-ops-test-lambda-errors" in (
-            body["widgets"][3]["properties"]["alarms"]
+        assert (
+            top.startswith("SOURCE '/aws/lambda/stsvend-ops-test' | ")
+            and "by caller_principal, role_arn" in top
+        )
+        assert (
+            f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:stsvend-ops-test-lambda-errors"
+            in (body["widgets"][3]["properties"]["alarms"])
         )
         stub.assert_no_pending_responses()
 
@@ -106,10 +138,16 @@ def test_monitor_creates_then_changes_nothing_then_corrects_a_changed_threshold(
         cloudwatch.put_metric_alarm(**{**_as_put(errors), "Threshold": 99.0})
         edited = [dict(created[0], queryString="fields @message")] + created[1:]
         expect_describe(stub, prefix, edited)
-        stub.add_response("put_query_definition", {"queryDefinitionId": "qd-0"}, {
-            "name": created[0]["name"], "queryString": saved_queries()[0].query,
-            "logGroupNames": [stage.log_group], "queryDefinitionId": "qd-0",
-        })
+        stub.add_response(
+            "put_query_definition",
+            {"queryDefinitionId": "qd-0"},
+            {
+                "name": created[0]["name"],
+                "queryString": saved_queries()[0].query,
+                "logGroupNames": [stage.log_group],
+                "queryDefinitionId": "qd-0",
+            },
+        )
         third = monitor.plan()
         updates = [c for c in third if c.action == "update"]
         assert [(c.name, c.differences) for c in updates] == [
@@ -142,8 +180,20 @@ def _alarm(cloudwatch: Any, name: str) -> dict[str, Any]:
 
 
 def _as_put(alarm: dict[str, Any]) -> dict[str, Any]:
-    keys = ("AlarmName", "AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic", "Period",
-            "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData")
+    keys = (
+        "AlarmName",
+        "AlarmDescription",
+        "Namespace",
+        "MetricName",
+        "Dimensions",
+        "Statistic",
+        "Period",
+        "EvaluationPeriods",
+        "DatapointsToAlarm",
+        "Threshold",
+        "ComparisonOperator",
+        "TreatMissingData",
+    )
     return {k: alarm[k] for k in keys if k in alarm}
 
 
@@ -154,11 +204,21 @@ def _as_put(alarm: dict[str, Any]) -> dict[str, Any]:
 def local_stage(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A local.json naming the moto server, as `make run` writes it."""
     state = {
-        "api_url": "http://127.0.0.1:1", "emulator_url": moto_url, "region": REGION, "server_id": "x",
-        "grants_table": "t", "roles": {}, "instances": {},
-        "identities": {"admin": {"arn": "arn:aws:iam::123456789012:user/admin", "account_id": ACCOUNT,
-                                 "access_key_id": KEYS["aws_access_key_id"],
-                                 "secret_access_key": KEYS["aws_secret_access_key"]}},
+        "api_url": "http://127.0.0.1:1",
+        "emulator_url": moto_url,
+        "region": REGION,
+        "server_id": "x",
+        "grants_table": "t",
+        "roles": {},
+        "instances": {},
+        "identities": {
+            "admin": {
+                "arn": "arn:aws:iam::123456789012:user/admin",
+                "account_id": ACCOUNT,
+                "access_key_id": KEYS["aws_access_key_id"],
+                "secret_access_key": KEYS["aws_secret_access_key"],
+            }
+        },
         "logs": {"api": str(tmp_path / "api.log")},
     }
     (tmp_path / "local.json").write_text(json.dumps(state))
@@ -175,7 +235,9 @@ def test_dry_run_writes_nothing_and_a_run_creates_with_the_topic(
     assert "+ alarm stsvend-local-lambda-errors" in out and "Dry run: nothing written." in out
     assert "! query stsvend-local/*: the local emulator does not implement Logs query definitions" in out
     assert cloudwatch.describe_alarms(AlarmNamePrefix="stsvend-local-")["MetricAlarms"] == []
-    assert "stsvend-local" not in {d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]}
+    assert "stsvend-local" not in {
+        d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]
+    }
 
     assert main([*argv, "--alarm-topic", f"arn:aws:sns:{REGION}:{ACCOUNT}:no-such-topic"]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -196,4 +258,4 @@ def test_dry_run_writes_nothing_and_a_run_creates_with_the_topic(
     assert "Applied: 0 to create, 0 to update, 9 unchanged, 1 skipped." in capsys.readouterr().out
     # Without the topic, the alarms lose their actions.
     assert main([*argv, "--dry-run"]) == 0
-    assert capsys.readouterr().out.count(f"AlarmActions [\"{topic}\"] -> []") == len(created)
+    assert capsys.readouterr().out.count(f'AlarmActions ["{topic}"] -> []') == len(created)

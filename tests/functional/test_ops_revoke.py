@@ -22,9 +22,12 @@ ACCOUNT = "123456789012"  # moto's default account
 KEYS = {"aws_access_key_id": "AKIDREVOKETEST", "aws_secret_access_key": "not-a-secret"}
 REQUEST_ID = "c0ffee00-1234-4bcd-9876-0123456789ab"
 ROOT = Path(__file__).resolve().parents[2]
-TRUST = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}
-]}
+TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}
+    ],
+}
 
 
 @pytest.fixture
@@ -71,7 +74,9 @@ def test_apply_puts_the_policy_on_the_role_and_a_second_run_changes_nothing(
     first = policy_on(iam, role)
     assert first is not None
     [statement] = first["Statement"]
-    assert statement["Effect"] == "Deny" and statement["Condition"]["StringEquals"] == {TAG_REQUEST_ID: [REQUEST_ID]}
+    assert statement["Effect"] == "Deny" and statement["Condition"]["StringEquals"] == {
+        TAG_REQUEST_ID: [REQUEST_ID]
+    }
 
     assert main(["revoke", "--role", role, "--request-id", REQUEST_ID, "--apply"]) == 0
     assert "No change." in capsys.readouterr().out
@@ -90,12 +95,22 @@ def test_apply_puts_the_policy_on_the_role_and_a_second_run_changes_nothing(
     assert "no grant in policies/grants/ admits" in out
 
 
-def test_a_policy_that_would_not_fit_is_refused_and_nothing_is_written(iam: Any, role: str, capsys: Any) -> None:
+def test_a_policy_that_would_not_fit_is_refused_and_nothing_is_written(
+    iam: Any, role: str, capsys: Any
+) -> None:
     name = role.rsplit("/", 1)[1]
-    big = {"Version": "2012-10-17", "Statement": [
-        {"Sid": f"S{i}", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": f"arn:aws:s3:::bucket-with-a-long-name-{i:04d}/*"} for i in range(140)
-    ]}
+    big = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": f"S{i}",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::bucket-with-a-long-name-{i:04d}/*",
+            }
+            for i in range(140)
+        ],
+    }
     iam.put_role_policy(RoleName=name, PolicyName="existing", PolicyDocument=json.dumps(big))
     assert main(["revoke", "--role", role, "--request-id", REQUEST_ID, "--apply"]) == 1
     err = capsys.readouterr().err
@@ -107,9 +122,10 @@ def test_a_policy_of_the_same_name_that_stsvend_did_not_write_is_left_alone(
     iam: Any, role: str, capsys: Any
 ) -> None:
     name = role.rsplit("/", 1)[1]
-    theirs = {"Version": "2012-10-17", "Statement": [
-        {"Sid": "Theirs", "Effect": "Deny", "Action": "s3:*", "Resource": "*"}
-    ]}
+    theirs = {
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "Theirs", "Effect": "Deny", "Action": "s3:*", "Resource": "*"}],
+    }
     iam.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(theirs))
     assert main(["revoke", "--role", role, "--all-before-now", "--apply"]) == 1
     assert "holds a statement stsvend did not write (Sid 'Theirs')" in capsys.readouterr().err
@@ -123,10 +139,19 @@ def test_an_access_key_is_revoked_through_its_request_in_the_audit_log(
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S,000+0000")
     log = tmp_path / "api.log"
-    log.write_text(json.dumps({
-        "timestamp": stamp, "event": "credentials.vended", "request_id": REQUEST_ID, "role_arn": role,
-        "caller_principal": "arn:aws:iam::111111111111:user/jenkins", "access_key_id": "ASIAEXAMPLEKEY000001",
-    }) + "\n")
+    log.write_text(
+        json.dumps(
+            {
+                "timestamp": stamp,
+                "event": "credentials.vended",
+                "request_id": REQUEST_ID,
+                "role_arn": role,
+                "caller_principal": "arn:aws:iam::111111111111:user/jenkins",
+                "access_key_id": "ASIAEXAMPLEKEY000001",
+            }
+        )
+        + "\n"
+    )
     argv = ["revoke", "--role", role, "--access-key-id", "ASIAEXAMPLEKEY000001"]
     assert main(argv) == 2
     assert "--access-key-id needs the audit log" in capsys.readouterr().err
@@ -137,7 +162,9 @@ def test_an_access_key_is_revoked_through_its_request_in_the_audit_log(
         TAG_REQUEST_ID: [REQUEST_ID]
     }
     other = f"arn:aws:iam::{ACCOUNT}:role/someone-else"
-    assert main(["revoke", "--role", other, "--access-key-id", "ASIAEXAMPLEKEY000001", "--log", str(log)]) == 2
+    assert (
+        main(["revoke", "--role", other, "--access-key-id", "ASIAEXAMPLEKEY000001", "--log", str(log)]) == 2
+    )
     assert f"was vended for {role}, not {other}" in capsys.readouterr().err
     assert main([*argv[:-1], "ASIAEXAMPLEKEY000009", "--log", str(log)]) == 1
     assert "no vend of ASIAEXAMPLEKEY000009" in capsys.readouterr().err
@@ -147,12 +174,20 @@ def test_an_access_key_is_revoked_through_its_request_in_the_audit_log(
     ("argv", "message"),
     [
         (["--role", "arn:aws:iam::123456789012:role/x", "--request-id", "x'"], "--request-id must be"),
-        (["--role", "arn:aws:iam::123456789012:role/*", "--all-before-now"], "--role must be an IAM role ARN"),
+        (
+            ["--role", "arn:aws:iam::123456789012:role/*", "--all-before-now"],
+            "--role must be an IAM role ARN",
+        ),
         (["--role", "arn:aws:iam::123456789012:role/x"], "name one of"),
-        (["--role", "arn:aws:iam::123456789012:role/x", "--all-before-now", "--request-id", REQUEST_ID], "name one of"),
+        (
+            ["--role", "arn:aws:iam::123456789012:role/x", "--all-before-now", "--request-id", REQUEST_ID],
+            "name one of",
+        ),
     ],
 )
-def test_bad_arguments_exit_2_before_any_aws_call(iam: Any, argv: list[str], message: str, capsys: Any) -> None:
+def test_bad_arguments_exit_2_before_any_aws_call(
+    iam: Any, argv: list[str], message: str, capsys: Any
+) -> None:
     assert main(["revoke", *argv]) == 2
     assert message in capsys.readouterr().err
 

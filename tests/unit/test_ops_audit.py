@@ -26,11 +26,24 @@ KEY = "ASIAEXAMPLEKEY000001"
 def line(event: str = "credentials.vended", minutes_ago: int = 10, **fields: Any) -> str:
     stamp = (NOW - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3] + "+0000"
     record = {
-        "level": "INFO", "message": "credentials vended", "timestamp": stamp, "service": "stsvend",
-        "event": event, "request_id": "c0ffee00-1234-4bcd-9876-0123456789ab",
-        "caller_arn": JENKINS, "caller_principal": JENKINS, "role_arn": DEPLOYER,
-        **({"access_key_id": KEY, "source_identity": "jenkins",
-            "expiration": (NOW + timedelta(minutes=50)).isoformat()} if event == "credentials.vended" else {}),
+        "level": "INFO",
+        "message": "credentials vended",
+        "timestamp": stamp,
+        "service": "stsvend",
+        "event": event,
+        "request_id": "c0ffee00-1234-4bcd-9876-0123456789ab",
+        "caller_arn": JENKINS,
+        "caller_principal": JENKINS,
+        "role_arn": DEPLOYER,
+        **(
+            {
+                "access_key_id": KEY,
+                "source_identity": "jenkins",
+                "expiration": (NOW + timedelta(minutes=50)).isoformat(),
+            }
+            if event == "credentials.vended"
+            else {}
+        ),
         **fields,
     }
     return json.dumps(record)
@@ -42,10 +55,20 @@ def ask(**filters: Any) -> audit.Question:
 
 LINES = [
     line(),
-    line("credentials.denied", 8, request_id="0badf00d-1234-4bcd-9876-0123456789ab", code="RoleNotGranted",
-         role_arn=READ_ONLY),
-    line(minutes_ago=5, request_id="5ca1ab1e-1234-4bcd-9876-0123456789ab", role_arn=READ_ONLY,
-         caller_principal="arn:aws:iam::111111111111:user/sample-app", access_key_id="ASIAEXAMPLEKEY000002"),
+    line(
+        "credentials.denied",
+        8,
+        request_id="0badf00d-1234-4bcd-9876-0123456789ab",
+        code="RoleNotGranted",
+        role_arn=READ_ONLY,
+    ),
+    line(
+        minutes_ago=5,
+        request_id="5ca1ab1e-1234-4bcd-9876-0123456789ab",
+        role_arn=READ_ONLY,
+        caller_principal="arn:aws:iam::111111111111:user/sample-app",
+        access_key_id="ASIAEXAMPLEKEY000002",
+    ),
     line(minutes_ago=60 * 30, request_id="01d01d01-1234-4bcd-9876-0123456789ab"),  # outside 24 h
     '{"_aws": {"CloudWatchMetrics": []}, "CredentialsVended": [1.0]}',
     "not json at all",
@@ -110,8 +133,13 @@ def test_printable_leaves_ordinary_text_alone() -> None:
 
 
 def test_the_insights_query_holds_the_checked_filters() -> None:
-    question = ask(request_id="c0ffee00-1234-4bcd-9876-0123456789ab", caller=JENKINS, role=DEPLOYER,
-                   access_key_id=KEY, code="AssumeRoleDenied")
+    question = ask(
+        request_id="c0ffee00-1234-4bcd-9876-0123456789ab",
+        caller=JENKINS,
+        role=DEPLOYER,
+        access_key_id=KEY,
+        code="AssumeRoleDenied",
+    )
     assert question.insights_query().split("\n| ") == [
         "fields @timestamp, @message",
         'filter event in ["credentials.vended", "credentials.denied"]',
@@ -177,7 +205,8 @@ def test_bad_times_are_refused(text: str) -> None:
 
 def test_the_denial_codes_are_the_services() -> None:
     codes = {
-        cls.code for cls in vars(errors).values()
+        cls.code
+        for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, errors.StsvendError)
     }
     assert set(common.DENIAL_CODES) == codes
@@ -200,7 +229,9 @@ def test_the_cloudtrail_questions_of_a_vend() -> None:
         " --start-time 2026-12-01T20:49:00Z --end-time 2026-12-01T22:05:00Z"
     )
     lake = trail.lake_sql()
-    assert "LIKE '%c0ffee00-1234-4bcd-9876-0123456789ab%'" in lake[0] and "eventName = 'AssumeRole'" in lake[0]
+    assert (
+        "LIKE '%c0ffee00-1234-4bcd-9876-0123456789ab%'" in lake[0] and "eventName = 'AssumeRole'" in lake[0]
+    )
     assert f"userIdentity.accessKeyId = '{KEY}'" in lake[1]
     assert "userIdentity.sessionContext.sourceIdentity = 'jenkins'" in lake[2]
     athena = trail.athena_sql()
@@ -221,7 +252,9 @@ def test_a_vend_whose_values_would_break_the_sql_gets_no_cloudtrail_text(field: 
 def test_a_source_identity_that_is_not_a_name_is_left_out() -> None:
     decision = audit.read_lines([line(source_identity="jen'kins")], ask()).decisions[0]
     trail = audit.TrailQuestion.of(decision)
-    assert trail is not None and len(trail.lake_sql()) == 2 and "jen'kins" not in json.dumps(trail.as_json("r"))
+    assert (
+        trail is not None and len(trail.lake_sql()) == 2 and "jen'kins" not in json.dumps(trail.as_json("r"))
+    )
 
 
 def _cloudtrail() -> Any:
@@ -231,12 +264,23 @@ def _cloudtrail() -> Any:
 
 
 def _event(name: str, minutes: int, error: str | None = None) -> dict[str, Any]:
-    detail = {"awsRegion": "eu-west-1", "sourceIPAddress": "10.0.0.7", "eventName": name,
-              "userIdentity": {"accessKeyId": KEY}, **({"errorCode": error} if error else {})}
+    detail = {
+        "awsRegion": "eu-west-1",
+        "sourceIPAddress": "10.0.0.7",
+        "eventName": name,
+        "userIdentity": {"accessKeyId": KEY},
+        **({"errorCode": error} if error else {}),
+    }
     return {
-        "EventId": f"id-{name}", "EventName": name, "ReadOnly": "false", "AccessKeyId": KEY,
-        "EventTime": NOW - timedelta(minutes=minutes), "EventSource": "ec2.amazonaws.com",
-        "Username": "jenkins-i-0abc", "Resources": [], "CloudTrailEvent": json.dumps(detail),
+        "EventId": f"id-{name}",
+        "EventName": name,
+        "ReadOnly": "false",
+        "AccessKeyId": KEY,
+        "EventTime": NOW - timedelta(minutes=minutes),
+        "EventSource": "ec2.amazonaws.com",
+        "Username": "jenkins-i-0abc",
+        "Resources": [],
+        "CloudTrailEvent": json.dumps(detail),
     }
 
 
@@ -251,7 +295,9 @@ def test_lookup_events_reads_every_page_by_the_access_key(capsys: Any) -> None:
         "MaxResults": 50,
     }
     with Stubber(client) as stub:
-        stub.add_response("lookup_events", {"Events": [_event("RunInstances", 9)], "NextToken": "t1"}, expected)
+        stub.add_response(
+            "lookup_events", {"Events": [_event("RunInstances", 9)], "NextToken": "t1"}, expected
+        )
         stub.add_response(
             "lookup_events",
             {"Events": [_event("TerminateInstances", 8, "UnauthorizedOperation\x1b[31m")]},
@@ -269,27 +315,44 @@ def test_insights_is_polled_until_complete_with_progress_and_read_like_a_file() 
         "logs", region_name="eu-west-1", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="x"
     )
     question = ask(role=READ_ONLY)
-    rows = [[{"field": "@timestamp", "value": "2026-12-01 20:52:00.000"}, {"field": "@message", "value": m}]
-            for m in (LINES[1], LINES[2], LINES[0], "garbage")]
+    rows = [
+        [{"field": "@timestamp", "value": "2026-12-01 20:52:00.000"}, {"field": "@message", "value": m}]
+        for m in (LINES[1], LINES[2], LINES[0], "garbage")
+    ]
     progress: list[str] = []
     with Stubber(client) as stub:
-        stub.add_response("start_query", {"queryId": "q-1"}, {
-            "logGroupName": "/aws/lambda/stsvend-prod", "startTime": int(question.since.timestamp()),
-            "endTime": int(question.until.timestamp()) + 1, "queryString": question.insights_query(),
-            "limit": audit.INSIGHTS_LIMIT,
-        })
-        stub.add_response("get_query_results", {"status": "Running", "results": [],
-                                                "statistics": {"recordsScanned": 1200.0}}, {"queryId": "q-1"})
-        stub.add_response("get_query_results", {"status": "Complete", "results": rows,
-                                                "statistics": {"recordsScanned": 4000.0}}, {"queryId": "q-1"})
-        reading = audit.read_insights(client, "/aws/lambda/stsvend-prod", question, progress=progress.append,
-                                      sleep=lambda s: None)
+        stub.add_response(
+            "start_query",
+            {"queryId": "q-1"},
+            {
+                "logGroupName": "/aws/lambda/stsvend-prod",
+                "startTime": int(question.since.timestamp()),
+                "endTime": int(question.until.timestamp()) + 1,
+                "queryString": question.insights_query(),
+                "limit": audit.INSIGHTS_LIMIT,
+            },
+        )
+        stub.add_response(
+            "get_query_results",
+            {"status": "Running", "results": [], "statistics": {"recordsScanned": 1200.0}},
+            {"queryId": "q-1"},
+        )
+        stub.add_response(
+            "get_query_results",
+            {"status": "Complete", "results": rows, "statistics": {"recordsScanned": 4000.0}},
+            {"queryId": "q-1"},
+        )
+        reading = audit.read_insights(
+            client, "/aws/lambda/stsvend-prod", question, progress=progress.append, sleep=lambda s: None
+        )
         stub.assert_no_pending_responses()
     # The query's own filter is not trusted: the deployer vend it returned is dropped again.
     assert [d.request_id[:8] for d in reading.decisions] == ["0badf00d", "5ca1ab1e"]
     assert reading.skipped == 1
-    assert progress == ["Logs Insights: Running, 1,200 records scanned, 0 s",
-                        "Logs Insights: Complete, 4,000 records scanned, 0 s"]
+    assert progress == [
+        "Logs Insights: Running, 1,200 records scanned, 0 s",
+        "Logs Insights: Complete, 4,000 records scanned, 0 s",
+    ]
 
 
 def test_insights_past_its_deadline_is_stopped() -> None:
@@ -303,6 +366,12 @@ def test_insights_past_its_deadline_is_stopped() -> None:
         stub.add_response("get_query_results", {"status": "Running", "results": []}, {"queryId": "q-2"})
         stub.add_response("stop_query", {"success": True}, {"queryId": "q-2"})
         with pytest.raises(common.OpsError, match="did not finish within 15 s"):
-            audit.read_insights(client, "g", ask(), deadline_seconds=15, sleep=lambda s: None,
-                                clock=lambda: float(next(clock)))
+            audit.read_insights(
+                client,
+                "g",
+                ask(),
+                deadline_seconds=15,
+                sleep=lambda s: None,
+                clock=lambda: float(next(clock)),
+            )
         stub.assert_no_pending_responses()

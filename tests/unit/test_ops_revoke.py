@@ -84,7 +84,9 @@ def test_a_document_reads_back_as_the_entries_it_was_written_from() -> None:
     [
         lambda p: p["Statement"].append({"Sid": "Mine", "Effect": "Deny", "Action": "s3:*", "Resource": "*"}),
         lambda p: p["Statement"][0].update(Effect="Allow"),
-        lambda p: p["Statement"][0]["Condition"]["DateLessThan"].update({"aws:TokenIssueTime": "2030-01-01T00:00:00Z"}),
+        lambda p: p["Statement"][0]["Condition"]["DateLessThan"].update(
+            {"aws:TokenIssueTime": "2030-01-01T00:00:00Z"}
+        ),
         lambda p: p["Statement"][0].update(Action="s3:GetObject"),
         lambda p: p["Statement"][-1]["Condition"].update(Null={TAG_REQUEST_ID: "true"}),
     ],
@@ -116,7 +118,9 @@ def test_revoking_a_caller_again_moves_its_time_to_now() -> None:
 
 def test_entries_older_than_the_longest_session_and_its_margin_are_pruned() -> None:
     assert PRUNE_AFTER > timedelta(seconds=LONGEST_SESSION_SECONDS)
-    old = Entry(REQUEST, "0badf00d-1234-4bcd-9876-0123456789ab", REVOKED_AT - PRUNE_AFTER - timedelta(seconds=2))
+    old = Entry(
+        REQUEST, "0badf00d-1234-4bcd-9876-0123456789ab", REVOKED_AT - PRUNE_AFTER - timedelta(seconds=2)
+    )
     young = Entry(CALLER, JENKINS, REVOKED_AT - PRUNE_AFTER + timedelta(seconds=2))
     result = merge({old, young}, REQUEST, REQUEST_ID, NOW)
     assert result.pruned == [old]
@@ -150,12 +154,18 @@ def test_grants_change_names_the_exact_grant_or_the_pattern_that_admits_the_call
     grants.mkdir(parents=True)
     role = {"role_arn": "arn:aws:iam::222222222222:role/deployer", "max_duration_seconds": 3600}
     (grants / "prod.json").write_text(json.dumps([{"principal": JENKINS, "roles": [role]}]))
-    (grants / "dev.json").write_text(json.dumps([{"principal": "arn:aws:iam::111111111111:user/jen*", "roles": [role]}]))
-    (grants / "other.json").write_text(json.dumps([{"principal": "arn:aws:iam::111111111111:user/bob", "roles": [role]}]))
+    (grants / "dev.json").write_text(
+        json.dumps([{"principal": "arn:aws:iam::111111111111:user/jen*", "roles": [role]}])
+    )
+    (grants / "other.json").write_text(
+        json.dumps([{"principal": "arn:aws:iam::111111111111:user/bob", "roles": [role]}])
+    )
     text = "\n".join(grants_change(tmp_path, JENKINS))
     assert f'policies/grants/prod.json: the grant for {JENKINS}: set "enabled": false' in text
     assert "stsvend grants plan --stage prod && stsvend grants apply --stage prod" in text
-    assert "policies/grants/dev.json: arn:aws:iam::111111111111:user/jen* admits it; add an exact grant" in text
+    assert (
+        "policies/grants/dev.json: arn:aws:iam::111111111111:user/jen* admits it; add an exact grant" in text
+    )
     assert '"enabled": false' in text.split("dev.json")[1] and "other.json" not in text
     # The local grants of this repository: sample-app has an exact grant.
     assert "local.json: the grant for arn:aws:iam::111111111111:user/sample-app" in "\n".join(
