@@ -92,6 +92,10 @@ def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
     except BotoCoreError as exc:
         fail(f"AWS could not be reached: {exc}")
         return 1
+    except BrokenPipeError:
+        # The reader went away (`| head`): no traceback, and none when Python flushes stdout on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 # --- input checks ----------------------------------------------------------------------------------
@@ -190,10 +194,6 @@ class StageNames:
     api_stage: str
     log_group: str
     timeout_seconds: int
-
-    @property
-    def prefix(self) -> str:
-        return self.function_name
 
 
 def _chalice_config(root: Path) -> dict[str, Any]:

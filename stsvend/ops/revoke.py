@@ -183,6 +183,12 @@ def _whole_second_after(now: datetime) -> datetime:
     return datetime.fromtimestamp(math.ceil(now.timestamp()), tz=timezone.utc)
 
 
+def shown(policy: dict[str, Any]) -> str:
+    """The policy as JSON, one statement a line."""
+    statements = ",\n    ".join(json.dumps(s) for s in policy["Statement"])
+    return f'{{\n  "Version": "{policy["Version"]}",\n  "Statement": [\n    {statements}\n  ]\n}}'
+
+
 def packed_size(policy: dict[str, Any]) -> int:
     return len(json.dumps(policy, separators=(",", ":")))
 
@@ -391,7 +397,7 @@ def _revoke(args: argparse.Namespace) -> int:
             f"Policy ({packed_size(policy):,} characters; {size:,} of IAM's {MAX_INLINE_CHARS:,} with the"
             " role's other inline policies):"
         )
-        print(json.dumps(policy, indent=2))
+        print(shown(policy))
     if not result.changed:
         print("No change.")
     elif not args.apply:

@@ -26,6 +26,7 @@ from stsvend.ops.revoke import (
     grants_change,
     merge,
     packed_size,
+    shown,
 )
 from tests.unit.test_policies import ROOT, above_low, analyze, grammar_errors
 
@@ -184,3 +185,9 @@ def test_an_entry_value_that_is_not_a_request_id_or_caller_is_refused() -> None:
     policy["Statement"][0]["Condition"]["StringEquals"][TAG_REQUEST_ID] = ["x' OR '1'='1"]
     with pytest.raises(OpsError):
         entries_of(policy)
+
+
+def test_the_policy_is_shown_as_the_json_that_is_written() -> None:
+    policy = _every_kind()
+    text = shown(policy)
+    assert json.loads(text) == policy and text.count("\n") == len(policy["Statement"]) + 4
