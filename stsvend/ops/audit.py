@@ -26,6 +26,7 @@ from stsvend.ops.definitions import AUDIT_EVENTS
 MAX_LINE_CHARS = 65_536
 INSIGHTS_LIMIT = 10_000  # Logs Insights returns at most 10,000 rows per query
 DEFAULT_SINCE = "24h"
+MAX_DEADLINE_SECONDS = 900
 CLOUDTRAIL_SHOWN = 10  # vends whose CloudTrail queries are printed; narrow the question for others
 LOOKUP_PAGES = 20  # LookupEvents: 50 events a page, 2 calls a second per account and region
 _SOURCE_IDENTITY = re.compile(r"[A-Za-z0-9+=,.@_-]{2,64}")
@@ -542,6 +543,8 @@ def _progress(text: str) -> None:
 
 def _audit(args: argparse.Namespace) -> int:
     question = question_from(args, datetime.now(timezone.utc))
+    if not 0 < args.deadline <= MAX_DEADLINE_SECONDS:
+        raise common.bad_input(f"--deadline must be more than 0 and at most {MAX_DEADLINE_SECONDS} seconds")
     if args.trail and args.format != "table":
         raise common.bad_input("--trail prints CloudTrail's events as a table: use it with --format table")
     reading, aws = gather(args, question)

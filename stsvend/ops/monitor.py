@@ -212,6 +212,11 @@ def _monitor(args: argparse.Namespace) -> int:
     aws = common.Aws.for_stage(root, stage)
     cloudwatch = aws.client("cloudwatch")
     if topic:
+        if topic.split(":")[3] != cloudwatch.meta.region_name:
+            raise common.bad_input(
+                f"--alarm-topic is in {topic.split(':')[3]}; an alarm notifies a topic in its own region"
+                f" ({cloudwatch.meta.region_name})"
+            )
         _check_topic(aws.client("sns"), topic)
     account = aws.client("sts").get_caller_identity()["Account"]
     monitor = Monitor(

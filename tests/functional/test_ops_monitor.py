@@ -242,6 +242,8 @@ def test_dry_run_writes_nothing_and_a_run_creates_with_the_topic(
     assert main([*argv, "--alarm-topic", f"arn:aws:sns:{REGION}:{ACCOUNT}:no-such-topic"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main([*argv, "--alarm-topic", "https://example.com/hook"]) == 2
+    assert main([*argv, "--alarm-topic", f"arn:aws:sns:eu-west-1:{ACCOUNT}:elsewhere"]) == 2
+    assert "an alarm notifies a topic in its own region (us-east-1)" in capsys.readouterr().err
     assert cloudwatch.describe_alarms(AlarmNamePrefix="stsvend-local-")["MetricAlarms"] == []
 
     sns = boto3.client("sns", region_name=REGION, endpoint_url=moto_url, **KEYS)

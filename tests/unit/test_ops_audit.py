@@ -375,3 +375,28 @@ def test_insights_past_its_deadline_is_stopped() -> None:
                 clock=lambda: float(next(clock)),
             )
         stub.assert_no_pending_responses()
+
+
+def test_audit_trail_runs_lookup_events_for_each_vend_of_the_answer(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The command end to end on a file, with CloudTrail's answers from the Stubber."""
+    from stsvend.cli import main
+
+    log = tmp_path / "api.log"
+    now = datetime.now(timezone.utc)
+    stamp = (now - timedelta(minutes=3)).strftime("%Y-%m-%d %H:%M:%S,000+0000")
+    log.write_text(json.dumps({**json.loads(LINES[0]), "timestamp": stamp}) + "\n")
+    client = _cloudtrail()
+    stub = Stubber(client)
+    stub.add_response("lookup_events", {"Events": [_event("DescribeInstances", 1)]})
+    monkeypatch.setattr(common.Aws, "client", lambda self, service: client)
+    with stub:
+        assert main(["audit", "--log", str(log), "--trail", "--since", "1h"]) == 0
+        stub.assert_no_pending_responses()
+    out = capsys.readouterr().out
+    assert "LookupEvents (eu-west-1), 1 events:" in out and "DescribeInstances" in out
+    assert main(["audit", "--log", str(log), "--trail", "--format", "json"]) == 2
+    assert main(["audit", "--log", str(log), "--deadline", "0"]) == 2
+    assert main(["audit", "--log", str(tmp_path / "missing.log")]) == 1
+    assert "cannot be read" in capsys.readouterr().err
