@@ -86,8 +86,10 @@ def test_apply_puts_the_policy_on_the_role_and_a_second_run_changes_nothing(
     assert main(["revoke", "--role", role, "--caller", caller, "--apply", "--root", str(ROOT)]) == 0
     out = capsys.readouterr().out
     both = policy_on(iam, role)
-    assert both is not None and both["Statement"][0] == statement
-    assert both["Statement"][1]["Condition"]["StringEqualsIgnoreCase"] == {
+    assert both is not None
+    by_kind = {s["Sid"].removeprefix("StsvendRevoke")[:-16]: s for s in both["Statement"]}
+    assert sorted(by_kind) == ["Caller", "Request"] and by_kind["Request"] == statement
+    assert by_kind["Caller"]["Condition"]["StringEqualsIgnoreCase"] == {
         TAG_CALLER: [f"arn:aws:iam::{ACCOUNT}:role/jenkins-agent"]
     }
     # A revoked caller: what stops new vends (no grant in this repository admits it).
