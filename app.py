@@ -78,7 +78,8 @@ def _chalice_rejections_in_the_service_shape(
     return response
 
 
-def _respond(operation: Callable[[Stsvend, Incoming], dict[str, Any]]) -> Response:
+def _respond(operation: Callable[[Stsvend, Incoming], dict[str, Any]], route: str) -> Response:
+    """Serve `route` (its path relative to the API base, which an identity proof is bound to)."""
     request = app.current_request
     assert request is not None  # Chalice sets it before calling a view
     raw_body = request.raw_body
@@ -86,6 +87,8 @@ def _respond(operation: Callable[[Stsvend, Incoming], dict[str, Any]]) -> Respon
         request.context,
         dict(request.headers),
         raw_body.encode() if isinstance(raw_body, str) else raw_body,
+        request.method,
+        route,
     )
     try:
         answer = operation(service(), incoming)
@@ -104,14 +107,14 @@ def _respond(operation: Callable[[Stsvend, Incoming], dict[str, Any]]) -> Respon
 
 @app.route("/credentials", methods=["POST"], authorizer=iam)
 def credentials() -> Response:
-    return _respond(Stsvend.vend)
+    return _respond(Stsvend.vend, "/credentials")
 
 
 @app.route("/roles", methods=["GET"], authorizer=iam)
 def roles() -> Response:
-    return _respond(Stsvend.roles)
+    return _respond(Stsvend.roles, "/roles")
 
 
 @app.route("/whoami", methods=["GET"], authorizer=iam)
 def whoami() -> Response:
-    return _respond(Stsvend.whoami)
+    return _respond(Stsvend.whoami, "/whoami")

@@ -101,13 +101,17 @@ def measure() -> dict[str, Any]:
     from chalicelib.aws import AwsClients
     from chalicelib.config import Settings
     from chalicelib.grants import GrantStore
-    from chalicelib.service import Stsvend
+    from chalicelib.service import Stsvend, identity_resolver
 
     settings = Settings.from_env()
     clients = app_module.service()._clients
     services = {
         f"{kind}-{size}": Stsvend(
-            settings, clients, GrantStore(clients.dynamodb, table, 3600 if kind == "warm" else 0), Auditor()
+            settings,
+            clients,
+            GrantStore(clients.dynamodb, table, 3600 if kind == "warm" else 0),
+            Auditor(),
+            identity_resolver(settings, clients),
         )
         for kind in ("warm", "cold")
         for size, table in (("10", SMALL), ("20000", LARGE))
@@ -120,7 +124,11 @@ def measure() -> dict[str, Any]:
         "before-send.dynamodb.Query", lambda **_: time.sleep(hold[0])
     )
     services["held-10"] = Stsvend(
-        settings, held_clients, GrantStore(held_clients.dynamodb, SMALL, 0), Auditor()
+        settings,
+        held_clients,
+        GrantStore(held_clients.dynamodb, SMALL, 0),
+        Auditor(),
+        identity_resolver(settings, held_clients),
     )
     context = LambdaContext()
     serial = iter(range(10**9))

@@ -33,13 +33,11 @@ GRANT_PRINCIPAL = re.compile(
 
 @dataclass(frozen=True)
 class PrincipalArn:
-    """A caller's ARN reduced to what grants match on: partition, account, kind and name."""
+    """A caller's ARN reduced to what grants match on: the principal's ARN, account and name."""
 
     arn: str
     principal_arn: str
-    partition: str
     account_id: str
-    kind: str  # role | user | root | federated-user
     name: str
     session_name: str | None = None
 
@@ -51,20 +49,17 @@ def parse_caller_arn(arn: str) -> PrincipalArn | None:
     """
     if m := _ASSUMED_ROLE.fullmatch(arn):
         part, account, role, session = m.groups()
-        return PrincipalArn(
-            arn, f"arn:{part}:iam::{account}:role/{role}", part, account, "role", role, session
-        )
+        return PrincipalArn(arn, f"arn:{part}:iam::{account}:role/{role}", account, role, session)
     if m := _IAM_USER.fullmatch(arn):
         part, account, _path, name = m.groups()
-        return PrincipalArn(arn, f"arn:{part}:iam::{account}:user/{name}", part, account, "user", name)
+        return PrincipalArn(arn, f"arn:{part}:iam::{account}:user/{name}", account, name)
     if m := _IAM_ROLE.fullmatch(arn):
         # Only seen for a role authenticating directly (never via SigV4), kept for completeness.
         part, account, _path, name = m.groups()
-        return PrincipalArn(arn, f"arn:{part}:iam::{account}:role/{name}", part, account, "role", name)
+        return PrincipalArn(arn, f"arn:{part}:iam::{account}:role/{name}", account, name)
     if m := _ROOT.fullmatch(arn):
-        part, account = m.groups()
-        return PrincipalArn(arn, arn, part, account, "root", "root")
+        return PrincipalArn(arn, arn, m.group(2), "root")
     if m := _FEDERATED.fullmatch(arn):
-        part, account, name = m.groups()
-        return PrincipalArn(arn, arn, part, account, "federated-user", name)
+        _part, account, name = m.groups()
+        return PrincipalArn(arn, arn, account, name)
     return None

@@ -33,6 +33,7 @@ def caller_fields(caller: Caller | None) -> dict[str, Any]:
         "caller_user_id": caller.user_id,
         "source_ip": caller.source_ip,
         "user_agent": caller.user_agent,
+        "caller_cognito_identity_pool": caller.cognito_identity_pool,
     }
 
 

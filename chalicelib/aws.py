@@ -77,12 +77,9 @@ class AwsClients:
             self._http = urllib3.PoolManager(
                 maxsize=_CONFIG_ARGS["max_pool_connections"],
                 timeout=urllib3.Timeout(connect=2.0, read=5.0),
-                retries=urllib3.Retry(
-                    total=2,
-                    backoff_factor=0.1,
-                    status_forcelist=(500, 502, 503, 504),
-                    allowed_methods=None,
-                ),
+                # One upstream call per request: a failure is a 503 and the caller retries, so a
+                # bad proof can never make the service call STS again and again.
+                retries=False,
             )
         try:
             response = self._http.request(

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chalicelib.errors import ConfigError
+from chalicelib.identity import normalize_server_id
 
 IDENTITY_MODES = ("apigateway", "sts-proof")
 DEFAULT_GRANT_CACHE_SECONDS = 10.0
@@ -16,7 +17,8 @@ DEFAULT_GRANT_CACHE_SECONDS = 10.0
 class Settings:
     grants_table: str
     identity_mode: str
-    server_id: str | None
+    # The base URLs this server answers as in sts-proof mode (a proof must name one of them).
+    server_ids: tuple[str, ...]
     grant_cache_seconds: float
     region: str
 
@@ -41,8 +43,8 @@ class Settings:
         mode = required("STSVEND_IDENTITY_MODE")
         if mode not in IDENTITY_MODES:
             raise ConfigError(f"STSVEND_IDENTITY_MODE={mode!r} is not one of {', '.join(IDENTITY_MODES)}")
-        server_id = env.get("STSVEND_SERVER_ID", "").strip() or None
-        if mode == "sts-proof" and server_id is None:
+        server_ids = _server_ids(env.get("STSVEND_SERVER_ID", ""))
+        if mode == "sts-proof" and not server_ids:
             raise ConfigError("STSVEND_SERVER_ID is required when STSVEND_IDENTITY_MODE=sts-proof")
 
         raw_ttl = env.get("STSVEND_GRANT_CACHE_SECONDS", "").strip()
@@ -60,7 +62,26 @@ class Settings:
         return cls(
             grants_table=required("STSVEND_GRANTS_TABLE"),
             identity_mode=mode,
-            server_id=server_id,
+            server_ids=server_ids,
             grant_cache_seconds=ttl,
             region=region,
         )
+
+
+def _server_ids(raw: str) -> tuple[str, ...]:
+    """`STSVEND_SERVER_ID`: comma-separated base URLs, each in the form clients derive from theirs."""
+    ids = []
+    for entry in (e.strip() for e in raw.split(",")):
+        if not entry:
+            continue
+        normalized = normalize_server_id(entry)
+        if normalized is None:
+            raise ConfigError(
+                f"STSVEND_SERVER_ID entry {entry!r} is not a base URL http(s)://host[:port][/prefix]"
+            )
+        if normalized != entry.rstrip("/"):
+            raise ConfigError(
+                f"STSVEND_SERVER_ID entry {entry!r} must be written as clients derive it: {normalized!r}"
+            )
+        ids.append(normalized)
+    return tuple(ids)

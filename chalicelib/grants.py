@@ -40,6 +40,7 @@ _GRANT_FIELDS = {
     "source_cidrs",
     "request_tags",
     "roles",
+    "allow_cognito",
 }
 _STORED_ONLY = {"account_id"}
 BOOKKEEPING = {"version", "updated_at", "updated_by"}
@@ -84,6 +85,8 @@ class Grant:
     not_after: datetime | None = None
     source_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     request_tags: tuple[str, ...] = ()
+    # Admit callers signing with Amazon Cognito identity-pool credentials (every end user of an app).
+    allow_cognito: bool = False
 
     @property
     def is_pattern(self) -> bool:
@@ -115,6 +118,8 @@ class Grant:
             item["principal_id"] = self.principal_id
         if self.not_after is not None:
             item["not_after"] = self.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.allow_cognito:
+            item["allow_cognito"] = True
         return item
 
 
@@ -259,6 +264,9 @@ def parse_grant(raw: Any, *, resolve_policy: Callable[[str], Any] | None = None)
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         raise _fail(principal, "enabled", "must be true or false")
+    allow_cognito = raw.get("allow_cognito", False)
+    if not isinstance(allow_cognito, bool):
+        raise _fail(principal, "allow_cognito", "must be true or false")
     not_after = None
     if raw.get("not_after") is not None:
         value = raw["not_after"]
@@ -298,6 +306,7 @@ def parse_grant(raw: Any, *, resolve_policy: Callable[[str], Any] | None = None)
         not_after=not_after,
         source_cidrs=networks,
         request_tags=tuple(tags),
+        allow_cognito=allow_cognito,
     )
 
 

@@ -11,34 +11,54 @@ from typing import Any
 from chalicelib.audit import Auditor
 from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
-from chalicelib.errors import InternalError, StsvendError
+from chalicelib.errors import CallerNotAllowed, InternalError, StsvendError
 from chalicelib.grants import Grant, GrantStore, authorize_caller
 from chalicelib.identity import (
-    PROOF_HEADER,
+    ApiGatewayIdentity,
     Caller,
+    IdentityResolver,
+    StsProofIdentity,
     StsProofVerifier,
-    build_caller,
-    caller_from_apigateway,
 )
 from chalicelib.vending import assume_role, parse_request, plan_assume_role
 
 
 @dataclass(frozen=True)
 class Incoming:
-    """What the service needs of an HTTP request, independent of Chalice."""
+    """What the service needs of an HTTP request, independent of Chalice.
+
+    `route` is the path relative to the API's base (`/credentials`): what an identity proof binds.
+    """
 
     request_id: str
     context: Mapping[str, Any]
     headers: Mapping[str, str]
     body: bytes | None = None
+    method: str = ""
+    route: str = ""
 
     @classmethod
     def of(
-        cls, context: Mapping[str, Any] | None, headers: Mapping[str, str], body: bytes | None
+        cls,
+        context: Mapping[str, Any] | None,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        method: str = "",
+        route: str = "",
     ) -> Incoming:
         context = context or {}
         request_id = str(context.get("requestId") or uuid.uuid4())
-        return cls(request_id, context, {k.lower(): v for k, v in headers.items()}, body)
+        return cls(request_id, context, {k.lower(): v for k, v in headers.items()}, body, method, route)
+
+
+def identity_resolver(settings: Settings, clients: AwsClients) -> IdentityResolver:
+    """The identity mode, chosen once for the life of the service."""
+    if settings.identity_mode == "apigateway":
+        return ApiGatewayIdentity()
+    verifier = StsProofVerifier(
+        clients.sts_endpoint(), settings.server_ids, settings.region, clients.post
+    )
+    return StsProofIdentity(verifier)
 
 
 class Stsvend:
@@ -48,47 +68,43 @@ class Stsvend:
         clients: AwsClients,
         grants: GrantStore,
         auditor: Auditor,
+        identity: IdentityResolver,
         now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.settings = settings
         self._clients = clients
         self._grants = grants
         self._auditor = auditor
+        self._identity = identity
         self._now = now
-        self._verifier: StsProofVerifier | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Stsvend:
+    def from_settings(cls, settings: Settings, identity: IdentityResolver | None = None) -> Stsvend:
+        """The service for `settings`; `identity` replaces the resolver the mode would get."""
         clients = AwsClients(settings.region)
         grants = GrantStore(clients.dynamodb, settings.grants_table, settings.grant_cache_seconds)
-        return cls(settings, clients, grants, Auditor())
+        resolver = identity if identity is not None else identity_resolver(settings, clients)
+        return cls(settings, clients, grants, Auditor(), resolver)
 
     def caller(self, incoming: Incoming) -> Caller:
-        identity = incoming.context.get("identity") or {}
-        if self.settings.identity_mode == "apigateway":
-            return caller_from_apigateway(identity)
-        if self._verifier is None:
-            assert self.settings.server_id is not None  # Settings enforces it in sts-proof mode
-            self._verifier = StsProofVerifier(
-                self._clients.sts_endpoint(), self.settings.server_id, self._clients.post
-            )
-        answer = self._verifier.verify(incoming.headers.get(PROOF_HEADER))
-        return build_caller(
-            answer.arn,
-            answer.user_id,
-            answer.account,
-            str(identity.get("sourceIp") or ""),
-            incoming.headers.get("user-agent", ""),
-        )
+        return self._identity.resolve(incoming)
 
     def _grant_for(self, caller: Caller) -> Grant:
-        return authorize_caller(
+        grant = authorize_caller(
             self._grants.for_account(caller.account_id),
             caller.principal_arn,
             caller.unique_id,
             caller.source_ip,
             self._now(),
         )
+        if caller.from_cognito and not grant.allow_cognito:
+            # One identity-pool role stands for every end user of an app: a grant for it admits
+            # them all, so it must say so.
+            raise CallerNotAllowed(
+                "the caller uses Amazon Cognito identity-pool credentials; its grant must set "
+                '"allow_cognito": true to admit them'
+            )
+        return grant
 
     def vend(self, incoming: Incoming) -> dict[str, Any]:
         caller: Caller | None = None
@@ -142,6 +158,6 @@ class Stsvend:
             "UserId": caller.user_id,
             "SessionName": caller.session_name,
             "SourceIp": caller.source_ip,
-            "IdentityMode": self.settings.identity_mode,
+            "IdentityMode": self._identity.mode,
             "RequestId": incoming.request_id,
         }

@@ -32,7 +32,7 @@ def load_config(option: str | None) -> dict[str, Any]:
 
 def caller_environment(config: dict[str, Any], identity: str) -> dict[str, str]:
     """The environment in which `identity` calls stsvend: its emulator keys, the emulator as every
-    AWS endpoint, and the API's URL and server id (so the client sends the identity proof)."""
+    AWS endpoint, and the API's URL (the client derives the server id its proofs name from it)."""
     me = config["identities"][identity]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STSVEND_"))}
     env.update(
@@ -43,7 +43,6 @@ def caller_environment(config: dict[str, Any], identity: str) -> dict[str, str]:
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         STSVEND_API_URL=config["api_url"],
-        STSVEND_SERVER_ID=config["server_id"],
     )
     return env
 

@@ -53,6 +53,7 @@ _FAST_VALUES = {
     "--session-name": "session_name",
     "--format": "format",
     "--refresh-window": "refresh_window",
+    "--server-id": "server_id",
 }
 _FAST_INTS = ("duration", "refresh_window")
 
@@ -64,6 +65,7 @@ def fast_credentials_args(argv: Sequence[str]) -> SimpleNamespace | None:
         "command": "credentials",
         "api": None,
         "region": None,
+        "server_id": None,
         "role": None,
         "duration": None,
         "session_name": None,
@@ -102,6 +104,11 @@ def fast_credentials_args(argv: Sequence[str]) -> SimpleNamespace | None:
 def _api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", help="the stsvend API URL (default: $STSVEND_API_URL)")
     parser.add_argument("--region", help="region to sign for (default: from the URL or environment)")
+    parser.add_argument(
+        "--server-id",
+        help="the server id identity proofs name (default: $STSVEND_SERVER_ID, else the API URL's"
+        " base; must have the API URL's scheme, host and port)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,9 @@
 """The client side of `stsvend`: `credentials`, `exec`, `roles` and `whoami` (DESIGN.md section 6).
 
 Requests to the API are SigV4-signed (service `execute-api`) with the ambient AWS credentials, so
-they pass API Gateway's AWS_IAM auth; when `STSVEND_SERVER_ID` is set they also carry the
-`X-Stsvend-Identity` proof for servers in `sts-proof` mode. The region signed for is `--region`,
+they pass API Gateway's AWS_IAM auth, and carry the `X-Stsvend-Identity` proof for servers in
+`sts-proof` mode: a signed sts:GetCallerIdentity naming the server (its base URL, derived from the
+API URL) and the request it travels with. The region signed for is `--region`,
 else the one in an `ID.execute-api.REGION.amazonaws.com` URL, else `AWS_REGION` /
 `AWS_DEFAULT_REGION`, else us-east-1. The API URL is `--api`, else `STSVEND_API_URL`.
 
@@ -13,7 +14,8 @@ Errors are printed as `stsvend: <Code>: <Message>` on stderr, never with a secre
 
     0  success
     1  anything else: an unexpected answer, an internal error of the service, a local failure
-    2  usage or a bad request: no or malformed API URL, a malformed --tag, HTTP 400 and 413
+    2  usage or a bad request: no or malformed API URL, a server id naming another host, a
+       malformed --tag, HTTP 400 and 413
     3  not authenticated or denied: no ambient AWS credentials, HTTP 401 and 403, and
        502 AssumeRoleDenied (STS refused the role: a denial, not an outage)
     4  service unavailable or unreachable: HTTP 503 and 429, other 502 and 504 from the gateway,
@@ -64,6 +66,12 @@ READ_TIMEOUT_SECONDS = 30.0
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 MAX_RETRY_AFTER_SECONDS = 10.0
 MAX_ANSWER_BYTES = 1 << 20
+NOT_AUTHENTICATED_HINT = (
+    " -- check that your ambient AWS credentials are valid and unexpired, that this machine's"
+    " clock is right, and that the server answers as this API URL (its STSVEND_SERVER_ID lists"
+    " it) and verifies proofs with the STS endpoint and region you sign for"
+    " (AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL, --region)"
+)
 _EXECUTE_API_HOST = re.compile(
     r"^[a-z0-9-]+\.execute-api\.([a-z0-9-]+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$"
 )
@@ -123,6 +131,46 @@ def api_url(option: str | None, env: Mapping[str, str]) -> str:
             "InvalidApiUrl", f"the API URL must be https unless it is on this machine: {raw!r}", EXIT_USAGE
         )
     return raw.rstrip("/")
+
+
+def server_id_for(url: str, option: str | None, env: Mapping[str, str]) -> str:
+    """The server id a proof names: the API's base URL, `scheme://host[:port][/prefix]`.
+
+    An explicit one (`--server-id`, else `STSVEND_SERVER_ID`) is used only if it names the same
+    scheme, host and port as the API URL: a proof handed to another host could be replayed there.
+    """
+    derived = _base_url(url)
+    raw = (option or env.get("STSVEND_SERVER_ID") or "").strip()
+    if not raw:
+        assert derived is not None  # api_url checked the URL
+        return derived
+    explicit = _base_url(raw)
+    if explicit is None or derived is None or _origin(explicit) != _origin(derived):
+        raise CommandError(
+            "InvalidServerId",
+            f"the server id {raw!r} (--server-id or STSVEND_SERVER_ID) must have the API URL's "
+            f"scheme, host and port ({_origin(derived or url)}); unset it to use the API URL's own",
+            EXIT_USAGE,
+        )
+    return explicit
+
+
+def _base_url(raw: str) -> str | None:
+    try:
+        parts = urlsplit(raw.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        return None
+    default = 80 if parts.scheme == "http" else 443
+    netloc = parts.hostname.lower() + (f":{port}" if port is not None and port != default else "")
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _origin(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _is_loopback(host: str) -> bool:
@@ -244,10 +292,11 @@ class ApiClient:
         env: Mapping[str, str],
         transport: Transport = urllib3_transport,
         sleep: Callable[[float], None] = time.sleep,
+        server_id: str | None = None,
     ) -> None:
         self.url = url
         self.region = region
-        self._server_id = env.get("STSVEND_SERVER_ID", "").strip()
+        self.server_id = server_id_for(url, server_id, env)
         self._transport = transport
         self._sleep = sleep
         self._signer: Signer | None = None
@@ -277,10 +326,10 @@ class ApiClient:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        if self._server_id:
-            from stsvend.signing import PROOF_HEADER
+        from stsvend.signing import PROOF_HEADER, request_binding
 
-            headers[PROOF_HEADER] = self._guard(lambda: signer.identity_proof(self._server_id))
+        binding = request_binding(method, path, body or b"")
+        headers[PROOF_HEADER] = self._guard(lambda: signer.identity_proof(self.server_id, binding))
         headers = signer.sign(method, url, headers, body or b"")
         headers["User-Agent"] = f"stsvend/{__version__}"
         return self._transport(method, url, headers, body)
@@ -338,9 +387,12 @@ def _service_error(status: int, payload: Any) -> CommandError:
     code = fields.get("Code")
     message = fields.get("Message") or fields.get("message")  # API Gateway says "message"
     request_id = fields.get("RequestId")
+    text = _printable(message, 500) if isinstance(message, str) and message else f"HTTP {status}"
+    if status == 401:
+        text += NOT_AUTHENTICATED_HINT
     return CommandError(
         _printable(code, 64) if isinstance(code, str) and code else f"HTTP{status}",
-        _printable(message, 500) if isinstance(message, str) and message else f"HTTP {status}",
+        text,
         _exit_status(status, code),
         _printable(request_id, 100) if isinstance(request_id, str) else "",
     )
@@ -369,12 +421,13 @@ def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None =
     env = os.environ if env is None else env
     refuse_recursion(env)
     url = api_url(args.api, env)
+    server_id = server_id_for(url, args.server_id, env)
     request = credential_request(args)
     if args.refresh_window < 0:
         raise CommandError("InvalidRequest", "--refresh-window must be 0 or more", EXIT_USAGE)
 
     def fetch() -> Answer:
-        client = ApiClient(url, resolve_region(args.region, url, env), env)
+        client = ApiClient(url, resolve_region(args.region, url, env), env, server_id=server_id)
         answer = client.call("POST", "/credentials", request)
         if not is_credential_answer(answer):
             # Never echo the answer: it may hold a secret.
@@ -477,7 +530,8 @@ def _show(args: argparse.Namespace, path: str) -> int:
     env = os.environ
     refuse_recursion(env)
     url = api_url(args.api, env)
-    answer = ApiClient(url, resolve_region(args.region, url, env), env).call("GET", path)
+    region = resolve_region(args.region, url, env)
+    answer = ApiClient(url, region, env, server_id=args.server_id).call("GET", path)
     sys.stdout.write(json.dumps(answer, indent=2) + "\n")
     return 0
 

@@ -6,6 +6,7 @@ This module imports botocore, so the client imports it only on a cache miss.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from botocore.exceptions import BotoCoreError
 
 GET_CALLER_IDENTITY_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
 SERVER_ID_HEADER = "X-Stsvend-Server-Id"
+REQUEST_HEADER = "X-Stsvend-Request"
 PROOF_HEADER = "X-Stsvend-Identity"
 
 
@@ -48,12 +50,23 @@ class Signer:
             self._sts_endpoint = str(client.meta.endpoint_url)
         return self._sts_endpoint
 
-    def identity_proof(self, server_id: str) -> str:
-        return build_identity_proof(self._credentials, self.region, self.sts_endpoint(), server_id)
+    def identity_proof(self, server_id: str, binding: str) -> str:
+        return build_identity_proof(
+            self._credentials, self.region, self.sts_endpoint(), server_id, binding
+        )
 
 
-def build_identity_proof(credentials: Any, region: str, sts_endpoint: str, server_id: str) -> str:
-    """A signed-but-unsent sts:GetCallerIdentity, bound to `server_id`, as the header value.
+def request_binding(method: str, route: str, body: bytes) -> str:
+    """The `X-Stsvend-Request` value: the API request a proof travels with (method, route path
+    relative to the API base, SHA-256 of the body), which the server recomputes."""
+    return f"{method.upper()} {route} {hashlib.sha256(body).hexdigest()}"
+
+
+def build_identity_proof(
+    credentials: Any, region: str, sts_endpoint: str, server_id: str, binding: str
+) -> str:
+    """A signed-but-unsent sts:GetCallerIdentity, bound to `server_id` and to one API request
+    (`binding`, from `request_binding`), as the header value.
 
     The URL is the endpoint with path `/`, exactly what the server posts to. The proof carries every
     header that was signed except Host, which the URL implies and the server sets when forwarding.
@@ -66,6 +79,7 @@ def build_identity_proof(credentials: Any, region: str, sts_endpoint: str, serve
         headers={
             "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
             SERVER_ID_HEADER: server_id,
+            REQUEST_HEADER: binding,
         },
     )
     SigV4Auth(credentials, "sts", region).add_auth(request)

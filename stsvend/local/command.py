@@ -113,7 +113,7 @@ def ready_message(root: Path, stack: LocalStack, state: LocalState) -> str:
     stsvend = _shown(root, stsvend_command())
     return f"""
 stsvend local: ready.
-  API       {state.api_url}  (stage local, identity mode sts-proof, server id {state.server_id})
+  API       {state.api_url}  (stage local, identity mode sts-proof, server ids {", ".join(state.server_ids)})
   emulator  {state.emulator_url}  (IAM authentication on; accounts 111111111111, 222222222222)
   state     {_shown(root, stack.state_path)}  (identities and their emulator-only keys; mode 0600)
   logs      {_shown(root, state.logs["api"])} (one audit line per decision),
@@ -122,7 +122,7 @@ stsvend local: ready.
 Call it as the STS sample application. {env_dir}/{SAMPLE_APP}.sh holds these exports and the
 identity's emulator-only keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), kept off this screen:
   export AWS_ENDPOINT_URL={state.emulator_url} AWS_REGION={state.region}
-  export STSVEND_API_URL={state.api_url} STSVEND_SERVER_ID={state.server_id}
+  export STSVEND_API_URL={state.api_url}
   . {env_dir}/{SAMPLE_APP}.sh        # or jenkins.sh, admin.sh
   {stsvend} whoami
   {stsvend} credentials --role {read_only} --format env
@@ -131,7 +131,7 @@ Or let an AWS SDK or the AWS CLI fetch the credentials itself; in ~/.aws/config:
   [profile stsvend-read-only]
   region = {state.region}
   endpoint_url = {state.emulator_url}
-  credential_process = {stsvend_command()} credentials --role {read_only}
+  credential_process = {stsvend_command()} credentials --api {state.api_url} --role {read_only}
 then, in a shell where {env_dir}/{SAMPLE_APP}.sh is sourced:
   aws ec2 describe-instances --profile stsvend-read-only
 

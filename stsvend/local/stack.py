@@ -93,7 +93,8 @@ class LocalState:
     api_url: str
     emulator_url: str
     region: str
-    server_id: str
+    # The base URLs the API answers as (its STSVEND_SERVER_ID); clients derive theirs from the URL.
+    server_ids: list[str]
     grants_table: str
     identities: dict[str, Identity]
     roles: dict[str, str]
@@ -105,7 +106,7 @@ class LocalState:
             "api_url": self.api_url,
             "emulator_url": self.emulator_url,
             "region": self.region,
-            "server_id": self.server_id,
+            "server_ids": self.server_ids,
             "grants_table": self.grants_table,
             "identities": {name: i.as_dict() for name, i in self.identities.items()},
             "roles": self.roles,
@@ -120,7 +121,7 @@ class LocalState:
             api_url=data["api_url"],
             emulator_url=data["emulator_url"],
             region=data["region"],
-            server_id=data["server_id"],
+            server_ids=list(data["server_ids"]),
             grants_table=data["grants_table"],
             identities={name: Identity(**i) for name, i in data["identities"].items()},
             roles=dict(data["roles"]),
@@ -129,7 +130,8 @@ class LocalState:
         )
 
     def environment(self, identity: str) -> dict[str, str]:
-        """The variables that make `identity` the caller of the stack's API (`stsvend ...`)."""
+        """The variables that make `identity` the caller of the stack's API (`stsvend ...`): its
+        keys and the emulator as every AWS endpoint; the server id comes from the API URL."""
         me = self.identities[identity]
         return {
             "AWS_ACCESS_KEY_ID": me.access_key_id,
@@ -138,7 +140,6 @@ class LocalState:
             "AWS_DEFAULT_REGION": self.region,
             "AWS_ENDPOINT_URL": self.emulator_url,
             "STSVEND_API_URL": self.api_url,
-            "STSVEND_SERVER_ID": self.server_id,
         }
 
 
@@ -222,6 +223,12 @@ class LocalStack:
         return f"http://{self.host}:{self.api_port}"
 
     @property
+    def server_ids(self) -> list[str]:
+        """Every base URL a client on this machine may call the API by."""
+        names = [self.host, "localhost"] if self.host == LOOPBACK else [self.host]
+        return [f"http://{name}:{self.api_port}" for name in names]
+
+    @property
     def state_path(self) -> Path:
         return self.state_dir / STATE_FILE
 
@@ -272,7 +279,7 @@ class LocalStack:
             api_url=self.api_url,
             emulator_url=self.emulator.url,
             region=REGION,
-            server_id=settings["STSVEND_SERVER_ID"],
+            server_ids=self.server_ids,
             grants_table=table,
             identities=made.identities,
             roles=made.roles,
@@ -301,6 +308,8 @@ class LocalStack:
             AWS_DEFAULT_REGION=REGION,
             AWS_ACCESS_KEY_ID=service.access_key_id,
             AWS_SECRET_ACCESS_KEY=service.secret_access_key,
+            # The stage leaves it unset: it depends on the port, and a proof must name this server.
+            STSVEND_SERVER_ID=",".join(self.server_ids),
         )
         argv = [
             sys.executable,

@@ -23,8 +23,9 @@ import boto3
 import pytest
 from botocore.credentials import Credentials
 
+from stsvend.client import server_id_for
 from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
-from stsvend.signing import PROOF_HEADER, build_identity_proof
+from stsvend.signing import PROOF_HEADER, build_identity_proof, request_binding
 from tests.conftest import record_output, record_vended
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,17 +72,38 @@ class Answer:
 Tamper = Callable[[dict[str, Any]], None]
 
 
+def encode_body(body: dict[str, Any] | None) -> bytes | None:
+    return None if body is None else json.dumps(body).encode()
+
+
 class Api:
     def __init__(self, state: LocalState) -> None:
         self.state = state
 
-    def proof(self, identity: str, server_id: str | None = None, tamper: Tamper | None = None) -> str:
+    @property
+    def server_id(self) -> str:
+        """The server id the client derives from the API URL."""
+        return server_id_for(self.state.api_url, None, {})
+
+    def proof(
+        self,
+        identity: str,
+        method: str = "GET",
+        path: str = "/whoami",
+        body: dict[str, Any] | None = None,
+        server_id: str | None = None,
+        tamper: Tamper | None = None,
+        binding: str | None = None,
+    ) -> str:
+        """A proof by `identity` for the request `method path body` (as `call` sends it), or for
+        the request `binding` describes."""
         me = self.state.identities[identity]
         proof = build_identity_proof(
             Credentials(me.access_key_id, me.secret_access_key),
             self.state.region,
             self.state.emulator_url,
-            server_id or self.state.server_id,
+            server_id or self.server_id,
+            binding or request_binding(method, path, encode_body(body) or b""),
         )
         if tamper is None:
             return proof
@@ -96,15 +118,18 @@ class Api:
         identity: str | None = None,
         body: dict[str, Any] | None = None,
         proof: str | None = None,
+        server_id: str | None = None,
+        tamper: Tamper | None = None,
     ) -> Answer:
+        """Call as `identity` with a proof for this very request, unless `proof` is given."""
         headers = {"Content-Type": "application/json"}
         if proof is None and identity is not None:
-            proof = self.proof(identity)
+            proof = self.proof(identity, method, path, body, server_id, tamper)
         if proof is not None:
             headers[PROOF_HEADER] = proof
         request = urllib.request.Request(
             self.state.api_url + path,
-            data=None if body is None else json.dumps(body).encode(),
+            data=encode_body(body),
             method=method,
             headers=headers,
         )
@@ -116,8 +141,17 @@ class Api:
         record_vended(answer.body)
         return answer
 
-    def credentials(self, identity: str, role: str, proof: str | None = None, **fields: Any) -> Answer:
-        return self.call("POST", "/credentials", identity, {"role_arn": role, **fields}, proof)
+    def credentials(
+        self,
+        identity: str,
+        role: str,
+        proof: str | None = None,
+        server_id: str | None = None,
+        tamper: Tamper | None = None,
+        **fields: Any,
+    ) -> Answer:
+        body = {"role_arn": role, **fields}
+        return self.call("POST", "/credentials", identity, body, proof, server_id, tamper)
 
 
 @pytest.fixture(scope="session")

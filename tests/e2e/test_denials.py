@@ -87,7 +87,7 @@ def _unsigned_server_id(proof: dict[str, Any]) -> None:
 def test_a_tampered_proof_is_not_authenticated(api: Api, stack: LocalStack, tamper) -> None:
     before = assume_role_calls(stack)
 
-    answer = api.credentials("sample-app", READ_ONLY, proof=api.proof("sample-app", tamper=tamper))
+    answer = api.credentials("sample-app", READ_ONLY, tamper=tamper)
 
     assert_refused(answer, 401, "NotAuthenticated")
     assert assume_role_calls(stack) == before
@@ -97,9 +97,7 @@ def test_a_proof_claiming_another_callers_key_is_not_authenticated(
     api: Api, state: LocalState
 ) -> None:
     jenkins_key = state.identities["jenkins"].access_key_id
-    proof = api.proof("sample-app", tamper=_swap_key(jenkins_key))
-
-    answer = api.credentials("sample-app", DEPLOYER, proof=proof)
+    answer = api.credentials("sample-app", DEPLOYER, tamper=_swap_key(jenkins_key))
 
     assert_refused(answer, 401, "NotAuthenticated")
 
@@ -107,7 +105,7 @@ def test_a_proof_claiming_another_callers_key_is_not_authenticated(
 def test_a_proof_for_another_server_id_is_not_authenticated(api: Api, stack: LocalStack) -> None:
     before = assume_role_calls(stack)
 
-    answer = api.credentials("sample-app", READ_ONLY, proof=api.proof("sample-app", "stsvend-prod"))
+    answer = api.credentials("sample-app", READ_ONLY, server_id="https://stsvend.example/api")
 
     assert_refused(answer, 401, "NotAuthenticated")
     assert assume_role_calls(stack) == before
@@ -117,3 +115,43 @@ def test_a_request_without_a_proof_is_not_authenticated(api: Api) -> None:
     answer = api.call("POST", "/credentials", body={"role_arn": READ_ONLY})
 
     assert_refused(answer, 401, "NotAuthenticated")
+
+
+def test_a_proof_for_whoami_replayed_on_credentials_is_not_authenticated(
+    api: Api, stack: LocalStack
+) -> None:
+    before = assume_role_calls(stack)
+    whoami_proof = api.proof("sample-app", "GET", "/whoami")
+    assert api.call("GET", "/whoami", proof=whoami_proof).status == 200
+
+    answer = api.credentials("sample-app", READ_ONLY, proof=whoami_proof)
+
+    assert_refused(answer, 401, "NotAuthenticated")
+    assert "another request" in answer.body["Message"]
+    assert assume_role_calls(stack) == before
+
+
+def test_a_zero_signature_proof_signing_x_amz_target_is_not_authenticated(
+    api: Api, stack: LocalStack, state: LocalState
+) -> None:
+    """Only the victim's access key id, a zero signature, and an X-Amz-Target the emulator would
+    answer without checking the signature."""
+    victim = state.identities["jenkins"].access_key_id
+
+    def forge(proof: dict[str, Any]) -> None:
+        headers = proof["headers"]
+        headers["X-Amz-Target"] = "AWSCognitoIdentityService.GetId"
+        scope = headers["Authorization"].split("Credential=")[1].split(",")[0].split("/", 1)[1]
+        signed = headers["Authorization"].split("SignedHeaders=")[1].split(",")[0]
+        headers["Authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={victim}/{scope}, "
+            f"SignedHeaders={';'.join(sorted([*signed.split(';'), 'x-amz-target']))}, "
+            f"Signature={'0' * 64}"
+        )
+
+    before = assume_role_calls(stack)
+    answer = api.credentials("sample-app", DEPLOYER, tamper=forge, tags={"build-id": "1"})
+
+    assert_refused(answer, 401, "NotAuthenticated")
+    assert "x-amz-target" in answer.body["Message"]
+    assert assume_role_calls(stack) == before

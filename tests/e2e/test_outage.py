@@ -28,7 +28,8 @@ def doomed_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
 
 def test_an_unreachable_emulator_gives_503_and_no_credentials(doomed_stack: LocalStack) -> None:
     api = Api(doomed_stack.state)
-    proof = api.proof("sample-app")  # signed while the emulator still runs; signing is offline
+    # Signed while the emulator still runs (signing is offline), for the request sent after.
+    proof = api.proof("sample-app", "POST", "/credentials", {"role_arn": READ_ONLY})
     assert api.credentials("sample-app", READ_ONLY).status == 200
 
     doomed_stack.emulator.stop()

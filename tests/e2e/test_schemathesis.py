@@ -3,13 +3,18 @@ requests (valid and invalid) get documented statuses and bodies, never a server 
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlsplit
+
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 import app as app_module
 from stsvend.openapi import build
+from stsvend.signing import PROOF_HEADER, request_binding
 from tests.conftest import record_output, record_vended
 from tests.e2e.conftest import Api
 
@@ -19,18 +24,34 @@ CONFIG = SchemathesisConfig.from_dict({"phases": {"coverage": {"unexpected-metho
 schema = schemathesis.openapi.from_dict(build(app_module.app), config=CONFIG)
 
 
+class ProvingSession(requests.Session):
+    """Adds jenkins' identity proof to each request as sent, bound to its method, path and body."""
+
+    def __init__(self, api: Api) -> None:
+        super().__init__()
+        self.api = api
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        body = request.body.encode() if isinstance(request.body, str) else (request.body or b"")
+        request.headers[PROOF_HEADER] = self.api.proof(
+            "jenkins", binding=request_binding(request.method or "", urlsplit(request.url).path, body)
+        )
+        return super().send(request, **kwargs)
+
+
 @pytest.mark.e2e
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_description(case: schemathesis.Case, api: Api) -> None:
-    headers = {"X-Stsvend-Identity": api.proof("jenkins")}
-    response = case.call_and_validate(
-        base_url=api.state.api_url,
-        headers=headers,
-        # The proof is passed as a plain header, so schemathesis' "request without auth" probe would
-        # still carry it; missing and bad proofs are tested in test_denials.py and test_sts_proof.py.
-        excluded_checks=[schemathesis.checks.ignored_auth],
-    )
+    with ProvingSession(api) as session:
+        response = case.call_and_validate(
+            base_url=api.state.api_url,
+            session=session,
+            # The proof is added to every request, so schemathesis' "request without auth" probe
+            # would still carry it; missing and bad proofs are tested in test_denials.py and
+            # test_sts_proof.py.
+            excluded_checks=[schemathesis.checks.ignored_auth],
+        )
     assert response.status_code < 500 or response.status_code in (502, 503)
     if response.status_code == 200 and case.method == "POST":
         record_vended(response.json())

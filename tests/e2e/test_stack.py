@@ -26,9 +26,9 @@ def test_local_json_names_the_stack_and_its_identities(stack: LocalStack) -> Non
     assert stat.S_IMODE(stack.state_path.stat().st_mode) == 0o600
     assert data["api_url"].startswith("http://127.0.0.1:")
     assert data["emulator_url"].startswith("http://127.0.0.1:")
-    assert (data["region"], data["server_id"], data["grants_table"]) == (
-        "us-east-1", "stsvend-local", "stsvend-grants-local"
-    )
+    assert (data["region"], data["grants_table"]) == ("us-east-1", "stsvend-grants-local")
+    port = data["api_url"].rsplit(":", 1)[1]
+    assert data["server_ids"] == [data["api_url"], f"http://localhost:{port}"]
     assert set(data["identities"]) == {"admin", "service", "sample-app", "jenkins"}
     for identity in data["identities"].values():
         assert set(identity) == {"arn", "account_id", "access_key_id", "secret_access_key"}

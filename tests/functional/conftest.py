@@ -203,7 +203,7 @@ def settings_env(moto_url: str, mode: str = "apigateway") -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "STSVEND_GRANTS_TABLE": TABLE,
         "STSVEND_IDENTITY_MODE": mode,
-        "STSVEND_SERVER_ID": "stsvend-test",
+        "STSVEND_SERVER_ID": "https://stsvend.example/api",
         "STSVEND_GRANT_CACHE_SECONDS": "10",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }

@@ -11,13 +11,13 @@ from aws_lambda_powertools import Logger
 from chalicelib.audit import Auditor
 from chalicelib.config import Settings
 from chalicelib.grants import GrantStore, to_attribute
-from chalicelib.service import Stsvend
+from chalicelib.service import Stsvend, identity_resolver
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 SETTINGS = Settings(
     grants_table="grants",
     identity_mode="apigateway",
-    server_id=None,
+    server_ids=(),
     grant_cache_seconds=0,
     region="us-east-1",
 )
@@ -89,4 +89,5 @@ def fake_service(
     sts = FakeSts()
     clients: Any = FakeClients(ddb, sts)
     store = GrantStore(clients.dynamodb, settings.grants_table, 0)
-    return Stsvend(settings, clients, store, auditor, now=lambda: NOW), sts
+    identity = identity_resolver(settings, clients)
+    return Stsvend(settings, clients, store, auditor, identity, now=lambda: NOW), sts

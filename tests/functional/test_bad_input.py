@@ -149,7 +149,7 @@ def test_chalice_level_rejections_use_the_error_shape(sts: FakeSts, headers: dic
 
 @pytest.fixture
 def proof_sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
-    proof_settings = dataclasses.replace(SETTINGS, identity_mode="sts-proof", server_id="stsvend-test")
+    proof_settings = dataclasses.replace(SETTINGS, identity_mode="sts-proof", server_ids=("http://127.0.0.1:8000",))
     service, fake = fake_service([GRANT], settings=proof_settings)
     monkeypatch.setattr(app_module, "_service", service)
     yield fake
@@ -167,8 +167,20 @@ def proof_sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
             json.dumps({"method": "POST", "url": 1, "headers": [], "body": None}).encode()
         ).decode(),
         "QUFB" * 3000,
+        base64.b64encode(b"[" * 5000).decode(),
+        base64.b64encode(b'{"a":' * 1200 + b"1" + b"}" * 1200).decode(),
     ],
-    ids=["missing", "empty", "garbled", "not-utf8", "empty-object", "wrong-types", "oversized"],
+    ids=[
+        "missing",
+        "empty",
+        "garbled",
+        "not-utf8",
+        "empty-object",
+        "wrong-types",
+        "oversized",
+        "deeply-nested-list",
+        "deeply-nested-object",
+    ],
 )
 def test_bad_identity_headers(proof_sts: FakeSts, header: str | None) -> None:
     headers = {} if header is None else {"X-Stsvend-Identity": header}

@@ -31,7 +31,7 @@ from botocore.session import Session
 from chalicelib.errors import NotAuthenticated
 from chalicelib.identity import StsProofVerifier
 from stsvend import cli, client
-from stsvend.signing import Signer
+from stsvend.signing import Signer, request_binding
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::222222222222:role/deployer"
@@ -39,7 +39,8 @@ AMBIENT_KEY = "AKIAAMBIENTCALLER001"
 AMBIENT_SECRET = "ambient-secret-must-never-be-printed"
 VENDED_SECRET = "vended-secret-must-never-reach-stderr"
 VENDED_TOKEN = "vended-token-must-never-reach-stderr"
-SERVER_ID = "stsvend-client-test"
+SERVER_ID = "https://stsvend.example/api"
+BINDING = request_binding("GET", "/whoami", b"")
 
 
 def vended_answer() -> dict[str, Any]:
@@ -280,7 +281,11 @@ def test_request_is_sigv4_signed_for_execute_api_and_carries_the_options(
     [call] = api.calls("POST", "/credentials")
     assert json.loads(call.body) == {"role_arn": ROLE, "duration_seconds": 1200,
                                      "tags": {"build-id": "42"}, "session_name": "deploy-42"}
-    assert "X-Stsvend-Identity" not in call.headers  # no STSVEND_SERVER_ID, no proof
+    # Always a proof, naming the API URL's base and bound to this very request.
+    proof = decode(call.headers["X-Stsvend-Identity"])
+    assert proof["headers"]["X-Stsvend-Server-Id"] == api.url
+    assert proof["headers"]["X-Stsvend-Request"] == request_binding("POST", "/credentials", call.body)
+    assert "x-stsvend-request;x-stsvend-server-id" in proof["headers"]["Authorization"]
     authorization = call.headers["Authorization"]
     assert authorization.startswith(f"AWS4-HMAC-SHA256 Credential={AMBIENT_KEY}/")
     assert "/eu-west-1/execute-api/aws4_request" in authorization
@@ -398,7 +403,8 @@ def test_service_errors_print_code_and_message_and_exit_distinctly(
     assert cli.main(["credentials", "--api", api.url, "--role", ROLE]) == exit_status
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == f"stsvend: {code}: {body['Message']} (request id req-9)\n"
+    hint = client.NOT_AUTHENTICATED_HINT if status == 401 else ""
+    assert err == f"stsvend: {code}: {body['Message']}{hint} (request id req-9)\n"
     assert_no_secret(err)
     assert not list((Path(env["XDG_CACHE_HOME"]) / "stsvend").glob("*.json"))
 
@@ -553,22 +559,26 @@ def decode(proof: str) -> dict[str, Any]:
 
 
 def test_proof_is_accepted_by_sts_as_is(as_moto_user: MotoUser) -> None:
-    proof = decode(Signer("us-east-1").identity_proof(SERVER_ID))
+    proof = decode(Signer("us-east-1").identity_proof(SERVER_ID, BINDING))
     assert proof["url"] == as_moto_user.url + "/"  # the endpoint botocore resolved, path /
     assert proof["headers"]["X-Stsvend-Server-Id"] == SERVER_ID
+    assert proof["headers"]["X-Stsvend-Request"] == BINDING
     assert "x-stsvend-server-id" in proof["headers"]["Authorization"]
+    assert "x-stsvend-request" in proof["headers"]["Authorization"]
 
     status, payload = urllib3_poster(proof["url"], proof["headers"], proof["body"].encode())
     assert status == 200
     assert f"<Arn>{as_moto_user.arn}</Arn>".encode() in payload
 
 
-@pytest.mark.parametrize("tamper", ["server-id", "body"])
+@pytest.mark.parametrize("tamper", ["server-id", "binding", "body"])
 def test_tampered_proof_is_refused_by_sts(as_moto_user: MotoUser, tamper: str) -> None:
-    proof = decode(Signer("us-east-1").identity_proof(SERVER_ID))
+    proof = decode(Signer("us-east-1").identity_proof(SERVER_ID, BINDING))
     headers, body = dict(proof["headers"]), proof["body"]
     if tamper == "server-id":
-        headers["X-Stsvend-Server-Id"] = "another-server"
+        headers["X-Stsvend-Server-Id"] = "https://another.example"
+    elif tamper == "binding":
+        headers["X-Stsvend-Request"] = request_binding("POST", "/credentials", b"{}")
     else:
         body += "&Extra=1"
     status, payload = urllib3_poster(proof["url"], headers, body.encode())
@@ -577,33 +587,80 @@ def test_tampered_proof_is_refused_by_sts(as_moto_user: MotoUser, tamper: str) -
 
 
 def test_servers_verifier_accepts_the_proof(as_moto_user: MotoUser) -> None:
-    proof = Signer("us-east-1").identity_proof(SERVER_ID)
-    answer = StsProofVerifier(as_moto_user.url, SERVER_ID, urllib3_poster).verify(proof)
+    proof = Signer("us-east-1").identity_proof(SERVER_ID, BINDING)
+    verifier = StsProofVerifier(as_moto_user.url, (SERVER_ID,), "us-east-1", urllib3_poster)
+    answer = verifier.verify(proof, BINDING)
     assert (answer.arn, answer.account) == (as_moto_user.arn, as_moto_user.arn.split(":")[4])
     with pytest.raises(NotAuthenticated):
-        StsProofVerifier(as_moto_user.url, "another-server", urllib3_poster).verify(proof)
+        StsProofVerifier(
+            as_moto_user.url, ("https://another.example",), "us-east-1", urllib3_poster
+        ).verify(proof, BINDING)
+    with pytest.raises(NotAuthenticated, match="another request"):
+        verifier.verify(proof, request_binding("GET", "/roles", b""))
 
 
 def test_whoami_sends_a_proof_the_server_verifies(
     as_moto_user: MotoUser, api: FakeApi, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    verifier = StsProofVerifier(as_moto_user.url, SERVER_ID, urllib3_poster)
+    verifier = StsProofVerifier(as_moto_user.url, (api.url,), "us-east-1", urllib3_poster)
 
     def whoami(request: Received) -> Reply:
         try:
-            caller = verifier.verify(request.headers.get("X-Stsvend-Identity"))
+            caller = verifier.verify(
+                request.headers.get("X-Stsvend-Identity"),
+                request_binding(request.method, request.path, request.body),
+            )
         except NotAuthenticated as exc:
             return 401, {}, {"Code": "NotAuthenticated", "Message": exc.message}
         return 200, {}, {"arn": caller.arn, "identity_mode": "sts-proof"}
 
     api.reply("GET", "/whoami", whoami)
-    monkeypatch.setenv("STSVEND_SERVER_ID", SERVER_ID)
-    assert cli.main(["whoami", "--api", api.url]) == 0
+    # Nothing stsvend-specific set: the server id is the API URL's base.
+    monkeypatch.delenv("STSVEND_SERVER_ID", raising=False)
+    assert cli.main(["whoami", "--api", api.url + "/"]) == 0
     assert json.loads(capsys.readouterr().out) == {
         "arn": as_moto_user.arn, "identity_mode": "sts-proof"
     }
 
-    monkeypatch.setenv("STSVEND_SERVER_ID", "another-server")
+    # Same host and port, another base: the client sends it, the server refuses it, and the
+    # message says what to check.
+    monkeypatch.setenv("STSVEND_SERVER_ID", api.url + "/other")
     assert cli.main(["whoami", "--api", api.url]) == 3
-    assert capsys.readouterr().err.startswith("stsvend: NotAuthenticated: ")
+    err = capsys.readouterr().err
+    assert err.startswith("stsvend: NotAuthenticated: ")
+    assert "another server id" in err and "check that" in err and "STSVEND_SERVER_ID" in err
+
+
+@pytest.mark.parametrize(
+    "server_id",
+    ["https://attacker.example", "http://127.0.0.1:1", "https://127.0.0.1:{port}", "not a url"],
+    ids=["other-host", "other-port", "other-scheme", "malformed"],
+)
+@pytest.mark.parametrize("where", ["option", "environment"])
+def test_a_server_id_for_another_host_is_refused_before_any_request(
+    api: FakeApi, env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], server_id: str, where: str,
+) -> None:
+    server_id = server_id.format(port=api.url.rsplit(":", 1)[1])
+    options = ["--server-id", server_id] if where == "option" else []
+    if where == "environment":
+        monkeypatch.setenv("STSVEND_SERVER_ID", server_id)
+    for argv in (["whoami"], ["roles"], ["credentials", "--role", ROLE, "--no-cache"]):
+        assert cli.main([*argv, "--api", api.url, *options]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("stsvend: InvalidServerId: ")
+        assert "scheme, host and port" in err
+    assert api.received == []
+
+
+def test_server_id_is_the_api_urls_normalized_base() -> None:
+    env: dict[str, str] = {}
+    assert client.server_id_for("https://ABC.execute-api.eu-west-1.amazonaws.com:443/api/", None, env) == (
+        "https://abc.execute-api.eu-west-1.amazonaws.com/api"
+    )
+    assert client.server_id_for("http://127.0.0.1:8000", None, env) == "http://127.0.0.1:8000"
+    assert client.server_id_for("http://localhost:80", None, env) == "http://localhost"
+    assert client.server_id_for("https://h.example/api", "https://H.example:443/v2", env) == (
+        "https://h.example/v2"
+    )

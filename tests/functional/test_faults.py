@@ -12,7 +12,7 @@ from chalicelib.audit import Auditor
 from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
 from chalicelib.grants import GrantStore
-from chalicelib.service import Stsvend
+from chalicelib.service import Stsvend, identity_resolver
 from tests.functional.conftest import DEPLOYER, TABLE, Stack, jenkins_grant
 from tests.functional.faults import DDB_THROTTLE, STS_THROTTLE, FaultProxy
 
@@ -96,7 +96,8 @@ def test_grant_change_takes_effect_within_the_cache_period(
     settings = Settings.from_env()
     clients = AwsClients(settings.region)
     clock = FakeClock()
-    service = Stsvend(settings, clients, GrantStore(clients.dynamodb, TABLE, 10, clock=clock), Auditor())
+    store = GrantStore(clients.dynamodb, TABLE, 10, clock=clock)
+    service = Stsvend(settings, clients, store, Auditor(), identity_resolver(settings, clients))
     stack.attach(service)
     monkeypatch.setattr(app_module, "_service", service)
     assert stack.vend({"role_arn": DEPLOYER}).status == 200

@@ -43,3 +43,22 @@ def test_region_decides_the_partition() -> None:
 def test_bad_settings_fail_with_the_variable_named(change: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         Settings.from_env({**BASE, **change})
+
+
+def test_server_ids_are_a_comma_separated_list_of_base_urls() -> None:
+    env = {**BASE, "STSVEND_IDENTITY_MODE": "sts-proof"}
+    settings = Settings.from_env(
+        {**env, "STSVEND_SERVER_ID": "http://127.0.0.1:8000, http://localhost:8000,https://api.example/v1/"}
+    )
+    assert settings.server_ids == ("http://127.0.0.1:8000", "http://localhost:8000", "https://api.example/v1")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["stsvend-local", "ftp://host", "https://Host.example", "https://h.example:443", "https://h.example/?q=1"],
+    ids=["not-a-url", "scheme", "upper-case-host", "default-port", "query"],
+)
+def test_server_ids_must_be_written_as_clients_derive_them(value: str) -> None:
+    env = {**BASE, "STSVEND_IDENTITY_MODE": "sts-proof", "STSVEND_SERVER_ID": f"http://127.0.0.1:8000,{value}"}
+    with pytest.raises(ConfigError, match="STSVEND_SERVER_ID"):
+        Settings.from_env(env)

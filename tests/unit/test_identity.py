@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.errors import NotAuthenticated
-from chalicelib.identity import caller_from_apigateway
+from chalicelib.identity import caller_from_apigateway, request_binding
 
 
 @pytest.mark.parametrize(
@@ -76,3 +76,39 @@ def test_caller_arns_are_normalized(arn: str, principal: str, name: str, session
 def test_unknown_or_missing_identity_is_not_authenticated(identity: dict[str, str] | None) -> None:
     with pytest.raises(NotAuthenticated):
         caller_from_apigateway(identity)
+
+
+@pytest.mark.parametrize(
+    ("cognito", "pool"),
+    [
+        ({}, None),
+        ({"cognitoIdentityPoolId": None, "cognitoIdentityId": None}, None),
+        (
+            {"cognitoIdentityPoolId": "us-east-1:pool", "cognitoIdentityId": "us-east-1:id"},
+            "us-east-1:pool",
+        ),
+        ({"cognitoIdentityId": "us-east-1:id"}, "unknown"),
+        ({"cognitoAuthenticationType": "unauthenticated"}, "unknown"),
+        ({"cognitoAuthenticationProvider": "cognito-idp.example"}, "unknown"),
+    ],
+    ids=["none", "nulls", "pool-and-id", "id-only", "auth-type", "auth-provider"],
+)
+def test_cognito_identity_pool_callers_are_marked(cognito: dict[str, str | None], pool: str | None) -> None:
+    caller = caller_from_apigateway(
+        {"userArn": "arn:aws:sts::111111111111:assumed-role/app-users/s1", "caller": "AROAX:s1", **cognito}
+    )
+    assert caller.cognito_identity_pool == pool
+    assert caller.from_cognito is (pool is not None)
+
+
+def test_cognito_enhanced_flow_session_name_marks_the_caller() -> None:
+    caller = caller_from_apigateway(
+        {"userArn": "arn:aws:sts::111111111111:assumed-role/app-users/CognitoIdentityCredentials"}
+    )
+    assert caller.from_cognito
+
+
+def test_request_binding_covers_method_route_and_body() -> None:
+    empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    assert request_binding("get", "/whoami", b"") == f"GET /whoami {empty}"
+    assert request_binding("POST", "/credentials", b"{}") != request_binding("POST", "/credentials", b"{ }")
