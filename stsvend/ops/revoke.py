@@ -282,7 +282,9 @@ def read_role(iam: Any, arn: str) -> RoleState:
             ) from None
         raise
     if answer["Role"]["Arn"].lower() != arn.lower():
-        raise common.OpsError(f"these credentials see {answer['Role']['Arn']}, not {arn}: wrong account?")
+        raise common.OpsError(
+            f"IAM has {answer['Role']['Arn']}, not {arn}: check the account and the role's path"
+        )
     server_time = _server_time(answer)
     current: set[Entry] = set()
     others = 0

@@ -197,3 +197,14 @@ def test_bad_arguments_exit_2_before_any_aws_call(
 def test_a_role_of_another_account_says_which_credentials_to_use(iam: Any, capsys: Any) -> None:
     assert main(["revoke", "--role", "arn:aws:iam::222222222222:role/nope", "--all-before-now"]) == 1
     assert "run with credentials of the role's account (222222222222)" in capsys.readouterr().err
+
+
+def test_a_role_with_a_path_must_be_named_with_it(iam: Any, capsys: Any) -> None:
+    name = f"pathed-{uuid.uuid4().hex[:8]}"
+    arn = iam.create_role(RoleName=name, Path="/ci/", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"][
+        "Arn"
+    ]
+    assert main(["revoke", "--role", f"arn:aws:iam::{ACCOUNT}:role/{name}", "--all-before-now"]) == 1
+    assert f"IAM has {arn}" in capsys.readouterr().err
+    assert main(["revoke", "--role", arn, "--all-before-now", "--apply"]) == 0
+    assert policy_on(iam, arn) is not None
