@@ -12,7 +12,8 @@ from typing import Any
 from stsvend.ops import common
 from stsvend.ops.definitions import alarms, dashboard_body, fill, saved_queries
 
-# describe_alarms accepts up to 100 names per call; a stage has far fewer.
+# What stsvend sets on an alarm, compared with DescribeAlarms' answer (one call: a stage's alarms are
+# far fewer than its limit of 100 names).
 _ALARM_FIELDS = (
     "AlarmDescription",
     "Namespace",

@@ -56,7 +56,7 @@ class Entry:
 
 
 class PolicyNotOurs(common.OpsError):
-    pass
+    """The role's policy of that name holds something stsvend did not write: left as it is."""
 
 
 # --- the document ----------------------------------------------------------------------------------
