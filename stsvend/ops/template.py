@@ -15,6 +15,7 @@ from stsvend.ops.definitions import template_sections
 
 OVERRIDES = Path(".chalice") / "package-overrides.json"
 DEPLOYED_STAGES = ("dev", "prod")
+_OURS = ("StsvendAlarm", "StsvendDashboard", "StsvendQuery")  # logical ids this module writes
 
 
 def sections(root: Path) -> dict[str, Any]:
@@ -29,9 +30,15 @@ def sections(root: Path) -> dict[str, Any]:
 
 
 def merged(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    """`current` with the wanted entries; monitoring resources no longer defined are dropped."""
     out = dict(current)
     for section, entries in wanted.items():
-        out[section] = {**current.get(section, {}), **entries}
+        kept = {
+            k: v
+            for k, v in current.get(section, {}).items()
+            if not (section == "Resources" and k.startswith(_OURS) and k not in entries)
+        }
+        out[section] = {**kept, **entries}
     return out
 
 
