@@ -40,7 +40,7 @@ loadtest: $(STAMP)
 	$(BIN)/python -m tests.e2e.loadtest --vends 2000 --clients 16
 
 openapi: $(STAMP)
-	$(BIN)/python -m stsvend.openapi
+	$(BIN)/python -m stsvend.checkout.openapi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

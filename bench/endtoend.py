@@ -121,9 +121,9 @@ def measure() -> dict[str, Any]:
     import boto3
 
     from bench.common import summary
-    from stsvend.cache import is_credential_answer
     from stsvend.cli import build_parser
-    from stsvend.client import ApiClient, api_url, credential_request, obtain_credentials, resolve_region
+    from stsvend.client.api import ApiClient, api_url, credential_request, obtain_credentials, resolve_region
+    from stsvend.client.cache import is_credential_answer
 
     env = os.environ
     args = build_parser().parse_args(CLI_ARGS)

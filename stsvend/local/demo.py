@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stsvend.local.bootstrap import SAMPLE_APP
-from stsvend.local.command import state_dir, stop_on_terminate
+from stsvend.local.seed import SAMPLE_APP
 from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
+from stsvend.local.up import state_dir, stop_on_terminate
 
 STEP_TIMEOUT_SECONDS = 120
 

@@ -99,10 +99,6 @@ class Emulator:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self.process.running
-
     def start(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         ensure_port_free(self.host, self.port, "AWS emulator", PORT_VARIABLE)
         self.process.start()
@@ -125,12 +121,9 @@ class Emulator:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return bytes(response.read())
 
-    def allow_unauthenticated(self, count: float) -> None:
-        """Let `count` more requests through without IAM authentication (0: enforce from now)."""
-        self._call("POST", "/moto-api/reset-auth", str(count).encode())
-
     def enforce_iam(self) -> None:
-        self.allow_unauthenticated(0)
+        """IAM authentication from now on: no more requests let through without it."""
+        self._call("POST", "/moto-api/reset-auth", b"0")
 
     def recorded_requests(self) -> list[RecordedRequest]:
         if self.recording_path is None:

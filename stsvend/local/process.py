@@ -13,13 +13,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from stsvend.errors import CommandError
+
 LOOPBACK = "127.0.0.1"
 STOP_TIMEOUT_SECONDS = 5.0
 _LOG_TAIL_CHARS = 2000
 
 
-class StackError(Exception):
-    """The local stack cannot start or went wrong; the message is fit to print as it is."""
+class StackError(CommandError):
+    """The local stack cannot start or keep running; the message says why and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("LocalStackError", message)
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -81,10 +86,6 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT if errors is None else errors,
                 start_new_session=True,
             )
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
 
     @property
     def running(self) -> bool:

@@ -21,13 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from stsvend.local.bootstrap import (
-    REGION,
-    STAGE,
-    Identity,
-    bootstrap,
-    fill_grants,
-)
+from stsvend.checkout.checkout import Checkout
 from stsvend.local.emulator import DEFAULT_PORT as DEFAULT_EMULATOR_PORT
 from stsvend.local.emulator import PORT_VARIABLE as EMULATOR_PORT_VARIABLE
 from stsvend.local.emulator import Emulator
@@ -39,6 +33,7 @@ from stsvend.local.process import (
     free_port,
     wait_until,
 )
+from stsvend.local.seed import REGION, STAGE, Identity, fill_grants, seed_emulator
 
 DEFAULT_API_PORT = 8000
 API_PORT_VARIABLE = "STSVEND_API_PORT"
@@ -52,29 +47,6 @@ _CHALICE = (
     "import sys; from chalice import local; local.ThreadedHTTPServer.request_queue_size = 128; "
     "from chalice.cli import main; sys.exit(main())"
 )
-
-
-def find_root(start: Path | None = None) -> Path:
-    """The stsvend checkout: the nearest directory at or above the cwd with `.chalice/config.json`
-    and `chalicelib/`, else the checkout this package was installed from (editable install)."""
-    here = (start or Path.cwd()).resolve()
-    installed_from = Path(__file__).resolve().parents[2]
-    for directory in (here, *here.parents, installed_from):
-        if (directory / ".chalice" / "config.json").is_file() and (directory / "chalicelib").is_dir():
-            return directory
-    raise StackError(
-        f"not in an stsvend checkout: no .chalice/config.json with chalicelib/ at or above {here};"
-        " run this from the repository (the local stack runs its app.py and chalicelib)"
-    )
-
-
-def stage_environment(root: Path, stage: str = STAGE) -> dict[str, str]:
-    """The environment Chalice gives the app for `stage` (the stage's over the top level's)."""
-    config = json.loads((root / ".chalice" / "config.json").read_text(encoding="utf-8"))
-    return {
-        **config.get("environment_variables", {}),
-        **config["stages"][stage].get("environment_variables", {}),
-    }
 
 
 def port_from_environment(variable: str, default: int) -> int:
@@ -262,16 +234,17 @@ class LocalStack:
 
     def _start(self) -> LocalState:
         self.emulator.start()
+        checkout = Checkout.open(self.root)
         try:
-            made = bootstrap(self.emulator.url, self.root)
+            made = seed_emulator(self.emulator.url, checkout)
         except Exception as exc:
-            raise StackError(f"bootstrapping the emulator failed: {exc}") from exc
+            raise StackError(f"seeding the emulator failed: {exc}") from exc
         self.emulator.enforce_iam()
         try:
-            table = fill_grants(self.emulator.url, self.root, made.identities["admin"])
+            table = fill_grants(self.emulator.url, checkout, made.identities["admin"])
         except Exception as exc:
             raise StackError(f"filling the grants table failed: {exc}") from exc
-        settings = stage_environment(self.root)
+        settings = checkout.stage_environment(STAGE)
         if settings.get("STSVEND_GRANTS_TABLE") != table:
             raise StackError(f"stage {STAGE} reads table {settings.get('STSVEND_GRANTS_TABLE')}")
         self._start_api(made.identities["service"])

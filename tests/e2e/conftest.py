@@ -23,9 +23,9 @@ import boto3
 import pytest
 from botocore.credentials import Credentials
 
-from stsvend.client import server_id_for
+from stsvend.client.api import server_id_for
+from stsvend.client.signing import PROOF_HEADER, build_identity_proof, request_binding
 from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
-from stsvend.signing import PROOF_HEADER, build_identity_proof, request_binding
 from tests.conftest import record_output, record_vended
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,9 +26,9 @@ from typing import Any
 
 from botocore.credentials import Credentials
 
-from stsvend.client import server_id_for
+from stsvend.client.api import server_id_for
+from stsvend.client.signing import PROOF_HEADER, build_identity_proof, request_binding
 from stsvend.local.stack import LocalStack
-from stsvend.signing import PROOF_HEADER, build_identity_proof, request_binding
 
 ROOT = Path(__file__).resolve().parents[2]
 # (identity, role, tags): the two granted flows of the local stack.

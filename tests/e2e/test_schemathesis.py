@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 import app as app_module
-from stsvend.openapi import build
-from stsvend.signing import PROOF_HEADER, request_binding
+from stsvend.checkout.openapi import build
+from stsvend.client.signing import PROOF_HEADER, request_binding
 from tests.conftest import record_output, record_vended
 from tests.e2e.conftest import Api
 

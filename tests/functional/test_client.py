@@ -30,8 +30,9 @@ from botocore.session import Session
 
 from chalicelib.errors import NotAuthenticated
 from chalicelib.identity import StsProofVerifier
-from stsvend import cli, client
-from stsvend.signing import Signer, request_binding
+from stsvend import cli
+from stsvend.client import api as client
+from stsvend.client.signing import Signer, request_binding
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::222222222222:role/deployer"

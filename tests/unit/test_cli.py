@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 
 import pytest
 from hypothesis import event, given, settings
@@ -22,6 +23,7 @@ OPTIONS = [
     "--session-name",
     "--format",
     "--refresh-window",
+    "--server-id",
 ]
 VALUES = [
     "https://x.example/api",
@@ -109,3 +111,75 @@ def test_the_usual_credential_process_lines_take_the_fast_path(argv: list[str]) 
 )
 def test_anything_unusual_goes_to_argparse(argv: list[str]) -> None:
     assert fast_credentials_args(argv) is None
+
+
+def test_version_comes_from_the_one_source(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    import stsvend
+    from stsvend.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"stsvend {stsvend.__version__}\n"
+    assert version("stsvend") == stsvend.__version__
+
+
+def test_help_opens_with_a_whole_sentence_and_names_the_checkout_commands(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from stsvend.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1].replace("\n", " ")
+    assert description.startswith("`stsvend`: credentials for AWS roles") and description.endswith(".")
+    listed = dict(re.findall(r"^    (\S+)\s+(.*?)(?=^    \S|\Z)", out.split("options:")[0], re.M | re.S))
+    marked = {name for name, text in listed.items() if "[checkout]" in text}
+    assert set(listed) == {"credentials", "exec", "roles", "whoami", *marked}
+    assert marked == {"grants", "bootstrap", "trust-policy", "local"}
+    assert "[checkout]: grants, bootstrap, trust-policy and local need an stsvend checkout" in out
+
+
+def test_exec_options_all_have_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["exec", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--role ARN", "--duration SECONDS", "--tag K=V", "--session-name NAME",
+                   "--refresh-window SECONDS", "--no-cache"):
+        entry = out.split(f"  {option}", 1)[1].split("\n  -", 1)[0]
+        assert len(entry.split()) >= 3, (option, entry)
+
+
+def test_local_without_the_dev_extras_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    from stsvend.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "moto" else real(name, *a)
+    )
+
+    assert main(["local", "up"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "stsvend: MissingDevExtras: stsvend local needs the dev extras (moto not installed)"
+    )
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_checkout_command_outside_a_checkout_is_one_line(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stsvend.cli import main
+
+    monkeypatch.chdir(str(tmp_path))
+    assert main(["grants", "plan", "--stage", "dev"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("stsvend: NotACheckout: not in an stsvend checkout")
+    assert err.count("\n") == 1

@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib.grants import GrantError
 from chalicelib.policy import minify_session_policy
-from stsvend.grantsfile import load_grants_file
+from stsvend.checkout.grants_file import load_grants_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_DIR = ROOT / "policies" / "session"

@@ -8,14 +8,14 @@ from pathlib import Path
 from openapi_spec_validator import validate
 
 import app as app_module
-from stsvend.openapi import PUBLISHED, build
+from stsvend.checkout.openapi import PUBLISHED, build
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_published_description_is_generated_from_the_app() -> None:
     published = json.loads((ROOT / PUBLISHED).read_text(encoding="utf-8"))
-    assert published == build(app_module.app), "docs/openapi.json is stale: run python -m stsvend.openapi"
+    assert published == build(app_module.app), "docs/openapi.json is stale: run make openapi"
 
 
 def test_description_is_valid_openapi_with_sigv4_everywhere() -> None:

@@ -1,4 +1,4 @@
-"""`stsvend local up` (`make run`) and `stsvend local demo` (`make demo`).
+"""`stsvend local up` (`make run`), and what `stsvend local demo` shares with it.
 
 Ports: STSVEND_EMULATOR_PORT (5000) and STSVEND_API_PORT (8000). State (`local.json`, `env/`,
 `logs/`): STSVEND_LOCAL_DIR, default `.stsvend` in the checkout.
@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from stsvend.local.bootstrap import SAMPLE_APP
-from stsvend.local.process import StackError
-from stsvend.local.stack import LocalStack, LocalState, find_root
+from stsvend.local.seed import SAMPLE_APP
+from stsvend.local.stack import LocalStack, LocalState
 
 STATE_DIR = ".stsvend"
 STATE_DIR_VARIABLE = "STSVEND_LOCAL_DIR"
@@ -44,22 +43,6 @@ def stop_on_terminate() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def run(action: str) -> int:
-    try:
-        root = find_root()
-        if action == "up":
-            return up(root)
-        from stsvend.local.demo import demo
-
-        return demo(root)
-    except StackError as exc:
-        print(f"stsvend local: error: {exc}", file=sys.stderr)
-        return 1
-    except Terminated as exc:
-        print(f"stsvend local: stopped ({exc})", file=sys.stderr)
-        return 130
 
 
 def state_dir(root: Path) -> Path:

@@ -1,6 +1,6 @@
-"""What the local stack puts into the emulator (DESIGN.md section 7).
+"""What the local stack seeds the emulator with (DESIGN.md section 7).
 
-`bootstrap` runs while IAM authentication is off: it creates the two accounts' identities, roles
+`seed_emulator` runs while IAM authentication is off: it creates the two accounts' identities, roles
 and EC2 instances. `fill_grants` runs after authentication is on, as the `admin` identity, with the
 same code as `stsvend bootstrap` and `stsvend grants apply`.
 """
@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from stsvend.checkout.checkout import Checkout
 
 INFRA_ACCOUNT = "111111111111"
 DEV_ACCOUNT = "222222222222"
@@ -140,8 +142,17 @@ def deployer_external_id(root: Path) -> str | None:
     return None
 
 
-def bootstrap(endpoint_url: str, root: Path) -> Bootstrapped:
+def deployer_trust_policy(checkout: Checkout, service_arn: str, external_id: str) -> dict[str, Any]:
+    """The same renderer as `stsvend trust-policy`; here the service is an IAM user, not a role."""
+    # Imported once the checkout is open: the grant model they load must come from it.
+    from stsvend.checkout.trust_policy import fill_trust_template, read_template
+
+    return fill_trust_template(read_template(checkout), service_arn, external_id)
+
+
+def seed_emulator(endpoint_url: str, checkout: Checkout) -> Bootstrapped:
     """Fill a fresh emulator (IAM authentication off): identities, roles and instances."""
+    root = checkout.root
 
     def client(service: str, account_id: str) -> Any:
         # Any key will do while authentication is off; the header picks the account.
@@ -185,10 +196,7 @@ def bootstrap(endpoint_url: str, root: Path) -> Bootstrapped:
     deployer = dev_iam.create_role(
         RoleName="deployer",
         Description="Deploys to the development account; assumed through stsvend",
-        AssumeRolePolicyDocument=_filled(
-            root / "policies" / "trust" / "stsvend-target-role.json",
-            {"STSVEND_SERVICE_ROLE_ARN": service_arn, "EXTERNAL_ID": external_id},
-        ),
+        AssumeRolePolicyDocument=json.dumps(deployer_trust_policy(checkout, service_arn, external_id)),
     )["Role"]["Arn"]
     dev_iam.put_role_policy(
         RoleName="deployer", PolicyName="deployer", PolicyDocument=json.dumps(DEPLOYER_POLICY)
@@ -216,19 +224,16 @@ def _launch(ec2: Any, name: str) -> list[str]:
     return [instance["InstanceId"] for instance in reservation["Instances"]]
 
 
-def fill_grants(endpoint_url: str, root: Path, admin: Identity) -> str:
+def fill_grants(endpoint_url: str, checkout: Checkout, admin: Identity) -> str:
     """Create the grants table and apply `policies/grants/local.json` to it, as `admin` with IAM
-    authentication on, through the admin module (`stsvend bootstrap` + `stsvend grants apply`).
+    authentication on, with the checkout commands' code (`stsvend bootstrap` + `stsvend grants apply`).
     Returns the table's name."""
-    from stsvend.admin import (
-        apply_changes,
-        create_table,
-        load_grants_file,
-        open_checkout,
-        plan_changes,
-    )
+    # Imported once the checkout is open: the grant model they load must come from it.
+    from stsvend.checkout.apply import apply_changes
+    from stsvend.checkout.grants_file import load_grants_file
+    from stsvend.checkout.plan import plan_changes
+    from stsvend.checkout.table import create_table
 
-    checkout = open_checkout(root)
     table = checkout.grants_table(STAGE)
     dynamodb = aws_client("dynamodb", endpoint_url, admin.access_key_id, admin.secret_access_key)
     create_table(dynamodb, table)

@@ -7,7 +7,7 @@ API URL) and the request it travels with. The region signed for is `--region`,
 else the one in an `ID.execute-api.REGION.amazonaws.com` URL, else `AWS_REGION` /
 `AWS_DEFAULT_REGION`, else us-east-1. The API URL is `--api`, else `STSVEND_API_URL`.
 
-Credentials are cached as `stsvend.cache` describes (`--no-cache` bypasses it). A cache hit loads
+Credentials are cached as `stsvend.client.cache` describes (`--no-cache` bypasses it). A cache hit loads
 neither boto3 nor botocore and does no network I/O: botocore is imported only on a miss.
 
 Errors are printed as `stsvend: <Code>: <Message>` on stderr, never with a secret. Exit codes:
@@ -36,8 +36,8 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-from stsvend import __version__
-from stsvend.cache import (
+from stsvend import TIMESTAMP_FORMAT, __version__
+from stsvend.client.cache import (
     Answer,
     CredentialCache,
     cache_key,
@@ -46,6 +46,7 @@ from stsvend.cache import (
     is_credential_answer,
     parse_expiration,
 )
+from stsvend.errors import EXIT_DENIED, EXIT_OTHER, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 
 # typing.TYPE_CHECKING without importing typing, which would cost every cache hit ~2 ms.
 TYPE_CHECKING = False
@@ -53,12 +54,7 @@ if TYPE_CHECKING:
     import argparse
     from typing import Any
 
-    from stsvend.signing import Signer
-
-EXIT_OTHER = 1
-EXIT_USAGE = 2
-EXIT_DENIED = 3
-EXIT_UNAVAILABLE = 4
+    from stsvend.client.signing import Signer
 
 DEFAULT_REGION = "us-east-1"
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -81,17 +77,6 @@ _EXECUTE_API_HOST = re.compile(
 RESOLVING_ENV = "STSVEND_RESOLVING_CREDENTIALS"
 # Variables the child of `stsvend exec` must not see: they would name other credentials.
 _DROPPED_FOR_EXEC = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN", RESOLVING_ENV)
-
-
-class CommandError(Exception):
-    """A failure to report as `stsvend: <code>: <message>` and exit with `exit_status`."""
-
-    def __init__(self, code: str, message: str, exit_status: int, request_id: str = "") -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.exit_status = exit_status
-        self.request_id = request_id
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -315,9 +300,9 @@ class ApiClient:
             except TimeoutError as exc:
                 raise CommandError("ServiceUnreachable", str(exc), EXIT_UNAVAILABLE) from exc
             if answer.status == 503 and attempt == 1:
-                self._sleep(_retry_after(answer.headers))
+                self._sleep(retry_after(answer.headers))
                 continue
-            return _decode(answer)
+            return decode_answer(answer)
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _send(self, method: str, path: str, body: bytes | None) -> HttpAnswer:
@@ -326,7 +311,7 @@ class ApiClient:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        from stsvend.signing import PROOF_HEADER, request_binding
+        from stsvend.client.signing import PROOF_HEADER, request_binding
 
         binding = request_binding(method, path, body or b"")
         headers[PROOF_HEADER] = self._guard(lambda: signer.identity_proof(self.server_id, binding))
@@ -336,7 +321,7 @@ class ApiClient:
 
     def _load_signer(self) -> Signer:
         if self._signer is None:
-            from stsvend.signing import Signer
+            from stsvend.client.signing import Signer
 
             os.environ[RESOLVING_ENV] = "1"
             try:
@@ -347,7 +332,7 @@ class ApiClient:
 
     @staticmethod
     def _guard(action: Callable[[], Any]) -> Any:
-        from stsvend.signing import CredentialsUnavailable
+        from stsvend.client.signing import CredentialsUnavailable
 
         try:
             return action()
@@ -355,7 +340,7 @@ class ApiClient:
             raise CommandError("NoCredentials", str(exc), EXIT_DENIED) from exc
 
 
-def _retry_after(headers: Mapping[str, str]) -> float:
+def retry_after(headers: Mapping[str, str]) -> float:
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "")
     try:
         seconds = float(value)
@@ -366,7 +351,7 @@ def _retry_after(headers: Mapping[str, str]) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
-def _decode(answer: HttpAnswer) -> Answer:
+def decode_answer(answer: HttpAnswer) -> Answer:
     if len(answer.body) > MAX_ANSWER_BYTES:
         raise CommandError("InvalidAnswer", "the service's answer is too large", EXIT_OTHER)
     try:
@@ -465,7 +450,7 @@ def render(answer: Answer, output_format: str) -> str:
 def _rfc3339(value: str) -> str:
     parsed = parse_expiration(value)
     assert parsed is not None  # answers are checked before they are cached or rendered
-    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return parsed.strftime(TIMESTAMP_FORMAT)
 
 
 def _credential_variables(answer: Answer) -> dict[str, str]:
@@ -487,43 +472,35 @@ def exec_environment(answer: Answer, env: Mapping[str, str]) -> dict[str, str]:
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:
-    def run() -> int:
-        sys.stdout.write(render(obtain_credentials(args), args.format))
-        sys.stdout.flush()
-        return 0
-
-    return _reported(run)
+    sys.stdout.write(render(obtain_credentials(args), args.format))
+    sys.stdout.flush()
+    return 0
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
     argv = list(args.argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]
-
-    def run() -> int:
-        if not argv:
-            raise CommandError("NoCommand", "usage: stsvend exec --role ARN -- CMD [ARG...]",
-                               EXIT_USAGE)
-        environment = exec_environment(obtain_credentials(args), os.environ)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        try:
-            os.execvpe(argv[0], argv, environment)  # noqa: S606 - running CMD is the point
-        except FileNotFoundError:
-            raise CommandError("CommandNotFound", f"{argv[0]}: not found", 127) from None
-        except OSError as exc:
-            raise CommandError("CannotRun", f"{argv[0]}: {exc.strerror or exc}", 126) from None
-        return 0  # not reached: execvpe returns only by raising
-
-    return _reported(run)
+    if not argv:
+        raise CommandError("NoCommand", "usage: stsvend exec --role ARN -- CMD [ARG...]", EXIT_USAGE)
+    environment = exec_environment(obtain_credentials(args), os.environ)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(argv[0], argv, environment)  # noqa: S606 - running CMD is the point
+    except FileNotFoundError:
+        raise CommandError("CommandNotFound", f"{argv[0]}: not found", 127) from None
+    except OSError as exc:
+        raise CommandError("CannotRun", f"{argv[0]}: {exc.strerror or exc}", 126) from None
+    return 0  # not reached: execvpe returns only by raising
 
 
 def cmd_roles(args: argparse.Namespace) -> int:
-    return _reported(lambda: _show(args, "/roles"))
+    return _show(args, "/roles")
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
-    return _reported(lambda: _show(args, "/whoami"))
+    return _show(args, "/whoami")
 
 
 def _show(args: argparse.Namespace, path: str) -> int:
@@ -534,17 +511,6 @@ def _show(args: argparse.Namespace, path: str) -> int:
     answer = ApiClient(url, region, env, server_id=args.server_id).call("GET", path)
     sys.stdout.write(json.dumps(answer, indent=2) + "\n")
     return 0
-
-
-def _reported(run: Callable[[], int]) -> int:
-    try:
-        return run()
-    except CommandError as exc:
-        suffix = f" (request id {exc.request_id})" if exc.request_id else ""
-        print(f"stsvend: {exc.code}: {exc.message}{suffix}", file=sys.stderr)
-        return exc.exit_status
-    except KeyboardInterrupt:
-        return 130
 
 
 def _warn(message: str) -> None:

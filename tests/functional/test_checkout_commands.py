@@ -1,5 +1,5 @@
-"""The admin commands against emulated AWS (moto, in process): grants plan/apply/list with conditional
-writes, bootstrap of the grants table, and the target roles' trust policy."""
+"""The checkout commands (stsvend.checkout) against emulated AWS (moto, in process): grants
+plan/apply/list with conditional writes, bootstrap of the grants table, and the target roles' trust policy."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.grants import from_attribute, to_attribute
-from stsvend import admin
+from stsvend.checkout import commands
+from stsvend.checkout.apply import apply_changes
+from stsvend.checkout.grants_file import load_grants_file
+from stsvend.checkout.plan import plan_changes
+from stsvend.checkout.table import create_table
 from stsvend.cli import main
-from stsvend.grantsfile import apply_changes, create_table, load_grants_file, plan_changes
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_DIR = ROOT / "policies" / "session"
@@ -174,14 +177,14 @@ def test_a_concurrent_change_fails_the_apply_and_writes_nothing(
     newcomer = copy.deepcopy(desired[0])
     newcomer["principal"] = NEWCOMER  # add a grant
     file = grants_file(tmp_path, [*desired, newcomer])
-    real_plan = admin.plan_changes
+    real_plan = commands.plan_changes
 
     def plan_then_concurrent_change(*args: Any) -> Any:
         plan = real_plan(*args)
         _bump_version(dynamodb, SAMPLE_APP)
         return plan
 
-    monkeypatch.setattr(admin, "plan_changes", plan_then_concurrent_change)
+    monkeypatch.setattr(commands, "plan_changes", plan_then_concurrent_change)
     before = stored(dynamodb)
 
     assert grants("apply", file) == 1

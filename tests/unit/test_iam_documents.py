@@ -20,7 +20,11 @@ from chalicelib.grants import parse_grant
 from chalicelib.identity import build_caller
 from chalicelib.policy import MAX_SESSION_POLICY_CHARS, minify_session_policy
 from chalicelib.vending import CredentialRequest, plan_assume_role
-from stsvend.admin import EXTERNAL_ID_PLACEHOLDER, SERVICE_ROLE_PLACEHOLDER, render_trust_policy
+from stsvend.checkout.trust_policy import (
+    EXTERNAL_ID_PLACEHOLDER,
+    SERVICE_ROLE_PLACEHOLDER,
+    render_trust_policy,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

@@ -1,6 +1,6 @@
 """The API's OpenAPI 3 description, generated from the Chalice app and the service's own limits.
 
-`python -m stsvend.openapi` (from a checkout) writes docs/openapi.json; `--check` fails when the
+`python -m stsvend.checkout.openapi` (from a checkout) writes docs/openapi.json; `--check` fails when the
 published file is out of date. The routes, their methods and their auth come from `app.routes`;
 the request limits come from chalicelib, so the description cannot drift from the code.
 """
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stsvend.grantsfile import open_checkout
+from stsvend.checkout.checkout import Checkout
 
 PUBLISHED = Path("docs") / "openapi.json"
 
@@ -206,14 +206,14 @@ def build(app: Any) -> dict[str, Any]:
 
 
 def render(root: Path) -> str:
-    open_checkout(root)
+    Checkout.open(root)
     import app
 
     return json.dumps(build(app.app), indent=2, sort_keys=True) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stsvend.openapi", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stsvend.checkout.openapi", description=__doc__)
     parser.add_argument("--root", default=".", help="the stsvend checkout")
     parser.add_argument("--check", action="store_true", help="fail if docs/openapi.json is stale")
     args = parser.parse_args(argv)
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     target = root / PUBLISHED
     if args.check:
         if not target.is_file() or target.read_text(encoding="utf-8") != text:
-            print(f"{PUBLISHED} is out of date: run python -m stsvend.openapi", file=sys.stderr)
+            print(f"{PUBLISHED} is out of date: run python -m stsvend.checkout.openapi", file=sys.stderr)
             return 1
         return 0
     target.parent.mkdir(parents=True, exist_ok=True)

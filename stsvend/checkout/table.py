@@ -1,0 +1,64 @@
+"""The grants table: created by `stsvend bootstrap`, read whole by `grants plan` and `grants list`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stsvend.errors import CommandError
+
+KEY_SCHEMA = [
+    {"AttributeName": "account_id", "KeyType": "HASH"},
+    {"AttributeName": "principal", "KeyType": "RANGE"},
+]
+
+
+def create_table(client: Any, table: str) -> bool:
+    """Create the grants table if it is missing (True if created), wait until it is ACTIVE and make
+    sure point-in-time recovery is on. An existing table with another key schema is an error."""
+    from botocore.exceptions import ClientError
+
+    try:
+        client.create_table(
+            TableName=table,
+            KeySchema=KEY_SCHEMA,
+            AttributeDefinitions=[
+                {"AttributeName": "account_id", "AttributeType": "S"},
+                {"AttributeName": "principal", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+            SSESpecification={"Enabled": True},
+            DeletionProtectionEnabled=True,
+        )
+        created = True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
+            raise
+        created = False
+    client.get_waiter("table_exists").wait(
+        TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
+    )
+    if not created:
+        schema = client.describe_table(TableName=table)["Table"]["KeySchema"]
+        if sorted(schema, key=lambda k: k["KeyType"]) != KEY_SCHEMA:
+            raise CommandError(
+                "WrongKeySchema",
+                f"table {table} exists with key schema {schema}; stsvend needs account_id (HASH)"
+                " and principal (RANGE)"
+            )
+    client.update_continuous_backups(
+        TableName=table,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    )
+    return created
+
+
+def scan_items(client: Any, table: str) -> list[dict[str, Any]]:
+    """Every item of the table, as DynamoDB attribute values (a consistent, paginated Scan)."""
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    items: list[dict[str, Any]] = []
+    while True:
+        page = client.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,80 @@
+"""`stsvend trust-policy`: the trust policy a target role needs, rendered from the checkout's
+template. The local stack's deployer role gets its trust policy from the same renderer."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from stsvend.checkout.checkout import Checkout
+from stsvend.checkout.model import EXTERNAL_ID, ROLE_ARN
+from stsvend.errors import CommandError
+
+SERVICE_ROLE_PLACEHOLDER = "${STSVEND_SERVICE_ROLE_ARN}"
+EXTERNAL_ID_PLACEHOLDER = "${EXTERNAL_ID}"
+
+
+def read_template(checkout: Checkout) -> dict[str, Any]:
+    try:
+        template: dict[str, Any] = json.loads(checkout.trust_template.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CommandError("InvalidTemplate", f"the trust policy template cannot be read: {exc}") from None
+    return template
+
+
+def _substitute(value: Any, replacements: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for placeholder, text in replacements.items():
+            value = value.replace(placeholder, text)
+        return value
+    if isinstance(value, list):
+        return [_substitute(v, replacements) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, replacements) for k, v in value.items()}
+    return value
+
+
+def _drop_external_id(policy: dict[str, Any]) -> None:
+    for statement in policy.get("Statement", []):
+        conditions = statement.get("Condition", {})
+        for operator in list(conditions):
+            conditions[operator].pop("sts:ExternalId", None)
+            if not conditions[operator]:
+                del conditions[operator]
+        if "Condition" in statement and not conditions:
+            del statement["Condition"]
+
+
+def fill_trust_template(
+    template: dict[str, Any], service_arn: str, external_id: str | None
+) -> dict[str, Any]:
+    """The template with the service's principal filled in, and the external id condition filled in
+    or, without one, removed."""
+    policy = copy.deepcopy(template)
+    if external_id is None:
+        _drop_external_id(policy)
+    replacements = {SERVICE_ROLE_PLACEHOLDER: service_arn}
+    if external_id is not None:
+        replacements[EXTERNAL_ID_PLACEHOLDER] = external_id
+    rendered: dict[str, Any] = _substitute(policy, replacements)
+    if "${" in json.dumps(rendered):
+        raise CommandError(
+            "InvalidTemplate", "the trust policy template has a placeholder stsvend does not fill"
+        )
+    return rendered
+
+
+def render_trust_policy(
+    template: dict[str, Any], service_role_arn: str, external_id: str | None
+) -> dict[str, Any]:
+    """The target role's trust policy for a deployed stsvend: its role, checked, filled in."""
+    if not ROLE_ARN.fullmatch(service_role_arn):
+        raise CommandError(
+            "InvalidArgument", f"--service-role must be an IAM role ARN, not {service_role_arn!r}"
+        )
+    if external_id is not None and not EXTERNAL_ID.fullmatch(external_id):
+        raise CommandError(
+            "InvalidArgument", "--external-id must be 2-1224 characters of [\\w+=,.@:/-]"
+        )
+    return fill_trust_template(template, service_role_arn, external_id)

@@ -1,0 +1,26 @@
+"""The one error type of the `stsvend` command, and its exit statuses.
+
+`main()` reports a `CommandError` once, as `stsvend: <Code>: <Message>` on stderr, and exits with
+its status. Messages never hold a secret. Only the standard library: the client's cache hit loads it.
+"""
+
+EXIT_OTHER = 1
+EXIT_USAGE = 2
+EXIT_DENIED = 3
+EXIT_UNAVAILABLE = 4
+
+
+class CommandError(Exception):
+    """A command cannot go on: `code` names the failure, `message` says what to do about it."""
+
+    def __init__(self, code: str, message: str, exit_status: int = EXIT_OTHER, request_id: str = "") -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.exit_status = exit_status
+        self.request_id = request_id
+
+    def line(self) -> str:
+        """What `main()` prints: one line, however many the message had."""
+        suffix = f" (request id {self.request_id})" if self.request_id else ""
+        return f"stsvend: {self.code}: {' '.join(self.message.split())}{suffix}"

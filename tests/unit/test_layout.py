@@ -1,0 +1,96 @@
+"""The command package's rooms and what each may import (README "Layout"), read from the source:
+every import statement, at module level or in a function body, counts."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "stsvend"
+# room -> the stsvend rooms (and server packages) its modules may import; "" is the top level
+# (stsvend/__init__.py, cli.py, errors.py).
+ALLOWED = {
+    "": {"", "errors"},
+    "client": {"", "errors", "client"},
+    "checkout": {"", "errors", "checkout", "chalicelib", "app"},
+    "local": {"", "errors", "checkout", "client", "local"},
+}
+# The server's modules enter the command through these two files only: the grant model, and the
+# OpenAPI generator that reads the app itself.
+SERVER_GATEWAYS = {"checkout/model.py", "checkout/openapi.py"}
+
+
+def room_of(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0] if len(relative.parts) > 1 else ""
+
+
+def imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def target_room(name: str) -> str | None:
+    """The room an imported name belongs to, or None for the standard library and third parties."""
+    parts = name.split(".")
+    if parts[0] in ("chalicelib", "app"):
+        return parts[0]
+    if parts[0] != "stsvend":
+        return None
+    if len(parts) == 1 or parts[1] in ("errors", "cli", "__version__", "TIMESTAMP_FORMAT"):
+        return "errors" if parts[1:2] == ["errors"] else ""
+    return parts[1]
+
+
+MODULES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_each_module_imports_only_what_its_room_may(path: Path) -> None:
+    room = room_of(path)
+    rooms = {name: target_room(name) for name in imported(path)}
+    forbidden = sorted(
+        name for name, target in rooms.items() if target is not None and target not in ALLOWED[room]
+    )
+    assert forbidden == []
+    server = sorted(name for name, target in rooms.items() if target in ("chalicelib", "app"))
+    if str(path.relative_to(PACKAGE)) not in SERVER_GATEWAYS:
+        assert server == []
+
+
+def test_the_rules_see_every_room() -> None:
+    assert {room_of(path) for path in MODULES} == set(ALLOWED)
+
+
+def test_the_rules_catch_a_forbidden_import(tmp_path: Path) -> None:
+    module = tmp_path / "bad.py"
+    module.write_text(
+        "def f():\n    from stsvend.local.stack import LocalStack\n    import chalicelib.grants\n"
+    )
+    names = imported(module)
+    assert {target_room(n) for n in names} == {"local", "chalicelib"}
+    assert not {target_room(n) for n in names} <= ALLOWED["client"]
+
+
+def test_the_cache_hit_path_loads_neither_botocore_nor_argparse() -> None:
+    """What `stsvend credentials` imports before it knows whether the cache has the answer."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; import stsvend.cli, stsvend.client.api;"
+        " print(' '.join(sorted(m for m in ('botocore', 'argparse', 'dataclasses', 'tempfile',"
+        " 'typing', 'chalicelib', 'stsvend.checkout', 'stsvend.local') if m in sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.split() == []
