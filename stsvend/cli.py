@@ -134,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stsvend",
         description=__doc__.split(". Only")[0] + ".",
-        epilog=f"[checkout]: grants, bootstrap, trust-policy and local need {_CHECKOUT}; the others"
-        " work from an installed stsvend.",
+        epilog=f"[checkout]: grants, bootstrap, trust-policy, local and monitor need {_CHECKOUT}; the"
+        " others work from an installed stsvend (audit --stage reads a stage's log group name from one).",
     )
     parser.add_argument("--version", action="version", version=f"stsvend {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

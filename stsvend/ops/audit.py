@@ -20,6 +20,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from stsvend.checkout.checkout import Checkout
+from stsvend.errors import CommandError
 from stsvend.ops import common
 from stsvend.ops.definitions import AUDIT_EVENTS
 
@@ -178,7 +180,7 @@ def read_file(path: Path, question: Question) -> Reading:
         with path.open(encoding="utf-8", errors="replace") as handle:
             return read_lines(handle, question)
     except OSError as exc:
-        raise common.OpsError(f"{path} cannot be read: {exc.strerror}") from None
+        raise common.failure("CannotRead", f"{path} cannot be read: {exc.strerror}") from None
 
 
 # --- CloudWatch Logs Insights -------------------------------------------------------------------
@@ -213,12 +215,13 @@ def read_insights(
         if status == "Complete":
             break
         if status in ("Failed", "Cancelled", "Timeout", "Unknown"):
-            raise common.OpsError(f"the Logs Insights query on {log_group} ended {status}")
+            raise common.failure("QueryFailed", f"the Logs Insights query on {log_group} ended {status}")
         if clock() - started + delay > deadline_seconds:
             logs.stop_query(queryId=query_id)
-            raise common.OpsError(
+            raise common.failure(
+                "QueryTimedOut",
                 f"the Logs Insights query on {log_group} did not finish within {deadline_seconds:.0f} s"
-                " (stopped); narrow it with --since/--until or a filter, or raise --deadline"
+                " (stopped); narrow it with --since/--until or a filter, or raise --deadline",
             )
         sleep(delay)
         delay = min(delay * 2, 5.0)
@@ -509,7 +512,7 @@ def _region(aws: common.Aws | None) -> str:
         return str(aws.local["region"])
     try:
         return common.region()
-    except common.OpsError:
+    except CommandError:
         return "REGION"  # the printed command shows where to put it
 
 
@@ -521,16 +524,15 @@ def gather(args: argparse.Namespace, question: Question) -> tuple[Reading, commo
     if args.log:
         return read_file(Path(args.log), question), None
     if args.stage == common.LOCAL_STAGE:
-        root = Path(args.root).resolve() if args.root else common.find_checkout()
-        state = common.local_state(root)
+        state = common.local_state(common.find_checkout(args.root))
         return read_file(Path(state["logs"]["api"]), question), common.Aws(state)
     if args.log_group:
         if not _LOG_GROUP.fullmatch(args.log_group):
             raise common.bad_input(f"--log-group is not a log group name: {args.log_group!r}")
         group = args.log_group
     else:
-        root = Path(args.root).resolve() if args.root else common.find_checkout()
-        group = common.stage_names(root, common.stage_name(args.stage)).log_group
+        checkout = Checkout.open(args.root)
+        group = common.stage_names(checkout, common.stage_name(args.stage)).log_group
     aws = common.Aws()
     reading = read_insights(aws.client("logs"), group, question, args.deadline, _progress)
     print(file=sys.stderr)

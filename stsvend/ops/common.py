@@ -1,5 +1,5 @@
-"""What `monitor`, `audit` and `revoke` share: their error, input checks, safe printing, the stage's
-names and the AWS clients they use."""
+"""What `monitor`, `audit` and `revoke` share: their errors (the command's one `CommandError`), input
+checks, safe printing, the stage's names and the AWS clients they use."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from stsvend.checkout.checkout import Checkout
+from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
 
 _PARTITION = r"aws(?:-cn|-us-gov)?"
 _NAME = r"[A-Za-z0-9+=,.@_-]{1,64}"
@@ -51,16 +54,13 @@ _UNITS = {"m": 60, "h": 3600, "d": 86400}
 MAX_LOOKBACK = timedelta(days=455)  # past the prod log group's 400-day retention
 
 
-class OpsError(Exception):
-    """A command cannot go on; the message is safe to print. Exit 2 for bad input, 1 otherwise."""
-
-    def __init__(self, message: str, exit_status: int = 1) -> None:
-        super().__init__(message)
-        self.exit_status = exit_status
+def failure(code: str, message: str) -> CommandError:
+    """The command's one error type, exit 1; the message escaped (it may quote a log or AWS)."""
+    return CommandError(code, printable(message), EXIT_OTHER)
 
 
-def bad_input(message: str) -> OpsError:
-    return OpsError(message, exit_status=2)
+def bad_input(message: str) -> CommandError:
+    return CommandError("InvalidArgument", printable(message), EXIT_USAGE)
 
 
 def printable(value: object) -> str:
@@ -72,30 +72,23 @@ def printable(value: object) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
-def fail(message: str) -> None:
-    print(f"stsvend: error: {printable(message)}", file=sys.stderr)
-
-
 def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a command, reporting its failure in one line."""
+    """Run a command, AWS's refusals and unreachability raised as the command's error."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         return command(args)
-    except OpsError as exc:
-        fail(str(exc))
-        return exc.exit_status
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        fail(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}")
-        return 1
+        raise failure(
+            "AwsRefused", f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
+        ) from None
     except BotoCoreError as exc:
-        fail(f"AWS could not be reached: {exc}")
-        return 1
+        raise failure("AwsUnreachable", f"AWS could not be reached: {exc}") from None
     except BrokenPipeError:
         # The reader went away (`| head`): no traceback, and none when Python flushes stdout on exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return EXIT_OTHER
 
 
 # --- input checks ----------------------------------------------------------------------------------
@@ -196,32 +189,15 @@ class StageNames:
     timeout_seconds: int
 
 
-def _chalice_config(root: Path) -> dict[str, Any]:
-    path = root / ".chalice" / "config.json"
-    try:
-        config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise OpsError(f"{path} cannot be read: {exc}") from None
-    return config
+def find_checkout(root: str | None) -> Path:
+    """The checkout's directory (`--root`, else found from the cwd), without loading its code."""
+    return Path(root).resolve() if root else Checkout.find(Path.cwd())
 
 
-def find_checkout(start: Path | None = None) -> Path:
-    here = (start or Path.cwd()).resolve()
-    for directory in (here, *here.parents):
-        if (directory / ".chalice" / "config.json").is_file():
-            return directory
-    raise OpsError(
-        f"not in an stsvend checkout (no .chalice/config.json at or above {here}); run this from"
-        " the repository, or pass --root"
-    )
-
-
-def stage_names(root: Path, stage: str) -> StageNames:
-    config = _chalice_config(root)
-    stages = config.get("stages", {})
-    if stage not in stages:
-        raise bad_input(f"no stage {stage!r} in .chalice/config.json (stages: {', '.join(sorted(stages))})")
-    settings = stages[stage]
+def stage_names(checkout: Checkout, stage: str) -> StageNames:
+    config = checkout.config
+    checkout.stage_environment(stage)  # the stage exists, or NoSuchStage
+    settings = config["stages"][stage]
     app_name = str(config.get("app_name", "stsvend"))
     function = f"{app_name}-{stage}"
     # Chalice's default timeout, when a stage sets none, is 60 s.
@@ -248,9 +224,9 @@ def local_state(root: Path) -> dict[str, Any]:
     try:
         state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise OpsError(f"the local stack is not running (no {path}); start it with: make run") from None
+        raise failure("LocalStackNotRunning", f"no {path}; start the local stack with: make run") from None
     except (OSError, ValueError) as exc:
-        raise OpsError(f"{path} cannot be read: {exc}") from None
+        raise failure("CannotRead", f"{path} cannot be read: {exc}") from None
     return state
 
 
@@ -260,7 +236,7 @@ def region() -> str:
 
     found = botocore.session.get_session().get_config_variable("region") or os.environ.get("AWS_REGION")
     if not found:
-        raise OpsError("no AWS region: set AWS_REGION (or a profile's region)")
+        raise failure("NoRegion", "no AWS region: set AWS_REGION (or a profile's region)")
     return str(found)
 
 
@@ -273,9 +249,9 @@ class Aws:
         self._session: Any = None
 
     @classmethod
-    def for_stage(cls, root: Path | None, stage: str | None) -> Aws:
+    def for_stage(cls, root: str | None, stage: str | None) -> Aws:
         if stage == LOCAL_STAGE:
-            return cls(local_state(root or find_checkout()))
+            return cls(local_state(find_checkout(root)))
         return cls()
 
     def client(self, service: str) -> Any:

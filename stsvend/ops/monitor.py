@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from stsvend.checkout.checkout import Checkout
 from stsvend.ops import common
 from stsvend.ops.definitions import alarms, dashboard_body, fill, saved_queries
 
@@ -208,9 +208,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 def _monitor(args: argparse.Namespace) -> int:
     stage = common.stage_name(args.stage)
     topic = common.topic_arn(args.alarm_topic) if args.alarm_topic else None
-    root = Path(args.root).resolve() if args.root else common.find_checkout()
-    names = common.stage_names(root, stage)
-    aws = common.Aws.for_stage(root, stage)
+    checkout = Checkout.open(args.root)
+    names = common.stage_names(checkout, stage)
+    aws = common.Aws.for_stage(str(checkout.root), stage)
     cloudwatch = aws.client("cloudwatch")
     if topic:
         if topic.split(":")[3] != cloudwatch.meta.region_name:
@@ -259,7 +259,9 @@ def _check_topic(sns: Any, topic: str) -> None:
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("monitor", help="create or update a stage's alarms, dashboard and saved queries")
+    parser = sub.add_parser(
+        "monitor", help="create or update a stage's alarms, dashboard and saved queries [checkout]"
+    )
     parser.add_argument("--stage", required=True, help="dev, prod, or local (the local stack's emulator)")
     parser.add_argument("--alarm-topic", metavar="ARN", help="SNS topic notified on ALARM and OK")
     parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")

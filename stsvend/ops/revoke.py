@@ -22,6 +22,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from stsvend.errors import CommandError
 from stsvend.ops import common
 
 POLICY_NAME = "stsvend-revoked-sessions"
@@ -55,8 +56,9 @@ class Entry:
         return f"{what}, issued before {self.revoked_at.strftime(_ISO)}"
 
 
-class PolicyNotOurs(common.OpsError):
+def not_ours(message: str) -> CommandError:
     """The role's policy of that name holds something stsvend did not write: left as it is."""
+    return common.failure("PolicyNotOurs", message)
 
 
 # --- the document ----------------------------------------------------------------------------------
@@ -104,13 +106,13 @@ def entries_of(policy: dict[str, Any]) -> set[Entry]:
     """The entries of a policy this command wrote; anything else is refused, not overwritten."""
     statements = policy.get("Statement") if isinstance(policy, dict) else None
     if not isinstance(statements, list):
-        raise PolicyNotOurs(f"the inline policy {POLICY_NAME} has no statement list")
+        raise not_ours(f"the inline policy {POLICY_NAME} has no statement list")
     entries: set[Entry] = set()
     for statement in statements:
         sid = statement.get("Sid", "") if isinstance(statement, dict) else ""
         match = _SID.fullmatch(str(sid))
         if not match:
-            raise PolicyNotOurs(
+            raise not_ours(
                 f"the inline policy {POLICY_NAME} holds a statement stsvend did not write (Sid {sid!r})"
             )
         kind = match.group(1)
@@ -124,7 +126,7 @@ def entries_of(policy: dict[str, Any]) -> set[Entry]:
             )
             values = _as_list(statement.get("Condition", {}).get(operator, {}).get(key))
         if statement != _statement(kind, when, values) or not all(_valid(kind, v) for v in values):
-            raise PolicyNotOurs(f"the statement {sid} of the inline policy {POLICY_NAME} was changed by hand")
+            raise not_ours(f"the statement {sid} of the inline policy {POLICY_NAME} was changed by hand")
         entries |= {Entry(kind, v, when) for v in values}
     return entries
 
@@ -276,14 +278,15 @@ def read_role(iam: Any, arn: str) -> RoleState:
         answer = iam.get_role(RoleName=name)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
-            raise common.OpsError(
+            raise common.failure(
+                "NoSuchRole",
                 f"role {name} does not exist in this account; run with credentials of the role's account"
-                f" ({arn.split(':')[4]})"
+                f" ({arn.split(':')[4]})",
             ) from None
         raise
     if answer["Role"]["Arn"].lower() != arn.lower():
-        raise common.OpsError(
-            f"IAM has {answer['Role']['Arn']}, not {arn}: check the account and the role's path"
+        raise common.failure(
+            "WrongRole", f"IAM has {answer['Role']['Arn']}, not {arn}: check the account and the role's path"
         )
     server_time = _server_time(answer)
     current: set[Entry] = set()
@@ -350,15 +353,16 @@ def _request_of_key(args: argparse.Namespace, key: str, role: str) -> str:
     args.since, args.until = None, None
     vends = [d for d in gather(args, question)[0].decisions if d.vended]
     if not vends:
-        raise common.OpsError(
+        raise common.failure(
+            "KeyNotFound",
             f"no vend of {key} in the audit log within the last {PRUNE_AFTER.seconds // 60} minutes:"
-            " it has expired, or stsvend did not vend it"
+            " it has expired, or stsvend did not vend it",
         )
     if vends[-1].role_arn.lower() != role.lower():
         raise common.bad_input(f"{key} was vended for {vends[-1].role_arn}, not {role}")
     found = vends[-1].request_id
     if not common.REQUEST_ID.fullmatch(found):
-        raise common.OpsError("the audit line of that key holds a malformed request id")
+        raise common.failure("MalformedAuditLine", "the audit line of that key holds a malformed request id")
     print(f"{key} was vended by request {found} at {common.utc_text(vends[-1].time)}.")
     return found
 
@@ -366,11 +370,7 @@ def _request_of_key(args: argparse.Namespace, key: str, role: str) -> str:
 def _revoke(args: argparse.Namespace) -> int:
     role = common.role_arn(args.role)
     kind, value = _target(args, role)
-    aws = (
-        common.Aws.for_stage(Path(args.root) if args.root else None, args.stage)
-        if args.stage
-        else common.Aws()
-    )
+    aws = common.Aws.for_stage(args.root, args.stage) if args.stage else common.Aws()
     iam = aws.client("iam")
     state = read_role(iam, role)
     now = max(datetime.now(timezone.utc), state.server_time or datetime.min.replace(tzinfo=timezone.utc))
@@ -389,10 +389,11 @@ def _revoke(args: argparse.Namespace) -> int:
         print(f"  deny {entry.describe()}")
     size = state.others_size + (packed_size(policy) if policy else 0)
     if size > MAX_INLINE_CHARS:
-        raise common.OpsError(
+        raise common.failure(
+            "PolicyTooLarge",
             f"the policy would not fit: with the role's other inline policies it is {size:,} characters,"
             f" IAM allows {MAX_INLINE_CHARS:,}; nothing was written. Revoke every session with"
-            ' --all-before-now (one statement), or the console\'s "Revoke active sessions"'
+            ' --all-before-now (one statement), or the console\'s "Revoke active sessions"',
         )
     if policy is not None and result.changed:
         print(
@@ -413,11 +414,11 @@ def _revoke(args: argparse.Namespace) -> int:
         )
         print(f"Written: {POLICY_NAME} on {role_name(role)}. Sessions it names are denied every action.")
     if kind == CALLER:
-        root = None
+        root: Path | None
         try:
-            root = Path(args.root).resolve() if args.root else common.find_checkout()
-        except common.OpsError:
-            root = None
+            root = common.find_checkout(args.root)
+        except CommandError:
+            root = None  # the grants change is then described, not pointed to
         print()
         for line in grants_change(root, value):
             print(common.printable(line))

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stsvend.ops.common import find_checkout, stage_names
+from stsvend.checkout.checkout import Checkout
+from stsvend.ops.common import stage_names
 from stsvend.ops.definitions import template_sections
 
 OVERRIDES = Path(".chalice") / "package-overrides.json"
@@ -21,7 +22,8 @@ _OURS = ("StsvendAlarm", "StsvendDashboard", "StsvendQuery")  # logical ids this
 def sections(root: Path) -> dict[str, Any]:
     """The sections for the deployed stages, which share the one merge template: their timeouts and
     API names must agree."""
-    names = {stage_names(root, stage) for stage in DEPLOYED_STAGES}
+    checkout = Checkout.open(root)
+    names = {stage_names(checkout, stage) for stage in DEPLOYED_STAGES}
     shared = {(n.timeout_seconds, n.api_name, n.api_stage) for n in names}
     if len(shared) != 1:
         raise SystemExit(f"dev and prod differ in lambda_timeout or API name/stage: {sorted(shared)}")
@@ -62,7 +64,7 @@ def _objects_deep(value: Any) -> int:
 
 
 def main() -> int:
-    root = find_checkout()
+    root = Checkout.find(Path.cwd())
     path = root / OVERRIDES
     current = json.loads(path.read_text(encoding="utf-8"))
     path.write_text(dumps(merged(current, sections(root))) + "\n", encoding="utf-8")

@@ -118,7 +118,7 @@ def test_audit_refuses_bad_input_with_exit_2(stack: LocalStack) -> None:
         ["--stage", "local", "--code", "Nope"],
     ):
         result = stsvend(stack, "audit", *argv)
-        assert result.returncode == 2 and result.stderr.startswith("stsvend: error: "), argv
+        assert result.returncode == 2 and result.stderr.startswith("stsvend: InvalidArgument: "), argv
 
 
 # --- Logs Insights, on moto (StartQuery, GetQueryResults) ------------------------------------------

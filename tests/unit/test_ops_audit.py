@@ -14,6 +14,7 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib import errors
+from stsvend.errors import CommandError
 from stsvend.ops import audit, common
 
 NOW = datetime(2026, 12, 1, 21, 0, 0, tzinfo=timezone.utc)
@@ -170,9 +171,9 @@ def test_the_insights_query_holds_the_checked_filters() -> None:
     ],
 )
 def test_bad_input_is_refused_with_exit_status_2(check: Any, value: str) -> None:
-    with pytest.raises(common.OpsError) as raised:
+    with pytest.raises(CommandError) as raised:
         check(value)
-    assert raised.value.exit_status == 2
+    assert (raised.value.code, raised.value.exit_status) == ("InvalidArgument", 2)
 
 
 def test_a_session_or_a_pathed_arn_is_the_caller_stsvend_tags() -> None:
@@ -199,7 +200,7 @@ def test_times(text: str, expected: datetime) -> None:
 
 @pytest.mark.parametrize("text", ["tomorrow", "2027-01-01T00:00:00Z", "999999d", "-5m", "5 m"])
 def test_bad_times_are_refused(text: str) -> None:
-    with pytest.raises(common.OpsError):
+    with pytest.raises(CommandError, match="InvalidArgument"):
         common.parse_time(text, "--since", NOW)
 
 
@@ -365,7 +366,7 @@ def test_insights_past_its_deadline_is_stopped() -> None:
         stub.add_response("get_query_results", {"status": "Running", "results": []}, {"queryId": "q-2"})
         stub.add_response("get_query_results", {"status": "Running", "results": []}, {"queryId": "q-2"})
         stub.add_response("stop_query", {"success": True}, {"queryId": "q-2"})
-        with pytest.raises(common.OpsError, match="did not finish within 15 s"):
+        with pytest.raises(CommandError, match="QueryTimedOut: .* did not finish within 15 s"):
             audit.read_insights(
                 client,
                 "g",

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from stsvend.ops.common import LONGEST_SESSION_SECONDS, OpsError
+from stsvend.errors import CommandError
+from stsvend.ops.common import LONGEST_SESSION_SECONDS
 from stsvend.ops.revoke import (
     ALL,
     CALLER,
@@ -20,7 +21,6 @@ from stsvend.ops.revoke import (
     TAG_CALLER,
     TAG_REQUEST_ID,
     Entry,
-    PolicyNotOurs,
     document,
     entries_of,
     grants_change,
@@ -28,7 +28,7 @@ from stsvend.ops.revoke import (
     packed_size,
     shown,
 )
-from tests.unit.test_policies import ROOT, above_low, analyze, grammar_errors
+from tests.unit.test_iam_documents import ROOT, above_low, analyze, grammar_errors
 
 NOW = datetime(2026, 12, 1, 20, 15, 30, 250_000, tzinfo=timezone.utc)
 REVOKED_AT = datetime(2026, 12, 1, 20, 15, 31, tzinfo=timezone.utc)  # the next whole second
@@ -96,7 +96,7 @@ def test_a_document_reads_back_as_the_entries_it_was_written_from() -> None:
 def test_a_policy_changed_by_hand_is_refused_not_overwritten(change: Any) -> None:
     policy = _every_kind()
     change(policy)
-    with pytest.raises(PolicyNotOurs):
+    with pytest.raises(CommandError, match="^PolicyNotOurs: "):
         entries_of(policy)
 
 
@@ -183,7 +183,7 @@ def test_an_entry_value_that_is_not_a_request_id_or_caller_is_refused() -> None:
     policy = document({Entry(REQUEST, REQUEST_ID, REVOKED_AT)})
     assert policy is not None
     policy["Statement"][0]["Condition"]["StringEquals"][TAG_REQUEST_ID] = ["x' OR '1'='1"]
-    with pytest.raises(OpsError):
+    with pytest.raises(CommandError, match="^PolicyNotOurs: "):
         entries_of(policy)
 
 
