@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from stsvend.checkout.checkout import Checkout
-from stsvend.checkout.model import EXTERNAL_ID, ROLE_ARN
+from stsvend.checkout.model import EXTERNAL_ID, EXTERNAL_ID_CHARS, ROLE_ARN
 from stsvend.errors import CommandError
 
 SERVICE_ROLE_PLACEHOLDER = "${STSVEND_SERVICE_ROLE_ARN}"
@@ -75,6 +75,6 @@ def render_trust_policy(
         )
     if external_id is not None and not EXTERNAL_ID.fullmatch(external_id):
         raise CommandError(
-            "InvalidArgument", "--external-id must be 2-1224 characters of [\\w+=,.@:/-]"
+            "InvalidArgument", f"--external-id must be 2-1224 characters of [{EXTERNAL_ID_CHARS}]"
         )
     return fill_trust_template(template, service_role_arn, external_id)

@@ -114,6 +114,15 @@ def caller_arn(value: str) -> str:
     raise bad_input(f"--caller must be an IAM role or user ARN or an assumed-role session ARN, not {value!r}")
 
 
+_TAG_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.:/+-@")
+
+
+def caller_tag_value(caller: str) -> str:
+    """The `stsvend:caller` tag value of a caller ARN, escaped as the service escapes it (README "What
+    STS is sent"): `=` as `=3D`, `,` as `=2C`; tests/unit/test_ops_audit.py holds the two together."""
+    return "".join(ch if ch in _TAG_SAFE else "".join(f"={b:02X}" for b in ch.encode()) for ch in caller)
+
+
 def request_id(value: str) -> str:
     if not REQUEST_ID.fullmatch(value):
         raise bad_input(f"--request-id must be 8-64 letters, digits and dashes (a UUID), not {value!r}")

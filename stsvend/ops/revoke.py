@@ -333,7 +333,7 @@ def _target(args: argparse.Namespace, role: str) -> tuple[str, str]:
     if args.request_id:
         return REQUEST, common.request_id(args.request_id)
     if args.caller:
-        return CALLER, common.caller_arn(args.caller)
+        return CALLER, common.caller_tag_value(common.caller_arn(args.caller))
     if args.all_before_now:
         return ALL, ""
     return REQUEST, _request_of_key(args, common.access_key_id(args.access_key_id), role)
@@ -420,7 +420,7 @@ def _revoke(args: argparse.Namespace) -> int:
         except CommandError:
             root = None  # the grants change is then described, not pointed to
         print()
-        for line in grants_change(root, value):
+        for line in grants_change(root, common.caller_arn(args.caller)):
             print(common.printable(line))
     return 0
 

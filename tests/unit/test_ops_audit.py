@@ -401,3 +401,13 @@ def test_audit_trail_runs_lookup_events_for_each_vend_of_the_answer(
     assert main(["audit", "--log", str(log), "--deadline", "0"]) == 2
     assert main(["audit", "--log", str(tmp_path / "missing.log")]) == 1
     assert "cannot be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "caller",
+    [JENKINS, "arn:aws:iam::111111111111:role/ci,build", "arn:aws:iam::111111111111:user/a=b+c@d.e_f-g"],
+)
+def test_the_caller_tag_value_is_the_one_the_service_stamps(caller: str) -> None:
+    from chalicelib.vending import service_tag_value
+
+    assert common.caller_tag_value(caller) == service_tag_value(caller)

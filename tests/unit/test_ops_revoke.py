@@ -191,3 +191,14 @@ def test_the_policy_is_shown_as_the_json_that_is_written() -> None:
     policy = _every_kind()
     text = shown(policy)
     assert json.loads(text) == policy and text.count("\n") == len(policy["Statement"]) + 4
+
+
+def test_a_caller_with_a_comma_is_revoked_by_its_escaped_tag_value() -> None:
+    from stsvend.ops.common import caller_tag_value
+
+    value = caller_tag_value("arn:aws:iam::111111111111:role/ci,build")
+    assert value == "arn:aws:iam::111111111111:role/ci=2Cbuild"
+    policy = document(merge(set(), CALLER, value, NOW).entries)
+    assert policy is not None and grammar_errors(policy, "identity") == []
+    assert policy["Statement"][0]["Condition"]["StringEqualsIgnoreCase"] == {TAG_CALLER: [value]}
+    assert entries_of(policy) == {Entry(CALLER, value, REVOKED_AT)}
