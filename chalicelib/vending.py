@@ -48,10 +48,14 @@ class CredentialRequest:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
+    result = dict(pairs)
+    if len(result) != len(pairs):
         raise InvalidRequest("the request repeats a JSON key")
-    return dict(pairs)
+    return result
+
+
+# One decoder for every request: json.loads with a hook builds a new one per call (~4 us a vend).
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 
 
 def _tag_text_ok(text: str) -> bool:
@@ -81,7 +85,8 @@ def parse_request(body: bytes | str | None, partition: str) -> CredentialRequest
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes")
     try:
-        data = json.loads(raw, object_pairs_hook=_no_duplicates)
+        # As json.loads reads bytes: UTF-8, -16 or -32, told apart by the first bytes.
+        data = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, RecursionError):
         raise InvalidRequest("the request body is not valid JSON") from None
     if not isinstance(data, dict):
