@@ -31,6 +31,10 @@ _HANDLERS = {
     "bootstrap": ("stsvend.checkout.commands", "cmd_bootstrap"),
     "trust-policy": ("stsvend.checkout.commands", "cmd_trust_policy"),
     "local": ("stsvend.local", "cmd_local"),
+    # stsvend.ops.HANDLERS, spelled out: importing it would cost every credential_process cache hit
+    "monitor": ("stsvend.ops.monitor", "cmd_monitor"),
+    "audit": ("stsvend.ops.audit", "cmd_audit"),
+    "revoke": ("stsvend.ops.revoke", "cmd_revoke"),
 }
 
 _CLIENT_EPILOG = """\
@@ -159,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stsvend",
         description=__doc__.split(". Only")[0] + ".",
-        epilog=f"[checkout]: grants, bootstrap, trust-policy and local need {_CHECKOUT}; the others"
-        " work from an installed stsvend.",
+        epilog=f"[checkout]: grants, bootstrap, trust-policy, local and monitor need {_CHECKOUT}; the"
+        " others work from an installed stsvend (audit --stage reads a stage's log group name from one).",
     )
     parser.add_argument("--version", action="version", version=f"stsvend {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -225,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = checkout_parser("local", "the local stack: emulator + API on 127.0.0.1 (needs the dev extras)")
     local.add_argument("action", choices=("up", "demo"))
+
+    from stsvend.ops import register as register_ops
+
+    register_ops(sub)
     return parser
 
 
