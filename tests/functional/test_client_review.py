@@ -261,3 +261,16 @@ def test_clients_that_reset_their_connection_print_nothing_into_the_childs_stder
         server.stop()
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_configure_sees_a_section_header_with_a_trailing_comment_as_botocore_does() -> None:
+    """botocore's configparser reads `[profile NAME] ; note` as section NAME: appending another
+    `[profile NAME]` made the file a duplicate-section error for every AWS tool."""
+    from stsvend.client.configure import MARKER, profiles_for, updated_config
+
+    profiles = profiles_for({"Roles": [{"RoleArn": ROLE}]}, "http://127.0.0.1:8000", "eu-west-1",
+                            "stsvend-", ["stsvend"])
+    with pytest.raises(CommandError, match="was not written by stsvend configure"):
+        updated_config("[profile stsvend-deployer] ; my own\naws_access_key_id = AKIAMINE\n", profiles)
+    ours = f"[profile stsvend-deployer]  # note\n{MARKER}\nold = 1\n[default]\nregion = x\n"
+    assert updated_config(ours, profiles).count("[profile stsvend-deployer]") == 1
