@@ -32,7 +32,8 @@ _ROLE_ARN = re.compile(
     re.ASCII,
 )
 _PREFIX = re.compile(r"[A-Za-z0-9_+=,.@-]{0,32}", re.ASCII)
-_SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*$")
+# As configparser (botocore) reads a header: up to the line's last `]`, whatever follows it.
+_SECTION = re.compile(r"^\s*\[(.+)\]")
 _SECRET_LINE = re.compile(
     r"([-+ ][ \t]*(?:aws_secret_access_key|aws_session_token|aws_security_token)[ \t]*[=:])",
     re.IGNORECASE,
