@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from chalicelib.errors import (
 )
 from chalicelib.grants import MAX_REQUEST_TAGS, MIN_DURATION_SECONDS, Grant, RoleGrant
 from chalicelib.identity import Caller
+from chalicelib.jsontext import JsonTextError, loads_strict
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_TAG_KEY = 128
@@ -54,13 +54,6 @@ class CredentialRequest:
     session_name: str | None = None
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise InvalidRequest("the request repeats a JSON key")
-    return dict(pairs)
-
-
 def _tag_text_ok(text: str) -> bool:
     """STS tag characters: Unicode letters, separators and numbers, and _ . : / = + - @."""
     if _ASCII_TAG_TEXT.fullmatch(text):
@@ -88,9 +81,9 @@ def parse_request(body: bytes | str | None, partition: str) -> CredentialRequest
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes")
     try:
-        data = json.loads(raw, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError):
-        raise InvalidRequest("the request body is not valid JSON") from None
+        data = loads_strict(raw)
+    except JsonTextError as exc:
+        raise InvalidRequest(f"the request body {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
     unknown = set(data) - _REQUEST_FIELDS

@@ -23,8 +23,9 @@ from chalicelib.grants import (  # noqa: E402
     parse_grant,
     to_attribute,
 )
+from chalicelib.jsontext import JsonTextError, loads_strict  # noqa: E402
 
 __all__ = [
     "BOOKKEEPING", "EXTERNAL_ID", "ROLE_ARN", "BrokenGrant", "Grant", "GrantError", "from_attribute",
-    "grant_from_item", "parse_grant", "to_attribute",
+    "grant_from_item", "JsonTextError", "loads_strict", "parse_grant", "to_attribute",
 ]

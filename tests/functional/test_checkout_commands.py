@@ -241,7 +241,7 @@ def test_more_than_100_changes_are_applied_in_several_transactions(
     assert plan_changes(dynamodb, TABLE, wanted).empty
 
 
-def test_a_conflict_in_a_later_transaction_reports_exactly_what_was_applied(
+def test_a_conflict_in_a_later_transaction_reports_exactly_what_was_applied_and_left_disabled(
     dynamodb: Any, table: str, tmp_path: Path
 ) -> None:
     wanted = _many_grants(tmp_path, 150)
@@ -253,11 +253,16 @@ def test_a_conflict_in_a_later_transaction_reports_exactly_what_was_applied(
 
     result = apply_changes(dynamodb, TABLE, plan)
 
+    # The first step (every grant written disabled) stops at the conflict: what it wrote denies.
     assert not result.ok
-    assert [c.principal for c in result.applied] == [g.principal for g in wanted[:100]]
-    assert [c.principal for c in result.not_applied] == [g.principal for g in wanted[100:]]
+    assert result.applied == ()
+    assert [c.principal for c in result.not_applied] == [g.principal for g in wanted]
+    assert [c.principal for c in result.disabled] == [g.principal for g in wanted[:100]]
     assert late.principal in (result.error or "")
-    assert set(stored(dynamodb)) == {g.principal for g in wanted[:100]} | {late.principal}
+    items = stored(dynamodb)
+    assert set(items) == {g.principal for g in wanted[:100]} | {late.principal}
+    assert all(items[g.principal]["enabled"] is False for g in wanted[:100])
+    assert items[late.principal]["enabled"] is True and "version" not in items[late.principal]
 
 
 def test_an_item_written_by_hand_in_the_stored_form_is_not_a_change(
