@@ -92,7 +92,10 @@ def load_grants_file(path: Path, session_dir: Path) -> list[Grant]:
         if candidate.parent != policies or not candidate.is_file():
             return None
         # Parsed here, strictly: a repeated "Effect" must not turn a Deny into an Allow.
-        return read_json_file(candidate, MAX_SESSION_POLICY_FILE_BYTES)
+        try:
+            return read_json_file(candidate, MAX_SESSION_POLICY_FILE_BYTES)
+        except GrantError as exc:
+            raise GrantError(f"session policy {name!r}: {exc}") from None
 
     grants: list[Grant] = []
     first_index: dict[str, int] = {}

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
+from datetime import datetime, timezone
 from typing import Any
 
 import botocore.session
 import pytest
 
+from chalicelib.errors import CallerNotAllowed
 from chalicelib.grants import AnyGrant, authorize_caller, grant_from_item, parse_grant
 from stsvend.checkout.apply import ApplyResult, apply_changes
 from stsvend.checkout.plan import plan_changes
@@ -67,10 +68,6 @@ BEFORE_GRANTS, AFTER_GRANTS = parsed(BEFORE), parsed(AFTER)
 
 def access(grants: Sequence[AnyGrant], name: str) -> str | None:
     """What the server would let this caller have: the deciding grant's roles, or None (denied)."""
-    from datetime import datetime, timezone
-
-    from chalicelib.errors import CallerNotAllowed
-
     try:
         decided = authorize_caller(grants, user(name), "AIDAEXAMPLE", "127.0.0.1", datetime.now(timezone.utc))
     except CallerNotAllowed:
