@@ -37,8 +37,11 @@ class _ThreadSafeChalice(Chalice):
 # `app.debug` stays False, its default: Chalice would otherwise answer with stack traces.
 app = _ThreadSafeChalice(app_name="stsvend", configure_logs=False)
 iam = IAMAuthorizer()
-# Lambda context (function, request id, cold start) on every log line.
-app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context))
+# Lambda context (function, request id, cold start) on every log line. Never the event, whatever
+# POWERTOOLS_LOGGER_LOG_EVENT says: it holds the caller's session token and identity proof.
+app.register_middleware(
+    ConvertToMiddleware(functools.partial(logger.inject_lambda_context, log_event=False))
+)
 if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true"):
     # X-Ray in dev and prod. Imported only then: the X-Ray SDK adds ~130 ms to a cold start.
     from aws_lambda_powertools import Tracer

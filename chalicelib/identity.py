@@ -63,6 +63,9 @@ _AUTHORIZATION = re.compile(
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]{1,64}")  # an RFC 9110 token, lower-cased
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,4096}")
 _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z")
+# The body STS gets is always the GetCallerIdentity form. Another signed media type (JSON, say) can
+# only make STS fail, which would read as an outage (503) that any caller could cause.
+_FORM_CONTENT_TYPE = re.compile(r"application/x-www-form-urlencoded( *; *charset=utf-8)?", re.IGNORECASE)
 _STS_CALLER_ERRORS = (
     b"<Code>SignatureDoesNotMatch<",
     b"<Code>InvalidClientTokenId<",
@@ -169,7 +172,10 @@ def normalize_server_id(raw: str) -> str | None:
     if parts.query or parts.fragment or parts.username or parts.password:
         return None
     default = 80 if parts.scheme == "http" else 443
-    netloc = parts.hostname.lower() + (f":{port}" if port is not None and port != default else "")
+    host = parts.hostname.lower()
+    # An IPv6 literal keeps its brackets: without them `[a::1]:8443` and `[a::1:8443]` look alike.
+    host = f"[{host}]" if ":" in host else host
+    netloc = host + (f":{port}" if port is not None and port != default else "")
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
@@ -299,6 +305,10 @@ class StsProofVerifier:
             raise NotAuthenticated(
                 "the identity proof is for another request (X-Stsvend-Request must be "
                 "'METHOD /route sha256-of-body' of this request)"
+            )
+        if "content-type" in signed and not _FORM_CONTENT_TYPE.fullmatch(headers["content-type"]):
+            raise NotAuthenticated(
+                "the identity proof's Content-Type must be application/x-www-form-urlencoded"
             )
         self._check_date(headers["x-amz-date"], scope_date)
         # Only signed, allow-listed headers go to STS (plus the signature itself); Host and framing

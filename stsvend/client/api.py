@@ -122,7 +122,8 @@ def server_id_for(url: str, option: str | None, env: Mapping[str, str]) -> str:
     """The server id a proof names: the API's base URL, `scheme://host[:port][/prefix]`.
 
     An explicit one (`--server-id`, else `STSVEND_SERVER_ID`) is used only if it names the same
-    scheme, host and port as the API URL: a proof handed to another host could be replayed there.
+    scheme, host and port as the API URL and the API lies at or under its path: a proof handed to
+    another host, or to another API mapped beside it on one domain, could be replayed there.
     """
     derived = _base_url(url)
     raw = (option or env.get("STSVEND_SERVER_ID") or "").strip()
@@ -130,14 +131,22 @@ def server_id_for(url: str, option: str | None, env: Mapping[str, str]) -> str:
         assert derived is not None  # api_url checked the URL
         return derived
     explicit = _base_url(raw)
-    if explicit is None or derived is None or _origin(explicit) != _origin(derived):
+    if explicit is None or derived is None or not _covers(explicit, derived):
         raise CommandError(
             "InvalidServerId",
             f"the server id {raw!r} (--server-id or STSVEND_SERVER_ID) must have the API URL's "
-            f"scheme, host and port ({_origin(derived or url)}); unset it to use the API URL's own",
+            f"scheme, host and port ({_origin(derived or url)}) and a path the API URL starts with; "
+            "unset it to use the API URL's own",
             EXIT_USAGE,
         )
     return explicit
+
+
+def _covers(server_id: str, api_base: str) -> bool:
+    """The API at `api_base` is the server `server_id` names: the same origin, at or under its path."""
+    return api_base == server_id or (
+        _origin(server_id) == _origin(api_base) and api_base.startswith(server_id.rstrip("/") + "/")
+    )
 
 
 def _base_url(raw: str) -> str | None:
@@ -149,7 +158,10 @@ def _base_url(raw: str) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         return None
     default = 80 if parts.scheme == "http" else 443
-    netloc = parts.hostname.lower() + (f":{port}" if port is not None and port != default else "")
+    host = parts.hostname.lower()
+    # An IPv6 literal keeps its brackets: without them `[a::1]:8443` and `[a::1:8443]` look alike.
+    host = f"[{host}]" if ":" in host else host
+    netloc = host + (f":{port}" if port is not None and port != default else "")
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
@@ -225,7 +237,7 @@ def urllib3_transport(
 ) -> HttpAnswer:
     """One request, no redirects, no retries of its own; raises ConnectionError or TimeoutError.
 
-    Like botocore, it honours HTTP(S)_PROXY / NO_PROXY and AWS_CA_BUNDLE.
+    Like botocore, it honours HTTP(S)_PROXY / NO_PROXY (never for a loopback API) and AWS_CA_BUNDLE.
     """
     import urllib3
 
@@ -262,7 +274,9 @@ def proxy_for(url: str) -> str | None:
 
     proxies = urllib.request.getproxies_environment()
     parts = urlsplit(url)
-    if not proxies or urllib.request.proxy_bypass(parts.hostname or ""):
+    # A loopback API is called directly: through a proxy, a plain-HTTP proof and the credentials
+    # in the answer would leave this machine in clear (NO_PROXY rarely lists 127.0.0.1).
+    if not proxies or _is_loopback(parts.hostname or "") or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
     return proxies.get(parts.scheme)
 

@@ -33,6 +33,7 @@ from chalicelib.identity import StsProofVerifier
 from stsvend import cli
 from stsvend.client import api as client
 from stsvend.client.signing import Signer, request_binding
+from stsvend.errors import CommandError
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::222222222222:role/deployer"
@@ -604,11 +605,11 @@ def test_whoami_sends_a_proof_the_server_verifies(
     as_moto_user: MotoUser, api: FakeApi, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    verifier = StsProofVerifier(as_moto_user.url, (api.url,), "us-east-1", urllib3_poster)
+    verifiers = [StsProofVerifier(as_moto_user.url, (api.url,), "us-east-1", urllib3_poster)]
 
     def whoami(request: Received) -> Reply:
         try:
-            caller = verifier.verify(
+            caller = verifiers[-1].verify(
                 request.headers.get("X-Stsvend-Identity"),
                 request_binding(request.method, request.path, request.body),
             )
@@ -624,9 +625,9 @@ def test_whoami_sends_a_proof_the_server_verifies(
         "arn": as_moto_user.arn, "identity_mode": "sts-proof"
     }
 
-    # Same host and port, another base: the client sends it, the server refuses it, and the
-    # message says what to check.
-    monkeypatch.setenv("STSVEND_SERVER_ID", api.url + "/other")
+    # A server that answers as another server id refuses the proof, and the message says what to
+    # check.
+    verifiers.append(StsProofVerifier(as_moto_user.url, (api.url + "/other",), "us-east-1", urllib3_poster))
     assert cli.main(["whoami", "--api", api.url]) == 3
     err = capsys.readouterr().err
     assert err.startswith("stsvend: NotAuthenticated: ")
@@ -662,6 +663,26 @@ def test_server_id_is_the_api_urls_normalized_base() -> None:
     )
     assert client.server_id_for("http://127.0.0.1:8000", None, env) == "http://127.0.0.1:8000"
     assert client.server_id_for("http://localhost:80", None, env) == "http://localhost"
-    assert client.server_id_for("https://h.example/api", "https://H.example:443/v2", env) == (
-        "https://h.example/v2"
+    # An explicit server id may name the base the API lies under, never an API beside it.
+    assert client.server_id_for("https://h.example/prod/api", "https://H.example:443/prod", env) == (
+        "https://h.example/prod"
     )
+    assert client.server_id_for("https://h.example/api", "https://H.example:443/", env) == "https://h.example"
+
+
+@pytest.mark.parametrize(
+    ("api_url", "server_id"),
+    [
+        ("https://d.example/other-team", "https://d.example/prod"),
+        ("https://d.example/prod-evil", "https://d.example/prod"),
+        ("https://d.example", "https://d.example/prod"),
+        ("https://d.example/prod", "https://d.example/prod/api"),
+    ],
+)
+def test_a_server_id_for_another_api_on_the_same_host_is_refused(api_url: str, server_id: str) -> None:
+    """Two APIs mapped under different paths of one custom domain: a proof for one is never handed to
+    the other, which could replay it there as the identical request."""
+    with pytest.raises(CommandError) as raised:
+        client.server_id_for(api_url, server_id, {})
+    assert raised.value.code == "InvalidServerId"
+    assert raised.value.exit_status == 2
