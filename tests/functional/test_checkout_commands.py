@@ -237,7 +237,9 @@ def test_more_than_100_changes_are_applied_in_several_transactions(
 
     assert result.ok
     assert len(result.applied) == 150
+    assert result.transactions == 4  # 150 written disabled, then 150 as planned
     assert len(stored(dynamodb)) == 150
+    assert all(item["enabled"] is True for item in stored(dynamodb).values())
     assert plan_changes(dynamodb, TABLE, wanted).empty
 
 
