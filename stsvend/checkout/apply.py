@@ -80,6 +80,10 @@ def _guard(table: str, expected: Any) -> dict[str, Any]:
     return guard
 
 
+def _grant_key(change: GrantChange) -> tuple[str, str]:
+    return change.account_id, change.principal
+
+
 def _key(change: GrantChange) -> dict[str, Any]:
     return {"account_id": {"S": change.account_id}, "principal": {"S": change.principal}}
 
@@ -173,6 +177,8 @@ class _Failure:
 
 
 class _Writer:
+    """Writes lists of actions in transactions, counting them across the steps of one apply."""
+
     def __init__(self, client: Any) -> None:
         self.client = client
         self.transactions = 0
@@ -230,8 +236,9 @@ def apply_changes(
     """
     stamp = (now or datetime.now(timezone.utc)).strftime(TIMESTAMP_FORMAT)
     ordered = plan.removed + plan.changed + plan.added
-    expected = {id(c): (_MISSING if c.kind == "add" else c.version) for c in ordered}
-    final = [(c, _final(table, c, expected[id(c)], stamp, updated_by)) for c in ordered]
+    # What each write is conditional on, by grant key (one change per key in a plan).
+    expected = {_grant_key(c): (_MISSING if c.kind == "add" else c.version) for c in ordered}
+    final = [(c, _final(table, c, expected[_grant_key(c)], stamp, updated_by)) for c in ordered]
     writer = _Writer(client)
     if len(list(_batches(final))) <= 1:
         done, failure = writer.write(final)
@@ -246,8 +253,8 @@ def apply_changes(
     if failure is not None:
         return _result(ordered, [], failure, disabled, writer.transactions)
     for change in disabled:
-        expected[id(change)] = 1 if change.kind == "add" else _next_version(change.version)
-    final = [(c, _final(table, c, expected[id(c)], stamp, updated_by)) for c in ordered]
+        expected[_grant_key(change)] = 1 if change.kind == "add" else _next_version(change.version)
+    final = [(c, _final(table, c, expected[_grant_key(c)], stamp, updated_by)) for c in ordered]
     done, failure = writer.write(final)
     return _result(ordered, done, failure, disabled, writer.transactions)
 
@@ -261,13 +268,13 @@ def _result(
 ) -> ApplyResult:
     if failure is None:
         return ApplyResult(tuple(done), transactions=transactions)
-    applied = {id(c) for c in done}
-    unknown = {id(c) for c in failure.batch} if failure.unknown else set()
+    applied = {_grant_key(c) for c in done}
+    unknown = {_grant_key(c) for c in failure.batch} if failure.unknown else set()
     return ApplyResult(
         applied=tuple(done),
-        not_applied=tuple(c for c in ordered if id(c) not in applied | unknown),
-        unknown=tuple(c for c in ordered if id(c) in unknown),
+        not_applied=tuple(c for c in ordered if _grant_key(c) not in applied | unknown),
+        unknown=tuple(c for c in ordered if _grant_key(c) in unknown),
         error=failure.message,
-        disabled=tuple(c for c in disabled if id(c) not in applied | unknown),
+        disabled=tuple(c for c in disabled if _grant_key(c) not in applied | unknown),
         transactions=transactions,
     )
