@@ -56,8 +56,8 @@ def _non_ascii(value: Any) -> str | None:
 
 
 def _check_ascii(raw: Any) -> None:
-    """Refuse a non-ASCII AWS identifier before the model sees it: `\\d` and `\\w` accept
-    full-width digits and letters of any script, IAM and STS do not."""
+    """Refuse a non-ASCII AWS identifier before the model sees it, whatever its patterns accept:
+    a `\\d` or `\\w` also matches full-width digits and letters of any script; IAM and STS do not."""
     if not isinstance(raw, Mapping):
         return
     principal = raw.get("principal")

@@ -73,8 +73,8 @@ def render_trust_policy(
 ) -> dict[str, Any]:
     """The target role's trust policy for a deployed stsvend: its role, checked, filled in.
 
-    Both are checked for ASCII first: IAM takes nothing else, and the model's patterns use `\\d` and
-    `\\w`, which also accept full-width digits and letters of any script."""
+    Both must be ASCII, checked here whatever the model's patterns accept: IAM takes nothing else,
+    and a pattern's `\\d` or `\\w` also matches full-width digits and letters of any script."""
     if not (service_role_arn.isascii() and ROLE_ARN.fullmatch(service_role_arn)):
         raise CommandError(
             "InvalidArgument", f"--service-role must be an IAM role ARN, not {service_role_arn!r}"
