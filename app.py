@@ -11,7 +11,7 @@ from typing import Any
 
 from chalice.app import Chalice, ConvertToMiddleware, IAMAuthorizer, Request, Response
 
-from chalicelib.audit import logger
+from chalicelib.audit import SERVICE, logger
 from chalicelib.config import Settings
 from chalicelib.errors import InternalError, InvalidRequest, StsvendError
 from chalicelib.service import Incoming, Stsvend
@@ -47,7 +47,7 @@ if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in ("1", "true"):
     from aws_lambda_powertools import Tracer
 
     # Never the response as trace metadata: it holds the vended secret key and session token.
-    capture = functools.partial(Tracer(service="stsvend").capture_lambda_handler, capture_response=False)
+    capture = functools.partial(Tracer(service=SERVICE).capture_lambda_handler, capture_response=False)
     app.register_middleware(ConvertToMiddleware(capture))
 _service: Stsvend | None = None
 
@@ -59,26 +59,47 @@ def service() -> Stsvend:
     return _service
 
 
+def use_service(replacement: Stsvend | None) -> None:
+    """Serve with `replacement` (tests, benchmarks); None builds it from the environment again."""
+    global _service
+    _service = replacement
+
+
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
     # In Lambda, a missing setting fails the cold start, not the first caller's request.
     service()
+
+
+_ROUTE_NAMES = ("credentials", "roles", "whoami")
 
 
 @app.middleware("http")
 def _chalice_rejections_in_the_service_shape(
     request: Any, get_response: Callable[[Any], Response]
 ) -> Response:
-    """Chalice answers a wrong Content-Type or Accept itself; give those the stable error shape too."""
+    """Chalice answers a wrong Content-Type or Accept itself; give those the stable error shape too,
+    and audit them like any other denial."""
     response = get_response(request)
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and "RequestId" not in body:
         request_id = str((request.context or {}).get("requestId") or uuid.uuid4())
-        response = Response(
-            body={"Code": InvalidRequest.code, "Message": str(body.get("Message")), "RequestId": request_id},
-            status_code=InvalidRequest.status,
-            headers={"Cache-Control": "no-store"},
-        )
+        error: StsvendError = InvalidRequest(str(body.get("Message")))
+        route = str(request.path).strip("/")
+        try:
+            service().rejected(route if route in _ROUTE_NAMES else "request", request_id, error.message)
+        except Exception:  # noqa: BLE001 - a service that cannot start answers as every route does
+            logger.exception("unexpected error", extra={"request_id": request_id})
+            error = InternalError("the request failed; nothing was vended")
+        response = _error_response(error, request_id)
     return response
+
+
+def _error_response(error: StsvendError, request_id: str) -> Response:
+    return Response(
+        body={"Code": error.code, "Message": error.message, "RequestId": request_id},
+        status_code=error.status,
+        headers={"Cache-Control": "no-store", **error.headers},
+    )
 
 
 def _respond(operation: Callable[[Stsvend, Incoming], dict[str, Any]], route: str) -> Response:
@@ -101,11 +122,7 @@ def _respond(operation: Callable[[Stsvend, Incoming], dict[str, Any]], route: st
     except Exception:  # noqa: BLE001 - last resort: fail closed, log the cause, show no detail
         logger.exception("unexpected error", extra={"request_id": incoming.request_id})
         error = InternalError("the request failed; nothing was vended")
-    return Response(
-        body={"Code": error.code, "Message": error.message, "RequestId": incoming.request_id},
-        status_code=error.status,
-        headers={"Cache-Control": "no-store", **error.headers},
-    )
+    return _error_response(error, incoming.request_id)
 
 
 @app.route("/credentials", methods=["POST"], authorizer=iam)

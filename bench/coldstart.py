@@ -74,8 +74,6 @@ def run(context: Any) -> dict[str, Any]:
             **base_environment(),
             "AWS_ENDPOINT_URL": url,
             "AWS_LAMBDA_FUNCTION_NAME": "stsvend-bench",
-            "POWERTOOLS_SERVICE_NAME": "stsvend",
-            "POWERTOOLS_METRICS_NAMESPACE": "stsvend",
             "STSVEND_GRANTS_TABLE": TABLE,
             "STSVEND_IDENTITY_MODE": "apigateway",
             "STSVEND_GRANT_CACHE_SECONDS": "10",

@@ -23,17 +23,6 @@ PYTHON = sys.executable
 RESULT_FD_VARIABLE = "BENCH_RESULT_FD"
 # Emulator-only keys: moto accepts any key while IAM authentication is off.
 FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "AKIABENCHSERVICE0001", "AWS_SECRET_ACCESS_KEY": "bench-not-a-secret"}
-TABLE_KEYS = {
-    "KeySchema": [
-        {"AttributeName": "account_id", "KeyType": "HASH"},
-        {"AttributeName": "principal", "KeyType": "RANGE"},
-    ],
-    "AttributeDefinitions": [
-        {"AttributeName": "account_id", "AttributeType": "S"},
-        {"AttributeName": "principal", "AttributeType": "S"},
-    ],
-    "BillingMode": "PAY_PER_REQUEST",
-}
 
 
 # -- statistics -----------------------------------------------------------------------------------
@@ -217,10 +206,15 @@ def botocore_client(service: str, url: str) -> Any:
 
 def create_grants_table(ddb: Any, table: str, grants: Sequence[Mapping[str, Any]]) -> None:
     """Create `table` and fill it with BatchWriteItem, 25 items a call."""
-    from chalicelib.grants import to_attribute
+    from chalicelib.grant_store import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, to_item
 
-    ddb.create_table(TableName=table, **TABLE_KEYS)
-    items = [{"PutRequest": {"Item": {k: to_attribute(v) for k, v in g.items()}}} for g in grants]
+    ddb.create_table(
+        TableName=table,
+        KeySchema=KEY_SCHEMA,
+        AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
+        BillingMode="PAY_PER_REQUEST",
+    )
+    items = [{"PutRequest": {"Item": to_item(g)}} for g in grants]
     for start in range(0, len(items), 25):
         pending: dict[str, Any] = {table: items[start:start + 25]}
         for _ in range(10):

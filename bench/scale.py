@@ -65,8 +65,6 @@ def run(context: Any) -> dict[str, Any]:
             **base_environment(),
             "AWS_ENDPOINT_URL": url,
             "AWS_LAMBDA_FUNCTION_NAME": "stsvend-bench",
-            "POWERTOOLS_SERVICE_NAME": "stsvend",
-            "POWERTOOLS_METRICS_NAMESPACE": "stsvend",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "STSVEND_GRANTS_TABLE": SMALL,
             "STSVEND_IDENTITY_MODE": "apigateway",
@@ -97,24 +95,20 @@ def run(context: Any) -> dict[str, Any]:
 def measure() -> dict[str, Any]:
     import app as app_module
     from bench.events import LambdaContext, credentials_event
-    from chalicelib.audit import Auditor
     from chalicelib.aws import AwsClients
     from chalicelib.config import Settings
-    from chalicelib.grants import GrantStore
-    from chalicelib.service import Stsvend, identity_resolver
+    from chalicelib.grant_store import GrantStore
+    from chalicelib.service import Stsvend
 
     settings = Settings.from_env()
-    clients = app_module.service()._clients
-    services = {
-        f"{kind}-{size}": Stsvend(
-            settings,
-            clients,
-            GrantStore(clients.dynamodb, table, 3600 if kind == "warm" else 0),
-            Auditor(),
-            identity_resolver(settings, clients),
-        )
+    clients = AwsClients(settings.region)
+    stores = {
+        f"{kind}-{size}": GrantStore(clients.dynamodb, table, 3600 if kind == "warm" else 0)
         for kind in ("warm", "cold")
         for size, table in (("10", SMALL), ("20000", LARGE))
+    }
+    services = {
+        name: Stsvend.from_settings(settings, clients=clients, grants=store) for name, store in stores.items()
     }
     # The control: 10 grants, with every Query held back by the emulator's extra scan time on the
     # large table, so that both sides wait for DynamoDB equally long.
@@ -123,19 +117,15 @@ def measure() -> dict[str, Any]:
     held_clients.dynamodb().meta.events.register(
         "before-send.dynamodb.Query", lambda **_: time.sleep(hold[0])
     )
-    services["held-10"] = Stsvend(
-        settings,
-        held_clients,
-        GrantStore(held_clients.dynamodb, SMALL, 0),
-        Auditor(),
-        identity_resolver(settings, held_clients),
+    services["held-10"] = Stsvend.from_settings(
+        settings, clients=held_clients, grants=GrantStore(held_clients.dynamodb, SMALL, 0)
     )
     context = LambdaContext()
     serial = iter(range(10**9))
 
     def vend(service: Stsvend) -> Any:
         def once() -> None:
-            app_module._service = service
+            app_module.use_service(service)
             event = credentials_event(f"00000000-0000-4000-8000-{next(serial):012d}")
             response = app_module.app(event, context)
             if response["statusCode"] != 200:
@@ -163,7 +153,7 @@ def measure() -> dict[str, Any]:
     hold[0] = max(0.0, percentile(warm_up["query-20000"], 50) - percentile(warm_up["query-10"], 50))
     timings = interleaved(ROUNDS, *actions)
     found = {
-        size: len(services[f"cold-{size}"]._grants.for_account(JENKINS_ACCOUNT)) for size in ("10", "20000")
+        size: len(stores[f"cold-{size}"].for_account(JENKINS_ACCOUNT)) for size in ("10", "20000")
     }
     if set(found.values()) != {PER_ACCOUNT}:
         raise RuntimeError(f"the caller's account should hold {PER_ACCOUNT} grants, found {found}")

@@ -30,8 +30,6 @@ def run(context: Any) -> dict[str, Any]:
     env = {
         **base_environment(),
         "AWS_LAMBDA_FUNCTION_NAME": "stsvend-bench",
-        "POWERTOOLS_SERVICE_NAME": "stsvend",
-        "POWERTOOLS_METRICS_NAMESPACE": "stsvend",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "STSVEND_GRANTS_TABLE": "stsvend-grants-bench",
         "STSVEND_IDENTITY_MODE": "apigateway",
@@ -83,11 +81,16 @@ def prepare(total: int) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]
 
     import app as app_module
     from bench.events import LambdaContext, credentials_event, jenkins_grant
-    from chalicelib.grants import to_attribute
+    from chalicelib.aws import AwsClients
+    from chalicelib.config import Settings
+    from chalicelib.grant_store import to_item
+    from chalicelib.service import Stsvend
 
-    service = app_module.service()
-    sts, ddb = service._clients.sts(), service._clients.dynamodb()
-    item = {k: to_attribute(v) for k, v in jenkins_grant().items()}
+    settings = Settings.from_env()
+    clients = AwsClients(settings.region)
+    app_module.use_service(Stsvend.from_settings(settings, clients=clients))
+    sts, ddb = clients.sts(), clients.dynamodb()
+    item = to_item(jenkins_grant())
     ddb_stub = Stubber(ddb)
     ddb_stub.add_response("query", {"Items": [item], "Count": 1, "ScannedCount": 1})
     ddb_stub.activate()

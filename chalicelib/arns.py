@@ -1,4 +1,8 @@
-"""IAM and STS ARNs: parsing callers' ARNs and checking the ARNs that grants and requests name."""
+"""IAM and STS ARNs: parsing callers' ARNs and checking the ARNs that grants and requests name.
+
+ASCII only, spelled out: `\\d` and `\\w` would also accept other scripts' digits and letters
+(full-width "１１１…"), which IAM never issues.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +14,24 @@ _PARTITION = r"aws(?:-cn|-us-gov)?"
 NAME_CHARS = r"[A-Za-z0-9+=,.@_-]"
 
 _ASSUMED_ROLE = re.compile(
-    rf"^arn:({_PARTITION}):sts::(\d{{12}}):assumed-role/({NAME_CHARS}{{1,64}})/({NAME_CHARS}{{2,64}})$"
+    rf"^arn:({_PARTITION}):sts::([0-9]{{12}}):assumed-role/({NAME_CHARS}{{1,64}})/({NAME_CHARS}{{2,64}})$"
 )
 _IAM_USER = re.compile(
-    rf"^arn:({_PARTITION}):iam::(\d{{12}}):user((?:/[\x21-\x7e]*?)?)/({NAME_CHARS}{{1,64}})$"
+    rf"^arn:({_PARTITION}):iam::([0-9]{{12}}):user((?:/[\x21-\x7e]*?)?)/({NAME_CHARS}{{1,64}})$"
 )
 _IAM_ROLE = re.compile(
-    rf"^arn:({_PARTITION}):iam::(\d{{12}}):role((?:/[\x21-\x7e]*?)?)/({NAME_CHARS}{{1,64}})$"
+    rf"^arn:({_PARTITION}):iam::([0-9]{{12}}):role((?:/[\x21-\x7e]*?)?)/({NAME_CHARS}{{1,64}})$"
 )
-_ROOT = re.compile(rf"^arn:({_PARTITION}):iam::(\d{{12}}):root$")
-_FEDERATED = re.compile(rf"^arn:({_PARTITION}):sts::(\d{{12}}):federated-user/({NAME_CHARS}{{2,32}})$")
+_ROOT = re.compile(rf"^arn:({_PARTITION}):iam::([0-9]{{12}}):root$")
+_FEDERATED = re.compile(rf"^arn:({_PARTITION}):sts::([0-9]{{12}}):federated-user/({NAME_CHARS}{{2,32}})$")
 
 # A role ARN a caller may request and a grant may list: no wildcard, optional path.
 ROLE_ARN = re.compile(
-    rf"^arn:({_PARTITION}):iam::(\d{{12}}):role(?:/[A-Za-z0-9+=,.@_-]+)*/({NAME_CHARS}{{1,64}})$"
+    rf"^arn:({_PARTITION}):iam::([0-9]{{12}}):role(?:/[A-Za-z0-9+=,.@_-]+)*/({NAME_CHARS}{{1,64}})$"
 )
 # A grant's principal: exact role/user ARN (no path), or `*` wildcards in the name part only.
 GRANT_PRINCIPAL = re.compile(
-    rf"^arn:({_PARTITION}):iam::(\d{{12}}):(role|user)/([A-Za-z0-9+=,.@_*-]{{1,64}})$"
+    rf"^arn:({_PARTITION}):iam::([0-9]{{12}}):(role|user)/([A-Za-z0-9+=,.@_*-]{{1,64}})$"
 )
 
 

@@ -1,4 +1,10 @@
-"""Audit: exactly one structured log line and one metric per credentials decision (DESIGN.md §5).
+"""Audit: exactly one structured log line per decision on every route (DESIGN.md §5), and one metric
+per credentials decision.
+
+Events: `credentials.vended` / `credentials.denied`, `roles.listed` / `roles.denied`,
+`whoami.answered` / `whoami.denied`. A denial carries the caller's `code` and `reason`, and, when
+the service knows more than it may tell the caller (a stored grant that does not parse, an
+ambiguous match), `detail` for the operator.
 
 The log line carries the vended `access_key_id` (CloudTrail's join key) and never the secret key or
 session token: records are built from an explicit list of fields, not from the STS answer.
@@ -14,8 +20,12 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from chalicelib.identity import Caller
 
+# The one source of the powertools service name and metrics namespace: passed explicitly to the
+# Logger, Metrics and Tracer (which then ignore POWERTOOLS_SERVICE_NAME / _METRICS_NAMESPACE);
+# .chalice/config.json does not set them (tests/unit/test_config.py holds it so).
 SERVICE = "stsvend"
 NAMESPACE = "stsvend"
+_ANSWERED = {"roles": "roles.listed", "whoami": "whoami.answered"}
 logger = Logger(service=SERVICE)
 # The metric is printed in two writes (line, newline): under `chalice local`, which serves requests on
 # threads, another thread's audit line could land between them. One writer at a time keeps every
@@ -60,6 +70,15 @@ class Auditor:
             self._log.info("credentials vended", extra=fields)
             self._metric("CredentialsVended", None)
 
+    def answered(
+        self, route: str, request_id: str, caller: Caller, extra: dict[str, Any] | None = None
+    ) -> None:
+        """A read-only route (`roles`, `whoami`) answered its caller."""
+        event = _ANSWERED[route]
+        fields = {"event": event, "request_id": request_id, **caller_fields(caller), **(extra or {})}
+        with _write_lock:
+            self._log.info(event.replace(".", " "), extra=fields)
+
     def denied(
         self,
         request_id: str,
@@ -67,18 +86,24 @@ class Auditor:
         code: str,
         message: str,
         request: dict[str, Any] | None = None,
+        *,
+        route: str = "credentials",
+        detail: str | None = None,
     ) -> None:
         fields = {
-            "event": "credentials.denied",
+            "event": f"{route}.denied",
             "request_id": request_id,
             **caller_fields(caller),
             **(request or {}),
             "code": code,
             "reason": message,
         }
+        if detail is not None:
+            fields["detail"] = detail
         with _write_lock:
-            self._log.warning("credentials denied", extra=fields)
-            self._metric("CredentialsDenied", code)
+            self._log.warning(f"{route} denied", extra=fields)
+            if route == "credentials":
+                self._metric("CredentialsDenied", code)
 
     @staticmethod
     def _metric(name: str, code: str | None) -> None:

@@ -12,9 +12,12 @@ class StsvendError(Exception):
     code = "InternalError"
     headers: dict[str, str] = {}
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # For the audit line only, never the caller: what the operator needs to fix (which stored
+        # grant, which field), where telling the caller would reveal the allow-list.
+        self.detail = detail
 
 
 class InvalidRequest(StsvendError):

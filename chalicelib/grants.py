@@ -1,34 +1,37 @@
-"""The allow-list: the grant model (DESIGN.md section 3), its DynamoDB store and the matching rules.
+"""The allow-list: the grant model (DESIGN.md section 3) and the matching rules, pure (no AWS).
 
 Deny by default: a caller gets nothing unless exactly one grant decides for it and that grant is
 enabled, unexpired, pinned to the caller's unique id (if pinned) and admits its source address.
+The table that stores grants is `chalicelib.grant_store`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from chalicelib.arns import GRANT_PRINCIPAL, ROLE_ARN
-from chalicelib.errors import CallerNotAllowed, ServiceUnavailable, SourceNotAllowed
+from chalicelib.errors import CallerNotAllowed, SourceNotAllowed
 from chalicelib.policy import MAX_POLICY_ARNS, PolicyError, minify_session_policy
+from chalicelib.timestamps import format_timestamp, parse_timestamp
 
 MIN_DURATION_SECONDS = 900
 # AssumeRole from the service's own role session is role chaining: STS caps it at one hour.
 MAX_DURATION_SECONDS = 3600
 MAX_REQUEST_TAGS = 47  # STS allows 50 session tags; stsvend sets three itself.
-# ASCII only: a grant names keys plainly, and no Unicode case folding can make one collide.
+# Every identifier check is ASCII, spelled out: `\\d` and `\\w` also accept other scripts' digits
+# and letters, which IAM and STS refuse.
+# A grant names tag keys plainly, and no Unicode case folding can make one collide.
 TAG_KEY = re.compile(r"[A-Za-z0-9 _.:/=+\-@]{1,128}")
 SESSION_POLICY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-POLICY_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::(?:aws|\d{12}):policy/[\x21-\x7e]{1,1024}$")
-EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+POLICY_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::(?:aws|[0-9]{12}):policy/[\x21-\x7e]{1,1024}$")
+EXTERNAL_ID_CHARS = "A-Za-z0-9_+=,.@:/-"
+EXTERNAL_ID = re.compile(rf"^[{EXTERNAL_ID_CHARS}]{{2,1224}}$")
 UNIQUE_ID = re.compile(r"^A[A-Z0-9]{15,127}$")
 
 _GRANT_FIELDS = {
@@ -99,7 +102,13 @@ class Grant:
         return next((r for r in self.roles if r.role_arn == role_arn), None)
 
     def allowed_tag_key(self, key: str) -> str | None:
-        """The grant's spelling of `key` (tag keys are case-insensitive), or None if not allowed."""
+        """The grant's spelling of `key` (tag keys are case-insensitive), or None if not allowed.
+
+        Grant keys are ASCII, so only an ASCII key can be one: Unicode lower-casing would let a
+        lookalike (KELVIN SIGN for K) stand for a granted key.
+        """
+        if not key.isascii():
+            return None
         lowered = key.lower()
         return next((k for k in self.request_tags if k.lower() == lowered), None)
 
@@ -117,7 +126,7 @@ class Grant:
         if self.principal_id is not None:
             item["principal_id"] = self.principal_id
         if self.not_after is not None:
-            item["not_after"] = self.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+            item["not_after"] = format_timestamp(self.not_after)
         if self.allow_cognito:
             item["allow_cognito"] = True
         return item
@@ -215,7 +224,7 @@ def parse_role(
     if external_id is not None and (
         not isinstance(external_id, str) or not EXTERNAL_ID.fullmatch(external_id)
     ):
-        raise _fail(principal, f"{where}.external_id", "must be 2-1224 characters of [\\w+=,.@:/-]")
+        raise _fail(principal, f"{where}.external_id", f"must be 2-1224 characters of [{EXTERNAL_ID_CHARS}]")
     return RoleGrant(
         role_arn=role_arn,
         max_duration_seconds=duration,
@@ -271,9 +280,9 @@ def parse_grant(raw: Any, *, resolve_policy: Callable[[str], Any] | None = None)
     if raw.get("not_after") is not None:
         value = raw["not_after"]
         try:
-            if not isinstance(value, str) or not value.endswith("Z"):
+            if not isinstance(value, str):
                 raise ValueError
-            not_after = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            not_after = parse_timestamp(value)
         except ValueError:
             raise _fail(principal, "not_after", "must be a UTC time like 2027-06-30T00:00:00Z") from None
     cidrs = _strings(raw.get("source_cidrs", []))
@@ -328,25 +337,49 @@ class BrokenGrant:
 AnyGrant = Grant | BrokenGrant
 
 
-def deciding_grant(grants: Iterable[AnyGrant], principal_arn: str) -> AnyGrant | None:
-    """The one grant that decides: an exact principal beats patterns; the longest pattern wins.
+def specificity(principal: str) -> int:
+    """How specific a pattern is: its literal characters. `*` adds nothing (it may match nothing),
+    so `role/ci-**` ties with `role/ci-*` instead of outranking it."""
+    return len(principal) - principal.count("*")
 
-    Two equally long patterns that both match are ambiguous: nothing decides, so the caller is denied.
+
+def case_collisions(principals: Iterable[str]) -> list[list[str]]:
+    """Principals that differ only in case, grouped (each group in input order, two or more).
+
+    IAM names are unique regardless of case and matching ignores case, so such grants would all
+    match the same callers; the table's key is case-sensitive and keeps them all.
     """
-    exact: AnyGrant | None = None
+    groups: dict[str, list[str]] = {}
+    for principal in principals:
+        groups.setdefault(principal.lower(), []).append(principal)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def deciding_candidates(grants: Iterable[AnyGrant], principal_arn: str) -> list[AnyGrant]:
+    """The most specific matching grants: the exact ones if any, else the patterns with the most
+    literal characters. One decides; more than one is ambiguous; none, nothing matches."""
+    exact: list[AnyGrant] = []
     best: list[AnyGrant] = []
     for grant in grants:
         if not grant.matches(principal_arn):
             continue
         if not grant.is_pattern:
-            exact = grant
-        elif not best or len(grant.principal) > len(best[0].principal):
+            exact.append(grant)
+        elif not best or specificity(grant.principal) > specificity(best[0].principal):
             best = [grant]
-        elif len(grant.principal) == len(best[0].principal):
+        elif specificity(grant.principal) == specificity(best[0].principal):
             best.append(grant)
-    if exact is not None:
-        return exact
-    return best[0] if len(best) == 1 else None
+    return exact or best
+
+
+def deciding_grant(grants: Iterable[AnyGrant], principal_arn: str) -> AnyGrant | None:
+    """The one grant that decides, or None: nothing matches, or the best matches are ambiguous
+    (two exact principals differing only in case, or equally specific patterns) and so deny."""
+    candidates = deciding_candidates(grants, principal_arn)
+    return candidates[0] if len(candidates) == 1 else None
+
+
+_NO_GRANT = "no grant allows this caller"
 
 
 def authorize_caller(
@@ -356,10 +389,20 @@ def authorize_caller(
     source_ip: str,
     now: datetime,
 ) -> Grant:
-    """The grant under which this caller may ask for credentials, or the reason it may not."""
-    grant = deciding_grant(grants, principal_arn)
-    if grant is None or isinstance(grant, BrokenGrant):
-        raise CallerNotAllowed("no grant allows this caller")
+    """The grant under which this caller may ask for credentials, or the reason it may not.
+
+    An ambiguous match and a stored grant that does not parse deny with the same words as no grant
+    at all; the audit line alone gets which grants and what is wrong (`detail`).
+    """
+    candidates = deciding_candidates(grants, principal_arn)
+    if not candidates:
+        raise CallerNotAllowed(_NO_GRANT)
+    if len(candidates) > 1:
+        names = ", ".join(sorted(g.principal for g in candidates))
+        raise CallerNotAllowed(_NO_GRANT, detail=f"ambiguous: equally specific grants match: {names}")
+    (grant,) = candidates
+    if isinstance(grant, BrokenGrant):
+        raise CallerNotAllowed(_NO_GRANT, detail=f"the deciding stored grant does not parse: {grant.problem}")
     if not grant.enabled:
         raise CallerNotAllowed("the caller's grant is disabled")
     if grant.not_after is not None and now >= grant.not_after:
@@ -374,99 +417,3 @@ def authorize_caller(
         if not any(address in network for network in grant.source_cidrs):
             raise SourceNotAllowed("the caller's source address is not allowed by its grant")
     return grant
-
-
-# --- DynamoDB ---------------------------------------------------------------------------------
-
-
-def from_attribute(value: Mapping[str, Any]) -> Any:
-    """One DynamoDB attribute value to Python (the types grants use, plus sets)."""
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return inner
-    if kind == "N":
-        return Decimal(inner)
-    if kind == "BOOL":
-        return bool(inner)
-    if kind == "NULL":
-        return None
-    if kind == "L":
-        return [from_attribute(v) for v in inner]
-    if kind == "M":
-        return {k: from_attribute(v) for k, v in inner.items()}
-    if kind == "SS":
-        return list(inner)
-    raise ValueError(f"unsupported DynamoDB type {kind}")
-
-
-def to_attribute(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, (int, Decimal)):
-        return {"N": str(value)}
-    if isinstance(value, (list, tuple)):
-        return {"L": [to_attribute(v) for v in value]}
-    if isinstance(value, Mapping):
-        return {"M": {k: to_attribute(v) for k, v in value.items()}}
-    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
-
-
-def grant_from_item(item: Mapping[str, Any]) -> AnyGrant:
-    principal = item.get("principal", {}).get("S", "")
-    try:
-        return parse_grant({k: from_attribute(v) for k, v in item.items()})
-    except (GrantError, ValueError, TypeError) as exc:
-        return BrokenGrant(principal, str(exc))
-
-
-class GrantStore:
-    """Grants by account: one DynamoDB Query per account, kept in memory for `ttl_seconds`."""
-
-    def __init__(
-        self,
-        client_factory: Callable[[], Any],
-        table_name: str,
-        ttl_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._client_factory = client_factory
-        self._table = table_name
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._cache: dict[str, tuple[float, tuple[AnyGrant, ...]]] = {}
-        self._lock = threading.Lock()
-
-    def for_account(self, account_id: str) -> tuple[AnyGrant, ...]:
-        now = self._clock()
-        cached = self._cache.get(account_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        grants = tuple(grant_from_item(item) for item in self._query(account_id))
-        if self._ttl > 0:
-            with self._lock:
-                self._cache[account_id] = (now + self._ttl, grants)
-        return grants
-
-    def _query(self, account_id: str) -> list[dict[str, Any]]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        client = self._client_factory()
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "account_id = :a",
-            "ExpressionAttributeValues": {":a": {"S": account_id}},
-        }
-        items: list[dict[str, Any]] = []
-        try:
-            while True:
-                page = client.query(**kwargs)
-                items.extend(page.get("Items", []))
-                if "LastEvaluatedKey" not in page:
-                    return items
-                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        except (ClientError, BotoCoreError) as exc:
-            raise ServiceUnavailable("the grants table could not be read; try again") from exc

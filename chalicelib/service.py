@@ -11,8 +11,9 @@ from typing import Any
 from chalicelib.audit import Auditor
 from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
-from chalicelib.errors import CallerNotAllowed, InternalError, StsvendError
-from chalicelib.grants import Grant, GrantStore, authorize_caller
+from chalicelib.errors import CallerNotAllowed, InternalError, InvalidRequest, StsvendError
+from chalicelib.grant_store import GrantStore
+from chalicelib.grants import Grant, authorize_caller
 from chalicelib.identity import (
     ApiGatewayIdentity,
     Caller,
@@ -20,7 +21,9 @@ from chalicelib.identity import (
     StsProofIdentity,
     StsProofVerifier,
 )
-from chalicelib.vending import assume_role, parse_request, plan_assume_role
+from chalicelib.sts import assume_role
+from chalicelib.timestamps import format_timestamp
+from chalicelib.vending import parse_request, plan_assume_role
 
 
 @dataclass(frozen=True)
@@ -79,12 +82,23 @@ class Stsvend:
         self._now = now
 
     @classmethod
-    def from_settings(cls, settings: Settings, identity: IdentityResolver | None = None) -> Stsvend:
-        """The service for `settings`; `identity` replaces the resolver the mode would get."""
-        clients = AwsClients(settings.region)
-        grants = GrantStore(clients.dynamodb, settings.grants_table, settings.grant_cache_seconds)
+    def from_settings(
+        cls,
+        settings: Settings,
+        identity: IdentityResolver | None = None,
+        *,
+        clients: AwsClients | None = None,
+        grants: GrantStore | None = None,
+        auditor: Auditor | None = None,
+    ) -> Stsvend:
+        """The service for `settings`. Tests and benchmarks may hand in any collaborator: the
+        identity resolver the mode would get, their own AWS clients (to watch or stub the calls),
+        grant store or auditor."""
+        clients = clients or AwsClients(settings.region)
+        if grants is None:
+            grants = GrantStore(clients.dynamodb, settings.grants_table, settings.grant_cache_seconds)
         resolver = identity if identity is not None else identity_resolver(settings, clients)
-        return cls(settings, clients, grants, Auditor(), resolver)
+        return cls(settings, clients, grants, auditor or Auditor(), resolver)
 
     def caller(self, incoming: Incoming) -> Caller:
         return self._identity.resolve(incoming)
@@ -106,6 +120,22 @@ class Stsvend:
             )
         return grant
 
+    def _denied(
+        self,
+        route: str,
+        incoming: Incoming,
+        caller: Caller | None,
+        error: Exception,
+        asked: dict[str, Any] | None = None,
+    ) -> None:
+        if isinstance(error, StsvendError):
+            code, message, detail = error.code, error.message, error.detail
+        else:
+            code, message, detail = InternalError.code, "unexpected", None
+        self._auditor.denied(
+            incoming.request_id, caller, code, message, asked, route=route, detail=detail
+        )
+
     def vend(self, incoming: Incoming) -> dict[str, Any]:
         caller: Caller | None = None
         asked: dict[str, Any] = {}
@@ -120,22 +150,25 @@ class Stsvend:
                 "role_session_name": plan.params["RoleSessionName"],
             }
             answer = assume_role(self._clients.sts(), plan)
-        except StsvendError as exc:
-            self._auditor.denied(incoming.request_id, caller, exc.code, exc.message, asked)
-            raise
-        except Exception:
-            self._auditor.denied(incoming.request_id, caller, InternalError.code, "unexpected", asked)
+        except Exception as exc:
+            self._denied("credentials", incoming, caller, exc, asked)
             raise
         self._auditor.vended(incoming.request_id, caller, plan.params, answer)
         return {**answer, "RequestId": incoming.request_id}
 
     def roles(self, incoming: Incoming) -> dict[str, Any]:
-        caller = self.caller(incoming)
-        grant = self._grant_for(caller)
+        caller: Caller | None = None
+        try:
+            caller = self.caller(incoming)
+            grant = self._grant_for(caller)
+        except Exception as exc:
+            self._denied("roles", incoming, caller, exc)
+            raise
+        self._auditor.answered("roles", incoming.request_id, caller, {"grant": grant.principal})
         return {
             "Principal": caller.principal_arn,
             "Grant": grant.principal,
-            "NotAfter": grant.not_after.strftime("%Y-%m-%dT%H:%M:%SZ") if grant.not_after else None,
+            "NotAfter": format_timestamp(grant.not_after) if grant.not_after else None,
             "RequestTags": list(grant.request_tags),
             "Roles": [
                 {
@@ -150,7 +183,13 @@ class Stsvend:
         }
 
     def whoami(self, incoming: Incoming) -> dict[str, Any]:
-        caller = self.caller(incoming)
+        caller: Caller | None = None
+        try:
+            caller = self.caller(incoming)
+        except Exception as exc:
+            self._denied("whoami", incoming, caller, exc)
+            raise
+        self._auditor.answered("whoami", incoming.request_id, caller)
         return {
             "Arn": caller.arn,
             "PrincipalArn": caller.principal_arn,
@@ -161,3 +200,7 @@ class Stsvend:
             "IdentityMode": self._identity.mode,
             "RequestId": incoming.request_id,
         }
+
+    def rejected(self, route: str, request_id: str, message: str) -> None:
+        """Audit a request the web framework refused before any view ran (content type, accept)."""
+        self._auditor.denied(request_id, None, InvalidRequest.code, message, route=route)

@@ -1,22 +1,19 @@
-"""The credential request: validated against STS's limits, then one AssumeRole (DESIGN.md section 4)."""
+"""The credential request, validated against STS's limits, and the exact AssumeRole it becomes
+(DESIGN.md section 4). Pure: the call itself is `chalicelib.sts`."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib.arns import ROLE_ARN
 from chalicelib.errors import (
-    AssumeRoleDenied,
     DurationNotAllowed,
     InvalidRequest,
     PayloadTooLarge,
-    PolicyTooLarge,
     RoleNotGranted,
-    ServiceUnavailable,
     TagNotAllowed,
 )
 from chalicelib.grants import MAX_REQUEST_TAGS, MIN_DURATION_SECONDS, Grant, RoleGrant
@@ -26,8 +23,13 @@ from chalicelib.jsontext import JsonTextError, loads_strict
 MAX_BODY_BYTES = 16 * 1024
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
+# RoleSessionName and SourceIdentity: STS's [\w+=,.@-], where \w is ASCII (IAM name characters).
 SESSION_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{2,64}$")
 _NOT_SESSION_CHARS = re.compile(r"[^A-Za-z0-9+=,.@_-]")
+# What a service tag value keeps as it is: the ASCII part of STS's tag charset except `=`, which
+# escapes everything else (see service_tag_value).
+_TAG_VALUE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.:/+-@")
+_TAG_VALUE_PLAIN = re.compile(r"[A-Za-z0-9 _.:/+@-]{0,256}")
 # Exactly the ASCII characters _tag_text_ok accepts (letters, digits, space and _.:/=+-@).
 _ASCII_TAG_TEXT = re.compile(r"[A-Za-z0-9 _.:/=+@-]*")
 _REQUEST_FIELDS = {"role_arn", "duration_seconds", "tags", "session_name"}
@@ -35,15 +37,6 @@ TAG_CALLER = "stsvend:caller"
 TAG_ACCOUNT = "stsvend:caller-account"
 TAG_REQUEST_ID = "stsvend:request-id"
 TRANSITIVE_TAG_KEYS = (TAG_CALLER, TAG_ACCOUNT)
-_THROTTLED = {
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "ServiceUnavailable",
-    "InternalFailure",
-    "InternalError",
-}
 
 
 @dataclass(frozen=True)
@@ -136,13 +129,31 @@ def source_identity(caller: Caller) -> str:
     return value if len(value) >= 2 else value + "_"
 
 
+def service_tag_value(text: str) -> str:
+    """`text` within STS's tag value charset, reversibly: IAM names may hold `,`, which a tag value
+    may not. `=` is the escape, as in quoted-printable: `=` becomes `=3D`, `,` becomes `=2C`, and
+    any other character outside [A-Za-z0-9 _.:/+-@] becomes `=XX` per UTF-8 byte. So `role/a,b`
+    is tagged `role/a=2Cb`, `role/a=b` is `role/a=3Db`, and no two texts share a value. A caller
+    principal is at most 38 + 3 x 64 characters escaped, within the 256 allowed; a longer text is
+    cut before an escape, never inside one."""
+    if _TAG_VALUE_PLAIN.fullmatch(text):
+        return text  # the usual case: nothing to escape
+    value = ""
+    for char in text:
+        piece = char if char in _TAG_VALUE_SAFE else "".join(f"={b:02X}" for b in char.encode())
+        if len(value) + len(piece) > MAX_TAG_VALUE:
+            break
+        value += piece
+    return value
+
+
 def session_tags(
     caller: Caller, request: CredentialRequest, grant: Grant, request_id: str
 ) -> list[dict[str, str]]:
     tags = [
-        {"Key": TAG_CALLER, "Value": caller.principal_arn[:MAX_TAG_VALUE]},
-        {"Key": TAG_ACCOUNT, "Value": caller.account_id},
-        {"Key": TAG_REQUEST_ID, "Value": request_id[:MAX_TAG_VALUE]},
+        {"Key": TAG_CALLER, "Value": service_tag_value(caller.principal_arn)},
+        {"Key": TAG_ACCOUNT, "Value": service_tag_value(caller.account_id)},
+        {"Key": TAG_REQUEST_ID, "Value": service_tag_value(request_id)},
     ]
     for key, value in request.tags.items():
         if key.casefold().startswith("stsvend:"):  # casefold: "ſtsvend:" too
@@ -195,54 +206,3 @@ def plan_assume_role(caller: Caller, request: CredentialRequest, grant: Grant, r
     if role.external_id:
         params["ExternalId"] = role.external_id
     return Plan(role, params)
-
-
-def _denied_message(role: RoleGrant) -> str:
-    needs = "sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity"
-    external = " with the grant's external id (sts:ExternalId)" if role.external_id else ""
-    return (
-        f"STS refused to assume {role.role_arn}: check that its trust policy allows the stsvend"
-        f" service role {needs}{external}, and that the service role may call them"
-    )
-
-
-def assume_role(sts: Any, plan: Plan) -> dict[str, Any]:
-    """Call STS; translate its failures into the service's errors (the cause is kept)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        answer = sts.assume_role(**plan.params)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code == "PackedPolicyTooLarge":
-            raise PolicyTooLarge(
-                "STS says the session policy and tags are too large once packed; shorten the"
-                " request's tags or the grant's session policy"
-            ) from exc
-        if code in _THROTTLED or status >= 500:
-            raise ServiceUnavailable("STS is throttling or unavailable; try again") from exc
-        if code == "AccessDenied":
-            raise AssumeRoleDenied(_denied_message(plan.role)) from exc
-        if code == "RegionDisabledException":
-            raise AssumeRoleDenied(
-                "STS is not activated in the service's region for the target role's account"
-            ) from exc
-        raise AssumeRoleDenied(f"STS rejected the AssumeRole request ({code or status})") from exc
-    except BotoCoreError as exc:
-        raise ServiceUnavailable("STS could not be reached; try again") from exc
-    creds = answer["Credentials"]
-    expiration = creds["Expiration"]
-    if isinstance(expiration, datetime):
-        expiration = expiration.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "Version": 1,
-        "AccessKeyId": creds["AccessKeyId"],
-        "SecretAccessKey": creds["SecretAccessKey"],
-        "SessionToken": creds["SessionToken"],
-        "Expiration": expiration,
-        "AssumedRoleArn": answer["AssumedRoleUser"]["Arn"],
-        "RoleSessionName": plan.params["RoleSessionName"],
-        "SourceIdentity": plan.params["SourceIdentity"],
-    }

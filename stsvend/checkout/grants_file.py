@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stsvend.checkout.model import Grant, GrantError, JsonTextError, loads_strict, parse_grant
+from stsvend.checkout.model import (
+    Grant,
+    GrantError,
+    JsonTextError,
+    case_collisions,
+    loads_strict,
+    parse_grant,
+)
 
 # Far above any real allow-list (DynamoDB items are at most 400 KB each), far below trouble.
 MAX_GRANTS_FILE_BYTES = 8 * 1024 * 1024
@@ -98,25 +105,26 @@ def load_grants_file(path: Path, session_dir: Path) -> list[Grant]:
             raise GrantError(f"session policy {name!r}: {exc}") from None
 
     grants: list[Grant] = []
-    first_index: dict[str, int] = {}
+    index_of: dict[str, int] = {}
     for index, raw in enumerate(entries):
         try:
             _check_ascii(raw)
             grant = parse_grant(raw, resolve_policy=resolve_policy)
         except GrantError as exc:
             raise GrantError(f"{path}: grants[{index}]: {exc}") from None
-        # IAM names are unique whatever their case, and grants match ignoring case: two grants whose
-        # principals differ only in case name the same callers, and neither would decide.
-        folded = grant.principal.lower()
-        if folded in first_index:
-            other = grants[first_index[folded]].principal
-            same = "is already granted" if other == grant.principal else (
-                f"differs only in case from {other!r}, the same principal to IAM, granted"
-            )
+        if grant.principal in index_of:
             raise GrantError(
-                f"{path}: grants[{index}]: grant {grant.principal!r}: principal {same} by"
-                f" grants[{first_index[folded]}]; one grant per principal"
+                f"{path}: grants[{index}]: grant {grant.principal!r}: principal is already granted"
+                f" by grants[{index_of[grant.principal]}]; one grant per principal"
             )
-        first_index[folded] = index
+        index_of[grant.principal] = index
         grants.append(grant)
+    # IAM names are unique whatever their case, and grants match ignoring case: two grants whose
+    # principals differ only in case name the same callers, and neither would decide.
+    for first, second, *_ in case_collisions(g.principal for g in grants):
+        raise GrantError(
+            f"{path}: grants[{index_of[second]}]: grant {second!r}: principal differs only in case"
+            f" from {first!r}, granted by grants[{index_of[first]}] (the same principal to IAM);"
+            " one grant per principal"
+        )
     return grants

@@ -12,20 +12,27 @@ if "chalicelib.grants" not in sys.modules:
     Checkout.open()
 
 from chalicelib.arns import ROLE_ARN  # noqa: E402
+from chalicelib.grant_store import (  # noqa: E402
+    ATTRIBUTE_DEFINITIONS,
+    KEY_SCHEMA,
+    from_attribute,
+    grant_from_item,
+    to_attribute,
+)
 from chalicelib.grants import (  # noqa: E402
     BOOKKEEPING,
     EXTERNAL_ID,
+    EXTERNAL_ID_CHARS,
     BrokenGrant,
     Grant,
     GrantError,
-    from_attribute,
-    grant_from_item,
+    case_collisions,
     parse_grant,
-    to_attribute,
 )
 from chalicelib.jsontext import JsonTextError, loads_strict  # noqa: E402
 
 __all__ = [
-    "BOOKKEEPING", "EXTERNAL_ID", "ROLE_ARN", "BrokenGrant", "Grant", "GrantError", "from_attribute",
-    "grant_from_item", "JsonTextError", "loads_strict", "parse_grant", "to_attribute",
+    "ATTRIBUTE_DEFINITIONS", "BOOKKEEPING", "EXTERNAL_ID", "EXTERNAL_ID_CHARS", "KEY_SCHEMA", "ROLE_ARN",
+    "BrokenGrant", "Grant", "GrantError", "JsonTextError", "case_collisions", "from_attribute",
+    "grant_from_item", "loads_strict", "parse_grant", "to_attribute",
 ]

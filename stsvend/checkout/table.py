@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stsvend.checkout.model import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA
 from stsvend.errors import CommandError
-
-KEY_SCHEMA = [
-    {"AttributeName": "account_id", "KeyType": "HASH"},
-    {"AttributeName": "principal", "KeyType": "RANGE"},
-]
 
 
 def create_table(client: Any, table: str) -> bool:
@@ -21,10 +17,7 @@ def create_table(client: Any, table: str) -> bool:
         client.create_table(
             TableName=table,
             KeySchema=KEY_SCHEMA,
-            AttributeDefinitions=[
-                {"AttributeName": "account_id", "AttributeType": "S"},
-                {"AttributeName": "principal", "AttributeType": "S"},
-            ],
+            AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
             BillingMode="PAY_PER_REQUEST",
             SSESpecification={"Enabled": True},
             DeletionProtectionEnabled=True,

@@ -9,7 +9,7 @@ from typing import Any
 
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.grants_file import MAX_SESSION_POLICY_FILE_BYTES, read_json_file
-from stsvend.checkout.model import EXTERNAL_ID, ROLE_ARN, GrantError
+from stsvend.checkout.model import EXTERNAL_ID, EXTERNAL_ID_CHARS, ROLE_ARN, GrantError
 from stsvend.errors import CommandError
 
 SERVICE_ROLE_PLACEHOLDER = "${STSVEND_SERVICE_ROLE_ARN}"
@@ -81,7 +81,6 @@ def render_trust_policy(
         )
     if external_id is not None and not (external_id.isascii() and EXTERNAL_ID.fullmatch(external_id)):
         raise CommandError(
-            "InvalidArgument",
-            "--external-id must be 2-1224 ASCII characters: letters, digits and _+=,.@:/-",
+            "InvalidArgument", f"--external-id must be 2-1224 characters of [{EXTERNAL_ID_CHARS}]"
         )
     return fill_trust_template(template, service_role_arn, external_id)

@@ -7,7 +7,7 @@ import base64
 import json
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +16,10 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 import app as app_module
+from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
-from chalicelib.grants import to_attribute
+from chalicelib.grant_store import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, GrantStore, to_item
+from chalicelib.identity import IdentityResolver
 from chalicelib.service import Stsvend
 from tests.conftest import record_output, record_vended
 
@@ -129,24 +131,39 @@ class _Context:
     aws_request_id = "lambda-request"
 
 
+@pytest.fixture
+def serve() -> Iterator[Callable[[Stsvend], None]]:
+    """Serve the app with a given service for one test; afterwards it is built from settings again."""
+    yield app_module.use_service
+    app_module.use_service(None)
+
+
 @dataclass
 class Stack:
     url: str
-    service: Stsvend
     ddb: Any
+    clients: AwsClients = field(init=False)
+    service: Stsvend = field(init=False)
     sent: list[dict[str, Any]] = field(default_factory=list)
 
-    def attach(self, service: Stsvend) -> None:
-        """Serve requests with `service`, recording every AssumeRole request it sends."""
-        self.service = service
-        service._clients.sts().meta.events.register(
+    def serve(
+        self, grants: GrantStore | None = None, identity: IdentityResolver | None = None
+    ) -> Stsvend:
+        """Serve requests with a service built from the current environment (with `grants` and
+        `identity`, if given), recording every AssumeRole request it sends."""
+        settings = Settings.from_env()
+        self.clients = AwsClients(settings.region)
+        self.service = Stsvend.from_settings(settings, identity, clients=self.clients, grants=grants)
+        self.clients.sts().meta.events.register(
             "provide-client-params.sts.AssumeRole",
             lambda params, **_: self.sent.append(dict(params)),
         )
+        app_module.use_service(self.service)
+        return self.service
 
     def put_grant(self, grant: dict[str, Any]) -> None:
         item = {"account_id": grant["principal"].split(":")[4], **grant}
-        self.ddb.put_item(TableName=TABLE, Item={k: to_attribute(v) for k, v in item.items()})
+        self.ddb.put_item(TableName=TABLE, Item=to_item(item))
 
     def invoke(
         self,
@@ -218,18 +235,13 @@ def stack(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     ddb = boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_url)
     ddb.create_table(
         TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "account_id", "KeyType": "HASH"},
-            {"AttributeName": "principal", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "account_id", "AttributeType": "S"},
-            {"AttributeName": "principal", "AttributeType": "S"},
-        ],
+        KeySchema=KEY_SCHEMA,
+        AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
         BillingMode="PAY_PER_REQUEST",
     )
-    service = Stsvend.from_settings(Settings.from_env())
-    result = Stack(moto_url, service, ddb)
-    result.attach(service)
-    monkeypatch.setattr(app_module, "_service", service)
-    yield result
+    result = Stack(moto_url, ddb)
+    result.serve()
+    try:
+        yield result
+    finally:
+        app_module.use_service(None)

@@ -7,10 +7,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
 from chalicelib.audit import Auditor
 from chalicelib.config import Settings
-from chalicelib.grants import GrantStore, to_attribute
+from chalicelib.grant_store import PARTITION_KEY, QUERY_CONDITION, SORT_KEY, GrantStore, to_item
 from chalicelib.service import Stsvend, identity_resolver
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -24,14 +25,38 @@ SETTINGS = Settings(
 
 
 class FakeDynamoDB:
-    def __init__(self, items: list[dict[str, Any]]) -> None:
-        self.items = [{k: to_attribute(v) for k, v in item.items()} for item in items]
+    """The grants table as the service uses it: PutItem replaces by key, Query on the partition key
+    answers in sort-key (byte) order, a wrong table or condition is refused as DynamoDB would.
+    `tests/functional/test_grant_store.py` holds it to a moto server with the same cases."""
+
+    def __init__(self, items: list[dict[str, Any]], table: str = SETTINGS.grants_table) -> None:
+        self.table = table
+        self._items: dict[tuple[str, str], dict[str, Any]] = {}
         self.queries: list[str] = []
+        for item in items:
+            self.put_item(TableName=table, Item=to_item(item))
+
+    def _check_table(self, name: str) -> None:
+        if name != self.table:
+            raise ClientError(
+                {"Error": {"Code": "ResourceNotFoundException", "Message": "Requested resource not found"}},
+                "Query",
+            )
+
+    def put_item(self, **kwargs: Any) -> dict[str, Any]:
+        self._check_table(kwargs["TableName"])
+        item = kwargs["Item"]
+        self._items[(item[PARTITION_KEY]["S"], item[SORT_KEY]["S"])] = item
+        return {}
 
     def query(self, **kwargs: Any) -> dict[str, Any]:
+        self._check_table(kwargs["TableName"])
+        if kwargs["KeyConditionExpression"] != QUERY_CONDITION:
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "bad key"}}, "Query")
         account = kwargs["ExpressionAttributeValues"][":a"]["S"]
         self.queries.append(account)
-        return {"Items": [i for i in self.items if i["account_id"]["S"] == account]}
+        keys = sorted((k for k in self._items if k[0] == account), key=lambda k: k[1].encode())
+        return {"Items": [self._items[k] for k in keys], "Count": len(keys)}
 
 
 class FakeSts:

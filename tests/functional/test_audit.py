@@ -1,13 +1,17 @@
-"""One structured audit line and one metric per credentials decision; never a secret (DESIGN.md §5)."""
+"""One structured audit line per decision on every route, one metric per credentials decision; never
+a secret (DESIGN.md §5)."""
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import pytest
 
-from tests.functional.conftest import DEPLOYER, Stack, iam_identity, jenkins_grant
+import app as app_module
+from chalicelib.grant_store import GrantStore
+from tests.functional.conftest import DEPLOYER, TABLE, Stack, iam_identity, jenkins_grant
 
 
 def audit_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -75,3 +79,126 @@ def test_an_unauthenticated_request_is_audited_as_denied(
     (record,) = audit_records(caplog)
     assert record.__dict__["code"] == "NotAuthenticated"
     assert record.__dict__["caller_arn"] is None
+
+
+# Every route, and a request per decision it can make: (identity, grant stored, headers) ->
+# (status, event). A route added without its cases fails the walk below.
+ROUTE_BODIES: dict[tuple[str, str], Any] = {
+    ("/credentials", "POST"): {"role_arn": DEPLOYER},
+    ("/roles", "GET"): None,
+    ("/whoami", "GET"): None,
+}
+OUTCOMES: dict[tuple[str, str], dict[str, tuple[int, str, str | None]]] = {
+    ("/credentials", "POST"): {
+        "granted": (200, "credentials.vended", None),
+        "no grant": (403, "credentials.denied", "CallerNotAllowed"),
+        "unauthenticated": (401, "credentials.denied", "NotAuthenticated"),
+        "rejected by the framework": (400, "credentials.denied", "InvalidRequest"),
+        "unexpected failure": (500, "credentials.denied", "InternalError"),
+    },
+    ("/roles", "GET"): {
+        "granted": (200, "roles.listed", None),
+        "no grant": (403, "roles.denied", "CallerNotAllowed"),
+        "unauthenticated": (401, "roles.denied", "NotAuthenticated"),
+        "rejected by the framework": (400, "roles.denied", "InvalidRequest"),
+        "unexpected failure": (500, "roles.denied", "InternalError"),
+    },
+    ("/whoami", "GET"): {
+        "granted": (200, "whoami.answered", None),
+        "no grant": (200, "whoami.answered", None),  # whoami needs no grant
+        "unauthenticated": (401, "whoami.denied", "NotAuthenticated"),
+        "rejected by the framework": (400, "whoami.denied", "InvalidRequest"),
+        "unexpected failure": (500, "whoami.denied", "InternalError"),
+    },
+}
+
+
+def every_audit_record(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "event", None)]
+
+
+def test_every_decision_on_every_route_is_audited_once(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    routes = {(path, method) for path, methods in app_module.app.routes.items() for method in methods}
+    assert routes == set(OUTCOMES), "a route without audit cases"
+    stack.put_grant(jenkins_grant())
+    stranger = iam_identity(
+        "arn:aws:sts::111111111111:assumed-role/stranger/sess", "AROASTRANGER00000001:sess"
+    )
+    for (path, method), outcomes in OUTCOMES.items():
+        for situation, (status, event, code) in outcomes.items():
+            if situation == "unexpected failure":
+                stack.serve(grants=_Exploding(lambda: None, TABLE, 0))
+                identity = iam_identity()
+                if path == "/whoami":  # whoami reads no grant: make the caller's ARN fail instead
+                    identity = {**identity, "userArn": _Unprintable()}
+            else:
+                stack.serve()
+                identity = {"granted": iam_identity(), "no grant": stranger}.get(situation, {})
+                if situation == "rejected by the framework":
+                    identity = iam_identity()
+            headers = {"Content-Type": "text/plain"} if situation == "rejected by the framework" else None
+            caplog.clear()
+            caplog.set_level(logging.INFO)
+            answer = stack.invoke(method, path, ROUTE_BODIES[(path, method)], identity, headers)
+            where = f"{method} {path} {situation}"
+            assert answer.status == status, (where, answer.body)
+            records = every_audit_record(caplog)
+            assert len(records) == 1, (where, [r.__dict__.get("event") for r in records])
+            fields = records[0].__dict__
+            assert fields["event"] == event, where
+            assert fields["request_id"] == answer.body["RequestId"], where
+            assert fields.get("code") == code, where
+
+
+class _Exploding(GrantStore):
+    def for_account(self, account_id: str) -> Any:
+        raise RuntimeError("the table blew up")
+
+
+class _Unprintable(str):
+    """A userArn whose use fails unexpectedly, as a defect in identity parsing would."""
+
+    def __bool__(self) -> bool:
+        raise RuntimeError("identity parsing blew up")
+
+
+def test_a_broken_grant_denies_like_no_grant_and_the_audit_line_names_the_problem(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    nothing = stack.vend({"role_arn": DEPLOYER})
+    broken = jenkins_grant(roles=[{"role_arn": DEPLOYER, "max_duration_seconds": 7200}])
+    stack.put_grant(broken)
+    stack.serve()  # a fresh grant cache
+    caplog.clear()
+
+    answer = stack.vend({"role_arn": DEPLOYER})
+
+    assert answer.status == nothing.status == 403
+    assert answer.body["Code"] == nothing.body["Code"] == "CallerNotAllowed"
+    assert answer.body["Message"] == nothing.body["Message"]
+    assert "max_duration_seconds" not in json.dumps(answer.body)
+    (record,) = audit_records(caplog)
+    detail = record.__dict__["detail"]
+    assert "arn:aws:iam::111111111111:role/jenkins-agent" in detail
+    assert "roles[0].max_duration_seconds" in detail
+    assert stack.sent == []
+
+
+def test_grants_differing_only_in_case_deny_and_the_audit_line_says_ambiguous(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack.put_grant(jenkins_grant())
+    stack.put_grant(jenkins_grant(principal="arn:aws:iam::111111111111:role/Jenkins-Agent"))
+    caplog.set_level(logging.INFO)
+
+    answer = stack.vend({"role_arn": DEPLOYER})
+
+    assert (answer.status, answer.body["Code"]) == (403, "CallerNotAllowed")
+    assert "Jenkins-Agent" not in json.dumps(answer.body)
+    (record,) = audit_records(caplog)
+    assert "ambiguous" in record.__dict__["detail"]
+    assert "role/Jenkins-Agent" in record.__dict__["detail"]
+    assert stack.sent == []

@@ -19,7 +19,10 @@ from tests.functional.fakes import NOW, fake_service
 
 ACCOUNTS = ("111111111111", "222222222222")
 NAMES = ("ci", "ci-build", "ci-deploy", "deploy", "jenkins")
-PATTERNS = ("ci-*", "ci*", "*", "*-build", "c*d", "*build*", "de*", "*s")
+# Grants may spell a caller's name in another case (IAM names are case-insensitive), and patterns
+# may repeat `*`, which adds nothing to how specific they are.
+GRANT_NAMES = (*NAMES, "CI-Build", "Deploy")
+PATTERNS = ("ci-*", "ci*", "*", "*-build", "c*d", "*build*", "de*", "*s", "ci-**", "**build", "CI-*")
 UNIQUE_IDS = ("AROAAAAAAAAAAAAAAAAA", "AROABBBBBBBBBBBBBBBB")
 ROLES = (
     "arn:aws:iam::333333333333:role/deployer",
@@ -39,7 +42,7 @@ def grant_items(draw: st.DrawFn, account: str, kind: str, name: str) -> dict[str
     account = draw(st.sampled_from((account,) * 4 + ACCOUNTS))
     kind = draw(st.sampled_from((kind,) * 4 + ("role", "user")))
     exact = draw(st.booleans())
-    name = draw(st.sampled_from((name,) * 3 + NAMES if exact else PATTERNS))
+    name = draw(st.sampled_from((name,) * 3 + GRANT_NAMES if exact else PATTERNS))
     item: dict[str, Any] = {
         "account_id": account,
         "principal": f"arn:aws:iam::{account}:{kind}/{name}",
@@ -101,17 +104,25 @@ def reference_decision(table: list[dict[str, Any]], case: Case) -> str | tuple[s
     """The rules of DESIGN.md §3-§4, written plainly: returns a denial Code or ("vend", duration)."""
     prefix = f"arn:aws:iam::{case.account}:{case.kind}/"
     mine = [g for g in table if g["account_id"] == case.account and g["principal"].startswith(prefix)]
-    exact = [g for g in mine if g["principal"] == case.principal]
+    # Names match regardless of case; two exact grants (differing in case) are ambiguous and deny.
+    exact = [g for g in mine if g["principal"].lower() == case.principal.lower()]
     patterns = [
         g
         for g in mine
-        if "*" in g["principal"] and fnmatch.fnmatchcase(case.name, g["principal"][len(prefix) :])
+        if "*" in g["principal"]
+        and fnmatch.fnmatchcase(case.name.lower(), g["principal"][len(prefix) :].lower())
     ]
+    if len(exact) > 1:
+        return "CallerNotAllowed"
     if exact:
         grant = exact[0]
     elif patterns:
-        longest = max(len(g["principal"]) for g in patterns)
-        best = [g for g in patterns if len(g["principal"]) == longest]
+        # The most literal characters win; `*` counts nothing; a tie denies.
+        def literal(g: dict[str, Any]) -> int:
+            return len(g["principal"].replace("*", ""))
+
+        most = max(literal(g) for g in patterns)
+        best = [g for g in patterns if literal(g) == most]
         if len(best) > 1:
             return "CallerNotAllowed"
         grant = best[0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import app as app_module
+from chalicelib.service import Stsvend
 from tests.functional.conftest import _Context, api_event, iam_identity
 from tests.functional.fakes import SETTINGS, FakeSts, fake_service
 
@@ -35,10 +36,10 @@ TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
 
 
 @pytest.fixture
-def sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
+def sts(serve: Callable[[Stsvend], None]) -> FakeSts:
     service, fake = fake_service([GRANT])
-    monkeypatch.setattr(app_module, "_service", service)
-    yield fake
+    serve(service)
+    return fake
 
 
 def call(body: str | None, headers: dict[str, str] | None = None, identity: Any = None) -> dict[str, Any]:
@@ -148,11 +149,11 @@ def test_chalice_level_rejections_use_the_error_shape(sts: FakeSts, headers: dic
 
 
 @pytest.fixture
-def proof_sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
+def proof_sts(serve: Callable[[Stsvend], None]) -> FakeSts:
     proof_settings = dataclasses.replace(SETTINGS, identity_mode="sts-proof", server_ids=("http://127.0.0.1:8000",))
     service, fake = fake_service([GRANT], settings=proof_settings)
-    monkeypatch.setattr(app_module, "_service", service)
-    yield fake
+    serve(service)
+    return fake
 
 
 @pytest.mark.parametrize(

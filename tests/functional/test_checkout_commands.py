@@ -13,7 +13,7 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
-from chalicelib.grants import from_attribute, to_attribute
+from chalicelib.grant_store import from_attribute, to_attribute
 from stsvend.checkout import commands
 from stsvend.checkout.apply import apply_changes
 from stsvend.checkout.grants_file import load_grants_file

@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
 import app as app_module
+from chalicelib.service import Stsvend
 from tests.functional.conftest import _Context, api_event, iam_identity
 from tests.functional.fakes import fake_service
 
 
 @pytest.fixture
-def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def service(serve: Callable[[Stsvend], None]) -> None:
     svc, _ = fake_service([])
-    monkeypatch.setattr(app_module, "_service", svc)
-    yield
+    serve(svc)
 
 
 def test_concurrent_requests_keep_their_own_caller(service: None) -> None:

@@ -9,11 +9,11 @@ import pytest
 from botocore.stub import Stubber
 
 import app as app_module
-from chalicelib.config import Settings
-from chalicelib.service import Stsvend
+from chalicelib.grant_store import GrantStore
 from tests.functional.conftest import (
     DEPLOYER,
     READ_ONLY,
+    TABLE,
     Invocation,
     Stack,
     iam_identity,
@@ -133,7 +133,7 @@ def test_tag_not_allowed(stack: Stack, tags: dict[str, str]) -> None:
 
 
 def _stub_sts_error(stack: Stack, code: str, status: int, times: int = 1) -> Stubber:
-    stubber = Stubber(stack.service._clients.sts())
+    stubber = Stubber(stack.clients.sts())
     for _ in range(times):
         stubber.add_client_error(
             "assume_role", service_error_code=code, service_message="no", http_status_code=status
@@ -176,8 +176,7 @@ def test_assume_role_denied_says_what_to_check(stack: Stack) -> None:
 def test_dynamodb_unreachable_is_unavailable(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     stack.put_grant(jenkins_grant())
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
-    service = Stsvend.from_settings(Settings.from_env())
-    monkeypatch.setattr(app_module, "_service", service)
+    stack.serve()
     answer = stack.vend({"role_arn": DEPLOYER})
     assert_error(answer, 503, "ServiceUnavailable")
     assert answer.headers["Retry-After"]
@@ -185,27 +184,32 @@ def test_dynamodb_unreachable_is_unavailable(stack: Stack, monkeypatch: pytest.M
 
 def test_missing_table_fails_closed(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STSVEND_GRANTS_TABLE", "no-such-table")
-    monkeypatch.setattr(app_module, "_service", Stsvend.from_settings(Settings.from_env()))
+    stack.serve()
     assert_error(stack.vend({"role_arn": DEPLOYER}), 503, "ServiceUnavailable")
 
 
 def test_missing_setting_fails_closed_without_detail(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STSVEND_GRANTS_TABLE")
-    monkeypatch.setattr(app_module, "_service", None)
+    app_module.use_service(None)
     answer = stack.vend({"role_arn": DEPLOYER})
     assert_error(answer, 500, "InternalError")
     assert "STSVEND" not in answer.body["Message"]
+    # A request the framework refuses (content type) cannot be audited either: the same answer.
+    refused = stack.invoke(
+        "POST", "/credentials", {"role_arn": DEPLOYER}, iam_identity(), {"Content-Type": "text/plain"}
+    )
+    assert_error(refused, 500, "InternalError")
+    assert "STSVEND" not in refused.body["Message"]
 
 
-def test_unexpected_failure_is_an_internal_error_without_a_stack_trace(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unexpected_failure_is_an_internal_error_without_a_stack_trace(stack: Stack) -> None:
     stack.put_grant(jenkins_grant())
 
-    def explode(*_: Any, **__: Any) -> Any:
-        raise RuntimeError("boom /secret/path")
+    class Exploding(GrantStore):
+        def for_account(self, account_id: str) -> Any:
+            raise RuntimeError("boom /secret/path")
 
-    monkeypatch.setattr(stack.service._grants, "for_account", explode)
+    stack.serve(grants=Exploding(lambda: None, TABLE, 0))
     answer = stack.vend({"role_arn": DEPLOYER})
     assert_error(answer, 500, "InternalError")
     assert "boom" not in json.dumps(answer.body) and "Traceback" not in json.dumps(answer.body)

@@ -7,13 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-import app as app_module
-from chalicelib.audit import Auditor
 from chalicelib.aws import AwsClients
-from chalicelib.config import Settings
-from chalicelib.grants import GrantStore
-from chalicelib.service import Stsvend, identity_resolver
-from tests.functional.conftest import DEPLOYER, TABLE, Stack, jenkins_grant
+from chalicelib.grant_store import GrantStore
+from tests.functional.conftest import DEPLOYER, REGION, TABLE, Stack, jenkins_grant
 from tests.functional.faults import DDB_THROTTLE, STS_THROTTLE, FaultProxy
 
 
@@ -22,9 +18,7 @@ def proxy(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]
     """Every AWS call of the service goes through the proxy."""
     fault_proxy = FaultProxy(stack.url).start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", fault_proxy.url)
-    service = Stsvend.from_settings(Settings.from_env())
-    stack.attach(service)
-    monkeypatch.setattr(app_module, "_service", service)
+    stack.serve()
     stack.put_grant(jenkins_grant())
     try:
         yield fault_proxy
@@ -74,7 +68,7 @@ def test_aws_endpoint_gone_then_back_recovers_without_restart(stack: Stack, prox
 def test_sts_unreachable_is_unavailable(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     stack.put_grant(jenkins_grant())
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
-    monkeypatch.setattr(app_module, "_service", Stsvend.from_settings(Settings.from_env()))
+    stack.serve()
     answer = stack.vend({"role_arn": DEPLOYER})
     assert answer.status == 503
     assert answer.body["Code"] == "ServiceUnavailable"
@@ -89,17 +83,11 @@ class FakeClock:
 
 
 @pytest.mark.parametrize("change", ["removed", "disabled"])
-def test_grant_change_takes_effect_within_the_cache_period(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch, change: str
-) -> None:
+def test_grant_change_takes_effect_within_the_cache_period(stack: Stack, change: str) -> None:
     stack.put_grant(jenkins_grant())
-    settings = Settings.from_env()
-    clients = AwsClients(settings.region)
     clock = FakeClock()
-    store = GrantStore(clients.dynamodb, TABLE, 10, clock=clock)
-    service = Stsvend(settings, clients, store, Auditor(), identity_resolver(settings, clients))
-    stack.attach(service)
-    monkeypatch.setattr(app_module, "_service", service)
+    clients = AwsClients(REGION)
+    stack.serve(grants=GrantStore(clients.dynamodb, TABLE, 10, clock=clock))
     assert stack.vend({"role_arn": DEPLOYER}).status == 200
 
     if change == "removed":

@@ -13,7 +13,8 @@ import botocore.session
 import pytest
 
 from chalicelib.errors import CallerNotAllowed
-from chalicelib.grants import AnyGrant, authorize_caller, grant_from_item, parse_grant
+from chalicelib.grant_store import grant_from_item
+from chalicelib.grants import AnyGrant, authorize_caller, parse_grant
 from stsvend.checkout.apply import ApplyResult, apply_changes
 from stsvend.checkout.plan import plan_changes
 from stsvend.checkout.table import create_table, scan_items

@@ -20,11 +20,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-import app as app_module
 from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
 from chalicelib.identity import StsProofIdentity, StsProofVerifier, request_binding
-from chalicelib.service import Stsvend
 from tests.functional.conftest import READ_ONLY, Stack, moto_api, settings_env
 
 SERVER_ID = "https://stsvend.example/api"
@@ -73,7 +71,6 @@ class ProofStack:
         self.caller_arn = caller_arn
         self.sts_calls = 0
         self.forwarded: list[dict[str, str]] = []
-        self._monkeypatch: pytest.MonkeyPatch | None = None
         self._clients = AwsClients("us-east-1")
 
     def call(self, path: str, proof: str | None, body: Any = None) -> Any:
@@ -98,10 +95,7 @@ class ProofStack:
         verifier = StsProofVerifier(
             self.stack.url, settings.server_ids, settings.region, self.post, clock=clock
         )
-        service = Stsvend.from_settings(settings, identity=StsProofIdentity(verifier))
-        self.stack.attach(service)
-        assert self._monkeypatch is not None
-        self._monkeypatch.setattr(app_module, "_service", service)
+        self.stack.serve(identity=StsProofIdentity(verifier))
 
 
 @pytest.fixture
@@ -166,7 +160,6 @@ def proof_stack(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Proof
         builder_arn,
         iam.get_user(UserName="builder")["User"]["UserId"],
     )
-    result._monkeypatch = monkeypatch
     result.serve_with_clock(time.time)
     moto_api(stack.url, "/moto-api/reset-auth", b"0")  # IAM authentication enforced from here
     try:

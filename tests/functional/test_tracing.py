@@ -34,7 +34,7 @@ from tests.functional.fakes import fake_service
 
 grant = {"account_id": "111111111111", "principal": "arn:aws:iam::111111111111:role/jenkins-agent",
          "roles": [{"role_arn": "arn:aws:iam::222222222222:role/deployer"}]}
-app_module._service, _ = fake_service([grant])
+app_module.use_service(fake_service([grant])[0])
 event = api_event("POST", "/credentials", json.dumps({"role_arn": "arn:aws:iam::222222222222:role/deployer"}),
                   iam_identity())
 result = app_module.app(event, _Context())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import boto3
 
@@ -121,7 +122,7 @@ def test_whoami_reports_the_normalized_caller(stack: Stack) -> None:
 def test_grants_are_read_once_per_account_per_cache_period(stack: Stack) -> None:
     stack.put_grant(jenkins_grant())
     queries: list[str] = []
-    stack.service._clients.dynamodb().meta.events.register(
+    stack.clients.dynamodb().meta.events.register(
         "provide-client-params.dynamodb.Query",
         lambda params, **_: queries.append(params["ExpressionAttributeValues"][":a"]["S"]),
     )
@@ -131,3 +132,22 @@ def test_grants_are_read_once_per_account_per_cache_period(stack: Stack) -> None
     assert stack.invoke("GET", "/roles", identity=iam_identity()).status == 200
 
     assert queries == ["111111111111"]
+
+
+def test_a_caller_whose_name_holds_a_comma_is_tagged_within_sts_charset(stack: Stack) -> None:
+    # IAM allows `,` in names; STS refuses it in tag values. What the service sends STS is escaped.
+    principal = "arn:aws:iam::111111111111:role/ci,build=1"
+    stack.put_grant(jenkins_grant(principal=principal))
+    identity = iam_identity(
+        "arn:aws:sts::111111111111:assumed-role/ci,build=1/job,7", "AROACOMMA00000000001:job,7"
+    )
+
+    answer = stack.vend({"role_arn": READ_ONLY}, identity)
+
+    assert answer.status == 200, answer.body
+    (sent,) = stack.sent
+    tags = {t["Key"]: t["Value"] for t in sent["Tags"]}
+    assert tags["stsvend:caller"] == "arn:aws:iam::111111111111:role/ci=2Cbuild=3D1"
+    assert all(re.fullmatch(r"[A-Za-z0-9 _.:/=+\-@]{0,256}", v) for v in tags.values())
+    assert sent["SourceIdentity"] == "ci,build=1"
+    assert re.fullmatch(r"[A-Za-z0-9_+=,.@-]{2,64}", sent["RoleSessionName"])

@@ -1,9 +1,16 @@
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+from aws_lambda_powertools import Logger
+
+from chalicelib import audit
 from chalicelib.config import Settings
 from chalicelib.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 BASE = {
     "STSVEND_GRANTS_TABLE": "grants",
@@ -43,6 +50,20 @@ def test_region_decides_the_partition() -> None:
 def test_bad_settings_fail_with_the_variable_named(change: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         Settings.from_env({**BASE, **change})
+
+
+def test_the_powertools_service_and_namespace_have_one_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    # chalicelib/audit.py names them; no stage may set another name that some reader would take.
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    scopes = [config, *config["stages"].values()]
+    for scope in scopes:
+        variables = scope.get("environment_variables", {})
+        assert "POWERTOOLS_SERVICE_NAME" not in variables
+        assert "POWERTOOLS_METRICS_NAMESPACE" not in variables
+    # And the code does not depend on the environment for them.
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "other")
+    assert Logger(service=audit.SERVICE).service == audit.SERVICE == "stsvend"
+    assert audit.NAMESPACE == "stsvend"
 
 
 def test_server_ids_are_a_comma_separated_list_of_base_urls() -> None:

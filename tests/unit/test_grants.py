@@ -1,4 +1,5 @@
-"""Grant matching: exact beats pattern, the longest pattern wins, one grant decides; every deny reason."""
+"""Grant matching: exact beats pattern, the most specific pattern wins, one grant decides; every deny
+reason; ambiguity (case, equal specificity) denies."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from chalicelib.grants import (
     Grant,
     GrantError,
     authorize_caller,
-    from_attribute,
-    grant_from_item,
+    case_collisions,
+    deciding_grant,
     parse_grant,
     principal_matches,
-    to_attribute,
+    specificity,
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
@@ -158,38 +159,6 @@ def test_stored_grant_must_live_under_its_principals_account() -> None:
         parse_grant({"principal": CI_BUILD, "account_id": "999999999999", "roles": [ROLE]})
 
 
-def test_stored_item_round_trips_through_dynamodb_attributes() -> None:
-    grant = stored(
-        CI_BUILD,
-        principal_id="AROAORIGINAL00000001",
-        not_after="2027-06-30T00:00:00Z",
-        source_cidrs=["10.0.0.0/8"],
-        request_tags=["build-id"],
-        roles=[
-            {
-                **ROLE,
-                "max_duration_seconds": 900,
-                "session_policy": "p",
-                "session_policy_document": POLICY,
-                "policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
-                "external_id": "ext-1",
-            }
-        ],
-    )
-    item = {k: to_attribute(v) for k, v in {**grant.to_item(), "version": 3}.items()}
-    assert item["roles"]["L"][0]["M"]["max_duration_seconds"] == {"N": "900"}
-    again = grant_from_item(item)
-    assert again == grant
-    assert from_attribute({"SS": ["a"]}) == ["a"]
-
-
-def test_unparseable_item_becomes_a_broken_grant() -> None:
-    item = {"account_id": {"S": "111111111111"}, "principal": {"S": CI_BUILD}, "roles": {"S": "x"}}
-    broken = grant_from_item(item)
-    assert isinstance(broken, BrokenGrant)
-    assert broken.matches(CI_BUILD)
-
-
 @pytest.mark.parametrize(
     ("principal", "caller", "expected"),
     [
@@ -233,3 +202,118 @@ def test_grant_tag_keys_are_plain_ascii() -> None:
     assert parse_grant(
         {"principal": CI_BUILD, "roles": [ROLE], "request_tags": ["team name"]}, resolve_policy=lambda n: None
     )
+
+
+def test_two_exact_grants_differing_only_in_case_are_ambiguous_and_deny() -> None:
+    # Both are enabled and would allow; which one DynamoDB returns first must not decide.
+    lower = stored(CI_BUILD, roles=[ROLE])
+    admin = {"role_arn": "arn:aws:iam::222222222222:role/admin"}
+    upper = stored("arn:aws:iam::111111111111:role/CI-Build", roles=[admin])
+    for order in ([lower, upper], [upper, lower]):
+        assert deciding_grant(order, CI_BUILD) is None
+        with pytest.raises(CallerNotAllowed, match="^no grant allows this caller$") as denied:
+            decide(order, CI_BUILD)
+        assert denied.value.detail is not None
+        assert "ambiguous" in denied.value.detail and "role/CI-Build" in denied.value.detail
+    # A pattern cannot break the tie either: exact grants are the candidates.
+    assert deciding_grant([lower, upper, stored("arn:aws:iam::111111111111:role/ci-bui*")], CI_BUILD) is None
+
+
+def test_case_collisions_finds_principals_differing_only_in_case() -> None:
+    principals = [
+        CI_BUILD,
+        "arn:aws:iam::111111111111:role/deploy",
+        "arn:aws:iam::111111111111:role/CI-BUILD",
+        "arn:aws:iam::111111111111:role/ci-*",
+        "arn:aws:iam::111111111111:role/CI-*",
+        "arn:aws:iam::222222222222:role/ci-build",
+    ]
+    assert case_collisions(principals) == [
+        [CI_BUILD, "arn:aws:iam::111111111111:role/CI-BUILD"],
+        ["arn:aws:iam::111111111111:role/ci-*", "arn:aws:iam::111111111111:role/CI-*"],
+    ]
+    assert case_collisions([CI_BUILD, "arn:aws:iam::111111111111:role/deploy"]) == []
+
+
+@pytest.mark.parametrize(
+    ("more", "less"),
+    [
+        ("role/ci-*", "role/ci-**"),  # repeated stars add nothing
+        ("role/ci-b*", "role/ci-***"),
+        ("role/ab*", "role/*a*"),  # equal length, more literal characters
+    ],
+)
+def test_specificity_counts_literal_characters_not_stars(more: str, less: str) -> None:
+    prefix = "arn:aws:iam::111111111111:"
+    assert specificity(prefix + more) >= specificity(prefix + less)
+    caller = prefix + "role/ab-ci-build" if more == "role/ab*" else CI_BUILD
+    a, b = stored(prefix + more), stored(prefix + less)
+    if specificity(a.principal) > specificity(b.principal):
+        assert decide([b, a], caller) is a and decide([a, b], caller) is a
+    else:
+        # `ci-**` does not outrank `ci-*`: equally specific, so ambiguous.
+        with pytest.raises(CallerNotAllowed):
+            decide([a, b], caller)
+
+
+def test_a_doubled_star_never_outranks_the_single_star() -> None:
+    single = stored("arn:aws:iam::111111111111:role/ci-*")
+    doubled = stored("arn:aws:iam::111111111111:role/ci-**")
+    narrower = stored("arn:aws:iam::111111111111:role/ci-b*")
+    assert deciding_grant([single, doubled], CI_BUILD) is None
+    assert decide([single, doubled, narrower], CI_BUILD) is narrower
+
+
+def test_a_broken_deciding_grant_denies_like_no_grant_and_tells_only_the_audit() -> None:
+    broken = BrokenGrant(CI_BUILD, "grant 'x': roles[0].role_arn is not an IAM role ARN: 'nope'")
+    with pytest.raises(CallerNotAllowed) as nothing:
+        decide([], CI_BUILD)
+    with pytest.raises(CallerNotAllowed) as denied:
+        decide([broken], CI_BUILD)
+    assert denied.value.message == nothing.value.message
+    assert nothing.value.detail is None
+    assert denied.value.detail is not None and "roles[0].role_arn" in denied.value.detail
+
+
+FULL_WIDTH_ACCOUNT = "\uff11" * 12  # FULLWIDTH DIGIT ONE: a digit to \\d, not to IAM
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"principal": f"arn:aws:iam::{FULL_WIDTH_ACCOUNT}:role/ci"}, "principal"),
+        ({"principal": "arn:aws:iam::111111111111:role/c\u0131"}, "principal"),  # dotless i
+        ({"roles": [{"role_arn": f"arn:aws:iam::{FULL_WIDTH_ACCOUNT}:role/x"}]}, "role_arn"),
+        ({"roles": [{**ROLE, "external_id": "ext-\u0663\u0664"}]}, "external_id"),  # Arabic-Indic digits
+        ({"roles": [{**ROLE, "external_id": "\u00e9quipe"}]}, "external_id"),
+        ({"roles": [{**ROLE, "policy_arns": [f"arn:aws:iam::{FULL_WIDTH_ACCOUNT}:policy/x"]}]}, "policy"),
+        ({"roles": [{**ROLE, "session_policy": "p\u00f8licy"}]}, "session_policy"),
+        ({"not_after": "\uff12\uff10\uff12\uff17-06-30T00:00:00Z"}, "not_after"),
+        ({"not_after": "2027-06-30T00:00:00Z\n"}, "not_after"),
+        ({"principal_id": "AROA\uff21AAAAAAAAAAAAAAAA"}, "principal_id"),
+        ({"source_cidrs": ["\uff11\uff10.0.0.0/8"]}, "source_cidrs"),
+        ({"request_tags": ["K\u212aey"]}, "request_tags"),  # KELVIN SIGN
+    ],
+)
+def test_identifiers_are_ascii_only(raw: dict[str, Any], field: str) -> None:
+    grant = {"principal": CI_BUILD, "roles": [ROLE], **raw}
+    with pytest.raises(GrantError, match=field):
+        parse_grant(grant, resolve_policy=lambda n: None)
+
+
+def test_ascii_identifiers_still_parse() -> None:
+    grant = parse_grant(
+        {
+            "principal": "arn:aws:iam::111111111111:role/a+=,.@_-z",
+            "not_after": "2027-06-30T00:00:00Z",
+            "roles": [{**ROLE, "external_id": "Az09_+=,.@:/-"}],
+        },
+        resolve_policy=lambda n: None,
+    )
+    assert grant.roles[0].external_id == "Az09_+=,.@:/-"
+
+
+def test_a_lookalike_tag_key_is_not_the_granted_key() -> None:
+    grant = stored(CI_BUILD, request_tags=["key"])
+    assert grant.allowed_tag_key("KEY") == "key"
+    assert grant.allowed_tag_key("\u212aey") is None  # KELVIN SIGN lower-cases to "k"

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from chalicelib.grants import BrokenGrant, grant_from_item, to_attribute
+from chalicelib.grant_store import grant_from_item, to_attribute
+from chalicelib.grants import BrokenGrant
 from chalicelib.jsontext import JsonTextError, loads_strict
 
 JENKINS = "arn:aws:iam::111111111111:user/jenkins"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from chalicelib.vending import (
     parse_request,
     plan_assume_role,
     role_session_name,
+    service_tag_value,
     source_identity,
 )
 
@@ -178,3 +180,54 @@ def test_tags_sent_to_sts() -> None:
 def test_stsvend_tags_cannot_be_reached_through_unicode_case_folding() -> None:
     with pytest.raises(TagNotAllowed, match="collides"):
         plan_assume_role(caller(), CredentialRequest(ROLE, None, {"\u017ftsvend:caller": "x"}), grant(), "r")
+
+
+# What STS accepts (AssumeRole API reference): tag values [\p{L}\p{Z}\p{N}_.:/=+\-@]* up to 256;
+# RoleSessionName and SourceIdentity [\w+=,.@-]{2,64} (ASCII word characters).
+STS_TAG_VALUE = re.compile(r"[A-Za-z0-9 _.:/=+\-@]{0,256}")
+STS_SESSION_TEXT = re.compile(r"[A-Za-z0-9_+=,.@-]{2,64}")
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:sts::111111111111:assumed-role/ci,build/s,1",
+        "arn:aws:sts::111111111111:assumed-role/a+b=c,d.e@f_g-h/sess=1,2",
+        "arn:aws:iam::111111111111:user/path/with,comma/bob,the=builder",
+        "arn:aws:sts::111111111111:assumed-role/" + ",=" * 32 + "/" + "," * 64,
+        "arn:aws-us-gov:sts::111111111111:assumed-role/" + "," * 64 + "/x,",
+    ],
+)
+def test_every_service_value_fits_sts_charsets_for_any_iam_name(arn: str) -> None:
+    who = caller(arn)
+    plan = plan_assume_role(who, CredentialRequest(ROLE), grant(principal=who.principal_arn), "req-1,=")
+    for tag in plan.params["Tags"]:
+        assert STS_TAG_VALUE.fullmatch(tag["Value"]), tag
+    assert STS_SESSION_TEXT.fullmatch(plan.params["RoleSessionName"])
+    assert STS_SESSION_TEXT.fullmatch(plan.params["SourceIdentity"])
+    assert not plan.params["SourceIdentity"].startswith("aws:")
+
+
+def test_service_tag_values_escape_commas_reversibly() -> None:
+    assert service_tag_value("arn:aws:iam::1:role/ci,build") == "arn:aws:iam::1:role/ci=2Cbuild"
+    assert service_tag_value("role/a=b") == "role/a=3Db"
+    assert service_tag_value("a+b.c@d_e-f g:h/i") == "a+b.c@d_e-f g:h/i"  # already allowed: unchanged
+    # Unambiguous: a name that looks like an escape is not mistaken for one.
+    assert service_tag_value("x,") != service_tag_value("x=2C")
+    assert service_tag_value("\u00e9") == "=C3=A9"
+    names = [",", "=2C", "=", "=3D", "+", "=2B", ",,", "=,"]
+    assert len({service_tag_value(n) for n in names}) == len(names)
+    # Longest caller principal, all commas: still whole, within 256.
+    longest = "arn:aws-us-gov:iam::111111111111:role/" + "," * 64
+    assert len(service_tag_value(longest)) <= 256 and service_tag_value(longest).endswith("=2C" * 64)
+    # Longer texts are cut before an escape, never inside one.
+    cut = service_tag_value("a" * 254 + ",")
+    assert cut == "a" * 254
+
+
+def test_the_caller_tag_carries_the_escaped_principal() -> None:
+    who = caller("arn:aws:sts::111111111111:assumed-role/ci,build/s1")
+    plan = plan_assume_role(who, CredentialRequest(ROLE), grant(principal=who.principal_arn), "req-1")
+    tags = {t["Key"]: t["Value"] for t in plan.params["Tags"]}
+    assert tags["stsvend:caller"] == "arn:aws:iam::111111111111:role/ci=2Cbuild"
+    assert plan.params["SourceIdentity"] == "ci,build"  # SourceIdentity allows `,`

@@ -1,0 +1,73 @@
+"""The one STS call that vends: AssumeRole, with botocore's failures translated into the service's
+errors (the cause kept). The AWS edge of vending; what is asked is decided in `chalicelib.vending`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from chalicelib.errors import AssumeRoleDenied, PolicyTooLarge, ServiceUnavailable
+from chalicelib.grants import RoleGrant
+from chalicelib.timestamps import format_timestamp
+from chalicelib.vending import Plan
+
+_THROTTLED = {
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalError",
+}
+
+
+def _denied_message(role: RoleGrant) -> str:
+    needs = "sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity"
+    external = " with the grant's external id (sts:ExternalId)" if role.external_id else ""
+    return (
+        f"STS refused to assume {role.role_arn}: check that its trust policy allows the stsvend"
+        f" service role {needs}{external}, and that the service role may call them"
+    )
+
+
+def assume_role(sts: Any, plan: Plan) -> dict[str, Any]:
+    """Call STS; translate its failures into the service's errors (the cause is kept)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        answer = sts.assume_role(**plan.params)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code == "PackedPolicyTooLarge":
+            raise PolicyTooLarge(
+                "STS says the session policy and tags are too large once packed; shorten the"
+                " request's tags or the grant's session policy"
+            ) from exc
+        if code in _THROTTLED or status >= 500:
+            raise ServiceUnavailable("STS is throttling or unavailable; try again") from exc
+        if code == "AccessDenied":
+            raise AssumeRoleDenied(_denied_message(plan.role)) from exc
+        if code == "RegionDisabledException":
+            raise AssumeRoleDenied(
+                "STS is not activated in the service's region for the target role's account"
+            ) from exc
+        raise AssumeRoleDenied(f"STS rejected the AssumeRole request ({code or status})") from exc
+    except BotoCoreError as exc:
+        raise ServiceUnavailable("STS could not be reached; try again") from exc
+    creds = answer["Credentials"]
+    expiration = creds["Expiration"]
+    if isinstance(expiration, datetime):
+        expiration = format_timestamp(expiration)
+    return {
+        "Version": 1,
+        "AccessKeyId": creds["AccessKeyId"],
+        "SecretAccessKey": creds["SecretAccessKey"],
+        "SessionToken": creds["SessionToken"],
+        "Expiration": expiration,
+        "AssumedRoleArn": answer["AssumedRoleUser"]["Arn"],
+        "RoleSessionName": plan.params["RoleSessionName"],
+        "SourceIdentity": plan.params["SourceIdentity"],
+    }
