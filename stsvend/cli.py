@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 # subcommand -> (module, function); the function takes the parsed args and returns an exit code.
 _HANDLERS = {
     "credentials": ("stsvend.client.api", "cmd_credentials"),
-    "exec": ("stsvend.client.api", "cmd_exec"),
+    "exec": ("stsvend.client.credserver", "cmd_exec"),
+    "serve": ("stsvend.client.credserver", "cmd_serve"),
     "roles": ("stsvend.client.api", "cmd_roles"),
     "whoami": ("stsvend.client.api", "cmd_whoami"),
     "grants": ("stsvend.checkout.commands", "cmd_grants"),
@@ -41,7 +42,7 @@ else "default"): after switching identities under one profile name, delete that 
 
 _CHECKOUT = "an stsvend checkout (found from the current directory, or --root)"
 
-# The options of `credentials` and `exec`, read by both the parsers and the fast path:
+# The options of the client commands; `credentials`' are read by the parser and the fast path:
 # (option, dest, kind, default, metavar, help). Kinds: "text", "int", "tag" (repeatable K=V), "flag".
 API_OPTIONS = (
     ("--api", "api", "text", None, "URL", "the stsvend API URL (default: $STSVEND_API_URL)"),
@@ -55,17 +56,37 @@ API_OPTIONS = (
         " must have the API URL's scheme, host and port)",
     ),
 )
-CREDENTIAL_OPTIONS = (
-    *API_OPTIONS,
+ROLE_OPTIONS = (
     ("--role", "role", "text", None, "ARN", "ARN of the role to assume (required)"),
     ("--duration", "duration", "int", None, "SECONDS", "session duration in seconds (900-3600)"),
     ("--tag", "tag", "tag", None, "K=V", "session tag (repeatable)"),
     ("--session-name", "session_name", "text", None, "NAME", "suffix of the role session name"),
+)
+CREDENTIAL_OPTIONS = (
+    *API_OPTIONS,
+    *ROLE_OPTIONS,
     (
         "--refresh-window", "refresh_window", "int", 300, "SECONDS",
         "fetch anew when the cached credentials expire within this (default 300)",
     ),
     ("--no-cache", "no_cache", "flag", False, None, "neither read nor write the cache"),
+)
+# `exec` and `serve` vend again before expiry; `exec --env` hands keys over, from the cache.
+SERVED_OPTIONS = (
+    *API_OPTIONS,
+    *ROLE_OPTIONS,
+    (
+        "--refresh-window", "refresh_window", "int", None, "SECONDS",
+        "vend anew when the credentials expire within this, below the duration (default: 16"
+        " minutes, at most half their life; with exec --env: the cache's window, at least half"
+        " the duration)",
+    ),
+)
+EXEC_OPTIONS = (
+    *SERVED_OPTIONS,
+    ("--env", "env", "flag", False, None,
+     "put the keys in CMD's environment instead of serving them (they do not renew)"),
+    ("--no-cache", "no_cache", "flag", False, None, "with --env: neither read nor write the cache"),
 )
 FORMATS = ("process", "env", "json")
 
@@ -153,9 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_options(creds, CREDENTIAL_OPTIONS)
     creds.add_argument("--format", choices=FORMATS, default="process", help="output format (default process)")
 
-    run = client_parser("exec", "run a command with credentials for a role")
-    _add_options(run, CREDENTIAL_OPTIONS)
+    run = client_parser("exec", "run a command with credentials for a role that renew while it runs")
+    _add_options(run, EXEC_OPTIONS)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command to run")
+    _add_options(client_parser("serve", "serve renewing credentials for a role to local tools"),
+                 SERVED_OPTIONS)
 
     for name, text in (("roles", "list the roles you may request"), ("whoami", "who the service sees")):
         _add_options(client_parser(name, text), API_OPTIONS)

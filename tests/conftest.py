@@ -5,7 +5,11 @@ the check runs once when the session ends."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +69,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             f"secret guard: {len(VENDED_SECRETS)} vended secrets checked against"
             f" {len(CAPTURED)} captured outputs: none found"
         )
+
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+
+
+@pytest.fixture(scope="session")
+def js_clients() -> Path:
+    """tests/js with its node_modules installed by `npm ci` from the committed lock file; the
+    install is reused while package.json and package-lock.json are unchanged."""
+    npm = shutil.which("npm")
+    if shutil.which("node") is None or npm is None:
+        pytest.fail("the JavaScript SDK v3 tests need Node.js and npm on PATH (a real client of "
+                    "stsvend, installed from tests/js/package-lock.json)")
+    digest = hashlib.sha256(
+        (JS_DIR / "package.json").read_bytes() + (JS_DIR / "package-lock.json").read_bytes()
+    ).hexdigest()
+    stamp = JS_DIR / "node_modules" / ".stsvend-installed"
+    if not stamp.is_file() or stamp.read_text() != digest:
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                              cwd=JS_DIR, capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"npm ci in {JS_DIR} failed:\n{done.stdout}{done.stderr}")
+        stamp.write_text(digest)
+    return JS_DIR

@@ -21,8 +21,9 @@ Errors are printed as `stsvend: <Code>: <Message>` on stderr, never with a secre
     4  service unavailable or unreachable: HTTP 503 and 429, other 502 and 504 from the gateway,
        connection errors and timeouts (after one retry for connection errors and 503)
 
-`stsvend exec` replaces itself with the command, so the command's own exit code is the result (126
-if it cannot be run, 127 if it is not found).
+`stsvend exec --env` replaces itself with the command, so the command's own exit code is the result
+(126 if it cannot be run, 127 if it is not found); `stsvend exec` without `--env` runs it under the
+credentials server of stsvend.client.credserver, with the same exit codes.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ _EXECUTE_API_HOST = re.compile(
 RESOLVING_ENV = "STSVEND_RESOLVING_CREDENTIALS"
 # Variables the child of `stsvend exec` must not see: they would name other credentials.
 _DROPPED_FOR_EXEC = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN", RESOLVING_ENV)
+# Set for the child of `stsvend exec` (the role ARN): a nested exec or serve refuses to run.
+EXEC_MARKER = "STSVEND_EXEC"
 
 
 # -- settings -----------------------------------------------------------------------------------
@@ -415,6 +418,26 @@ def _printable(text: str, limit: int) -> str:
 # -- credentials --------------------------------------------------------------------------------
 
 
+def vend(
+    url: str,
+    region: str,
+    env: Mapping[str, str],
+    request: Mapping[str, Any],
+    server_id: str | None = None,
+) -> Answer:
+    """One signed POST /credentials, its answer checked; no cache. `server_id` as in server_id_for."""
+    answer = ApiClient(url, region, env, server_id=server_id).call("POST", "/credentials", request)
+    if not is_credential_answer(answer):
+        # Never echo the answer: it may hold a secret.
+        raise CommandError(
+            "InvalidAnswer",
+            "the service's answer lacks AccessKeyId, SecretAccessKey, SessionToken or a "
+            "valid Expiration",
+            EXIT_OTHER,
+        )
+    return answer
+
+
 def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Answer:
     """The service's answer for the requested role: from the cache, else from the API."""
     env = os.environ if env is None else env
@@ -426,23 +449,13 @@ def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None =
         raise CommandError("InvalidRequest", "--refresh-window must be 0 or more", EXIT_USAGE)
 
     def fetch() -> Answer:
-        client = ApiClient(url, resolve_region(args.region, url, env), env, server_id=server_id)
-        answer = client.call("POST", "/credentials", request)
-        if not is_credential_answer(answer):
-            # Never echo the answer: it may hold a secret.
-            raise CommandError(
-                "InvalidAnswer",
-                "the service's answer lacks AccessKeyId, SecretAccessKey, SessionToken or a "
-                "valid Expiration",
-                EXIT_OTHER,
-            )
-        return answer
+        return vend(url, resolve_region(args.region, url, env), env, request, server_id)
 
     if args.no_cache:
         return fetch()
     cache = CredentialCache(default_directory(env))
     key = cache_key(url, caller_identity(env), request)
-    return cache.get_or_fetch(key, args.refresh_window, fetch, warn=_warn)
+    return cache.get_or_fetch(key, args.refresh_window, fetch, warn=warn)
 
 
 def render(answer: Answer, output_format: str) -> str:
@@ -473,12 +486,14 @@ def _credential_variables(answer: Answer) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": answer["SecretAccessKey"],
         "AWS_SESSION_TOKEN": answer["SessionToken"],
         "AWS_CREDENTIAL_EXPIRATION": _rfc3339(answer["Expiration"]),
+        "AWS_SESSION_EXPIRATION": _rfc3339(answer["Expiration"]),
     }
 
 
-def exec_environment(answer: Answer, env: Mapping[str, str]) -> dict[str, str]:
+def exec_environment(answer: Answer, env: Mapping[str, str], role: str) -> dict[str, str]:
     child = {k: v for k, v in env.items() if k not in _DROPPED_FOR_EXEC}
     child.update(_credential_variables(answer))
+    child[EXEC_MARKER] = role
     return child
 
 
@@ -497,7 +512,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         argv = argv[1:]
     if not argv:
         raise CommandError("NoCommand", "usage: stsvend exec --role ARN -- CMD [ARG...]", EXIT_USAGE)
-    environment = exec_environment(obtain_credentials(args), os.environ)
+    environment = exec_environment(obtain_credentials(args), os.environ, args.role)
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -527,5 +542,5 @@ def _show(args: argparse.Namespace, path: str) -> int:
     return 0
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
     print(f"stsvend: warning: {message}", file=sys.stderr)

@@ -337,13 +337,13 @@ sys.exit(int(sys.argv[1]))
 """
 
 
-def test_exec_runs_the_command_with_the_credentials_and_passes_its_exit_code(
+def test_exec_env_runs_the_command_with_the_credentials_and_passes_its_exit_code(
     api: FakeApi, tmp_path: Path
 ) -> None:
     environment = base_env(tmp_path)
     Path(environment["AWS_CONFIG_FILE"]).write_text("[profile base]\nregion = us-east-1\n")
     environment["AWS_PROFILE"] = "base"
-    done = run_cli("exec", "--api", api.url, "--role", ROLE, "--",
+    done = run_cli("exec", "--env", "--api", api.url, "--role", ROLE, "--",
                    sys.executable, "-c", CHILD, "7", env=environment)
     assert done.returncode == 7
     seen = json.loads(done.stdout)

@@ -111,6 +111,7 @@ def test_env_format_is_shell_quoted_exports() -> None:
         "AWS_SECRET_ACCESS_KEY": "a'b $c `d`",
         "AWS_SESSION_TOKEN": "tok/en+=",
         "AWS_CREDENTIAL_EXPIRATION": answer()["Expiration"],
+        "AWS_SESSION_EXPIRATION": answer()["Expiration"],
     }
 
 
@@ -118,7 +119,7 @@ def test_exec_environment_replaces_credentials_and_drops_profiles() -> None:
     parent = {"PATH": "/bin", "AWS_PROFILE": "base", "AWS_DEFAULT_PROFILE": "base",
               "AWS_ACCESS_KEY_ID": "AKIAPARENT", "AWS_SECRET_ACCESS_KEY": "parent",
               "AWS_SECURITY_TOKEN": "legacy", "AWS_REGION": "eu-west-1"}
-    child = client.exec_environment(answer(), parent)
+    child = client.exec_environment(answer(), parent, "arn:aws:iam::111111111111:role/r")
     assert child == {
         "PATH": "/bin",
         "AWS_REGION": "eu-west-1",
@@ -126,6 +127,8 @@ def test_exec_environment_replaces_credentials_and_drops_profiles() -> None:
         "AWS_SECRET_ACCESS_KEY": "unit-secret",
         "AWS_SESSION_TOKEN": "unit-token",
         "AWS_CREDENTIAL_EXPIRATION": answer()["Expiration"],
+        "AWS_SESSION_EXPIRATION": answer()["Expiration"],
+        "STSVEND_EXEC": "arn:aws:iam::111111111111:role/r",
     }
 
 

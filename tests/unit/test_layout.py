@@ -17,6 +17,8 @@ ALLOWED = {
     "checkout": {"", "errors", "checkout", "chalicelib", "app"},
     "local": {"", "errors", "checkout", "client", "local"},
 }
+# stsvend/__init__.py also names the library (`stsvend.session`, ...), imported on first use.
+ALLOWED_IN_FILE = {"__init__.py": {"client"}}
 # The server's modules enter the command through these two files only: the grant model, and the
 # OpenAPI generator that reads the app itself.
 SERVER_GATEWAYS = {"checkout/model.py", "checkout/openapi.py"}
@@ -57,8 +59,9 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 def test_each_module_imports_only_what_its_room_may(path: Path) -> None:
     room = room_of(path)
     rooms = {name: target_room(name) for name in imported(path)}
+    allowed = ALLOWED[room] | ALLOWED_IN_FILE.get(str(path.relative_to(PACKAGE)), set())
     forbidden = sorted(
-        name for name, target in rooms.items() if target is not None and target not in ALLOWED[room]
+        name for name, target in rooms.items() if target is not None and target not in allowed
     )
     assert forbidden == []
     server = sorted(name for name, target in rooms.items() if target in ("chalicelib", "app"))

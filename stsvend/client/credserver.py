@@ -1,0 +1,344 @@
+"""`stsvend exec` and `stsvend serve`: a local server of the container-credentials protocol.
+
+Every AWS SDK and the AWS CLI read `AWS_CONTAINER_CREDENTIALS_FULL_URI` (a loopback http URL is
+accepted) and send `AWS_CONTAINER_AUTHORIZATION_TOKEN` as the `Authorization` header; the answer is
+`{AccessKeyId, SecretAccessKey, Token, Expiration}`, fetched again as the SDK's own refresh comes
+due. So the child of `stsvend exec` never holds a secret in its environment and keeps working past
+the first credentials' hour: the server renews them (stsvend.client.renewal) with the same request.
+
+The server listens on 127.0.0.1, on a port the OS picks; the token is random per run and compared in
+constant time; any other path, method or Host is refused. The SDKs look elsewhere first (botocore:
+environment keys, web identity, SSO, the shared credentials file, credential_process, the config
+file, boto2's files, then the container endpoint; the JavaScript SDK v3: environment, SSO, the shared
+files, process, web identity, then the container endpoint), so the child gets an environment in
+which those find nothing: the variables naming other credentials are removed, and the shared
+credentials file, config file and boto2 config point at files of this run that hold at most a region.
+
+`stsvend exec --env` keeps the former behaviour (keys in the environment, no renewal), but the child
+starts with at least half of the requested duration ahead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import hmac
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from stsvend.client import api
+from stsvend.client.api import (
+    EXEC_MARKER,
+    RESOLVING_ENV,
+    api_url,
+    credential_request,
+    refuse_recursion,
+    resolve_region,
+    server_id_for,
+)
+from stsvend.client.cache import parse_expiration
+from stsvend.client.renewal import RenewingCredentials, check_window
+from stsvend.errors import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
+
+LOOPBACK = "127.0.0.1"
+CREDENTIALS_PATH = "/credentials"
+FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+AUTH_TOKEN = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
+DEFAULT_DURATION_SECONDS = 3600
+# What would name credentials other than the server's, for any SDK's chain (see the docstring).
+_NOT_FOR_THE_CHILD = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION", "AWS_SESSION_EXPIRATION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+    "AWS_CREDENTIAL_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    RESOLVING_ENV,
+)
+_REGION = re.compile(r"^[a-z0-9-]{1,40}$")
+# Every signal a caller may send to stop or steer a job; the child receives it instead of stsvend.
+_FORWARDED = (
+    signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
+    signal.SIGWINCH,
+)
+_FROM_THE_KEYBOARD = (signal.SIGINT, signal.SIGQUIT)
+
+
+class CredentialServer:
+    """The container-credentials endpoint on 127.0.0.1, served from a thread until `stop()`."""
+
+    def __init__(self, credentials: RenewingCredentials, warn: Callable[[str], None]) -> None:
+        self.token = secrets.token_urlsafe(32)
+        self._credentials = credentials
+        self._warn = warn
+        self._httpd = ThreadingHTTPServer((LOOPBACK, 0), _handler(self))
+        self._httpd.daemon_threads = True
+        self.port = int(self._httpd.server_address[1])
+        self.url = f"http://{LOOPBACK}:{self.port}{CREDENTIALS_PATH}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.2,), daemon=True)
+
+    def start(self) -> CredentialServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def answer(self, path: str, host: str | None, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, JSON body) for a GET."""
+        if not hmac.compare_digest((authorization or "").encode(), self.token.encode()):
+            return 401, _error("NotAuthenticated", f"send the {AUTH_TOKEN} value as Authorization")
+        if host != f"{LOOPBACK}:{self.port}" or path != CREDENTIALS_PATH:
+            return 404, _error("NotFound", f"credentials are served at {self.url} only")
+        try:
+            current = self._credentials.current()
+        except CommandError as exc:
+            self._warn(f"cannot serve credentials: {exc.code}: {exc.message}")
+            status = 503 if exc.exit_status == EXIT_UNAVAILABLE else 502
+            return status, _error(exc.code, exc.message)
+        return 200, {
+            "AccessKeyId": current["AccessKeyId"],
+            "SecretAccessKey": current["SecretAccessKey"],
+            "Token": current["SessionToken"],
+            "Expiration": _rfc3339(current["Expiration"]),
+        }
+
+
+def _rfc3339(value: str) -> str:
+    expiration = parse_expiration(value)
+    assert expiration is not None  # answers are checked when vended
+    return expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"Code": code, "Message": message}
+
+
+def _handler(server: CredentialServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "stsvend"
+        sys_version = ""
+
+        def do_GET(self) -> None:
+            status, body = server.answer(
+                self.path, self.headers.get("Host"), self.headers.get("Authorization")
+            )
+            self._reply(status, body)
+
+        def _refuse(self) -> None:
+            self._reply(405, _error("MethodNotAllowed", "only GET is served"))
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _refuse
+
+        def _reply(self, status: int, body: dict[str, Any]) -> None:
+            raw = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(raw)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """No access log: the child's stderr is the user's."""
+
+    return Handler
+
+
+# -- the child's environment --------------------------------------------------------------------
+
+
+def child_environment(
+    env: Mapping[str, str], server: CredentialServer, files: Path, role: str
+) -> dict[str, str]:
+    """`env` without other credentials, pointed at the server, with the shared files of this run."""
+    child = {k: v for k, v in env.items() if k not in _NOT_FOR_THE_CHILD}
+    empty = files / "credentials"
+    config = files / "config"
+    empty.write_text("", encoding="utf-8")
+    region = _profile_region(env)
+    config.write_text(f"[default]\nregion = {region}\n" if region else "", encoding="utf-8")
+    child.update({
+        FULL_URI: server.url,
+        AUTH_TOKEN: server.token,
+        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+        "AWS_CONFIG_FILE": str(config),
+        "BOTO_CONFIG": str(empty),
+        EXEC_MARKER: role,
+    })
+    return child
+
+
+def _profile_region(env: Mapping[str, str]) -> str | None:
+    """The region of the profile the agent runs under, which the child's config file keeps."""
+    profile = env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"
+    path = env.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (OSError, configparser.Error, UnicodeDecodeError):
+        return None
+    section = "default" if profile == "default" else f"profile {profile}"
+    region = parser.get(section, "region", fallback="").strip()
+    return region if _REGION.match(region) else None
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def refuse_nesting(env: Mapping[str, str]) -> None:
+    role = env.get(EXEC_MARKER)
+    if role:
+        raise CommandError(
+            "NestedExec",
+            f"already inside 'stsvend exec' for {role}: its child has that role's credentials, not "
+            f"the agent's, so a nested exec or serve would ask as the vended role. Run it outside, "
+            f"or unset {EXEC_MARKER} if that is what you mean",
+            EXIT_USAGE,
+        )
+
+
+def _renewing(args: argparse.Namespace) -> RenewingCredentials:
+    env = os.environ
+    refuse_recursion(env)
+    url = api_url(args.api, env)
+    server_id = server_id_for(url, args.server_id, env)
+    request = credential_request(args)
+    check_window(args.refresh_window, args.duration)
+    credentials = RenewingCredentials.for_request(
+        url, resolve_region(args.region, url, env), env, request, server_id, args.refresh_window,
+        warn=api.warn,
+    )
+    credentials.current()  # fail before anything starts if the role cannot be had
+    return credentials
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    argv = list(args.argv)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    args.argv = argv
+    if args.env:
+        # The child keeps its keys for its whole life: it must start with most of that life ahead.
+        duration = args.duration or DEFAULT_DURATION_SECONDS
+        window = args.refresh_window
+        if window is None or window >= 0:  # a negative one is refused with the cache's message
+            args.refresh_window = max(window or 0, duration // 2)
+        return _exec_env(args)
+    status = _exec_served(args, argv)
+    if status < 0:
+        # The child was killed by a signal: end the same way, so whoever waits sees that signal.
+        signal.signal(-status, signal.SIG_DFL)
+        os.kill(os.getpid(), -status)
+        return 128 - status
+    return status
+
+
+def _exec_env(args: argparse.Namespace) -> int:
+    refuse_nesting(os.environ)
+    return api.cmd_exec(args)
+
+
+def _exec_served(args: argparse.Namespace, argv: list[str]) -> int:
+    refuse_nesting(os.environ)
+    if not argv:
+        raise CommandError("NoCommand", "usage: stsvend exec --role ARN -- CMD [ARG...]", EXIT_USAGE)
+    server = CredentialServer(_renewing(args), api.warn).start()
+    files = Path(tempfile.mkdtemp(prefix="stsvend-exec-"))
+    try:
+        environment = child_environment(os.environ, server, files, args.role)
+        return _run_child(argv, environment)
+    finally:
+        server.stop()
+        shutil.rmtree(files, ignore_errors=True)
+
+
+def _run_child(argv: list[str], environment: dict[str, str]) -> int:
+    """Run the command with signals forwarded; its exit status, or minus the signal that ended it."""
+    child: subprocess.Popen[bytes] | None = None
+    pending: list[int] = []
+    terminal = _controlling_terminal()
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if signum in _FROM_THE_KEYBOARD and _in_the_foreground(terminal):
+            return  # Ctrl-C, Ctrl-\: the terminal sent it to the child too (same process group)
+        if child is None:
+            pending.append(signum)
+        else:
+            child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in _FORWARDED}
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            child = subprocess.Popen(argv, env=environment)
+        except FileNotFoundError:
+            raise CommandError("CommandNotFound", f"{argv[0]}: not found", 127) from None
+        except OSError as exc:
+            raise CommandError("CannotRun", f"{argv[0]}: {exc.strerror or exc}", 126) from None
+        for signum in pending:
+            child.send_signal(signum)
+        return child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if terminal is not None:
+            os.close(terminal)
+
+
+def _controlling_terminal() -> int | None:
+    try:
+        return os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None  # no terminal: a CI runner, a service
+
+
+def _in_the_foreground(terminal: int | None) -> bool:
+    if terminal is None:
+        return False
+    try:
+        return os.tcgetpgrp(terminal) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    refuse_nesting(os.environ)
+    server = CredentialServer(_renewing(args), api.warn).start()
+    stop = threading.Event()
+
+    def stopping(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {signum: signal.signal(signum, stopping) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        sys.stdout.write(f"export {FULL_URI}={server.url}\nexport {AUTH_TOKEN}={server.token}\n")
+        sys.stdout.flush()
+        print(
+            f"stsvend: serving credentials for {args.role} at {server.url} until interrupted; a "
+            "client uses them only if it finds no other credentials first (environment keys, "
+            "AWS_PROFILE, keys in the shared credentials or config file)",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        server.stop()
+    return 0
