@@ -4,13 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint run demo bench loadtest openapi clean
+.PHONY: venv test lint run demo bench loadtest openapi package-prep clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	@# chalice 1.34 requires pip<26.3 (it runs pip to fetch the function's dependencies).
+	$(BIN)/pip install --quiet --upgrade 'pip<26.3'
 	$(BIN)/pip install --quiet -r requirements.txt -e '.[dev]'
 	touch $(STAMP)
 
@@ -39,8 +40,13 @@ bench: $(BENCH_STAMP)
 loadtest: $(STAMP)
 	$(BIN)/python -m tests.e2e.loadtest --vends 2000 --clients 16
 
+# Before `chalice deploy`/`chalice package`: vendor/ with the X-Ray SDK (without botocore) and the
+# package's bytecode, compiled by the venv's Python, the version Chalice deploys (docs/deploying.md).
+package-prep: $(STAMP)
+	$(BIN)/python tools/package_prep.py
+
 openapi: $(STAMP)
 	$(BIN)/python -m stsvend.checkout.openapi
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache vendor

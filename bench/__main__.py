@@ -18,6 +18,7 @@ from bench.context import Context
 
 BENCHMARKS = {
     "cold_start": "bench.coldstart",
+    "cold_start_package": "bench.lambdapackage",
     "warm_vend": "bench.warm",
     "end_to_end": "bench.endtoend",
     "client_cache": "bench.clientcache",

@@ -23,7 +23,8 @@ NAME = "warm_vend"
 TITLE = "Warm vend overhead (in-process, Stubber)"
 WARMUP = 200
 REQUESTS = 3000
-GOAL = 2.0
+# stsvend's own share over what any Chalice + powertools vendor pays (the framework floor).
+GOAL = 1.1
 
 
 def run(context: Any) -> dict[str, Any]:
@@ -42,7 +43,7 @@ def run(context: Any) -> dict[str, Any]:
         "title": TITLE,
         "comparisons": [
             comparison("vend through the Chalice app vs bare stubbed sts.assume_role (p50)",
-                       subject, baseline, GOAL, "app(event) -> response", "sts.assume_role(**same params)",
+                       subject, baseline, None, "app(event) -> response", "sts.assume_role(**same params)",
                        how),
             comparison("the same, at p99", subject, baseline, None, "app(event) -> response",
                        "sts.assume_role(**same params)", how, quantile="p99_ms"),
@@ -50,7 +51,7 @@ def run(context: Any) -> dict[str, Any]:
                        result["framework"], baseline, None, "minimal Chalice + powertools vendor",
                        "sts.assume_role(**same params)", how),
             comparison("stsvend vs that framework floor: stsvend's own share",
-                       subject, result["framework"], None, "app(event) -> response",
+                       subject, result["framework"], GOAL, "app(event) -> response",
                        "minimal Chalice + powertools vendor", how),
         ],
         "assume_role_parameters": result["parameters"],

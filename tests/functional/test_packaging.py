@@ -7,11 +7,14 @@ and reuses them from .chalice/deployments/ after the first run)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import sysconfig
 import time
 import zipfile
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ import pytest
 
 import app as app_module
 from chalicelib.aws import _CONFIG_ARGS as BOTOCORE_CONFIG
+from tests.functional.conftest import JENKINS, api_event, iam_identity
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -45,6 +49,11 @@ VEND_PATH_ACTIONS = {
 }
 # Actions that support no resource-level permission; only these may have Resource "*".
 RESOURCELESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+# Never in the zip: the checkout's other parts; and what the Lambda runtime already provides.
+NEVER = (
+    "tests/", "stsvend/", "bench/", "policies/", "examples/", "tools/", ".stsvend/", ".chalice/", ".venv/",
+)
+RUNTIME_PROVIDED = ("botocore/", "boto3/", "s3transfer/", "urllib3/", "dateutil/")
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "x-amazon-apigateway-any-method"}
 
 
@@ -100,19 +109,27 @@ def _env() -> dict[str, str]:
 
 
 class Project:
-    """A snapshot of what `chalice package` reads: app.py, requirements.txt, chalicelib/, vendor/ and
-    .chalice/. Packaging the snapshot keeps chalice's cache of built zips (18 MB for every change to
-    the sources) out of the working tree, and lets one session's packages share it."""
+    """A snapshot of what `chalice package` reads, as a clean checkout has it: app.py, the
+    requirements files, chalicelib/, tools/ and .chalice/ (no vendor/, no bytecode). Packaging the
+    snapshot keeps chalice's cache of built zips out of the working tree, and lets one session's
+    packages share it."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        for name in ("app.py", "requirements.txt"):
-            shutil.copy2(ROOT / name, directory / name)
-        for name in ("chalicelib", "vendor"):
-            if (ROOT / name).is_dir():
-                shutil.copytree(ROOT / name, directory / name, symlinks=True)
+        for path in [ROOT / "app.py", *ROOT.glob("requirements*.txt")]:
+            shutil.copy2(path, directory / path.name)
+        for name in ("chalicelib", "tools"):
+            shutil.copytree(ROOT / name, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
         built = shutil.ignore_patterns("deployments", "deployed")
         shutil.copytree(ROOT / ".chalice", directory / ".chalice", ignore=built)
+
+    def prepare(self) -> None:
+        """`make package-prep`, the documented step before `chalice deploy` (docs/deploying.md)."""
+        result = subprocess.run(
+            [sys.executable, "tools/package_prep.py"], cwd=self.directory, env=_env(),
+            capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, f"make package-prep failed:\n{result.stdout}{result.stderr}"
 
     def package(self, stage: str, out: Path, **stage_settings: str) -> Package:
         """`chalice package --stage STAGE`, with `stage_settings` added to the stage's config."""
@@ -305,12 +322,188 @@ def test_the_zip_holds_what_the_lambda_reads_and_nothing_else(packaged: Package)
         assert archive.read("app.py") == (ROOT / "app.py").read_bytes()
     server = {f"chalicelib/{p.name}" for p in (ROOT / "chalicelib").glob("*.py")}
     assert server <= names, f"missing: {sorted(server - names)}"
-    for package in ("aws_lambda_powertools", "aws_xray_sdk"):
-        assert f"{package}/__init__.py" in names, f"{package} is not packaged"
-    never = ("tests/", "stsvend/", "bench/", "policies/", "examples/", ".stsvend/", ".chalice/", ".venv/")
-    assert sorted(n for n in names if n.startswith(never)) == []
+    assert "aws_lambda_powertools/__init__.py" in names, "aws_lambda_powertools is not packaged"
+    # Without `make package-prep` the X-Ray SDK is not packaged: as a requirement it would bring
+    # botocore, which then shadows the runtime's compiled one (README "Performance").
+    brought = (*RUNTIME_PROVIDED, "aws_xray_sdk/")
+    assert sorted({n.split("/")[0] for n in names if n.startswith(brought)}) == []
+    assert sorted(n for n in names if n.startswith(NEVER)) == []
     size = f"deployment.zip is {zipped / MB:.1f} MB, {unzipped / MB:.1f} MB unzipped"
     assert zipped < MAX_ZIP_BYTES and unzipped < MAX_UNZIPPED_BYTES, size
+
+
+# --- the package built the documented way (make package-prep, then chalice) ------------------------
+
+
+@pytest.fixture(scope="session")
+def documented(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Package:
+    project = Project(tmp_path_factory.mktemp("documented"))
+    project.prepare()
+    package = project.package("prod", tmp_path_factory.mktemp("package-documented") / "out")
+    zipped, unzipped = zip_sizes(package.zip_path)
+    _report(request.config).lines.append(
+        f"prod after make package-prep: deployment.zip {zipped / MB:.2f} MB ({unzipped / MB:.1f} MB unzipped)"
+    )
+    return package
+
+
+def test_the_documented_package_has_the_x_ray_sdk_but_not_botocore_and_fits_3_mb(documented: Package) -> None:
+    zipped, _ = zip_sizes(documented.zip_path)
+    with zipfile.ZipFile(documented.zip_path) as archive:
+        names = set(archive.namelist())
+    for package in ("aws_lambda_powertools", "aws_xray_sdk", "wrapt", "chalicelib"):
+        assert f"{package}/__init__.py" in names, f"{package} is not packaged"
+    assert "app.py" in names
+    # The runtime's boto3 and botocore (compiled) serve the SDK: the package must not shadow them.
+    assert sorted({n.split("/")[0] for n in names if n.startswith(RUNTIME_PROVIDED)}) == []
+    assert sorted(n for n in names if n.startswith(NEVER)) == []
+    assert zipped <= 3 * MB, f"deployment.zip is {zipped / MB:.2f} MB"
+
+
+def _importable(name: str) -> bool:
+    """A module Python can import from the task root: every directory on the way an identifier
+    (not a wheel's *.data/ or *.dist-info/ files)."""
+    parts = name.split("/")
+    return name.endswith(".py") and all(part.isidentifier() for part in parts[:-1])
+
+
+def test_every_module_of_the_documented_package_has_valid_bytecode_for_the_runtime(
+    documented: Package,
+) -> None:
+    # Chalice deploys for the Python that runs it; this interpreter built the bytecode.
+    runtime = documented.resource("APIHandler")["Properties"]["Runtime"]
+    assert runtime == f"python{sys.version_info.major}.{sys.version_info.minor}"
+    checked = 0
+    with zipfile.ZipFile(documented.zip_path) as archive:
+        names = set(archive.namelist())
+        for name in sorted(n for n in names if _importable(n)):
+            compiled = importlib.util.cache_from_source(name)
+            assert compiled in names, f"no bytecode for {name}"
+            data = archive.read(compiled)
+            assert data[:4] == importlib.util.MAGIC_NUMBER, f"{compiled} is for another Python"
+            # Hash-based and checked (PEP 552 flags 0b11): valid whatever the zip's timestamps.
+            assert int.from_bytes(data[4:8], "little") == 0b11, f"{compiled} is not checked-hash"
+            assert data[8:16] == importlib.util.source_hash(archive.read(name)), f"{compiled} is stale"
+            checked += 1
+        flags = {n: int.from_bytes(archive.read(n)[4:8], "little") for n in names if n.endswith(".pyc")}
+    stray = [name for name, flag in flags.items() if flag != 0b11]
+    assert stray == [], "timestamp bytecode in the package (invalid once unzipped)"
+    assert checked > 300
+
+
+class _LambdaLayout:
+    """A package extracted read-only as Lambda's task root, with the runtime's boto3/botocore on a
+    separate path after it, and nothing of this environment's site-packages (python -S)."""
+
+    def __init__(self, package: Package, directory: Path) -> None:
+        self.task = directory / "task"
+        self.runtime = directory / "runtime"
+        with zipfile.ZipFile(package.zip_path) as archive:
+            archive.extractall(self.task)
+        site = Path(sysconfig.get_path("purelib"))
+        self.runtime.mkdir()
+        for name in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3"):
+            (self.runtime / name).symlink_to(site / name)
+        function = package.resource("APIHandler")["Properties"]
+        self.variables: dict[str, str] = function["Environment"]["Variables"]
+        _writable(self.task, False)
+
+    def start(self) -> tuple[dict[str, Any], str, str]:
+        """A cold start serving GET /whoami with X-Ray on: (the child's report, stdout, stderr)."""
+        env = {
+            **_env(),
+            **self.variables,
+            "AWS_REGION": "us-east-1",
+            "AWS_LAMBDA_FUNCTION_NAME": "stsvend-prod",
+            "LAMBDA_TASK_ROOT": str(self.task),
+            "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2",
+            "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+            "PYTHONPATH": f"{self.task}{os.pathsep}{self.runtime}",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        env.pop("PYTHONPYCACHEPREFIX", None)
+        event = api_event("GET", "/whoami", None, iam_identity())
+        done = subprocess.run(
+            [sys.executable, "-S", "-v", "-c", START], cwd=self.task, env=env, input=json.dumps(event),
+            capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        report: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        return report, done.stdout, done.stderr
+
+    def close(self) -> None:
+        _writable(self.task, True)
+
+
+START = r"""
+import json, sys
+import app
+event = json.load(sys.stdin)
+
+class Context:
+    function_name = "stsvend-prod"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:999999999999:function:stsvend-prod"
+    aws_request_id = "lambda-request"
+
+answer = app.app(event, Context())
+files = {name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())}
+print(json.dumps({"status": answer["statusCode"], "body": json.loads(answer["body"]), "files": files}))
+"""
+
+
+def _writable(directory: Path, writable: bool) -> None:
+    for path in [directory, *directory.rglob("*")]:
+        if not path.is_symlink():
+            mode = path.stat().st_mode
+            write = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+            path.chmod(mode | stat.S_IWUSR if writable else mode & ~write)
+
+
+@pytest.fixture
+def lambda_layout(tmp_path: Path) -> Any:
+    layouts: list[_LambdaLayout] = []
+
+    def make(package: Package) -> _LambdaLayout:
+        layouts.append(_LambdaLayout(package, tmp_path))
+        return layouts[-1]
+
+    yield make
+    for layout in layouts:
+        layout.close()
+
+
+def test_the_documented_package_starts_on_its_own_bytecode_and_the_runtimes_botocore(
+    documented: Package, lambda_layout: Any
+) -> None:
+    layout = lambda_layout(documented)
+    report, _, verbose = layout.start()
+    assert report["status"] == 200 and report["body"]["Arn"] == JENKINS
+    files = report["files"]
+    assert files["aws_xray_sdk"].startswith(str(layout.task)), "the X-Ray SDK is not the package's"
+    assert files["aws_xray_sdk.ext.botocore.patch"], "the SDK did not patch botocore"
+    assert files["botocore"].startswith(str(layout.runtime)), "botocore is not the runtime's"
+    # python -v names where each module's code came from: nothing of the task root was compiled.
+    loaded = [line.split("code object from ", 1)[1].strip("'") for line in verbose.splitlines()
+              if line.startswith("# code object from ")]
+    from_task = [path for path in loaded if path.startswith(str(layout.task))]
+    assert len(from_task) > 100
+    assert [path for path in from_task if not path.endswith(".pyc")] == []
+
+
+def test_a_plain_chalice_deploy_still_builds_a_working_function(
+    packaged: Package, lambda_layout: Any
+) -> None:
+    """Without `make package-prep`: the same code, no X-Ray SDK (the function says so), and it serves."""
+    layout = lambda_layout(packaged)
+    report, logged, _ = layout.start()
+    assert report["status"] == 200 and report["body"]["Arn"] == JENKINS
+    assert "aws_xray_sdk" not in report["files"]
+    lines = [json.loads(line) for line in logged.splitlines()[:-1]]
+    assert [line["message"] for line in lines if line["level"] == "WARNING"] == [
+        "the X-Ray SDK is not in the package: run `make package-prep` before deploying"
+    ]
 
 
 # --- the organization-only API policy, switched on as docs/deploying.md says -------------------------

@@ -1,0 +1,357 @@
+"""Benchmark 1b, cold start of the deployment package: the function started the way Lambda starts it.
+
+What runs is the real `chalice package --stage prod` zip (prod settings: X-Ray tracing on, the
+stage's environment variables from the template), built the way docs/deploying.md says, extracted
+to a read-only directory. The child is the standard library plus PYTHONPATH = that task root, then
+the runtime's own boto3/botocore with their bytecode compiled (copied from this environment and
+compiled, as the Lambda Python runtime ships them), with PYTHONDONTWRITEBYTECODE=1: whatever the
+package ships no bytecode for is compiled on every start, as in Lambda. The clock runs from
+spawning the process to its answer to one API Gateway event, against a moto server on loopback
+holding the caller's grant.
+
+Baseline, in the same run and started the same way: the smallest Chalice app that creates a boto3
+STS client and calls AssumeRole, packaged by `chalice package` (it ships no dependency: boto3 is
+the runtime's). The variants run interleaved, ROUNDS times each.
+"""
+
+from __future__ import annotations
+
+import compileall
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sysconfig
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    PYTHON,
+    RESULT_FD_VARIABLE,
+    ROOT,
+    base_environment,
+    botocore_client,
+    comparison,
+    create_grants_table,
+    interleaved,
+    moto_server,
+    run_child,
+    summary,
+)
+from bench.events import jenkins_grant
+
+NAME = "cold_start_package"
+TITLE = "Cold start of the deployment package, started as Lambda starts it (prod, X-Ray on)"
+ROUNDS = 15
+GOAL = 1.2
+STAGE = "prod"
+TRACE_ID = "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1"
+# What the Lambda Python runtime provides besides the standard library (boto3 and what it needs).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
+IMPORTTIME_TOP = 15
+BASELINE_APP = '''\
+import boto3
+from chalice import Chalice, IAMAuthorizer
+
+app = Chalice(app_name="baseline")
+sts = boto3.client("sts")
+
+
+@app.route("/credentials", methods=["POST"], authorizer=IAMAuthorizer())
+def credentials():
+    request = app.current_request.json_body
+    answer = sts.assume_role(
+        RoleArn=request["role_arn"],
+        RoleSessionName="baseline-session",
+        DurationSeconds=request.get("duration_seconds", 3600),
+    )
+    creds = answer["Credentials"]
+    return {
+        "Version": 1,
+        "AccessKeyId": creds["AccessKeyId"],
+        "SecretAccessKey": creds["SecretAccessKey"],
+        "SessionToken": creds["SessionToken"],
+        "Expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+'''
+BASELINE_CONFIG = {"version": "2.0", "app_name": "baseline", "stages": {STAGE: {"api_gateway_stage": "api"}}}
+
+
+# -- building -------------------------------------------------------------------------------------
+
+
+def _chalice_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STSVEND_"))}
+    return {**env, "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _run(argv: list[str], cwd: Path) -> None:
+    result = subprocess.run(argv, cwd=cwd, env=_chalice_env(), capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} failed:\n{result.stdout}{result.stderr}")
+
+
+def project_snapshot(directory: Path) -> Path:
+    """What `chalice package` reads, as a clean checkout has it (no vendor/, no bytecode)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "deployments", "deployed")
+    for path in ROOT.glob("requirements*.txt"):
+        shutil.copy2(path, directory / path.name)
+    for name in ("app.py", "Makefile"):
+        if (ROOT / name).exists():
+            shutil.copy2(ROOT / name, directory / name)
+    for name in ("chalicelib", ".chalice", "tools"):
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, directory / name, ignore=ignore)
+    return directory
+
+
+def package(project: Path, out: Path, merge_template: bool = True) -> Path:
+    """`chalice package --stage prod` as docs/deploying.md runs it; returns out/."""
+    chalice = str(Path(PYTHON).parent / "chalice")
+    argv = [chalice, "package", "--stage", STAGE]
+    if merge_template:
+        argv += ["--merge-template", ".chalice/package-overrides.json"]
+    _run([*argv, str(out)], project)
+    return out
+
+
+def baseline_project(directory: Path) -> Path:
+    (directory / "app.py").write_text(BASELINE_APP, encoding="utf-8")
+    (directory / "requirements.txt").write_text("", encoding="utf-8")
+    (directory / ".chalice").mkdir()
+    (directory / ".chalice" / "config.json").write_text(json.dumps(BASELINE_CONFIG), encoding="utf-8")
+    return directory
+
+
+def extract(zip_path: Path, directory: Path) -> Path:
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(directory)
+    _set_writable(directory, False)
+    return directory
+
+
+def sizes(zip_path: Path) -> dict[str, Any]:
+    with zipfile.ZipFile(zip_path) as archive:
+        infos = archive.infolist()
+    top: dict[str, int] = {}
+    for info in infos:
+        top[info.filename.split("/")[0]] = top.get(info.filename.split("/")[0], 0) + info.file_size
+    largest = sorted(top.items(), key=lambda item: -item[1])[:6]
+    return {
+        "zip_bytes": zip_path.stat().st_size,
+        "unzipped_bytes": sum(info.file_size for info in infos),
+        "files": len(infos),
+        "pyc_files": sum(1 for info in infos if info.filename.endswith(".pyc")),
+        "largest_unzipped_bytes": dict(largest),
+    }
+
+
+def runtime_library(directory: Path) -> Path:
+    """boto3, botocore and their dependencies with bytecode, as the Lambda runtime has them."""
+    site = Path(sysconfig.get_path("purelib"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in RUNTIME_PACKAGES:
+        source = site / name
+        if source.is_dir():
+            shutil.copytree(source, directory / name, ignore=ignore)
+        else:
+            shutil.copy2(source, directory / name)
+    if not compileall.compile_dir(directory, quiet=1, workers=0):
+        raise RuntimeError("compiling the runtime's boto3/botocore failed")
+    _set_writable(directory, False)
+    return directory
+
+
+def _set_writable(directory: Path, writable: bool) -> None:
+    """Lambda's task root is read-only: so are these (restored before the scratch is removed)."""
+    write = stat.S_IWUSR
+    for root, dirs, files in os.walk(directory):
+        for name in [*dirs, *files]:
+            path = Path(root, name)
+            mode = path.stat().st_mode
+            path.chmod(mode | write if writable else mode & ~(write | stat.S_IWGRP | stat.S_IWOTH))
+    mode = directory.stat().st_mode
+    directory.chmod(mode | write if writable else mode & ~(write | stat.S_IWGRP | stat.S_IWOTH))
+
+
+@contextmanager
+def read_only_trees(*directories: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for directory in directories:
+            if directory.exists():
+                _set_writable(directory, True)
+
+
+def bootstrap(directory: Path) -> Path:
+    """The child (playing the runtime's bootstrap) and the events it sends; standard library only."""
+    (directory / "bench").mkdir()
+    for name in ("__init__.py", "events.py", "lambdachild.py"):
+        shutil.copy2(ROOT / "bench" / name, directory / "bench" / name)
+    return directory
+
+
+# -- running --------------------------------------------------------------------------------------
+
+
+def lambda_environment(template: dict[str, Any], task: Path, runtime: Path, url: str) -> dict[str, str]:
+    """The function's environment variables from the template, and what Lambda itself sets."""
+    function = template["Resources"]["APIHandler"]["Properties"]
+    variables = dict(function.get("Environment", {}).get("Variables", {}))
+    traced = function.get("Tracing") == "Active"
+    env = {
+        **base_environment(),
+        **variables,
+        "AWS_ENDPOINT_URL": url,
+        "AWS_LAMBDA_FUNCTION_NAME": "stsvend-bench",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.get("MemorySize", 128)),
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{function['Runtime']}",
+        "LAMBDA_TASK_ROOT": str(task),
+        "PYTHONPATH": f"{task}{os.pathsep}{runtime}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    if traced:
+        # As Lambda sets them for a sampled request; segments go over UDP to a port nothing reads.
+        env.update(_X_AMZN_TRACE_ID=TRACE_ID, AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:2",
+                   AWS_XRAY_CONTEXT_MISSING="IGNORE_ERROR")
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    return env
+
+
+def child_argv(*flags: str) -> list[str]:
+    return [PYTHON, "-S", *flags, "-m", "bench.lambdachild"]
+
+
+def importtime(env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """`-X importtime` of one cold start: import time by top-level package and the costliest modules."""
+    read_end, write_end = os.pipe()
+    try:
+        result = subprocess.run(
+            child_argv("-X", "importtime"), env={**env, RESULT_FD_VARIABLE: str(write_end)}, cwd=cwd,
+            pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, timeout=120,
+        )
+    finally:
+        os.close(write_end)
+        os.close(read_end)
+    entries = []
+    for line in result.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+        if match:
+            self_us, cumulative_us, _, module = match.groups()
+            entries.append({"module": module, "self_ms": int(self_us) / 1000,
+                            "cumulative_ms": int(cumulative_us) / 1000})
+    by_package: dict[str, float] = {}
+    for entry in entries:
+        top = entry["module"].split(".")[0]
+        by_package[top] = by_package.get(top, 0.0) + entry["self_ms"]
+    return {
+        "self_ms_by_top_level_package": {
+            name: round(ms, 1)
+            for name, ms in sorted(by_package.items(), key=lambda i: -i[1])[:IMPORTTIME_TOP]
+        },
+        "top_modules_by_self_ms": sorted(entries, key=lambda e: -e["self_ms"])[:IMPORTTIME_TOP],
+    }
+
+
+def run(context: Any) -> dict[str, Any]:
+    scratch = context.scratch(NAME)
+    built = {
+        "stsvend": package(prepared(project_snapshot(_mkdir(scratch / "project"))), scratch / "out"),
+        "stsvend-plain": package(project_snapshot(_mkdir(scratch / "plain")), scratch / "plain-out"),
+        "baseline": package(baseline_project(_mkdir(scratch / "baseline")), scratch / "baseline-out",
+                            merge_template=False),
+    }
+    runtime = scratch / "runtime"
+    tasks = {name: scratch / f"task-{name}" for name in built}
+    root = bootstrap(_mkdir(scratch / "bootstrap"))
+    with read_only_trees(runtime, *tasks.values()):
+        runtime_library(_mkdir(runtime))
+        for name, out in built.items():
+            extract(out / "deployment.zip", _mkdir(tasks[name]))
+        template = json.loads((built["stsvend"] / "sam.json").read_text(encoding="utf-8"))
+        baseline_template = json.loads((built["baseline"] / "sam.json").read_text(encoding="utf-8"))
+        table = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"][
+            "STSVEND_GRANTS_TABLE"]
+        with moto_server(NAME) as url:
+            create_grants_table(botocore_client("dynamodb", url), table, [jenkins_grant()])
+            envs = {
+                "stsvend": lambda_environment(template, tasks["stsvend"], runtime, url),
+                "stsvend-plain": lambda_environment(template, tasks["stsvend-plain"], runtime, url),
+                "baseline": lambda_environment(baseline_template, tasks["baseline"], runtime, url),
+            }
+            splits: dict[str, list[dict[str, Any]]] = {}
+
+            def variant(name: str) -> Any:
+                def once() -> float:
+                    elapsed, result = run_child(child_argv(), envs[name], cwd=root)
+                    splits.setdefault(name, []).append(result)
+                    return elapsed
+
+                return once
+
+            names = list(envs)
+            for name in names:  # one unmeasured start each: the page cache's first-time costs
+                variant(name)()
+            splits.clear()
+            subject, plain, baseline = interleaved(ROUNDS, *(variant(n) for n in names))
+            profile = importtime(envs["stsvend"], root)
+    how = f"{ROUNDS} fresh processes each, interleaved; spawn to first answer; read-only task root"
+    label = "stsvend prod package (X-Ray on) vs Chalice + boto3 STS package"
+    return {
+        "title": TITLE,
+        "comparisons": [
+            comparison(label, subject, baseline, GOAL, "stsvend package", "minimal Chalice + boto3 STS", how),
+            comparison(f"{label}, at p90", subject, baseline, GOAL, "stsvend package",
+                       "minimal Chalice + boto3 STS", how, quantile="p90_ms"),
+            comparison("plain `chalice package` (no package-prep: no bytecode, no X-Ray SDK) vs the same",
+                       plain, baseline, None, "stsvend package, plain", "minimal Chalice + boto3 STS", how),
+        ],
+        "before": _before(),
+        "package": {name: sizes(out / "deployment.zip") for name, out in built.items()},
+        "runtime": template["Resources"]["APIHandler"]["Properties"]["Runtime"],
+        "breakdown_p50_ms": {name: _split_p50(results) for name, results in splits.items()},
+        "importtime": profile,
+    }
+
+
+def prepared(project: Path) -> Path:
+    """The documented build step before `chalice package`/`chalice deploy` (`make package-prep`)."""
+    _run([PYTHON, "tools/package_prep.py", str(project)], project)
+    return project
+
+
+def _before() -> dict[str, Any]:
+    """The figures recorded before the packaging work (bench/cold_start_package.before.json)."""
+    recorded = json.loads((ROOT / "bench" / "cold_start_package.before.json").read_text(encoding="utf-8"))
+    entry = recorded["cold_start_package"]
+    return {
+        "what": recorded["recorded"],
+        "finished": recorded["finished"],
+        "ratios": {row["quantile"]: row["ratio"] for row in entry["comparisons"]},
+        "subject_p50_ms": entry["comparisons"][0]["subject"]["p50_ms"],
+        "baseline_p50_ms": entry["comparisons"][0]["baseline"]["p50_ms"],
+        "zip_bytes": entry["package"]["stsvend"]["zip_bytes"],
+        "unzipped_bytes": entry["package"]["stsvend"]["unzipped_bytes"],
+        "load_average_at_start": recorded["machine"]["load_average_at_start"],
+        "earlier_run_same_code": recorded["earlier_run_same_code"],
+    }
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _split_p50(results: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("startup_ms", "import_ms", "first_request_ms")
+    out: dict[str, Any] = {key: summary([r[key] / 1000 for r in results])["p50_ms"] for key in keys}
+    out["modules_loaded"] = results[-1]["modules"]
+    out["top_level_packages_from_task_root"] = results[-1]["loaded_from_task_root"]
+    return out
