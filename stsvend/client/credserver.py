@@ -221,7 +221,7 @@ def _renewing(args: argparse.Namespace) -> RenewingCredentials:
     check_window(args.refresh_window, args.duration)
     credentials = RenewingCredentials.for_request(
         url, resolve_region(args.region, url, env), env, request, server_id, args.refresh_window,
-        warn=api.warn,
+        warn=api.warn, source_profile=args.source_profile,
     )
     credentials.current()  # fail before anything starts if the role cannot be had
     return credentials
