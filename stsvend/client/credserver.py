@@ -39,6 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from stsvend import TIMESTAMP_FORMAT
 from stsvend.client import api
 from stsvend.client.api import (
     EXEC_MARKER,
@@ -142,7 +143,7 @@ class _Server(ThreadingHTTPServer):
 def _rfc3339(value: str) -> str:
     expiration = parse_expiration(value)
     assert expiration is not None  # answers are checked when vended
-    return expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return expiration.strftime(TIMESTAMP_FORMAT)
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
