@@ -9,11 +9,13 @@ STAMP := $(VENV)/.installed
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml requirements.txt
+	@echo "Creating $(VENV) and installing stsvend with its development dependencies (pip, once; a minute or two)..."
 	$(PYTHON) -m venv $(VENV)
 	@# chalice 1.34 requires pip<26.3 (it runs pip to fetch the function's dependencies).
 	$(BIN)/pip install --quiet --upgrade 'pip<26.3'
 	$(BIN)/pip install --quiet -r requirements.txt -e '.[dev]'
 	touch $(STAMP)
+	@echo "$(VENV) is ready."
 
 test: $(STAMP)
 	$(BIN)/pytest -q $(PYTEST_ARGS)

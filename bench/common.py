@@ -186,7 +186,7 @@ def moto_server(name: str) -> Iterator[str]:
     from stsvend.local.emulator import Emulator
     from stsvend.local.process import free_port
 
-    emulator = Emulator(free_port(), ROOT / ".stsvend" / "bench" / f"{name}-moto.log")
+    emulator = Emulator(free_port(), ROOT / ".stsvend" / "bench" / f"{name}-moto.log", guarded=False)
     emulator.start()
     try:
         yield emulator.url

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chalicelib.jsontext import JsonTextError, loads_strict
+
 # STS: the plaintext of inline and managed session policies together may not exceed 2,048 characters.
 MAX_SESSION_POLICY_CHARS = 2048
 MAX_POLICY_ARNS = 10
@@ -36,9 +38,9 @@ def minify_session_policy(document: Any) -> str:
     """Validate a session policy (a JSON string or an already-parsed object); return it minified."""
     if isinstance(document, str):
         try:
-            document = json.loads(document)
-        except ValueError as exc:
-            raise PolicyError(f"is not valid JSON ({exc.args[0]})") from None
+            document = loads_strict(document)
+        except JsonTextError as exc:
+            raise PolicyError(str(exc)) from None
     if not isinstance(document, dict):
         raise PolicyError("must be a JSON object")
     unknown = set(document) - {"Version", "Id", "Statement"}

@@ -25,10 +25,16 @@ _HANDLERS = {
     "serve": ("stsvend.client.credserver", "cmd_serve"),
     "roles": ("stsvend.client.api", "cmd_roles"),
     "whoami": ("stsvend.client.api", "cmd_whoami"),
+    "cache": ("stsvend.client.api", "cmd_cache"),
+    "configure": ("stsvend.client.configure", "cmd_configure"),
     "grants": ("stsvend.checkout.commands", "cmd_grants"),
     "bootstrap": ("stsvend.checkout.commands", "cmd_bootstrap"),
     "trust-policy": ("stsvend.checkout.commands", "cmd_trust_policy"),
     "local": ("stsvend.local", "cmd_local"),
+    # stsvend.ops.HANDLERS, spelled out: importing it would cost every credential_process cache hit
+    "monitor": ("stsvend.ops.monitor", "cmd_monitor"),
+    "audit": ("stsvend.ops.audit", "cmd_audit"),
+    "revoke": ("stsvend.ops.revoke", "cmd_revoke"),
 }
 
 _CLIENT_EPILOG = """\
@@ -37,8 +43,8 @@ denied (no AWS credentials, 401, 403, 502 AssumeRoleDenied); 4 service unavailab
 unreachable (503 after one retry, 429, other 502/504, network). exec exits with CMD's code.
 
 cache: $XDG_CACHE_HOME/stsvend (default ~/.cache/stsvend), one 0600 file per API URL, caller,
-role and options. The caller is $AWS_ACCESS_KEY_ID if set, else the profile name ($AWS_PROFILE,
-else "default"): after switching identities under one profile name, delete that directory."""
+role and options. The caller is $AWS_ACCESS_KEY_ID if set, else the profile and the AWS config
+and credentials files as they are: after switching identities otherwise, `stsvend cache clear`."""
 
 _CHECKOUT = "an stsvend checkout (found from the current directory, or --root)"
 
@@ -55,6 +61,11 @@ API_OPTIONS = (
         "the server id identity proofs name (default: $STSVEND_SERVER_ID, else the API URL's base;"
         " must have the API URL's scheme, host and port)",
     ),
+    (
+        "--source-profile", "source_profile", "text", None, "NAME",
+        "the AWS profile holding this machine's own credentials, as the CLI's source_profile"
+        " (default: the selected profile, or the chain without it if it runs stsvend)",
+    ),
 )
 ROLE_OPTIONS = (
     ("--role", "role", "text", None, "ARN", "ARN of the role to assume (required)"),
@@ -66,8 +77,9 @@ CREDENTIAL_OPTIONS = (
     *API_OPTIONS,
     *ROLE_OPTIONS,
     (
-        "--refresh-window", "refresh_window", "int", 300, "SECONDS",
-        "fetch anew when the cached credentials expire within this (default 300)",
+        "--refresh-window", "refresh_window", "int", None, "SECONDS",
+        "fetch anew when the cached credentials expire within this (default: 16 minutes, the SDKs'"
+        " window, at most a third of their lifetime)",
     ),
     ("--no-cache", "no_cache", "flag", False, None, "neither read nor write the cache"),
 )
@@ -151,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stsvend",
         description=__doc__.split(". Only")[0] + ".",
-        epilog=f"[checkout]: grants, bootstrap, trust-policy and local need {_CHECKOUT}; the others"
-        " work from an installed stsvend.",
+        epilog=f"[checkout]: grants, bootstrap, trust-policy, local and monitor need {_CHECKOUT}; the"
+        " others work from an installed stsvend (audit --stage reads a stage's log group name from one).",
     )
     parser.add_argument("--version", action="version", version=f"stsvend {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -183,6 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("roles", "list the roles you may request"), ("whoami", "who the service sees")):
         _add_options(client_parser(name, text), API_OPTIONS)
 
+    cache = sub.add_parser("cache", help="the credential cache: clear forgets every cached answer")
+    cache.add_argument("action", choices=("clear",))
+
+    configure = client_parser(
+        "configure", "write an AWS config profile for every role you may request (GET /roles)"
+    )
+    _add_options(configure, API_OPTIONS)
+    configure.add_argument("--config-file", metavar="PATH",
+                           help="the AWS config file (default: $AWS_CONFIG_FILE, else ~/.aws/config)")
+    configure.add_argument("--prefix", default="stsvend-", metavar="TEXT",
+                           help="profile names are TEXT + the role name (default stsvend-)")
+    configure.add_argument("--duration", type=int, metavar="SECONDS",
+                           help="--duration for each credential_process line (default: each role's maximum)")
+    configure.add_argument("--command", dest="stsvend_command", default="stsvend", metavar="CMD",
+                           help="how the profiles run stsvend (default stsvend: from PATH)")
+    configure.add_argument("--dry-run", action="store_true",
+                           help="print the diff, write nothing")
+
     grants = checkout_parser("grants", "the allow-list as code: plan, apply, list")
     grants.add_argument("action", choices=("plan", "apply", "list"))
     grants.add_argument("--stage", required=True)
@@ -199,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = checkout_parser("local", "the local stack: emulator + API on 127.0.0.1 (needs the dev extras)")
     local.add_argument("action", choices=("up", "demo"))
+
+    from stsvend.ops import register as register_ops
+
+    register_ops(sub)
     return parser
 
 
@@ -214,6 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_status
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback that could hold a secret
+        print(f"stsvend: InternalError: unexpected {type(exc).__name__} (please report it)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -16,9 +16,11 @@ from typing import Any
 from stsvend import TIMESTAMP_FORMAT
 from stsvend.checkout.apply import ApplyResult, apply_changes
 from stsvend.checkout.checkout import Checkout
+from stsvend.checkout.display import printable
 from stsvend.checkout.grants_file import load_grants_file
 from stsvend.checkout.model import BrokenGrant, GrantError, grant_from_item
 from stsvend.checkout.plan import ABSENT, GrantChange, GrantPlan, plan_changes
+from stsvend.checkout.review import grant_warnings
 from stsvend.checkout.table import create_table, scan_items
 from stsvend.checkout.trust_policy import read_template, render_trust_policy
 from stsvend.errors import CommandError
@@ -71,13 +73,20 @@ def _grants(checkout: Checkout, args: argparse.Namespace) -> int:
         plan = plan_changes(dynamodb, table, grants)
     print(f"Grants file {path} ({len(grants)} grants) against table {table}:")
     print(format_plan(plan))
+    warnings = grant_warnings(grants)
+    if warnings:
+        print("Warnings (valid, but wide: look twice):")
+        print("\n".join(f"  ! {line}" for line in warnings))
     if args.action == "plan" or plan.empty:
         return 0
 
     updated_by = _session().create_client("sts").get_caller_identity()["Arn"]
     result = apply_changes(dynamodb, table, plan, updated_by=updated_by)
     if result.ok:
-        print(f"Applied: {plan.summary()}.")
+        steps = "" if result.transactions <= 1 else (
+            f" in {result.transactions} transactions (every touched grant disabled first)"
+        )
+        print(f"Applied: {plan.summary()}{steps}.")
         return 0
     print(format_apply_failure(result))
     raise CommandError("ApplyFailed", f"apply failed: {result.error}")
@@ -99,15 +108,17 @@ def _reading(table: str, stage: str) -> Iterator[None]:
 
 
 def _show(value: Any) -> str:
+    """A value from the table or the file, as JSON (non-ASCII escaped), shortened."""
     if value is ABSENT:
         return "(absent)"
-    text = json.dumps(value, sort_keys=True)
+    text = printable(json.dumps(value, sort_keys=True, default=repr))
     return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
 
 
 def _roles(item: dict[str, Any] | None) -> str:
     roles = (item or {}).get("roles") or []
-    return ", ".join(str(r.get("role_arn")) for r in roles if isinstance(r, dict)) or "-"
+    arns = ", ".join(str(r.get("role_arn")) for r in roles if isinstance(r, dict))
+    return printable(arns) or "-"
 
 
 def format_plan(plan: GrantPlan) -> str:
@@ -115,11 +126,13 @@ def format_plan(plan: GrantPlan) -> str:
         return "No changes."
     lines: list[str] = []
     for change in plan.added:
-        lines += [f"+ {change.principal}", f"    roles: {_roles(change.item)}"]
+        lines += [f"+ {printable(change.principal)}", f"    roles: {_roles(change.item)}"]
     for change in plan.changed:
-        lines.append(f"~ {change.principal}")
-        lines += [f"    {f.path}: {_show(f.old)} -> {_show(f.new)}" for f in change.fields]
-    lines += [f"- {change.principal}" for change in plan.removed]
+        lines.append(f"~ {printable(change.principal)}")
+        lines += [
+            f"    {printable(f.path)}: {_show(f.old)} -> {_show(f.new)}" for f in change.fields
+        ]
+    lines += [f"- {printable(change.principal)}" for change in plan.removed]
     lines.append(f"Plan: {plan.summary()}.")
     return "\n".join(lines)
 
@@ -128,7 +141,7 @@ _SIGNS = {"add": "+", "change": "~", "remove": "-"}
 
 
 def _listed(changes: tuple[GrantChange, ...]) -> list[str]:
-    return [f"  {_SIGNS[c.kind]} {c.principal}" for c in changes] or ["  (none)"]
+    return [f"  {_SIGNS[c.kind]} {printable(c.principal)}" for c in changes] or ["  (none)"]
 
 
 def format_apply_failure(result: ApplyResult) -> str:
@@ -136,6 +149,8 @@ def format_apply_failure(result: ApplyResult) -> str:
     if result.unknown:
         lines += ["Outcome unknown (check with plan):", *_listed(result.unknown)]
     lines += ["Not applied:", *_listed(result.not_applied)]
+    if result.disabled:
+        lines += ["Left disabled, denying until apply runs again:", *_listed(result.disabled)]
     return "\n".join(lines)
 
 
@@ -148,12 +163,13 @@ def _list(dynamodb: Any, table: str, stage: str) -> int:
         return 0
     rows = [("PRINCIPAL", "ENABLED", "NOT_AFTER", "ROLES")]
     for grant in grants:
+        principal = printable(grant.principal)
         if isinstance(grant, BrokenGrant):
-            rows.append((grant.principal, "BROKEN", "-", grant.problem))
+            rows.append((principal, "BROKEN", "-", printable(grant.problem)))
             continue
         not_after = grant.not_after.strftime(TIMESTAMP_FORMAT) if grant.not_after else "-"
-        arns = [r.role_arn for r in grant.roles]
-        rows.append((grant.principal, "yes" if grant.enabled else "no", not_after, arns[0]))
+        arns = [printable(r.role_arn) for r in grant.roles]
+        rows.append((principal, "yes" if grant.enabled else "no", not_after, arns[0]))
         rows += [("", "", "", arn) for arn in arns[1:]]
     w0, w1, w2 = (max(len(row[i]) for row in rows) for i in range(3))
     for principal, enabled, not_after, role in rows:

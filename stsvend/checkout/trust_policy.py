@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 from stsvend.checkout.checkout import Checkout
-from stsvend.checkout.model import EXTERNAL_ID, EXTERNAL_ID_CHARS, ROLE_ARN
+from stsvend.checkout.grants_file import MAX_SESSION_POLICY_FILE_BYTES, read_json_file
+from stsvend.checkout.model import EXTERNAL_ID, EXTERNAL_ID_CHARS, ROLE_ARN, GrantError
 from stsvend.errors import CommandError
 
 SERVICE_ROLE_PLACEHOLDER = "${STSVEND_SERVICE_ROLE_ARN}"
@@ -17,9 +18,11 @@ EXTERNAL_ID_PLACEHOLDER = "${EXTERNAL_ID}"
 
 def read_template(checkout: Checkout) -> dict[str, Any]:
     try:
-        template: dict[str, Any] = json.loads(checkout.trust_template.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        template = read_json_file(checkout.trust_template, MAX_SESSION_POLICY_FILE_BYTES)
+    except GrantError as exc:
         raise CommandError("InvalidTemplate", f"the trust policy template cannot be read: {exc}") from None
+    if not isinstance(template, dict):
+        raise CommandError("InvalidTemplate", f"{checkout.trust_template} is not a JSON object")
     return template
 
 
@@ -68,12 +71,15 @@ def fill_trust_template(
 def render_trust_policy(
     template: dict[str, Any], service_role_arn: str, external_id: str | None
 ) -> dict[str, Any]:
-    """The target role's trust policy for a deployed stsvend: its role, checked, filled in."""
-    if not ROLE_ARN.fullmatch(service_role_arn):
+    """The target role's trust policy for a deployed stsvend: its role, checked, filled in.
+
+    Both must be ASCII, checked here whatever the model's patterns accept: IAM takes nothing else,
+    and a pattern's `\\d` or `\\w` also matches full-width digits and letters of any script."""
+    if not (service_role_arn.isascii() and ROLE_ARN.fullmatch(service_role_arn)):
         raise CommandError(
             "InvalidArgument", f"--service-role must be an IAM role ARN, not {service_role_arn!r}"
         )
-    if external_id is not None and not EXTERNAL_ID.fullmatch(external_id):
+    if external_id is not None and not (external_id.isascii() and EXTERNAL_ID.fullmatch(external_id)):
         raise CommandError(
             "InvalidArgument", f"--external-id must be 2-1224 characters of [{EXTERNAL_ID_CHARS}]"
         )

@@ -28,6 +28,7 @@ credentials server of stsvend.client.credserver, with the same exit codes.
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import re
@@ -40,11 +41,12 @@ from urllib.parse import urlsplit
 from stsvend import TIMESTAMP_FORMAT, __version__
 from stsvend.client.cache import (
     Answer,
+    CacheUnavailable,
     CredentialCache,
+    answer_problem,
     cache_key,
     caller_identity,
     default_directory,
-    is_credential_answer,
     parse_expiration,
 )
 from stsvend.errors import EXIT_DENIED, EXIT_OTHER, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
@@ -76,6 +78,9 @@ _EXECUTE_API_HOST = re.compile(
 # whose credential_process is stsvend itself), the inner run fails at once, before it could wait
 # for the cache lock the outer run holds.
 RESOLVING_ENV = "STSVEND_RESOLVING_CREDENTIALS"
+# The library's threads load ambient credentials one at a time: the variable is process-wide, and
+# one thread's removal must not pull it from under another (nor fail because it is gone already).
+_RESOLVING_LOCK = _thread.allocate_lock()
 # Variables the child of `stsvend exec` must not see: they would name other credentials.
 _DROPPED_FOR_EXEC = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN", RESOLVING_ENV)
 # Set for the child of `stsvend exec` (the role ARN): a nested exec or serve refuses to run.
@@ -89,8 +94,9 @@ def refuse_recursion(env: Mapping[str, str]) -> None:
     if env.get(RESOLVING_ENV):
         raise CommandError(
             "NoCredentials",
-            "stsvend was run to load its own ambient credentials: the profile it runs under must "
-            "not use stsvend as its credential_process (point AWS_PROFILE at the base profile)",
+            "stsvend was run to load its own ambient credentials: the profile it takes them from "
+            "must not use stsvend as its credential_process (pass --source-profile NAME naming the "
+            "profile with this machine's own credentials)",
             EXIT_DENIED,
         )
 
@@ -106,6 +112,9 @@ def api_url(option: str | None, env: Mapping[str, str]) -> str:
         valid = parts.scheme in ("http", "https") and bool(parts.hostname)
         _ = parts.port  # raises ValueError on a malformed port
     except ValueError:
+        valid = False
+    # urlsplit drops CR, LF and TAB silently; the URL itself goes on into headers and config lines.
+    if any(c.isspace() or not c.isprintable() for c in raw):
         valid = False
     if not valid or parts.query or parts.fragment or parts.username or parts.password:
         raise CommandError(
@@ -279,7 +288,8 @@ def proxy_for(url: str) -> str | None:
     parts = urlsplit(url)
     # A loopback API is called directly: through a proxy, a plain-HTTP proof and the credentials
     # in the answer would leave this machine in clear (NO_PROXY rarely lists 127.0.0.1).
-    if not proxies or _is_loopback(parts.hostname or "") or urllib.request.proxy_bypass(parts.hostname or ""):
+    host = parts.hostname or ""
+    if not proxies or _is_loopback(host) or urllib.request.proxy_bypass(host):
         return None
     return proxies.get(parts.scheme)
 
@@ -295,10 +305,13 @@ class ApiClient:
         transport: Transport = urllib3_transport,
         sleep: Callable[[float], None] = time.sleep,
         server_id: str | None = None,
+        source_profile: str | None = None,
     ) -> None:
         self.url = url
         self.region = region
         self.server_id = server_id_for(url, server_id, env)
+        self._env = env
+        self._source_profile = source_profile
         self._transport = transport
         self._sleep = sleep
         self._signer: Signer | None = None
@@ -334,17 +347,27 @@ class ApiClient:
         headers[PROOF_HEADER] = self._guard(lambda: signer.identity_proof(self.server_id, binding))
         headers = signer.sign(method, url, headers, body or b"")
         headers["User-Agent"] = f"stsvend/{__version__}"
-        return self._transport(method, url, headers, body)
+        try:
+            return self._transport(method, url, headers, body)
+        except (ValueError, UnicodeError) as exc:
+            # http.client quotes the offending header, which may hold a secret: never show it.
+            raise CommandError(
+                "InvalidRequest", f"cannot send the request: {type(exc).__name__} in a header",
+                EXIT_OTHER,
+            ) from None
 
     def _load_signer(self) -> Signer:
         if self._signer is None:
             from stsvend.client.signing import Signer
 
-            os.environ[RESOLVING_ENV] = "1"
-            try:
-                self._signer = self._guard(lambda: Signer(self.region))
-            finally:
-                del os.environ[RESOLVING_ENV]
+            with _RESOLVING_LOCK:
+                os.environ[RESOLVING_ENV] = "1"
+                try:
+                    self._signer = self._guard(
+                        lambda: Signer(self.region, source_profile=self._source_profile, env=self._env)
+                    )
+                finally:
+                    del os.environ[RESOLVING_ENV]
         return self._signer
 
     @staticmethod
@@ -354,7 +377,7 @@ class ApiClient:
         try:
             return action()
         except CredentialsUnavailable as exc:
-            raise CommandError("NoCredentials", str(exc), EXIT_DENIED) from exc
+            raise CommandError("NoCredentials", str(exc), EXIT_DENIED) from None
 
 
 def retry_after(headers: Mapping[str, str]) -> float:
@@ -373,7 +396,7 @@ def decode_answer(answer: HttpAnswer) -> Answer:
         raise CommandError("InvalidAnswer", "the service's answer is too large", EXIT_OTHER)
     try:
         payload = json.loads(answer.body) if answer.body else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
         payload = None
     if 200 <= answer.status < 300:
         if not isinstance(payload, dict):
@@ -424,17 +447,16 @@ def vend(
     env: Mapping[str, str],
     request: Mapping[str, Any],
     server_id: str | None = None,
+    source_profile: str | None = None,
 ) -> Answer:
-    """One signed POST /credentials, its answer checked; no cache. `server_id` as in server_id_for."""
-    answer = ApiClient(url, region, env, server_id=server_id).call("POST", "/credentials", request)
-    if not is_credential_answer(answer):
-        # Never echo the answer: it may hold a secret.
-        raise CommandError(
-            "InvalidAnswer",
-            "the service's answer lacks AccessKeyId, SecretAccessKey, SessionToken or a "
-            "valid Expiration",
-            EXIT_OTHER,
-        )
+    """One signed POST /credentials, its answer checked (`answer_problem`: never cached or printed
+    otherwise); no cache. `server_id` as in server_id_for, `source_profile` as in Signer."""
+    client = ApiClient(url, region, env, server_id=server_id, source_profile=source_profile)
+    answer = client.call("POST", "/credentials", request)
+    problem = answer_problem(answer, time.time())
+    if problem is not None:
+        # The message never quotes a secret.
+        raise CommandError("InvalidAnswer", problem, EXIT_OTHER)
     return answer
 
 
@@ -445,17 +467,31 @@ def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None =
     url = api_url(args.api, env)
     server_id = server_id_for(url, args.server_id, env)
     request = credential_request(args)
-    if args.refresh_window < 0:
+    window = args.refresh_window
+    if window is not None and window < 0:
         raise CommandError("InvalidRequest", "--refresh-window must be 0 or more", EXIT_USAGE)
+    source_profile = getattr(args, "source_profile", None)
 
     def fetch() -> Answer:
-        return vend(url, resolve_region(args.region, url, env), env, request, server_id)
+        region = resolve_region(args.region, url, env)
+        return vend(url, region, env, request, server_id, source_profile)
 
     if args.no_cache:
         return fetch()
     cache = CredentialCache(default_directory(env))
-    key = cache_key(url, caller_identity(env), request)
-    return cache.get_or_fetch(key, args.refresh_window, fetch, warn=warn)
+    key = cache_key(url, caller_identity(env, source_profile), request, server_id)
+
+    def cached_through_outage(error: Exception) -> Answer | None:
+        # The API is down or unreachable: credentials that are still valid beat none.
+        if not isinstance(error, CommandError) or error.exit_status != EXIT_UNAVAILABLE:
+            return None
+        answer = cache.read_unexpired(key)
+        if answer is not None:
+            warn(f"{error.code}: {error.message}; using the cached credentials, which expire at "
+                 f"{_rfc3339(answer['Expiration'])}")
+        return answer
+
+    return cache.get_or_fetch(key, window, fetch, warn=warn, fallback=cached_through_outage)
 
 
 def render(answer: Answer, output_format: str) -> str:
@@ -524,6 +560,16 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return 0  # not reached: execvpe returns only by raising
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    """`stsvend cache clear`: forget every cached answer (the next call of each vends anew)."""
+    try:
+        removed = CredentialCache(default_directory(os.environ)).clear()
+    except CacheUnavailable as exc:
+        raise CommandError("CacheUnavailable", str(exc), EXIT_OTHER) from None
+    print(f"removed {removed} cached answer(s) from {default_directory(os.environ)}")
+    return 0
+
+
 def cmd_roles(args: argparse.Namespace) -> int:
     return _show(args, "/roles")
 
@@ -537,7 +583,9 @@ def _show(args: argparse.Namespace, path: str) -> int:
     refuse_recursion(env)
     url = api_url(args.api, env)
     region = resolve_region(args.region, url, env)
-    answer = ApiClient(url, region, env, server_id=args.server_id).call("GET", path)
+    client = ApiClient(url, region, env, server_id=args.server_id,
+                       source_profile=getattr(args, "source_profile", None))
+    answer = client.call("GET", path)
     sys.stdout.write(json.dumps(answer, indent=2) + "\n")
     return 0
 

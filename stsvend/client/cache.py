@@ -3,16 +3,19 @@
 One file per key under `$XDG_CACHE_HOME/stsvend/` (default `~/.cache/stsvend/`): the directory is
 0700, each file 0600, written to a temporary file in the same directory and renamed into place, so
 a reader sees the old answer or the new one, never half of one. An entry is reused until
-`refresh_window` seconds before its Expiration. A file that cannot be read or parsed, is not ours,
-or is readable by others is a miss.
+`refresh_window` seconds before its Expiration; by default (`None`) that window follows the SDKs
+(`default_refresh_window`). A file that cannot be read or parsed, is not ours, is readable by
+others, names another key, or holds an answer that fails `answer_problem` is a miss; so is every
+entry of a directory that is not ours or that others may write.
 
-The key hashes the API URL, the caller, and the request (role, duration, tags, session name). The
-caller part must be known without botocore, so it is the ambient access key id (`AWS_ACCESS_KEY_ID`)
-when set, else the profile name (`AWS_PROFILE`, `AWS_DEFAULT_PROFILE`, else `default`) together with
-`AWS_CONFIG_FILE` and `AWS_SHARED_CREDENTIALS_FILE`. So credentials that change behind an unchanged
-profile name (a different instance role, a re-run `aws sso login` as someone else) keep reading the
-old entry until it is due for refresh: `--no-cache` bypasses the cache, and deleting the directory
-forgets it.
+The key hashes the API URL, the server id, the caller, and the request (role, duration, tags,
+session name). The caller part must be known without botocore (`caller_identity`): the ambient
+access key id (`AWS_ACCESS_KEY_ID`) when set, else the profile the credentials come from (or the
+profile-less chain's variables) together with the identity of the AWS config and credentials files
+(path, inode, size, modification time), so keys pasted anew into those files after a restart of the
+server they belong to never meet the old entry. Credentials that change behind unchanged files (a
+different instance role, a re-run `aws sso login` as someone else) keep reading the old entry until
+it is due for refresh: `--no-cache` bypasses the cache, `stsvend cache clear` forgets it.
 
 Concurrent misses for one key (a build starting many SDK processes at once) take an flock on the
 key's lock file: one process calls the API, the others wait (bounded) and then read its answer.
@@ -37,10 +40,20 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_KEY_VERSION = "stsvend-cache-1"
+_KEY_VERSION = "stsvend-cache-2"
 LOCK_WAIT_SECONDS = 60.0
 _LOCK_POLL_SECONDS = 0.05
 REQUIRED_FIELDS = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
+# The SDKs ask their credential_process again this long before expiry: botocore's advisory window
+# (botocore/credentials.py: _DEFAULT_ADVISORY_REFRESH_TIMEOUT, 15 minutes; mandatory 10) and the
+# JavaScript SDK v3's (@smithy/core: EXPIRATION_MS, 5 minutes). Vending anew a minute before the
+# widest of them hands every SDK credentials it keeps for most of their life.
+SDK_REFRESH_WINDOW = 15 * 60 + 60
+# The longest credentials the API can vend are 12 hours (AssumeRole's maximum); anything later is
+# not an answer to trust, nor to cache until then.
+MAX_LIFETIME_SECONDS = 12 * 3600
+SECRET_LIMIT = 1024
+TOKEN_LIMIT = 16384
 
 Answer = dict[str, "Any"]
 
@@ -54,19 +67,45 @@ def default_directory(env: Mapping[str, str]) -> Path:
     return Path(base) / "stsvend"
 
 
-def caller_identity(env: Mapping[str, str]) -> str:
+# What the profile-less chain reads besides the access key: web identity and container credentials.
+_CHAIN_VARIABLES = (
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+)
+
+
+def caller_identity(env: Mapping[str, str], source_profile: str | None = None) -> str:
     """Who the ambient credentials belong to, as far as can be told without loading them."""
     access_key_id = env.get("AWS_ACCESS_KEY_ID")
-    if access_key_id:
+    if access_key_id and not source_profile:
         return f"key:{access_key_id}"
     profile = env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"
-    files = (env.get("AWS_CONFIG_FILE", ""), env.get("AWS_SHARED_CREDENTIALS_FILE", ""))
-    return f"profile:{profile}:{files[0]}:{files[1]}"
+    chain = ":".join(env.get(name, "") for name in _CHAIN_VARIABLES)
+    files = ":".join(_file_identity(path) for path in _aws_files(env))
+    return f"profile:{source_profile or ''}:{profile}:{chain}:{files}"
 
 
-def cache_key(api_url: str, caller: str, request: Mapping[str, Any]) -> str:
+def _aws_files(env: Mapping[str, str]) -> tuple[str, str]:
+    home = os.path.expanduser("~")
+    return (
+        env.get("AWS_CONFIG_FILE") or os.path.join(home, ".aws", "config"),
+        env.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(home, ".aws", "credentials"),
+    )
+
+
+def _file_identity(path: str) -> str:
+    try:
+        info = os.stat(os.path.expanduser(path))
+    except OSError:
+        return f"{path}=absent"
+    return f"{path}={info.st_dev}.{info.st_ino}.{info.st_size}.{info.st_mtime_ns}"
+
+
+def cache_key(api_url: str, caller: str, request: Mapping[str, Any], server_id: str = "") -> str:
     material = json.dumps(
-        [_KEY_VERSION, api_url, caller, request], sort_keys=True, separators=(",", ":")
+        [_KEY_VERSION, api_url, server_id, caller, request], sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(material.encode()).hexdigest()
 
@@ -95,6 +134,45 @@ def is_credential_answer(answer: Any) -> bool:
     )
 
 
+def answer_problem(answer: Any, now: float) -> str | None:
+    """Why `answer` is not credentials to cache or print, or None. The text never quotes a value.
+
+    AccessKeyId as IAM documents it (`[A-Z0-9]{16,128}`; STS's are upper case); the secret and the
+    token printable ASCII without spaces, bounded; Expiration in the future and within 12 hours.
+    """
+    if not is_credential_answer(answer):
+        return (
+            "the service's answer lacks AccessKeyId, SecretAccessKey, SessionToken or a valid "
+            "Expiration"
+        )
+    key_id = answer["AccessKeyId"]
+    if not (16 <= len(key_id) <= 128 and key_id.isascii() and key_id.isalnum() and key_id.upper() == key_id):
+        return "the service's AccessKeyId is not 16-128 upper-case letters and digits"
+    for name, limit in (("SecretAccessKey", SECRET_LIMIT), ("SessionToken", TOKEN_LIMIT)):
+        if not is_token_text(answer[name], limit):
+            return f"the service's {name} is not printable ASCII without spaces (at most {limit} characters)"
+    expiration = parse_expiration(answer["Expiration"])
+    assert expiration is not None
+    remaining = expiration.timestamp() - now
+    if remaining <= 0:
+        return f"the service's credentials have already expired ({answer['Expiration']!r})"
+    if remaining > MAX_LIFETIME_SECONDS:
+        return f"the service's Expiration {answer['Expiration']!r} is more than 12 hours away"
+    return None
+
+
+def is_token_text(value: str, limit: int) -> bool:
+    """Printable ASCII without spaces: what a secret key or a session token is made of."""
+    return 0 < len(value) <= limit and value.isascii() and value.isprintable() and " " not in value
+
+
+def default_refresh_window(lifetime: float) -> float:
+    """The SDKs' window (SDK_REFRESH_WINDOW), but at most a third of the credentials' lifetime:
+    900 s credentials are inside botocore's 15-minute window from birth, so botocore runs the
+    process on every call, and those calls must be served from the cache, not vend each time."""
+    return min(SDK_REFRESH_WINDOW, lifetime / 3)
+
+
 class CredentialCache:
     def __init__(
         self,
@@ -110,13 +188,39 @@ class CredentialCache:
         return self.directory / f"{key}.json"
 
     def read(
-        self, key: str, refresh_window: float, written_since: float | None = None
+        self, key: str, refresh_window: float | None, written_since: float | None = None
     ) -> Answer | None:
-        """The cached answer if it is still good for `refresh_window` seconds, else None.
+        """The cached answer if it is still good for the refresh window, else None.
 
-        An entry written at or after `written_since` (by a concurrent process while this one waited
-        for the lock) is good as long as it has not expired: it is as fresh as a new call would be.
+        `refresh_window` None is `default_refresh_window` of the entry's lifetime. An entry written
+        at or after `written_since` (by a concurrent process while this one waited for the lock)
+        is good as long as it has not expired: it is as fresh as a new call would be.
         """
+        found = self._load(key)
+        if found is None:
+            return None
+        answer, fetched, mtime = found
+        expiration = parse_expiration(answer["Expiration"])
+        assert expiration is not None
+        now = self._clock()
+        remaining = expiration.timestamp() - now
+        if refresh_window is None:
+            refresh_window = default_refresh_window(expiration.timestamp() - fetched)
+        if remaining > refresh_window:
+            return answer
+        if written_since is not None and mtime >= written_since and remaining > 0:
+            return answer
+        return None
+
+    def read_unexpired(self, key: str) -> Answer | None:
+        """The cached answer while it has not expired, whatever the window: for outages."""
+        found = self._load(key)
+        return None if found is None else found[0]
+
+    def _load(self, key: str) -> tuple[Answer, float, float] | None:
+        """(answer, when it was fetched, file mtime) of a sound, unexpired entry bound to `key`."""
+        if not self._directory_is_private():
+            return None
         try:
             fd = os.open(self.path(key), os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
@@ -131,22 +235,26 @@ class CredentialCache:
                 return None
             with os.fdopen(fd, "rb", closefd=False) as handle:
                 entry = json.loads(handle.read(1 << 20))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         finally:
             os.close(fd)
-        answer = entry.get("answer") if isinstance(entry, dict) else None
-        if not is_credential_answer(answer):
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            return None  # another key's entry, renamed or copied here
+        answer, fetched = entry.get("answer"), entry.get("fetched")
+        if not isinstance(fetched, (int, float)) or answer_problem(answer, self._clock()) is not None:
             return None
         assert isinstance(answer, dict)
-        expiration = parse_expiration(answer["Expiration"])
-        assert expiration is not None
-        remaining = expiration.timestamp() - self._clock()
-        if remaining > refresh_window:
-            return answer
-        if written_since is not None and info.st_mtime >= written_since and remaining > 0:
-            return answer
-        return None
+        return answer, float(fetched), info.st_mtime
+
+    def _directory_is_private(self) -> bool:
+        """Ours, a real directory, and writable by nobody else: otherwise another user could have
+        put any entry there."""
+        try:
+            info = os.lstat(self.directory)
+        except OSError:
+            return False
+        return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
 
     def write(self, key: str, answer: Answer) -> None:
         """Atomically replace the entry: a temporary 0600 file in the directory, then rename."""
@@ -155,7 +263,7 @@ class CredentialCache:
         fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"answer": answer}, handle)
+                json.dump({"key": key, "fetched": self._clock(), "answer": answer}, handle)
             os.replace(temporary, self.path(key))
         except BaseException:
             try:
@@ -167,13 +275,15 @@ class CredentialCache:
     def get_or_fetch(
         self,
         key: str,
-        refresh_window: float,
+        refresh_window: float | None,
         fetch: Callable[[], Answer],
         warn: Callable[[str], None] = lambda message: None,
+        fallback: Callable[[Exception], Answer | None] = lambda error: None,
     ) -> Answer:
         """The cached answer, or `fetch()`'s, with at most one process fetching a key at a time.
 
-        A cache that cannot be used is reported through `warn`, and the answer fetched anyway.
+        A cache that cannot be used is reported through `warn`, and the answer fetched anyway. When
+        `fetch()` fails, `fallback(error)` may give an answer instead (not written to the cache).
         """
         started = time.time()  # compared with file mtimes, which follow the real clock
         answer = self.read(key, refresh_window)
@@ -185,7 +295,13 @@ class CredentialCache:
                 answer = self.read(key, refresh_window, written_since=started)
                 if answer is not None:
                     return answer
-                answer = fetch()
+                try:
+                    answer = fetch()
+                except Exception as error:
+                    substitute = fallback(error)
+                    if substitute is None:
+                        raise
+                    return substitute
                 try:
                     self.write(key, answer)
                 except OSError as exc:
@@ -197,14 +313,52 @@ class CredentialCache:
 
     def ensure_directory(self) -> None:
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Missing parents too are 0700 (XDG's rule for the base directory), not mkdir -p's
+            # 0777 less the umask: under umask 000 that would be a ~/.cache every user can write.
+            missing = [p for p in (self.directory, *self.directory.parents) if not os.path.lexists(p)]
+            for path in reversed(missing):
+                try:
+                    os.mkdir(path, 0o700)
+                except FileExistsError:
+                    continue  # made meanwhile by a concurrent process
             info = os.lstat(self.directory)
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
                 raise CacheUnavailable(f"{self.directory} is not a directory of this user")
             if stat.S_IMODE(info.st_mode) != 0o700:
                 os.chmod(self.directory, 0o700)
+                if info.st_mode & 0o022:
+                    # Others could write here until now: any entry may be theirs.
+                    self.clear()
         except OSError as exc:
             raise CacheUnavailable(f"{self.directory}: {exc.strerror or exc}") from exc
+
+    def clear(self) -> int:
+        """Remove every entry (not the lock files, which concurrent processes may hold); returns
+        how many were removed. Raises CacheUnavailable for a directory that is not this user's."""
+        try:
+            # Not through a symlink (another user's, where the cache's parent is shared), and by
+            # names relative to the directory opened, so it cannot be swapped underneath.
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise CacheUnavailable(
+                f"{self.directory}: not a directory of this user ({exc.strerror})"
+            ) from exc
+        removed = 0
+        try:
+            if os.fstat(fd).st_uid != os.getuid():
+                raise CacheUnavailable(f"{self.directory} is not a directory of this user")
+            for name in os.listdir(fd):
+                if name.endswith((".json", ".tmp")):
+                    try:
+                        os.unlink(name, dir_fd=fd)
+                    except FileNotFoundError:
+                        continue
+                    removed += name.endswith(".json")
+        finally:
+            os.close(fd)
+        return removed
 
     @contextmanager
     def _locked(self, key: str) -> Iterator[bool]:

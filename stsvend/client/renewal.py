@@ -78,8 +78,11 @@ class RenewingCredentials:
         server_id: str,
         refresh_window: float | None = None,
         warn: Callable[[str], None] = lambda message: None,
+        source_profile: str | None = None,
     ) -> RenewingCredentials:
-        return cls(lambda: vend(url, region, env, request, server_id), refresh_window, warn=warn)
+        return cls(
+            lambda: vend(url, region, env, request, server_id, source_profile), refresh_window, warn=warn
+        )
 
     def current(self) -> Answer:
         """The credentials to hand out now: vended again when due. Raises CommandError when there

@@ -1,4 +1,7 @@
-"""The AWS emulator of the local stack: moto in server mode, in its own process.
+"""The AWS emulator of the local stack: moto in server mode, in its own process, behind stsvend's
+guard (`guard`), which authenticates every request itself: before IAM enforcement only the bootstrap
+key, after it only keys moto holds, and the control API (`/moto-api/...`) only with the emulator's
+secret, which this class makes per run and passes to the process in its environment.
 
 What moto 5.2.5 in server mode does, as checked against this code (check again on an upgrade):
 
@@ -11,6 +14,10 @@ What moto 5.2.5 in server mode does, as checked against this code (check again o
 - Once on: SigV4 is verified (a wrong secret gives SignatureDoesNotMatch, an unknown key
   InvalidClientTokenId, a wrong session token InvalidClientTokenId); identity policies are
   enforced for IAM users and assumed roles; `sts:GetCallerIdentity` is always allowed.
+- What the guard closes: a request whose X-Amz-Target names one of moto's "public" operations
+  (e.g. `AWSCognitoIdentityService.GetId`) is answered for any service with any key and signature;
+  `/moto-api/...` takes no credentials; only header signatures are understood (a presigned call is
+  answered 500).
 - Resources: only STS (the role ARN), IAM, SQS and S3 requests are matched against a policy's
   Resource. Every other service, DynamoDB included, is checked against resource `*`, so a statement
   naming a table ARN never matches there (see `bootstrap.service_policy`). A DynamoDB denial
@@ -35,6 +42,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import sys
 import urllib.error
 import urllib.parse
@@ -43,6 +51,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from stsvend.local.guard import BOOTSTRAP_KEY_ID, CONTROL_HEADER, SECRET_VARIABLE
 from stsvend.local.process import LOOPBACK, ManagedProcess, ensure_port_free, wait_until
 
 DEFAULT_PORT = 5000
@@ -56,6 +65,7 @@ _MOTO_SETTINGS = (
     "MOTO_RECORDER_FILEPATH",
     "MOTO_PORT",
     "TEST_SERVER_MODE",
+    SECRET_VARIABLE,
 )
 
 
@@ -78,7 +88,10 @@ class Emulator:
         log_path: Path,
         recording_path: Path | None = None,
         host: str = LOOPBACK,
+        guarded: bool = True,
     ) -> None:
+        """`guarded=False` runs plain moto with no authentication at all: only for benchmarks that
+        measure stsvend, never for the local stack."""
         self.host = host
         self.port = port
         self.recording_path = recording_path
@@ -88,9 +101,13 @@ class Emulator:
         if recording_path is not None:
             env["MOTO_ENABLE_RECORDING"] = "true"
             env["MOTO_RECORDER_FILEPATH"] = str(recording_path)
+        self._secret = secrets.token_urlsafe(32) if guarded else None
+        if self._secret is not None:
+            env[SECRET_VARIABLE] = self._secret
+        server = "stsvend.local.guard" if guarded else "moto.server"
         self.process = ManagedProcess(
             "AWS emulator (moto)",
-            [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+            [sys.executable, "-m", server, "-H", host, "-p", str(port)],
             log_path,
             env,
         )
@@ -98,6 +115,13 @@ class Emulator:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def bootstrap_key(self) -> tuple[str, str]:
+        """The key id and secret the emulator accepts before IAM enforcement, and only then."""
+        if self._secret is None:
+            raise RuntimeError("an unguarded emulator has no bootstrap key: any key will do")
+        return BOOTSTRAP_KEY_ID, self._secret
 
     def start(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         ensure_port_free(self.host, self.port, "AWS emulator", PORT_VARIABLE)
@@ -115,8 +139,11 @@ class Emulator:
         return True
 
     def _call(self, method: str, path: str, body: bytes | None = None) -> bytes:
+        headers = {"Content-Type": "text/plain"}
+        if self._secret is not None:
+            headers[CONTROL_HEADER] = self._secret
         request = urllib.request.Request(  # noqa: S310 - our own emulator on loopback
-            self.url + path, data=body, method=method, headers={"Content-Type": "text/plain"}
+            self.url + path, data=body, method=method, headers=headers
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return bytes(response.read())

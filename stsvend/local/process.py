@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from stsvend.errors import CommandError
 
@@ -50,6 +51,29 @@ def ensure_port_free(host: str, port: int, what: str, variable: str) -> None:
             raise StackError(f"cannot bind {host}:{port} for the {what}: {exc}") from None
 
 
+def _private_log(path: Path) -> BinaryIO:
+    """A log file only its owner can read, emptied; an existing one is tightened first."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    return os.fdopen(descriptor, "wb")
+
+
+def make_private(directory: Path) -> None:
+    """`directory` and everything under it for its owner only: directories 0700, files 0600, also
+    when they were made looser before (symbolic links are left alone, not followed)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    for parent, directories, files in os.walk(directory):
+        for name in directories:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o700)
+        for name in files:
+            path = os.path.join(parent, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
+
+
 class ManagedProcess:
     """One server process. Its output goes to `log_path` (its stderr to `errors_path` when given, so
     that a line written to one stream never splits a line of the other); it leads its own process
@@ -73,10 +97,10 @@ class ManagedProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.ExitStack() as files:
-            log = files.enter_context(self.log_path.open("wb"))
-            errors = files.enter_context(self.errors_path.open("wb")) if self.errors_path else None
+            log = files.enter_context(_private_log(self.log_path))
+            errors = files.enter_context(_private_log(self.errors_path)) if self.errors_path else None
             self._process = subprocess.Popen(
                 self._argv,
                 cwd=self._cwd,

@@ -150,13 +150,14 @@ def deployer_trust_policy(checkout: Checkout, service_arn: str, external_id: str
     return fill_trust_template(read_template(checkout), service_arn, external_id)
 
 
-def seed_emulator(endpoint_url: str, checkout: Checkout) -> Bootstrapped:
-    """Fill a fresh emulator (IAM authentication off): identities, roles and instances."""
+def seed_emulator(endpoint_url: str, checkout: Checkout, bootstrap_key: tuple[str, str]) -> Bootstrapped:
+    """Fill a fresh emulator (IAM authentication off): identities, roles and instances, signed with
+    `bootstrap_key`, the emulator's bootstrap key (the only key its guard accepts until enforcement)."""
     root = checkout.root
 
     def client(service: str, account_id: str) -> Any:
-        # Any key will do while authentication is off; the header picks the account.
-        return aws_client(service, endpoint_url, "AKIALOCALBOOTSTRAP00", "bootstrap", None, account_id)
+        # The header picks the account.
+        return aws_client(service, endpoint_url, *bootstrap_key, None, account_id)
 
     iam = client("iam", INFRA_ACCOUNT)
     sample = root / "policies" / "sample"

@@ -31,6 +31,7 @@ from stsvend.local.process import (
     StackError,
     ensure_port_free,
     free_port,
+    make_private,
     wait_until,
 )
 from stsvend.local.seed import REGION, STAGE, Identity, fill_grants, seed_emulator
@@ -224,7 +225,7 @@ class LocalStack:
 
     def start(self) -> LocalState:
         """Start everything, or nothing: a failure part-way stops what was started."""
-        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private(self.state_dir)
         ensure_port_free(self.host, self.api_port, "stsvend API", API_PORT_VARIABLE)
         try:
             return self._start()
@@ -236,7 +237,7 @@ class LocalStack:
         self.emulator.start()
         checkout = Checkout.open(self.root)
         try:
-            made = seed_emulator(self.emulator.url, checkout)
+            made = seed_emulator(self.emulator.url, checkout, self.emulator.bootstrap_key)
         except Exception as exc:
             raise StackError(f"seeding the emulator failed: {exc}") from exc
         self.emulator.enforce_iam()
@@ -266,6 +267,7 @@ class LocalStack:
         self._write(self.state_path, json.dumps(state.to_json(), indent=2) + "\n")
         for name in state.identities:
             self._write(self.state_dir / "env" / f"{name}.sh", _env_script(state, name))
+        make_private(self.state_dir)
         self._state = state
         return state
 

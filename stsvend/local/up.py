@@ -104,7 +104,7 @@ stsvend local: ready.
 
 Call it as the STS sample application. {env_dir}/{SAMPLE_APP}.sh holds these exports and the
 identity's emulator-only keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), kept off this screen:
-  export AWS_ENDPOINT_URL={state.emulator_url} AWS_REGION={state.region}
+  export AWS_ENDPOINT_URL={state.emulator_url} AWS_REGION={state.region} AWS_DEFAULT_REGION={state.region}
   export STSVEND_API_URL={state.api_url}
   . {env_dir}/{SAMPLE_APP}.sh        # or jenkins.sh, admin.sh
   {stsvend} whoami

@@ -100,6 +100,9 @@ def test_local_up_serves_until_interrupted_then_stops_and_cleans_up(tmp_path) ->
         state = LocalState.load(tmp_path / "local.json")
         assert "stsvend local: ready." in ready
         assert state.api_url in ready and state.emulator_url in ready
+        # botocore reads only AWS_DEFAULT_REGION from the environment; the other SDKs AWS_REGION.
+        assert (f"export AWS_ENDPOINT_URL={state.emulator_url} AWS_REGION={state.region}"
+                f" AWS_DEFAULT_REGION={state.region}\n") in ready
         for identity in state.identities.values():
             assert identity.secret_access_key not in ready
         assert stat.S_IMODE((tmp_path / "env" / "sample-app.sh").stat().st_mode) == 0o600

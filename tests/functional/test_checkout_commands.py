@@ -237,11 +237,13 @@ def test_more_than_100_changes_are_applied_in_several_transactions(
 
     assert result.ok
     assert len(result.applied) == 150
+    assert result.transactions == 4  # 150 written disabled, then 150 as planned
     assert len(stored(dynamodb)) == 150
+    assert all(item["enabled"] is True for item in stored(dynamodb).values())
     assert plan_changes(dynamodb, TABLE, wanted).empty
 
 
-def test_a_conflict_in_a_later_transaction_reports_exactly_what_was_applied(
+def test_a_conflict_in_a_later_transaction_reports_exactly_what_was_applied_and_left_disabled(
     dynamodb: Any, table: str, tmp_path: Path
 ) -> None:
     wanted = _many_grants(tmp_path, 150)
@@ -253,11 +255,16 @@ def test_a_conflict_in_a_later_transaction_reports_exactly_what_was_applied(
 
     result = apply_changes(dynamodb, TABLE, plan)
 
+    # The first step (every grant written disabled) stops at the conflict: what it wrote denies.
     assert not result.ok
-    assert [c.principal for c in result.applied] == [g.principal for g in wanted[:100]]
-    assert [c.principal for c in result.not_applied] == [g.principal for g in wanted[100:]]
+    assert result.applied == ()
+    assert [c.principal for c in result.not_applied] == [g.principal for g in wanted]
+    assert [c.principal for c in result.disabled] == [g.principal for g in wanted[:100]]
     assert late.principal in (result.error or "")
-    assert set(stored(dynamodb)) == {g.principal for g in wanted[:100]} | {late.principal}
+    items = stored(dynamodb)
+    assert set(items) == {g.principal for g in wanted[:100]} | {late.principal}
+    assert all(items[g.principal]["enabled"] is False for g in wanted[:100])
+    assert items[late.principal]["enabled"] is True and "version" not in items[late.principal]
 
 
 def test_an_item_written_by_hand_in_the_stored_form_is_not_a_change(
@@ -493,3 +500,152 @@ def test_trust_policy_refuses_a_malformed_external_id(
     assert main(["trust-policy", "--service-role", SERVICE_ROLE, "--external-id", "a b"]) == 1
 
     assert "--external-id must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("service_role", "external_id", "refused"),
+    [
+        ("arn:aws:iam::" + "\uff11" * 12 + ":role/stsvend-dev", None, "--service-role"),
+        (SERVICE_ROLE, "stsvend-d\u00e9v", "--external-id"),
+        (SERVICE_ROLE, "stsvend-\uff11\uff12", "--external-id"),
+        (SERVICE_ROLE, "stsvend-\u0661", "--external-id"),
+    ],
+    ids=["full-width-account", "accented-external-id", "full-width-external-id", "arabic-digit"],
+)
+def test_trust_policy_refuses_non_ascii_identifiers(
+    aws: None, capsys: pytest.CaptureFixture[str], service_role: str, external_id: str | None,
+    refused: str,
+) -> None:
+    extra = ["--external-id", external_id] if external_id is not None else []
+
+    assert main(["trust-policy", "--service-role", service_role, *extra]) == 1
+
+    captured = capsys.readouterr()
+    assert f"{refused} must be" in captured.err
+    assert captured.out == ""
+
+
+# --- issue 10: the allow-list as code at plan time -----------------------------------------------
+
+
+def test_plan_refuses_non_ascii_identifiers_and_case_twins_before_reading_the_table(
+    dynamodb: Any, table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full_width = local_grants()
+    full_width[1]["principal"] = "arn:aws:iam::" + "\uff11" * 12 + ":user/jenkins"
+    twins = local_grants()
+    twins.append({**twins[1], "principal": JENKINS.replace("jenkins", "Jenkins")})
+    repeated = json.dumps(local_grants())[:-2] + ', "enabled": false, "enabled": true}]'
+    repeated_file = tmp_path / "repeated.json"
+    repeated_file.write_text(repeated)
+
+    assert grants("apply", grants_file(tmp_path, full_width)) == 1
+    assert "principal must be ASCII" in capsys.readouterr().err
+    assert grants("apply", grants_file(tmp_path, twins)) == 1
+    err = capsys.readouterr().err
+    assert JENKINS in err and JENKINS.replace("jenkins", "Jenkins") in err
+    assert "differs only in case" in err
+    assert grants("plan", str(repeated_file)) == 1
+    assert "repeats the key 'enabled'" in capsys.readouterr().err
+    assert stored(dynamodb) == {}
+
+
+HOSTILE = (
+    "arn:aws:iam::111111111111:user/x\x1b[2K\rPlan: 0 to add, 0 to change, 0 to remove.\x1b[8m"
+    "\u202egnp.exe\u2066"
+)
+
+
+def _assert_terminal_safe(out: str) -> None:
+    assert all(" " <= char <= "~" or char == "\n" for char in out), repr(out)
+
+
+def test_plan_and_list_escape_what_they_read_from_the_table(
+    dynamodb: Any, table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    apply_local(capsys)
+    dynamodb.put_item(TableName=TABLE, Item={
+        "account_id": {"S": "111111111111"}, "principal": {"S": HOSTILE},
+        "roles": {"L": [{"M": {"role_arn": {"S": "arn:aws:iam::111111111111:role/x\x1b]0;t\x07"}}}]},
+    })
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key={"account_id": {"S": "111111111111"}, "principal": {"S": JENKINS}},
+        UpdateExpression="SET description = :d, #odd = :o",
+        ExpressionAttributeNames={"#odd": "note\x1b[1A\r"},
+        ExpressionAttributeValues={":d": {"S": "ok\r\x1b[31mDENY\u202e"}, ":o": {"S": "x"}},
+    )
+
+    assert grants("plan") == 0
+    out = capsys.readouterr().out
+    _assert_terminal_safe(out)
+    assert "- arn:aws:iam::111111111111:user/x\\x1b[2K\\x0dPlan: 0 to add" in out
+    assert "\\u202egnp.exe\\u2066" in out
+    assert '    description: "ok\\\\r\\\\u001b[31mDENY\\\\u202e" -> ' in out
+    assert "    note\\x1b[1A\\x0d: " in out
+    assert out.count("Plan: ") == 2  # the real summary, and the escaped one inside the principal
+    assert "0 to add, 1 to change, 1 to remove" in out
+
+    assert grants("list") == 0
+    out = capsys.readouterr().out
+    _assert_terminal_safe(out)
+    assert "x\\x1b[2K\\x0dPlan:" in out and "BROKEN" in out
+
+
+def test_plan_warns_about_wide_grants_naming_them(
+    dynamodb: Any, table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    role = {"role_arn": "arn:aws:iam::111111111111:role/read-only", "session_policy": "ec2-read-only"}
+    bare = {"role_arn": "arn:aws:iam::222222222222:role/deployer"}
+    managed = {"role_arn": "arn:aws:iam::111111111111:role/audit",
+               "policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]}
+    entries = [
+        {"principal": "arn:aws:iam::111111111111:user/*", "roles": [role]},
+        {"principal": "arn:aws:iam::222222222222:role/**", "roles": [role]},
+        {"principal": "arn:aws:iam::111111111111:role/ci-*", "roles": [role, bare]},
+        {"principal": JENKINS, "roles": [managed]},
+    ]
+
+    assert grants("plan", grants_file(tmp_path, entries)) == 0
+
+    out = capsys.readouterr().out
+    warnings = out.split("Warnings (valid, but wide: look twice):\n")[1].splitlines()
+    assert warnings == [
+        "  ! grant arn:aws:iam::111111111111:user/*: matches every user of account 111111111111"
+        " (account-wide pattern)",
+        "  ! grant arn:aws:iam::222222222222:role/**: matches every role of account 222222222222"
+        " (account-wide pattern)",
+        "  ! grant arn:aws:iam::111111111111:role/ci-*: role arn:aws:iam::222222222222:role/deployer"
+        " has no session policy: its sessions get all of the role's permissions",
+    ]
+
+
+def test_plan_of_a_narrow_file_has_no_warnings(
+    dynamodb: Any, table: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert grants("plan") == 0
+
+    assert "Warnings" not in capsys.readouterr().out
+
+
+def test_an_apply_failure_lists_what_it_left_disabled_escaped() -> None:
+    from stsvend.checkout.apply import ApplyResult
+    from stsvend.checkout.plan import GrantChange
+
+    def change(kind: Any, principal: str) -> GrantChange:
+        return GrantChange(kind, "111111111111", principal, item=None, current=None, version=None)
+
+    added, hostile = change("add", NEWCOMER), change("remove", HOSTILE)
+    result = ApplyResult(
+        applied=(), not_applied=(added, hostile), disabled=(added, hostile), error="conflict"
+    )
+
+    text = commands.format_apply_failure(result)
+
+    _assert_terminal_safe(text)
+    assert text.splitlines()[-3:] == [
+        "Left disabled, denying until apply runs again:",
+        f"  + {NEWCOMER}",
+        "  - arn:aws:iam::111111111111:user/x\\x1b[2K\\x0dPlan: 0 to add, 0 to change, 0 to remove."
+        "\\x1b[8m\\u202egnp.exe\\u2066",
+    ]

@@ -559,3 +559,37 @@ def test_a_switched_on_api_policy_reaches_the_api_and_the_template_still_lints(
         assert denies == {"aws:PrincipalOrgID"}
     result = cfn_lint(package.directory / "sam.json")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- monitoring: the same alarms, dashboard and saved queries as `stsvend monitor` -----------------
+
+
+def test_the_template_holds_the_monitoring_of_stsvend_monitor(packaged: Package) -> None:
+    from stsvend.ops.definitions import TIMEOUT_SHARE, TOPIC_PARAMETER, alarms, saved_queries
+    from stsvend.ops.template import sections
+
+    resources = packaged.template["Resources"]
+    wanted = sections(ROOT)
+    for name, resource in wanted["Resources"].items():
+        assert resources.get(name) == resource, name
+    assert packaged.template["Parameters"][TOPIC_PARAMETER]["Default"] == ""
+    kinds = [r["Type"] for r in resources.values()]
+    assert kinds.count("AWS::CloudWatch::Alarm") == len(alarms(25))
+    assert kinds.count("AWS::CloudWatch::Dashboard") == 1
+    assert kinds.count("AWS::Logs::QueryDefinition") == len(saved_queries())
+    # The alarms watch what this template deploys: its function, its API and stage, its log group.
+    function = packaged.resource("APIHandler")["Properties"]
+    rest = packaged.resource("RestAPI")["Properties"]
+    dimensions = {
+        (d["Name"], json.dumps(d["Value"]))
+        for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+        for d in r["Properties"]["Dimensions"]
+    }
+    assert ("FunctionName", json.dumps({"Ref": "APIHandler"})) in dimensions
+    assert ("ApiName", json.dumps(rest["DefinitionBody"]["info"]["title"])) in dimensions
+    assert ("Stage", json.dumps(rest["StageName"])) in dimensions
+    duration = resources["StsvendAlarmDurationNearTimeout"]["Properties"]
+    assert duration["Threshold"] == round(TIMEOUT_SHARE * function["Timeout"] * 1000)
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Logs::QueryDefinition":
+            assert resource["Properties"]["LogGroupNames"] == [{"Fn::Sub": "/aws/lambda/${APIHandler}"}]

@@ -138,9 +138,13 @@ def test_help_opens_with_a_whole_sentence_and_names_the_checkout_commands(
     assert description.startswith("`stsvend`: credentials for AWS roles") and description.endswith(".")
     listed = dict(re.findall(r"^    (\S+)\s+(.*?)(?=^    \S|\Z)", out.split("options:")[0], re.M | re.S))
     marked = {name for name, text in listed.items() if "[checkout]" in text}
-    assert set(listed) == {"credentials", "exec", "serve", "roles", "whoami", *marked}
-    assert marked == {"grants", "bootstrap", "trust-policy", "local"}
-    assert "[checkout]: grants, bootstrap, trust-policy and local need an stsvend checkout" in out
+    assert set(listed) == {
+        "credentials", "exec", "serve", "roles", "whoami", "cache", "configure", "audit", "revoke", *marked
+    }
+    assert marked == {"grants", "bootstrap", "trust-policy", "local", "monitor"}
+    assert "[checkout]: grants, bootstrap, trust-policy, local and monitor need an stsvend checkout" in (
+        " ".join(out.split())
+    )
 
 
 def test_exec_options_all_have_help(capsys: pytest.CaptureFixture[str]) -> None:

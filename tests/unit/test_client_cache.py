@@ -203,3 +203,103 @@ def test_caller_identity_is_the_access_key_else_the_profile() -> None:
 def test_cache_directory_follows_xdg_cache_home(tmp_path: Path) -> None:
     assert default_directory({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "stsvend"
     assert default_directory({}) == Path.home() / ".cache" / "stsvend"
+
+
+# -- issue 10 item 15, issue 12 section 4 ------------------------------------------------------
+
+
+def written_at(directory: Path, elapsed: float, lifetime: float) -> CredentialCache:
+    """An entry fetched `elapsed` seconds ago for credentials of `lifetime`; the cache reads at NOW."""
+    earlier = CredentialCache(directory, clock=lambda: NOW.timestamp() - elapsed)
+    earlier.ensure_directory()
+    earlier.write(KEY, answer(expires_in=lifetime - elapsed))
+    return CredentialCache(directory, clock=NOW.timestamp)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "elapsed", "hit"),
+    [
+        # 3600 s: served until 16 minutes are left (botocore asks again at 15, the JS SDK at 5).
+        (3600, 0, True), (3600, 2639, True), (3600, 2641, False),
+        # 900 s: botocore asks on every call from birth; served until a third of the life is left.
+        (900, 0, True), (900, 599, True), (900, 601, False),
+        (1800, 1199, True), (1800, 1201, False),
+    ],
+)
+def test_default_window_follows_the_sdks_and_the_lifetime(
+    tmp_path: Path, lifetime: float, elapsed: float, hit: bool
+) -> None:
+    cache = written_at(tmp_path / "stsvend", elapsed, lifetime)
+    assert (cache.read(KEY, None) is not None) is hit
+
+
+def test_an_explicit_window_is_used_as_given(tmp_path: Path) -> None:
+    cache = written_at(tmp_path / "stsvend", 10, 900)
+    assert cache.read(KEY, 889) is not None
+    assert cache.read(KEY, 891) is None
+    assert cache.read_unexpired(KEY) is not None
+
+
+def test_an_entry_is_bound_to_its_key(cache: CredentialCache) -> None:
+    cache.ensure_directory()
+    other = "1" * 64
+    cache.write(other, answer())
+    os.replace(cache.path(other), cache.path(KEY))
+    assert cache.read(KEY, 300) is None and cache.read_unexpired(KEY) is None
+    assert json.loads(cache.path(KEY).read_text())["key"] == other
+
+
+@pytest.mark.parametrize("mode", [0o720, 0o702, 0o777])
+def test_hits_need_a_directory_only_its_owner_can_write(cache: CredentialCache, mode: int) -> None:
+    cache.ensure_directory()
+    cache.write(KEY, answer())
+    os.chmod(cache.directory, mode)
+    assert cache.read(KEY, 300) is None
+    os.chmod(cache.directory, 0o755)  # readable by others is no threat to integrity
+    assert cache.read(KEY, 300) == answer()
+
+
+def test_hits_need_a_directory_of_this_user(
+    cache: CredentialCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache.ensure_directory()
+    cache.write(KEY, answer())
+    real_uid = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real_uid + 1)
+    assert cache.read(KEY, 300) is None
+
+
+def test_a_symlinked_directory_is_not_read(cache: CredentialCache, tmp_path: Path) -> None:
+    cache.ensure_directory()
+    cache.write(KEY, answer())
+    link = tmp_path / "link"
+    link.symlink_to(cache.directory)
+    assert CredentialCache(link, clock=NOW.timestamp).read(KEY, 300) is None
+
+
+def test_tightening_a_directory_others_could_write_drops_its_entries(cache: CredentialCache) -> None:
+    cache.ensure_directory()
+    cache.write(KEY, answer())
+    os.chmod(cache.directory, 0o777)
+    fetch = Fetch(answer(expires_in=1800))
+    assert cache.get_or_fetch(KEY, 300, fetch) == answer(expires_in=1800)
+    assert fetch.calls == 1
+
+
+def test_clear_removes_entries_and_keeps_locks(cache: CredentialCache) -> None:
+    cache.get_or_fetch(KEY, 300, Fetch(answer()))
+    assert cache.clear() == 1
+    assert [p.suffix for p in cache.directory.iterdir()] == [".lock"]
+    assert CredentialCache(cache.directory.parent / "absent").clear() == 0
+
+
+def test_caller_identity_changes_with_the_aws_files(tmp_path: Path) -> None:
+    files = {"AWS_CONFIG_FILE": str(tmp_path / "config"),
+             "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials")}
+    before = caller_identity(files)
+    (tmp_path / "credentials").write_text("[default]\naws_access_key_id = AKIA2\n")
+    after = caller_identity(files)
+    assert before != after
+    assert caller_identity(files, source_profile="base") != after
+    assert caller_identity({**files, "AWS_ROLE_ARN": "arn:aws:iam::1:role/x"}) != after
+    assert caller_identity({**files, "AWS_ACCESS_KEY_ID": "AKIA1"}, source_profile="base") != "key:AKIA1"

@@ -179,3 +179,153 @@ def test_an_invalid_session_policy_is_rejected_naming_grant_and_policy(tmp_path:
     assert JENKINS in message
     assert "roles[0].session_policy" in message and "ec2-deploy" in message
     assert "Principal" in message
+
+
+# --- issue 10.5: principals that differ only in case ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (JENKINS, "arn:aws:iam::111111111111:user/Jenkins"),
+        ("arn:aws:iam::111111111111:role/CI-*", "arn:aws:iam::111111111111:role/ci-*"),
+    ],
+    ids=["exact", "pattern"],
+)
+def test_principals_differing_only_in_case_are_refused_naming_both(
+    tmp_path: Path, first: str, second: str
+) -> None:
+    other = copy.deepcopy(GOOD)
+    other["principal"] = second
+
+    message = rejected(tmp_path, [*with_grant(principal=first), other])
+
+    assert first in message and second in message
+    assert "grants[1]" in message and "grants[0]" in message
+    assert "differs only in case" in message
+
+
+# --- issue 10.6: repeated keys, deep nesting, bytes that are not UTF-8, size -------------------------
+
+
+def test_a_repeated_key_in_a_grant_is_refused_naming_it(tmp_path: Path) -> None:
+    text = json.dumps([GOOD])[:-2] + ', "enabled": false, "enabled": true}]'
+
+    message = rejected(tmp_path, text)
+
+    assert "repeats the key 'enabled'" in message
+
+
+def test_a_repeated_key_in_a_role_is_refused(tmp_path: Path) -> None:
+    text = json.dumps([GOOD]).replace(
+        '"max_duration_seconds": 3600', '"max_duration_seconds": 900, "max_duration_seconds": 3600'
+    )
+
+    assert "repeats the key 'max_duration_seconds'" in rejected(tmp_path, text)
+
+
+def _session_dir(tmp_path: Path, text: str | bytes) -> Path:
+    session_dir = tmp_path / "session"
+    session_dir.mkdir()
+    policy = session_dir / "ec2-deploy.json"
+    if isinstance(text, bytes):
+        policy.write_bytes(text)
+    else:
+        policy.write_text(text)
+    return session_dir
+
+
+def test_a_repeated_key_in_a_session_policy_file_is_refused_naming_key_and_file(
+    tmp_path: Path,
+) -> None:
+    deny_then_allow = (
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Effect": "Allow",'
+        ' "Action": "*", "Resource": "*"}]}'
+    )
+    session_dir = _session_dir(tmp_path, deny_then_allow)
+
+    message = rejected(tmp_path, [GOOD], session_dir)
+
+    assert "repeats the key 'Effect'" in message
+    assert str(session_dir / "ec2-deploy.json") in message
+    assert "ec2-deploy" in message and "grants[0]" in message
+
+
+@pytest.mark.parametrize(
+    "nested",
+    ["[" * 10_000 + "]" * 10_000, '{"a":' * 10_000 + "1" + "}" * 10_000],
+    ids=["arrays", "objects"],
+)
+def test_deeply_nested_files_are_refused_clearly(tmp_path: Path, nested: str) -> None:
+    assert "nests too deeply" in rejected(tmp_path, nested)
+
+    session_dir = _session_dir(tmp_path, nested)
+    message = rejected(tmp_path, [GOOD], session_dir)
+    assert "nests too deeply" in message and "ec2-deploy.json" in message
+
+
+def test_bytes_that_are_not_utf8_are_refused_naming_the_offset(tmp_path: Path) -> None:
+    path = tmp_path / "grants.json"
+    path.write_bytes(b'[{"principal": "\xff"}]')
+    with pytest.raises(GrantError) as info:
+        load_grants_file(path, SESSION_DIR)
+    assert str(info.value) == f"{path}: is not UTF-8 (byte 0xff at offset 16)"
+
+    session_dir = _session_dir(tmp_path, b'{"Version": "2012-10-17\xc3"}')
+    message = rejected(tmp_path, [GOOD], session_dir)
+    assert "is not UTF-8 (byte 0xc3 at offset 23)" in message
+
+
+def test_files_over_the_size_limits_are_refused(tmp_path: Path) -> None:
+    from stsvend.checkout.grants_file import MAX_GRANTS_FILE_BYTES, MAX_SESSION_POLICY_FILE_BYTES
+
+    huge = "[" + " " * MAX_GRANTS_FILE_BYTES + "]"
+    assert f"is larger than {MAX_GRANTS_FILE_BYTES} bytes" in rejected(tmp_path, huge)
+
+    policy = json.loads((SESSION_DIR / "ec2-deploy.json").read_text())
+    padded = json.dumps(policy, indent=MAX_SESSION_POLICY_FILE_BYTES // 10)
+    assert len(padded.encode()) > MAX_SESSION_POLICY_FILE_BYTES
+    message = rejected(tmp_path, [GOOD], _session_dir(tmp_path, padded))
+    assert f"is larger than {MAX_SESSION_POLICY_FILE_BYTES} bytes" in message
+
+
+# --- issue 10.8: AWS identifiers are ASCII -----------------------------------------------------------
+
+FULL_WIDTH_ACCOUNT = "\uff11" * 12  # passes `\d{12}`
+
+
+@pytest.mark.parametrize(
+    ("grants", "field"),
+    [
+        pytest.param(with_grant(principal=f"arn:aws:iam::{FULL_WIDTH_ACCOUNT}:user/jenkins"),
+                     "principal", id="full-width-account"),
+        pytest.param(with_grant(principal="arn:aws:iam::11111111111\u0661:user/jenkins"),
+                     "principal", id="arabic-indic-digit"),
+        pytest.param(with_role(role_arn=f"arn:aws:iam::{FULL_WIDTH_ACCOUNT}:role/deployer"),
+                     "roles[0].role_arn", id="full-width-role-account"),
+        pytest.param(with_role(external_id="stsvend-d\u00e9v"), "roles[0].external_id",
+                     id="accented-external-id"),
+        pytest.param(with_role(external_id="stsvend-\uff11"), "roles[0].external_id",
+                     id="full-width-external-id"),
+        pytest.param(
+            with_role(policy_arns=[f"arn:aws:iam::{FULL_WIDTH_ACCOUNT}:policy/p"]),
+            "roles[0].policy_arns", id="full-width-policy-arn",
+        ),
+        pytest.param(with_grant(source_cidrs=["\uff11\uff10.0.0.0/8"]), "source_cidrs",
+                     id="full-width-cidr"),
+        pytest.param(with_grant(not_after="\uff12027-06-30T00:00:00Z"), "not_after",
+                     id="full-width-year"),
+    ],
+)
+def test_non_ascii_identifiers_are_refused(tmp_path: Path, grants: Any, field: str) -> None:
+    message = rejected(tmp_path, grants)
+
+    assert f"{field} must be ASCII" in message
+    assert message.isascii()  # the offending character is shown escaped
+
+
+def test_a_description_may_be_any_text(tmp_path: Path) -> None:
+    (grant,) = load_grants_file(write(tmp_path, with_grant(description="Déploiement \u2014 dev")),
+                                SESSION_DIR)
+
+    assert grant.description == "Déploiement \u2014 dev"

@@ -1,0 +1,34 @@
+"""What `grants plan` asks a reviewer to look at twice: grants that are valid but wide."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stsvend.checkout.model import Grant
+
+
+def _kind_and_name(principal: str) -> tuple[str, str]:
+    resource = principal.split(":", 5)[5]
+    kind, _, name = resource.partition("/")
+    return kind, name
+
+
+def grant_warnings(grants: Sequence[Grant]) -> list[str]:
+    """One line per wide grant, naming it: a pattern that matches every user or every role of its
+    account (a name of only `*`), and each granted role that gets no session policy at all (neither
+    `session_policy` nor `policy_arns`), so that its sessions have all of the role's permissions."""
+    lines: list[str] = []
+    for grant in grants:
+        kind, name = _kind_and_name(grant.principal)
+        if name and set(name) == {"*"}:
+            lines.append(
+                f"grant {grant.principal}: matches every {kind} of account {grant.account_id}"
+                " (account-wide pattern)"
+            )
+        for role in grant.roles:
+            if role.session_policy is None and not role.policy_arns:
+                lines.append(
+                    f"grant {grant.principal}: role {role.role_arn} has no session policy: its"
+                    " sessions get all of the role's permissions"
+                )
+    return lines

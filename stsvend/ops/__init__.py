@@ -1,0 +1,21 @@
+"""Operating a deployed stsvend: `monitor` (alarms, dashboard, saved queries), `audit` (ask the
+audit log and CloudTrail), `revoke` (cut off live sessions). Each command's module is imported only
+when it runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# subcommand -> (module, function), merged into the command table of stsvend.cli
+HANDLERS = {
+    "monitor": ("stsvend.ops.monitor", "cmd_monitor"),
+    "audit": ("stsvend.ops.audit", "cmd_audit"),
+    "revoke": ("stsvend.ops.revoke", "cmd_revoke"),
+}
+
+
+def register(subparsers: Any) -> None:
+    from stsvend.ops import audit, monitor, revoke
+
+    for module in (monitor, audit, revoke):
+        module.register(subparsers)

@@ -1,0 +1,281 @@
+"""What `monitor`, `audit` and `revoke` share: their errors (the command's one `CommandError`), input
+checks, safe printing, the stage's names and the AWS clients they use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from stsvend import TIMESTAMP_FORMAT
+from stsvend.checkout.checkout import Checkout
+from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
+
+_PARTITION = r"aws(?:-cn|-us-gov)?"
+_NAME = r"[A-Za-z0-9+=,.@_-]{1,64}"
+ROLE_ARN = re.compile(rf"arn:{_PARTITION}:iam::\d{{12}}:role(?:/[A-Za-z0-9+=,.@_-]+)*/{_NAME}")
+# The caller as stsvend records it (`caller_principal`, the `stsvend:caller` tag): role or user, no path.
+PRINCIPAL_ARN = re.compile(rf"arn:({_PARTITION}):iam::(\d{{12}}):(role|user)/({_NAME})")
+_SESSION_ARN = re.compile(
+    rf"arn:({_PARTITION}):sts::(\d{{12}}):assumed-role/({_NAME})/[A-Za-z0-9+=,.@_-]{{2,64}}"
+)
+# API Gateway's request ids are UUIDs; `chalice local` makes its own. Quotes and backslashes are
+# excluded either way: the id goes into Logs Insights and SQL text.
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{7,63}")
+ACCESS_KEY_ID = re.compile(r"A(?:SIA|KIA)[A-Z0-9]{12,124}")
+SNS_TOPIC_ARN = re.compile(rf"arn:{_PARTITION}:sns:[a-z0-9-]+:\d{{12}}:[A-Za-z0-9_-]{{1,256}}(?:\.fifo)?")
+STAGE = re.compile(r"[a-z][a-z0-9-]{0,31}")
+# The stable codes of a denial (README "HTTP API"); tests/unit/test_ops_common.py holds this to
+# chalicelib/errors.py.
+DENIAL_CODES = (
+    "InvalidRequest",
+    "DurationNotAllowed",
+    "PolicyTooLarge",
+    "NotAuthenticated",
+    "CallerNotAllowed",
+    "SourceNotAllowed",
+    "RoleNotGranted",
+    "TagNotAllowed",
+    "PayloadTooLarge",
+    "AssumeRoleDenied",
+    "ServiceUnavailable",
+    "InternalError",
+)
+# AssumeRole from the Lambda's role is role chaining: STS caps every session stsvend vends at 1 h.
+LONGEST_SESSION_SECONDS = 3600
+_RELATIVE = re.compile(r"(\d{1,6})([mhd])")
+_UNITS = {"m": 60, "h": 3600, "d": 86400}
+MAX_LOOKBACK = timedelta(days=455)  # past the prod log group's 400-day retention
+
+
+def failure(code: str, message: str) -> CommandError:
+    """The command's one error type, exit 1; the message escaped (it may quote a log or AWS)."""
+    return CommandError(code, printable(message), EXIT_OTHER)
+
+
+def bad_input(message: str) -> CommandError:
+    return CommandError("InvalidArgument", printable(message), EXIT_USAGE)
+
+
+def printable(value: object) -> str:
+    """`value` as text a terminal shows as it is: control, format (bidi overrides) and separator
+    characters escaped. Audit lines, log files and AWS messages are not trusted to be harmless."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command, AWS's refusals and unreachability raised as the command's error."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return command(args)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise failure(
+            "AwsRefused", f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
+        ) from None
+    except BotoCoreError as exc:
+        raise failure("AwsUnreachable", f"AWS could not be reached: {exc}") from None
+    except BrokenPipeError:
+        # The reader went away (`| head`): no traceback, and none when Python flushes stdout on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OTHER
+
+
+# --- input checks ----------------------------------------------------------------------------------
+
+
+def role_arn(value: str, option: str = "--role") -> str:
+    if not ROLE_ARN.fullmatch(value):
+        raise bad_input(f"{option} must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), not {value!r}")
+    return value
+
+
+def caller_arn(value: str) -> str:
+    """The caller as stsvend tags it: an assumed-role session ARN is reduced to its role."""
+    if match := _SESSION_ARN.fullmatch(value):
+        partition, account, role = match.groups()
+        return f"arn:{partition}:iam::{account}:role/{role}"
+    if match := re.fullmatch(
+        rf"arn:({_PARTITION}):iam::(\d{{12}}):(role|user)(?:/[A-Za-z0-9+=,.@_-]+)*/({_NAME})", value
+    ):
+        partition, account, kind, name = match.groups()
+        # stsvend matches and tags callers by account + name: IAM paths are not in session ARNs.
+        return f"arn:{partition}:iam::{account}:{kind}/{name}"
+    raise bad_input(f"--caller must be an IAM role or user ARN or an assumed-role session ARN, not {value!r}")
+
+
+_TAG_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.:/+-@")
+
+
+def caller_tag_value(caller: str) -> str:
+    """The `stsvend:caller` tag value of a caller ARN, escaped as the service escapes it (README "What
+    STS is sent"): `=` as `=3D`, `,` as `=2C`; tests/unit/test_ops_audit.py holds the two together."""
+    return "".join(ch if ch in _TAG_SAFE else "".join(f"={b:02X}" for b in ch.encode()) for ch in caller)
+
+
+def request_id(value: str) -> str:
+    if not REQUEST_ID.fullmatch(value):
+        raise bad_input(f"--request-id must be 8-64 letters, digits and dashes (a UUID), not {value!r}")
+    return value
+
+
+def access_key_id(value: str) -> str:
+    if not ACCESS_KEY_ID.fullmatch(value):
+        raise bad_input(f"--access-key-id must be an AWS access key id (ASIA... or AKIA...), not {value!r}")
+    return value
+
+
+def denial_code(value: str) -> str:
+    if value not in DENIAL_CODES:
+        raise bad_input(f"--code must be one of {', '.join(DENIAL_CODES)}; not {value!r}")
+    return value
+
+
+def stage_name(value: str) -> str:
+    if not STAGE.fullmatch(value):
+        raise bad_input(f"--stage must be a stage name such as dev or prod, not {value!r}")
+    return value
+
+
+def topic_arn(value: str) -> str:
+    if not SNS_TOPIC_ARN.fullmatch(value):
+        raise bad_input(
+            f"--alarm-topic must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME), not {value!r}"
+        )
+    return value
+
+
+def parse_time(value: str, option: str, now: datetime) -> datetime:
+    """`15m`, `2h`, `7d` (before now) or an ISO 8601 time; a time without a zone is UTC."""
+    if match := _RELATIVE.fullmatch(value):
+        span = timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        if span > MAX_LOOKBACK:
+            raise bad_input(f"{option} {value} is more than {MAX_LOOKBACK.days} days ago")
+        when = now - span
+    else:
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise bad_input(
+                f"{option} must be a duration before now (15m, 2h, 7d) or an ISO 8601 time"
+                f" (2026-12-01T10:00:00Z), not {value!r}"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+    if when > now + timedelta(minutes=5):
+        raise bad_input(f"{option} {value} is in the future")
+    if now - when > MAX_LOOKBACK:
+        raise bad_input(f"{option} {value} is more than {MAX_LOOKBACK.days} days ago")
+    return when.astimezone(timezone.utc)
+
+
+def utc_text(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+# --- the stage, and AWS ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageNames:
+    """What `chalice deploy` names for a stage (docs/deploying.md, "What a stage deploys")."""
+
+    stage: str
+    function_name: str
+    api_name: str
+    api_stage: str
+    log_group: str
+    timeout_seconds: int
+
+
+def find_checkout(root: str | None) -> Path:
+    """The checkout's directory (`--root`, else found from the cwd), without loading its code."""
+    return Path(root).resolve() if root else Checkout.find(Path.cwd())
+
+
+def stage_names(checkout: Checkout, stage: str) -> StageNames:
+    config = checkout.config
+    checkout.stage_environment(stage)  # the stage exists, or NoSuchStage
+    settings = config["stages"][stage]
+    app_name = str(config.get("app_name", "stsvend"))
+    function = f"{app_name}-{stage}"
+    # Chalice's default timeout, when a stage sets none, is 60 s.
+    timeout = int(settings.get("lambda_timeout", config.get("lambda_timeout", 60)))
+    return StageNames(
+        stage=stage,
+        function_name=function,
+        api_name=app_name,
+        api_stage=str(settings.get("api_gateway_stage", config.get("api_gateway_stage", "api"))),
+        log_group=f"/aws/lambda/{function}",
+        timeout_seconds=timeout,
+    )
+
+
+LOCAL_STAGE = "local"
+
+
+def local_state_path(root: Path) -> Path:
+    return Path(os.environ.get("STSVEND_LOCAL_DIR") or root / ".stsvend").absolute() / "local.json"
+
+
+def local_state(root: Path) -> dict[str, Any]:
+    path = local_state_path(root)
+    try:
+        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise failure("LocalStackNotRunning", f"no {path}; start the local stack with: make run") from None
+    except (OSError, ValueError) as exc:
+        raise failure("CannotRead", f"{path} cannot be read: {exc}") from None
+    return state
+
+
+def region() -> str:
+    """The ambient region: botocore's (AWS_DEFAULT_REGION, the profile), else AWS_REGION."""
+    import botocore.session
+
+    found = botocore.session.get_session().get_config_variable("region") or os.environ.get("AWS_REGION")
+    if not found:
+        raise failure("NoRegion", "no AWS region: set AWS_REGION (or a profile's region)")
+    return str(found)
+
+
+class Aws:
+    """AWS clients: the ambient credentials and region, or for `--stage local` the local stack's
+    emulator as its `admin` identity (so nothing of the local stage ever reaches real AWS)."""
+
+    def __init__(self, local: dict[str, Any] | None = None) -> None:
+        self.local = local
+        self._session: Any = None
+
+    @classmethod
+    def for_stage(cls, root: str | None, stage: str | None) -> Aws:
+        if stage == LOCAL_STAGE:
+            return cls(local_state(find_checkout(root)))
+        return cls()
+
+    def client(self, service: str) -> Any:
+        import botocore.session
+
+        if self._session is None:
+            self._session = botocore.session.get_session()
+        if self.local is None:
+            return self._session.create_client(service, region_name=region())
+        admin = self.local["identities"]["admin"]
+        return self._session.create_client(
+            service,
+            region_name=self.local["region"],
+            endpoint_url=self.local["emulator_url"],
+            aws_access_key_id=admin["access_key_id"],
+            aws_secret_access_key=admin["secret_access_key"],
+        )

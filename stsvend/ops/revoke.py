@@ -1,0 +1,448 @@
+"""`stsvend revoke --role ARN (--request-id ID | --access-key-id KEY | --caller ARN | --all-before-now)
+[--apply]`: cut off sessions stsvend already vended for a role, for incident response.
+
+It keeps one inline policy on the target role, `stsvend-revoked-sessions`: one Deny-everything
+statement per kind and revocation time, for sessions issued before that time (`aws:TokenIssueTime`)
+and carrying the request id or caller stsvend stamped on them (`aws:PrincipalTag/...`). A session
+stsvend vends lasts at most an hour (role chaining), so an entry older than that (plus a margin for
+clock skew) can deny nothing any more and is pruned: the policy stays small.
+
+Revoking does not stop new vends: for a caller, it prints the grants change that does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import urllib.parse
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from stsvend import TIMESTAMP_FORMAT
+from stsvend.errors import CommandError
+from stsvend.ops import common
+
+POLICY_NAME = "stsvend-revoked-sessions"
+# Sessions STS issued up to this long after a revocation time could carry an earlier clock reading.
+CLOCK_MARGIN_SECONDS = 300
+PRUNE_AFTER = timedelta(seconds=common.LONGEST_SESSION_SECONDS + CLOCK_MARGIN_SECONDS)
+# IAM: a role's inline policies together, counted without white space.
+MAX_INLINE_CHARS = 10_240
+TAG_REQUEST_ID = "aws:PrincipalTag/stsvend:request-id"
+TAG_CALLER = "aws:PrincipalTag/stsvend:caller"
+ISSUED = "aws:TokenIssueTime"
+
+REQUEST, CALLER, ALL = "Request", "Caller", "AllStsvendSessions"
+_SID = re.compile(rf"StsvendRevoke({REQUEST}|{CALLER}|{ALL})(\d{{8}}T\d{{6}}Z)")
+_SID_TIME = "%Y%m%dT%H%M%SZ"
+
+
+@dataclass(frozen=True, order=True)
+class Entry:
+    kind: str
+    value: str  # the request id, the caller ARN, or "" for every stsvend session
+    revoked_at: datetime
+
+    def describe(self) -> str:
+        what = {
+            REQUEST: f"request {self.value}",
+            CALLER: f"caller {self.value}",
+            ALL: "every stsvend session",
+        }[self.kind]
+        return f"{what}, issued before {self.revoked_at.strftime(TIMESTAMP_FORMAT)}"
+
+
+def not_ours(message: str) -> CommandError:
+    """The role's policy of that name holds something stsvend did not write: left as it is."""
+    return common.failure("PolicyNotOurs", message)
+
+
+# --- the document ----------------------------------------------------------------------------------
+
+
+def _statement(kind: str, revoked_at: datetime, values: list[str]) -> dict[str, Any]:
+    condition: dict[str, Any] = {"DateLessThan": {ISSUED: revoked_at.strftime(TIMESTAMP_FORMAT)}}
+    if kind == REQUEST:
+        condition["StringEquals"] = {TAG_REQUEST_ID: values}
+    elif kind == CALLER:
+        # IAM matches principals regardless of case, and so do grants: so does the revocation.
+        condition["StringEqualsIgnoreCase"] = {TAG_CALLER: values}
+    else:
+        # Only sessions stsvend vended (they carry its request id tag): those last at most an hour,
+        # which is what makes pruning safe. The console's "Revoke active sessions" covers the rest.
+        condition["Null"] = {TAG_REQUEST_ID: "false"}
+    return {
+        "Sid": f"StsvendRevoke{kind}{revoked_at.strftime(_SID_TIME)}",
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": condition,
+    }
+
+
+def document(entries: set[Entry]) -> dict[str, Any] | None:
+    """The policy holding `entries`, grouped by kind and time; None when there are none."""
+    groups: dict[tuple[str, datetime], list[str]] = {}
+    for entry in sorted(entries):
+        groups.setdefault((entry.kind, entry.revoked_at), []).append(entry.value)
+    if not groups:
+        return None
+    statements = [
+        _statement(kind, when, values)
+        for (kind, when), values in sorted(groups.items(), key=lambda g: (g[0][1], g[0][0]))
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def entries_of(policy: dict[str, Any]) -> set[Entry]:
+    """The entries of a policy this command wrote; anything else is refused, not overwritten."""
+    statements = policy.get("Statement") if isinstance(policy, dict) else None
+    if not isinstance(statements, list):
+        raise not_ours(f"the inline policy {POLICY_NAME} has no statement list")
+    entries: set[Entry] = set()
+    for statement in statements:
+        sid = statement.get("Sid", "") if isinstance(statement, dict) else ""
+        match = _SID.fullmatch(str(sid))
+        if not match:
+            raise not_ours(
+                f"the inline policy {POLICY_NAME} holds a statement stsvend did not write (Sid {sid!r})"
+            )
+        kind = match.group(1)
+        when = datetime.strptime(match.group(2), _SID_TIME).replace(tzinfo=timezone.utc)
+        values = [""]
+        if kind != ALL:
+            operator, key = (
+                ("StringEquals", TAG_REQUEST_ID)
+                if kind == REQUEST
+                else ("StringEqualsIgnoreCase", TAG_CALLER)
+            )
+            values = _as_list(statement.get("Condition", {}).get(operator, {}).get(key))
+        if statement != _statement(kind, when, values) or not all(_valid(kind, v) for v in values):
+            raise not_ours(f"the statement {sid} of the inline policy {POLICY_NAME} was changed by hand")
+        entries |= {Entry(kind, v, when) for v in values}
+    return entries
+
+
+def _valid(kind: str, value: Any) -> bool:
+    if kind == ALL:
+        return bool(value == "")
+    pattern = common.REQUEST_ID if kind == REQUEST else common.PRINCIPAL_ARN
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class Merge:
+    entries: set[Entry]
+    added: list[Entry]
+    kept: list[Entry]  # asked for, already there
+    replaced: list[Entry]  # the same caller, or every session, revoked again: now at a later time
+    pruned: list[Entry]  # can deny nothing any more
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.pruned)
+
+
+def merge(current: set[Entry], kind: str, value: str, now: datetime) -> Merge:
+    """Add one revocation at `now`; prune what can no longer deny anything (or what a later
+    revocation of every session covers). Asking again for a request id changes nothing (one request
+    id is one session, issued before the first revocation); asking again for a caller or for every
+    session moves its time to `now`, which also covers the sessions issued since."""
+    revoked_at = _whole_second_after(now)
+    entries = set(current)
+    same = sorted(e for e in entries if e.kind == kind and e.value.lower() == value.lower())
+    added: list[Entry] = []
+    kept: list[Entry] = []
+    replaced: list[Entry] = []
+    if same and (kind == REQUEST or [e.revoked_at for e in same] == [revoked_at]):
+        kept = same
+    else:
+        replaced = same
+        entries -= set(same)
+        added = [Entry(kind, value, revoked_at)]
+        entries |= set(added)
+    everything = max((e.revoked_at for e in entries if e.kind == ALL), default=None)
+    pruned = sorted(
+        e
+        for e in entries
+        if e.revoked_at < now - PRUNE_AFTER
+        or (everything is not None and e.kind != ALL and e.revoked_at <= everything)
+    )
+    entries -= set(pruned)
+    return Merge(entries, added, [e for e in kept if e in entries], replaced, pruned)
+
+
+def _whole_second_after(now: datetime) -> datetime:
+    """Rounded up: a session issued earlier in this second is before the revocation."""
+    return datetime.fromtimestamp(math.ceil(now.timestamp()), tz=timezone.utc)
+
+
+def shown(policy: dict[str, Any]) -> str:
+    """The policy as JSON, one statement a line."""
+    statements = ",\n    ".join(json.dumps(s) for s in policy["Statement"])
+    return f'{{\n  "Version": "{policy["Version"]}",\n  "Statement": [\n    {statements}\n  ]\n}}'
+
+
+def packed_size(policy: dict[str, Any]) -> int:
+    return len(json.dumps(policy, separators=(",", ":")))
+
+
+# --- grants ------------------------------------------------------------------------------------------
+
+
+def _principal_matches(pattern: str, caller: str) -> bool:
+    parts = [re.escape(p) for p in pattern.lower().split("*")]
+    return re.fullmatch(".*".join(parts), caller.lower()) is not None
+
+
+def grants_change(root: Path | None, caller: str) -> list[str]:
+    """What to change in the grants files so that the caller gets no new credentials."""
+    files = sorted((root / "policies" / "grants").glob("*.json")) if root else []
+    disabled = json.dumps({"principal": caller, "enabled": False, "description": "revoked", "roles": ["..."]})
+    if not files:
+        return [
+            'To stop new vends: in your grants file set "enabled": false on the grant for this caller,',
+            f"or add an exact grant that decides for it and is disabled: {disabled}",
+            "(copy the roles of the grant that admits it); then: stsvend grants plan/apply --stage STAGE.",
+        ]
+    lines = [f"To stop new vends for {caller} (revoking ends only the sessions it already has):"]
+    for path in files:
+        try:
+            grants = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            lines.append(f"  {path.name}: cannot be read ({exc})")
+            continue
+        stage = path.stem
+        matching = [
+            g
+            for g in grants
+            if isinstance(g, dict)
+            and isinstance(g.get("principal"), str)
+            and len(g["principal"]) <= 200
+            and _principal_matches(g["principal"], caller)
+        ]
+        exact = [g for g in matching if g["principal"].lower() == caller.lower()]
+        if exact:
+            state = "already disabled" if exact[0].get("enabled") is False else 'set "enabled": false'
+            lines.append(f"  policies/grants/{path.name}: the grant for {exact[0]['principal']}: {state}")
+        elif matching:
+            names = ", ".join(g["principal"] for g in matching)
+            lines.append(
+                f"  policies/grants/{path.name}: {names} admits it; add an exact grant, which decides before"
+                f" any pattern: {json.dumps({**matching[0], 'principal': caller, 'enabled': False})}"
+            )
+        else:
+            continue
+        lines.append(f"    then: stsvend grants plan --stage {stage} && stsvend grants apply --stage {stage}")
+    if len(lines) == 1:
+        lines.append(f"  no grant in policies/grants/ admits {caller}: nothing to change")
+    else:
+        lines.append("  New vends stop within STSVEND_GRANT_CACHE_SECONDS of the apply.")
+    return lines
+
+
+# --- IAM ---------------------------------------------------------------------------------------------
+
+
+def role_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[1]
+
+
+def _decoded(document_value: Any) -> Any:
+    # botocore decodes IAM's URL-encoded documents; a raw string is decoded here all the same.
+    if isinstance(document_value, str):
+        return json.loads(urllib.parse.unquote(document_value))
+    return document_value
+
+
+@dataclass(frozen=True)
+class RoleState:
+    current: set[Entry]
+    others_size: int  # the role's other inline policies, packed
+    server_time: datetime | None
+
+
+def read_role(iam: Any, arn: str) -> RoleState:
+    from botocore.exceptions import ClientError
+
+    name = role_name(arn)
+    try:
+        answer = iam.get_role(RoleName=name)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+            raise common.failure(
+                "NoSuchRole",
+                f"role {name} does not exist in this account; run with credentials of the role's account"
+                f" ({arn.split(':')[4]})",
+            ) from None
+        raise
+    if answer["Role"]["Arn"].lower() != arn.lower():
+        raise common.failure(
+            "WrongRole", f"IAM has {answer['Role']['Arn']}, not {arn}: check the account and the role's path"
+        )
+    server_time = _server_time(answer)
+    current: set[Entry] = set()
+    others = 0
+    names = [n for page in _pages(iam, name) for n in page]
+    for policy in names:
+        body = _decoded(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"])
+        if policy == POLICY_NAME:
+            current = entries_of(body)
+        else:
+            others += packed_size(body)
+    return RoleState(current, others, server_time)
+
+
+def _pages(iam: Any, name: str) -> list[list[str]]:
+    pages, marker = [], None
+    while True:
+        page = iam.list_role_policies(RoleName=name, **({"Marker": marker} if marker else {}))
+        pages.append(list(page.get("PolicyNames", [])))
+        if not page.get("IsTruncated"):
+            return pages
+        marker = page["Marker"]
+
+
+def _server_time(answer: dict[str, Any]) -> datetime | None:
+    date = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return parsedate_to_datetime(date).astimezone(timezone.utc) if date else None
+    except (TypeError, ValueError):
+        return None
+
+
+# --- the command ---------------------------------------------------------------------------------------
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    return common.run(_revoke, args)
+
+
+def _target(args: argparse.Namespace, role: str) -> tuple[str, str]:
+    chosen = [n for n in ("request_id", "access_key_id", "caller", "all_before_now") if getattr(args, n)]
+    if len(chosen) != 1:
+        raise common.bad_input("name one of --request-id, --access-key-id, --caller, --all-before-now")
+    if args.request_id:
+        return REQUEST, common.request_id(args.request_id)
+    if args.caller:
+        return CALLER, common.caller_tag_value(common.caller_arn(args.caller))
+    if args.all_before_now:
+        return ALL, ""
+    return REQUEST, _request_of_key(args, common.access_key_id(args.access_key_id), role)
+
+
+def _request_of_key(args: argparse.Namespace, key: str, role: str) -> str:
+    """The request id that vended `key`, from the audit log: a session's tags name its request."""
+    from stsvend.ops.audit import Question, gather
+
+    if not (args.log or args.stage or args.log_group):
+        raise common.bad_input(
+            "--access-key-id needs the audit log to find the key's request id: add --log FILE,"
+            " --stage STAGE or --log-group NAME (or revoke by --request-id)"
+        )
+    now = datetime.now(timezone.utc)
+    question = Question(since=now - PRUNE_AFTER, until=now, access_key_id=key)
+    args.since, args.until = None, None
+    vends = [d for d in gather(args, question)[0].decisions if d.vended]
+    if not vends:
+        raise common.failure(
+            "KeyNotFound",
+            f"no vend of {key} in the audit log within the last {PRUNE_AFTER.seconds // 60} minutes:"
+            " it has expired, or stsvend did not vend it",
+        )
+    if vends[-1].role_arn.lower() != role.lower():
+        raise common.bad_input(f"{key} was vended for {vends[-1].role_arn}, not {role}")
+    found = vends[-1].request_id
+    if not common.REQUEST_ID.fullmatch(found):
+        raise common.failure("MalformedAuditLine", "the audit line of that key holds a malformed request id")
+    print(f"{key} was vended by request {found} at {common.utc_text(vends[-1].time)}.")
+    return found
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    role = common.role_arn(args.role)
+    kind, value = _target(args, role)
+    aws = common.Aws.for_stage(args.root, args.stage) if args.stage else common.Aws()
+    iam = aws.client("iam")
+    state = read_role(iam, role)
+    now = max(datetime.now(timezone.utc), state.server_time or datetime.min.replace(tzinfo=timezone.utc))
+    result = merge(state.current, kind, value, now)
+    policy = document(result.entries)
+    print(f"Role {role}, inline policy {POLICY_NAME}:")
+    for entry in result.added:
+        print(f"+ deny {entry.describe()}")
+    for entry in result.kept:
+        print(f"= deny {entry.describe()} (already there)")
+    for entry in result.replaced:
+        print(f"- {entry.describe()} (replaced by the later time)")
+    for entry in result.pruned:
+        print(f"- {entry.describe()} (nothing left for it to deny)")
+    for entry in sorted(result.entries - set(result.added) - set(result.kept)):
+        print(f"  deny {entry.describe()}")
+    size = state.others_size + (packed_size(policy) if policy else 0)
+    if size > MAX_INLINE_CHARS:
+        raise common.failure(
+            "PolicyTooLarge",
+            f"the policy would not fit: with the role's other inline policies it is {size:,} characters,"
+            f" IAM allows {MAX_INLINE_CHARS:,}; nothing was written. Revoke every session with"
+            ' --all-before-now (one statement), or the console\'s "Revoke active sessions"',
+        )
+    if policy is not None and result.changed:
+        print(
+            f"Policy ({packed_size(policy):,} characters; {size:,} of IAM's {MAX_INLINE_CHARS:,} with the"
+            " role's other inline policies):"
+        )
+        print(shown(policy))
+    if not result.changed:
+        print("No change.")
+    elif not args.apply:
+        print("Dry run: nothing written; add --apply to write it.")
+    elif policy is None:
+        iam.delete_role_policy(RoleName=role_name(role), PolicyName=POLICY_NAME)
+        print(f"Deleted {POLICY_NAME} from {role_name(role)}: every entry had expired.")
+    else:
+        iam.put_role_policy(
+            RoleName=role_name(role), PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy)
+        )
+        print(f"Written: {POLICY_NAME} on {role_name(role)}. Sessions it names are denied every action.")
+    if kind == CALLER:
+        root: Path | None
+        try:
+            root = common.find_checkout(args.root)
+        except CommandError:
+            root = None  # the grants change is then described, not pointed to
+        print()
+        for line in grants_change(root, common.caller_arn(args.caller)):
+            print(common.printable(line))
+    return 0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "revoke", help="deny the sessions stsvend already vended for a role (incident response)"
+    )
+    parser.add_argument(
+        "--role", required=True, metavar="ARN", help="the target role whose sessions to cut off"
+    )
+    which = parser.add_argument_group("which sessions (one of)")
+    which.add_argument("--request-id", help="the session of one request")
+    which.add_argument("--access-key-id", help="the session of one access key (found in the audit log)")
+    which.add_argument("--caller", metavar="ARN", help="every session of one caller, issued before now")
+    which.add_argument(
+        "--all-before-now", action="store_true", help="every stsvend session issued before now"
+    )
+    parser.add_argument("--apply", action="store_true", help="write the policy (without it: show it)")
+    source = parser.add_argument_group("audit log, for --access-key-id (one of)")
+    source.add_argument("--log", metavar="FILE")
+    source.add_argument("--stage", help="a stage's log group; local: the local stack (and its emulator)")
+    source.add_argument("--log-group")
+    parser.add_argument("--deadline", type=float, default=120.0, help=argparse.SUPPRESS)
+    parser.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
