@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ class Settings:
     grant_cache_seconds: float
     region: str
 
-    @property
+    # Read on every vend; a region's partition never changes.
+    @functools.cached_property
     def partition(self) -> str:
         if self.region.startswith("cn-"):
             return "aws-cn"

@@ -24,7 +24,7 @@ from chalicelib.identity import (
 )
 from chalicelib.sts import assume_role
 from chalicelib.timestamps import format_timestamp
-from chalicelib.vending import parse_request, plan_assume_role
+from chalicelib.vending import CredentialRequest, Plan, parse_request, plan_assume_role
 
 
 @dataclass(frozen=True)
@@ -149,23 +149,26 @@ class Stsvend:
 
     def vend(self, incoming: Incoming) -> dict[str, Any]:
         caller: Caller | None = None
-        asked: dict[str, Any] = {}
+        request: CredentialRequest | None = None
+        plan: Plan | None = None
         try:
             caller = self.caller(incoming)
             request = parse_request(incoming.body, self.settings.partition)
-            asked = {"role_arn": request.role_arn, "requested_tags": sorted(request.tags)}
             grant = self._grant_for(caller)
             plan = plan_assume_role(caller, request, grant, incoming.request_id)
-            asked = {
-                "role_arn": request.role_arn,
-                "role_session_name": plan.params["RoleSessionName"],
-            }
             answer = assume_role(self._clients.sts(), plan)
         except Exception as exc:
+            # What was asked, as far as it got: built here, on denial only.
+            asked: dict[str, Any] = {}
+            if plan is not None and request is not None:
+                asked = {"role_arn": request.role_arn, "role_session_name": plan.params["RoleSessionName"]}
+            elif request is not None:
+                asked = {"role_arn": request.role_arn, "requested_tags": sorted(request.tags)}
             self._denied("credentials", incoming, caller, exc, asked)
             raise
         self._auditor.vended(incoming.request_id, caller, plan.params, answer)
-        return {**answer, "RequestId": incoming.request_id}
+        answer["RequestId"] = incoming.request_id  # the answer is this request's own dict
+        return answer
 
     def roles(self, incoming: Incoming) -> dict[str, Any]:
         caller: Caller | None = None

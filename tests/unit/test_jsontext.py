@@ -25,8 +25,13 @@ JENKINS = "arn:aws:iam::111111111111:user/jenkins"
         ('{"a": 1,}', "is not valid JSON: Expecting property name enclosed in double quotes"
                       " at line 1 column 9"),
         (b'{"a": "\xff"}', "is not valid JSON text (not UTF-8)"),
+        ('{"a":1}x', "is not valid JSON: Extra data at line 1 column 8"),
+        (' {"a":1} [', "is not valid JSON: Extra data at line 1 column 10"),
+        ("", "is not valid JSON: Expecting value at line 1 column 1"),
+        ('{"a":1,"a":1}', "repeats the key 'a'"),
     ],
-    ids=["repeat", "nested-repeat", "escaped-key", "deep-arrays", "deep-objects", "syntax", "bytes"],
+    ids=["repeat", "nested-repeat", "escaped-key", "deep-arrays", "deep-objects", "syntax", "bytes",
+         "trailing-data", "spaced-trailing-data", "empty", "compact-repeat"],
 )
 def test_what_strict_json_refuses(text: str | bytes, message: str) -> None:
     with pytest.raises(JsonTextError) as info:
@@ -41,6 +46,9 @@ def test_strict_json_reads_what_plain_json_reads() -> None:
 
     assert loads_strict(text) == json.loads(text)
     assert loads_strict(text.encode()) == json.loads(text)
+    # Without whitespace around the value (read at once) and with it (read in full), alike.
+    compact = json.dumps(json.loads(text), separators=(",", ":"))
+    assert loads_strict(compact) == loads_strict(f" \n{text}\t\r ") == json.loads(text)
 
 
 def _stored(document: str) -> dict[str, object]:

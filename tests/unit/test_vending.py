@@ -94,6 +94,19 @@ def test_bad_requests_are_invalid(body: Any) -> None:
         parse(body)
 
 
+def test_tag_keys_are_checked_on_every_request_that_sends_them() -> None:
+    # Key checks are remembered per key: a refused key must be refused again, a good key still
+    # checked against its value and its reserved prefix each time.
+    for _ in range(2):
+        with pytest.raises(InvalidRequest, match="tag key"):
+            parse({"role_arn": ROLE, "tags": {"bad*key": "v"}})
+        with pytest.raises(InvalidRequest, match="reserved by AWS"):
+            parse({"role_arn": ROLE, "tags": {"AWS:x": "v"}})
+        with pytest.raises(InvalidRequest, match="value"):
+            parse({"role_arn": ROLE, "tags": {"build-id": "new\nline"}})
+        assert parse({"role_arn": ROLE, "tags": {"build-id": "7"}}).tags == {"build-id": "7"}
+
+
 def test_an_integral_float_duration_is_that_whole_number() -> None:
     assert parse({"role_arn": ROLE, "duration_seconds": 900.0}).duration_seconds == 900
     assert parse('{"role_arn": "%s", "duration_seconds": 1e3}' % ROLE).duration_seconds == 1000
