@@ -16,10 +16,9 @@ from pathlib import Path
 from types import FrameType
 
 from stsvend.local.seed import SAMPLE_APP
-from stsvend.local.stack import LocalStack, LocalState
+from stsvend.local.stack import STATE_DIR_VARIABLE, LocalStack, LocalState
 
 STATE_DIR = ".stsvend"
-STATE_DIR_VARIABLE = "STSVEND_LOCAL_DIR"
 _WATCH_INTERVAL_SECONDS = 0.5
 
 
