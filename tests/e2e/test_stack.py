@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -132,6 +133,11 @@ def test_local_up_serves_until_interrupted_then_stops_and_cleans_up(tmp_path) ->
         # botocore reads only AWS_DEFAULT_REGION from the environment; the other SDKs AWS_REGION.
         assert (f"export AWS_ENDPOINT_URL={state.emulator_url} AWS_REGION={state.region}"
                 f" AWS_DEFAULT_REGION={state.region}\n") in ready
+        # The AWS CLI the dev extras install, by --profile: AWS_PROFILE would lose to the sourced keys.
+        aws_cli = Path(sys.executable).parent / "aws"
+        assert aws_cli.exists()
+        shown = aws_cli.relative_to(ROOT) if aws_cli.is_relative_to(ROOT) else aws_cli
+        assert f"{shown} ec2 describe-instances --profile stsvend-read-only\n" in ready
         for identity in state.identities.values():
             assert identity.secret_access_key not in ready
         assert stat.S_IMODE((tmp_path / "env" / "sample-app.sh").stat().st_mode) == 0o600
