@@ -26,6 +26,8 @@ from chalicelib.identity import Caller
 SERVICE = "stsvend"
 NAMESPACE = "stsvend"
 _ANSWERED = {"roles": "roles.listed", "whoami": "whoami.answered"}
+# Every event an audit line can carry (`stsvend audit` reads exactly these).
+EVENTS = ("credentials.vended", "credentials.denied", *_ANSWERED.values(), "roles.denied", "whoami.denied")
 logger = Logger(service=SERVICE)
 # The metric is printed in two writes (line, newline): under `chalice local`, which serves requests on
 # threads, another thread's audit line could land between them. One writer at a time keeps every

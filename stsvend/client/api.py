@@ -28,6 +28,7 @@ credentials server of stsvend.client.credserver, with the same exit codes.
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import re
@@ -40,6 +41,7 @@ from urllib.parse import urlsplit
 from stsvend import TIMESTAMP_FORMAT, __version__
 from stsvend.client.cache import (
     Answer,
+    CacheUnavailable,
     CredentialCache,
     answer_problem,
     cache_key,
@@ -76,6 +78,9 @@ _EXECUTE_API_HOST = re.compile(
 # whose credential_process is stsvend itself), the inner run fails at once, before it could wait
 # for the cache lock the outer run holds.
 RESOLVING_ENV = "STSVEND_RESOLVING_CREDENTIALS"
+# The library's threads load ambient credentials one at a time: the variable is process-wide, and
+# one thread's removal must not pull it from under another (nor fail because it is gone already).
+_RESOLVING_LOCK = _thread.allocate_lock()
 # Variables the child of `stsvend exec` must not see: they would name other credentials.
 _DROPPED_FOR_EXEC = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN", RESOLVING_ENV)
 # Set for the child of `stsvend exec` (the role ARN): a nested exec or serve refuses to run.
@@ -107,6 +112,9 @@ def api_url(option: str | None, env: Mapping[str, str]) -> str:
         valid = parts.scheme in ("http", "https") and bool(parts.hostname)
         _ = parts.port  # raises ValueError on a malformed port
     except ValueError:
+        valid = False
+    # urlsplit drops CR, LF and TAB silently; the URL itself goes on into headers and config lines.
+    if any(c.isspace() or not c.isprintable() for c in raw):
         valid = False
     if not valid or parts.query or parts.fragment or parts.username or parts.password:
         raise CommandError(
@@ -352,13 +360,14 @@ class ApiClient:
         if self._signer is None:
             from stsvend.client.signing import Signer
 
-            os.environ[RESOLVING_ENV] = "1"
-            try:
-                self._signer = self._guard(
-                    lambda: Signer(self.region, source_profile=self._source_profile, env=self._env)
-                )
-            finally:
-                del os.environ[RESOLVING_ENV]
+            with _RESOLVING_LOCK:
+                os.environ[RESOLVING_ENV] = "1"
+                try:
+                    self._signer = self._guard(
+                        lambda: Signer(self.region, source_profile=self._source_profile, env=self._env)
+                    )
+                finally:
+                    del os.environ[RESOLVING_ENV]
         return self._signer
 
     @staticmethod
@@ -553,7 +562,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """`stsvend cache clear`: forget every cached answer (the next call of each vends anew)."""
-    removed = CredentialCache(default_directory(os.environ)).clear()
+    try:
+        removed = CredentialCache(default_directory(os.environ)).clear()
+    except CacheUnavailable as exc:
+        raise CommandError("CacheUnavailable", str(exc), EXIT_OTHER) from None
     print(f"removed {removed} cached answer(s) from {default_directory(os.environ)}")
     return 0
 

@@ -313,7 +313,14 @@ class CredentialCache:
 
     def ensure_directory(self) -> None:
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Missing parents too are 0700 (XDG's rule for the base directory), not mkdir -p's
+            # 0777 less the umask: under umask 000 that would be a ~/.cache every user can write.
+            missing = [p for p in (self.directory, *self.directory.parents) if not os.path.lexists(p)]
+            for path in reversed(missing):
+                try:
+                    os.mkdir(path, 0o700)
+                except FileExistsError:
+                    continue  # made meanwhile by a concurrent process
             info = os.lstat(self.directory)
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
                 raise CacheUnavailable(f"{self.directory} is not a directory of this user")
@@ -327,19 +334,30 @@ class CredentialCache:
 
     def clear(self) -> int:
         """Remove every entry (not the lock files, which concurrent processes may hold); returns
-        how many were removed."""
-        removed = 0
+        how many were removed. Raises CacheUnavailable for a directory that is not this user's."""
         try:
-            names = os.listdir(self.directory)
+            # Not through a symlink (another user's, where the cache's parent is shared), and by
+            # names relative to the directory opened, so it cannot be swapped underneath.
+            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
         except FileNotFoundError:
             return 0
-        for name in names:
-            if name.endswith((".json", ".tmp")):
-                try:
-                    os.unlink(self.directory / name)
-                except FileNotFoundError:
-                    continue
-                removed += name.endswith(".json")
+        except OSError as exc:
+            raise CacheUnavailable(
+                f"{self.directory}: not a directory of this user ({exc.strerror})"
+            ) from exc
+        removed = 0
+        try:
+            if os.fstat(fd).st_uid != os.getuid():
+                raise CacheUnavailable(f"{self.directory} is not a directory of this user")
+            for name in os.listdir(fd):
+                if name.endswith((".json", ".tmp")):
+                    try:
+                        os.unlink(name, dir_fd=fd)
+                    except FileNotFoundError:
+                        continue
+                    removed += name.endswith(".json")
+        finally:
+            os.close(fd)
         return removed
 
     @contextmanager

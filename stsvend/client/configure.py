@@ -32,7 +32,12 @@ _ROLE_ARN = re.compile(
     re.ASCII,
 )
 _PREFIX = re.compile(r"[A-Za-z0-9_+=,.@-]{0,32}", re.ASCII)
-_SECTION = re.compile(r"^\s*\[([^\]]*)\]\s*$")
+# As configparser (botocore) reads a header: up to the line's last `]`, whatever follows it.
+_SECTION = re.compile(r"^\s*\[(.+)\]")
+_SECRET_LINE = re.compile(
+    r"([-+ ][ \t]*(?:aws_secret_access_key|aws_session_token|aws_security_token)[ \t]*[=:])",
+    re.IGNORECASE,
+)
 
 
 def config_path(option: str | None, env: Mapping[str, str]) -> Path:
@@ -69,6 +74,14 @@ def profiles_for(
     for arn, name, maximum in arns:
         # Two granted roles of one name (in two accounts): the account tells them apart.
         profile = prefix + (name if names.count(name) == 1 else f"{arn.split(':')[4]}-{name}")
+        if profile == "default":
+            # `[profile default]` is the default profile: every tool on the machine would use it.
+            raise CommandError(
+                "ProfileExists",
+                f"role {arn} would be written as the default profile: choose a --prefix; nothing "
+                "was written",
+                EXIT_USAGE,
+            )
         seconds = duration or maximum
         asked = ["--duration", str(seconds)] if seconds else []
         line = shlex.join([*command, "credentials", "--api", api, "--role", arn, *asked, *options])
@@ -124,7 +137,17 @@ def updated_config(text: str, profiles: Mapping[str, list[str]]) -> str:
     return "".join(output + appended)
 
 
+def _redacted(line: str) -> str:
+    """A diff line with the value of a secret key (the AWS files' names for them) left out."""
+    match = _SECRET_LINE.match(line)
+    if match is None:
+        return line
+    return f"{match.group(1)} <redacted>" + ("\n" if line.endswith("\n") else "")
+
+
 def write_atomically(path: Path, text: str) -> None:
+    # A symlinked config file (kept with dotfiles) is written where it points, and stays a link.
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".stsvend-", suffix=".tmp")
@@ -163,8 +186,10 @@ def cmd_configure(args: Any) -> int:
         raise CommandError("ConfigUnreadable", f"{path}: {exc}", EXIT_OTHER) from None
     new = updated_config(old, profiles)
     if args.dry_run:
-        sys.stdout.writelines(difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True), str(path), str(path)
+        # Only the changed lines, and no secret among them: the file may hold keys, and a dry
+        # run's output may go to a CI log.
+        sys.stdout.writelines(_redacted(line) for line in difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), str(path), str(path), n=0
         ))
         return 0
     if new != old:

@@ -39,6 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from stsvend import TIMESTAMP_FORMAT
 from stsvend.client import api
 from stsvend.client.api import (
     EXEC_MARKER,
@@ -58,12 +59,18 @@ CREDENTIALS_PATH = "/credentials"
 FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 AUTH_TOKEN = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
 DEFAULT_DURATION_SECONDS = 3600
+# Any local user may connect: a connection that does not complete its request (or read the answer)
+# within this is closed, so idle ones cannot pile up and take every descriptor of the server.
+REQUEST_TIMEOUT_SECONDS = 10.0
 # What would name credentials other than the server's, for any SDK's chain (see the docstring).
 _NOT_FOR_THE_CHILD = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
     "AWS_CREDENTIAL_EXPIRATION", "AWS_SESSION_EXPIRATION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
     "AWS_CREDENTIAL_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME",
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    # The alternate names the Go, Java v1 and Ruby SDKs read for keys, before the container endpoint.
+    "AWS_ACCESS_KEY", "AWS_SECRET_KEY", "AMAZON_ACCESS_KEY_ID", "AMAZON_SECRET_ACCESS_KEY",
+    "AMAZON_SESSION_TOKEN",
     RESOLVING_ENV,
 )
 _REGION = re.compile(r"^[a-z0-9-]{1,40}$")
@@ -82,8 +89,7 @@ class CredentialServer:
         self.token = secrets.token_urlsafe(32)
         self._credentials = credentials
         self._warn = warn
-        self._httpd = ThreadingHTTPServer((LOOPBACK, 0), _handler(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((LOOPBACK, 0), _handler(self), warn)
         self.port = int(self._httpd.server_address[1])
         self.url = f"http://{LOOPBACK}:{self.port}{CREDENTIALS_PATH}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.2,), daemon=True)
@@ -117,10 +123,27 @@ class CredentialServer:
         }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], warn: Callable[[str], None]
+    ) -> None:
+        super().__init__(address, handler)
+        self._warn = warn
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line, not socketserver's traceback, on the child's stderr; nothing at all for a
+        client that went away or stalled, which any local user can cause at will."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            self._warn(f"the credentials server could not answer a request: {type(error).__name__}")
+
+
 def _rfc3339(value: str) -> str:
     expiration = parse_expiration(value)
     assert expiration is not None  # answers are checked when vended
-    return expiration.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return expiration.strftime(TIMESTAMP_FORMAT)
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -131,6 +154,7 @@ def _handler(server: CredentialServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "stsvend"
         sys_version = ""
+        timeout = REQUEST_TIMEOUT_SECONDS
 
         def do_GET(self) -> None:
             status, body = server.answer(
@@ -176,6 +200,7 @@ def child_environment(
         FULL_URI: server.url,
         AUTH_TOKEN: server.token,
         "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+        "AWS_CREDENTIAL_PROFILES_FILE": str(empty),  # the Java SDK v1's name for that file
         "AWS_CONFIG_FILE": str(config),
         "BOTO_CONFIG": str(empty),
         EXEC_MARKER: role,

@@ -83,8 +83,10 @@ class _Request:
         tags: Mapping[str, str] | None,
         session_name: str | None,
         server_id: str | None,
+        source_profile: str | None,
     ) -> None:
         env = os.environ
+        self.source_profile = source_profile
         self.url = resolve_api_url(api_url_, env)
         self.region = resolve_region(api_region, self.url, env)
         self.server_id = server_id_for(self.url, server_id, env)
@@ -98,7 +100,7 @@ class _Request:
             self.body["session_name"] = session_name
 
     def vend(self) -> Answer:
-        return vend_answer(self.url, self.region, self.env, self.body, self.server_id)
+        return vend_answer(self.url, self.region, self.env, self.body, self.server_id, self.source_profile)
 
 
 def vend(
@@ -110,11 +112,16 @@ def vend(
     tags: Mapping[str, str] | None = None,
     session_name: str | None = None,
     server_id: str | None = None,
+    source_profile: str | None = None,
 ) -> VendedCredentials:
     """Credentials for `role_arn`, vended now (no cache). `api_url` defaults to $STSVEND_API_URL,
     `api_region` (the region signed for) to the API URL's, else $AWS_REGION; `server_id` (what
-    identity proofs name) to $STSVEND_SERVER_ID, else the API URL's base, as the command's."""
-    request = _Request(role_arn, api_url, api_region, duration_seconds, tags, session_name, server_id)
+    identity proofs name) to $STSVEND_SERVER_ID, else the API URL's base, as the command's;
+    `source_profile` names the profile whose credentials sign (the command's --source-profile),
+    else the ambient chain as the command takes it."""
+    request = _Request(
+        role_arn, api_url, api_region, duration_seconds, tags, session_name, server_id, source_profile
+    )
     return VendedCredentials.from_answer(request.vend())
 
 
@@ -127,6 +134,7 @@ def botocore_session(
     tags: Mapping[str, str] | None = None,
     session_name: str | None = None,
     server_id: str | None = None,
+    source_profile: str | None = None,
     refresh_window: float | None = None,
     region_name: str | None = None,
 ) -> botocore.session.Session:
@@ -137,7 +145,9 @@ def botocore_session(
     from botocore.credentials import CredentialProvider, CredentialResolver, RefreshableCredentials
 
     check_window(refresh_window, duration_seconds)
-    request = _Request(role_arn, api_url, api_region, duration_seconds, tags, session_name, server_id)
+    request = _Request(
+        role_arn, api_url, api_region, duration_seconds, tags, session_name, server_id, source_profile
+    )
     renewing = RenewingCredentials(request.vend, refresh_window, warn=_LOG.warning)
 
     def metadata() -> dict[str, str]:
@@ -177,6 +187,7 @@ def session(
     tags: Mapping[str, str] | None = None,
     session_name: str | None = None,
     server_id: str | None = None,
+    source_profile: str | None = None,
     refresh_window: float | None = None,
     region_name: str | None = None,
 ) -> boto3.Session:
@@ -190,7 +201,7 @@ def session(
         ) from exc
     core = botocore_session(
         role_arn, api_url=api_url, api_region=api_region, duration_seconds=duration_seconds,
-        tags=tags, session_name=session_name, server_id=server_id, refresh_window=refresh_window,
-        region_name=region_name,
+        tags=tags, session_name=session_name, server_id=server_id, source_profile=source_profile,
+        refresh_window=refresh_window, region_name=region_name,
     )
     return boto3.Session(botocore_session=core)

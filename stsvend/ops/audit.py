@@ -66,6 +66,21 @@ class Decision:
     def vended(self) -> bool:
         return self.event == "credentials.vended"
 
+    @property
+    def denied(self) -> bool:
+        return self.event.endswith(".denied")
+
+    @property
+    def outcome(self) -> str:
+        """What the table shows: vended, denied CODE, or what a read-only route answered."""
+        if self.denied:
+            return f"denied {self.code}" + ("" if self.event == "credentials.denied" else f" ({self.route})")
+        return {"credentials.vended": "vended", "roles.listed": "listed roles"}.get(self.event, "whoami")
+
+    @property
+    def route(self) -> str:
+        return self.event.split(".", 1)[0]
+
     def as_json(self) -> dict[str, Any]:
         shown = {k: self.fields[k] for k in _TEXT_FIELDS if self.fields.get(k) is not None}
         if isinstance(self.fields.get("duration_seconds"), int):
@@ -93,7 +108,7 @@ class Question:
             and (self.access_key_id is None or d.access_key_id == self.access_key_id)
             and (self.caller is None or d.caller == self.caller)
             and (self.role is None or d.role_arn == self.role)
-            and (self.code is None or (not d.vended and d.code == self.code))
+            and (self.code is None or (d.denied and d.code == self.code))
         )
 
     def insights_query(self) -> str:
@@ -109,7 +124,7 @@ class Question:
             if value is not None:
                 lines.append(f'filter {name} = "{value}"')
         if self.code is not None:
-            lines.append(f'filter event = "credentials.denied" and code = "{self.code}"')
+            lines.append(f'filter event like /[.]denied$/ and code = "{self.code}"')
         lines += ["sort @timestamp asc", f"limit {INSIGHTS_LIMIT}"]
         return "\n| ".join(lines)
 
@@ -158,7 +173,7 @@ class Reading:
 def read_lines(lines: Iterable[str], question: Question) -> Reading:
     reading = Reading()
     for line in lines:
-        if '"credentials.' not in line:
+        if '"event"' not in line:
             continue  # metrics, other log lines
         if len(line) > MAX_LINE_CHARS:
             reading.skipped += 1
@@ -418,7 +433,7 @@ def decision_rows(decisions: list[Decision]) -> list[list[str]]:
         rows.append(
             [
                 common.utc_text(d.time),
-                "vended" if d.vended else f"denied {d.code}",
+                d.outcome,
                 d.caller or "-",
                 d.role_arn or "-",
                 d.request_id,

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from stsvend import TIMESTAMP_FORMAT
 from stsvend.checkout.checkout import Checkout
 from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
 
@@ -180,7 +181,7 @@ def parse_time(value: str, option: str, now: datetime) -> datetime:
 
 
 def utc_text(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return when.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
 
 
 # --- the stage, and AWS ------------------------------------------------------------------------------

@@ -18,7 +18,15 @@ SERVICE = "stsvend"
 PERIOD_SECONDS = 300
 # The Lambda's Maximum Duration alarms at this share of its timeout.
 TIMEOUT_SHARE = 0.8
-AUDIT_EVENTS = ("credentials.vended", "credentials.denied")
+# chalicelib.audit.EVENTS, spelled out (the command does not import the server; a test holds them equal).
+AUDIT_EVENTS = (
+    "credentials.vended",
+    "credentials.denied",
+    "roles.listed",
+    "whoami.answered",
+    "roles.denied",
+    "whoami.denied",
+)
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z]+)\}")
 
 
@@ -128,7 +136,7 @@ def alarms(timeout_seconds: int) -> list[Alarm]:
 # --- Logs Insights -------------------------------------------------------------------------------
 
 _SHOWN = "fields @timestamp, event, caller_principal, role_arn, code, request_id, access_key_id, source_ip"
-_DECISIONS = 'filter event in ["credentials.vended", "credentials.denied"]'
+_DECISIONS = "filter event in [" + ", ".join(f'"{event}"' for event in AUDIT_EVENTS) + "]"
 
 
 @dataclass(frozen=True)
@@ -154,7 +162,7 @@ def saved_queries() -> list[SavedQuery]:
         ),
         SavedQuery(
             "denials-by-code",
-            'filter event = "credentials.denied"\n| stats count(*) as denials by code, caller_principal'
+            "filter event like /[.]denied$/\n| stats count(*) as denials by code, event, caller_principal"
             "\n| sort denials desc",
         ),
         SavedQuery("top-callers-and-roles", _TOP_CALLERS),

@@ -22,6 +22,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from stsvend import TIMESTAMP_FORMAT
 from stsvend.errors import CommandError
 from stsvend.ops import common
 
@@ -38,7 +39,6 @@ ISSUED = "aws:TokenIssueTime"
 REQUEST, CALLER, ALL = "Request", "Caller", "AllStsvendSessions"
 _SID = re.compile(rf"StsvendRevoke({REQUEST}|{CALLER}|{ALL})(\d{{8}}T\d{{6}}Z)")
 _SID_TIME = "%Y%m%dT%H%M%SZ"
-_ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
 @dataclass(frozen=True, order=True)
@@ -53,7 +53,7 @@ class Entry:
             CALLER: f"caller {self.value}",
             ALL: "every stsvend session",
         }[self.kind]
-        return f"{what}, issued before {self.revoked_at.strftime(_ISO)}"
+        return f"{what}, issued before {self.revoked_at.strftime(TIMESTAMP_FORMAT)}"
 
 
 def not_ours(message: str) -> CommandError:
@@ -65,7 +65,7 @@ def not_ours(message: str) -> CommandError:
 
 
 def _statement(kind: str, revoked_at: datetime, values: list[str]) -> dict[str, Any]:
-    condition: dict[str, Any] = {"DateLessThan": {ISSUED: revoked_at.strftime(_ISO)}}
+    condition: dict[str, Any] = {"DateLessThan": {ISSUED: revoked_at.strftime(TIMESTAMP_FORMAT)}}
     if kind == REQUEST:
         condition["StringEquals"] = {TAG_REQUEST_ID: values}
     elif kind == CALLER:

@@ -229,3 +229,32 @@ def test_library_refuses_a_server_id_naming_another_host(as_jenkins: LocalState)
     with pytest.raises(stsvend.CommandError) as refused:
         stsvend.vend(DEPLOYER, server_id="http://127.0.0.2:8000")
     assert refused.value.exit_status == 2
+
+
+def test_library_signs_with_the_source_profile_it_is_given(
+    as_jenkins: LocalState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No keys in the environment, the agent's keys in a profile: the library signs with the profile
+    it is told to use, as the command's --source-profile, and refuses without one."""
+    key, secret = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    credentials = tmp_path / "library-credentials"
+    credentials.write_text(f"[agent]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-such-config"))
+
+    vended = stsvend.vend(DEPLOYER, session_name="lib-source", source_profile="agent")
+    record_vended({"SecretAccessKey": vended.secret_access_key, "SessionToken": vended.session_token})
+    assert vended.source_identity == "jenkins"
+    assert vended.assumed_role_arn == role_arn("lib-source")
+
+    session = stsvend.session(role_arn=DEPLOYER, session_name="lib-source-2", source_profile="agent")
+    frozen = session.get_credentials().get_frozen_credentials()
+    record_vended({"SecretAccessKey": frozen.secret_key, "SessionToken": frozen.token})
+    assert session.client("sts").get_caller_identity()["Arn"] == role_arn("lib-source-2")
+
+    with pytest.raises(stsvend.CommandError) as refused:
+        stsvend.vend(DEPLOYER, source_profile="no-such-profile")
+    assert refused.value.exit_status == 3

@@ -14,8 +14,10 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib import errors
+from chalicelib.audit import EVENTS
 from stsvend.errors import CommandError
 from stsvend.ops import audit, common
+from stsvend.ops.definitions import AUDIT_EVENTS
 
 NOW = datetime(2026, 12, 1, 21, 0, 0, tzinfo=timezone.utc)
 JENKINS = "arn:aws:iam::111111111111:user/jenkins"
@@ -143,12 +145,13 @@ def test_the_insights_query_holds_the_checked_filters() -> None:
     )
     assert question.insights_query().split("\n| ") == [
         "fields @timestamp, @message",
-        'filter event in ["credentials.vended", "credentials.denied"]',
+        'filter event in ["credentials.vended", "credentials.denied", "roles.listed", "whoami.answered",'
+        ' "roles.denied", "whoami.denied"]',
         'filter request_id = "c0ffee00-1234-4bcd-9876-0123456789ab"',
         f'filter access_key_id = "{KEY}"',
         f'filter caller_principal = "{JENKINS}"',
         f'filter role_arn = "{DEPLOYER}"',
-        'filter event = "credentials.denied" and code = "AssumeRoleDenied"',
+        'filter event like /[.]denied$/ and code = "AssumeRoleDenied"',
         "sort @timestamp asc",
         "limit 10000",
     ]
@@ -411,3 +414,27 @@ def test_the_caller_tag_value_is_the_one_the_service_stamps(caller: str) -> None
     from chalicelib.vending import service_tag_value
 
     assert common.caller_tag_value(caller) == service_tag_value(caller)
+
+
+def test_every_event_the_service_audits_is_read() -> None:
+    """The server audits every route (roles and whoami too); the command reads every such event."""
+    assert set(AUDIT_EVENTS) == set(EVENTS)
+
+
+def test_roles_and_whoami_decisions_are_answered_by_request_id_and_code(capsys: Any) -> None:
+    probe_id = "fee1dead-1234-4bcd-9876-0123456789ab"
+    lines = [
+        line("roles.listed", 9, request_id="a11ce000-1234-4bcd-9876-0123456789ab", role_arn=None),
+        line("whoami.denied", 8, request_id=probe_id, code="NotAuthenticated", role_arn=None),
+        line("credentials.denied", 7, request_id="0badf00d-1234-4bcd-9876-0123456789ab",
+             code="NotAuthenticated"),
+    ]
+    by_id = audit.read_lines(lines, ask(request_id=probe_id)).decisions
+    assert [(d.event, d.code) for d in by_id] == [("whoami.denied", "NotAuthenticated")]
+    denied = audit.read_lines(lines, ask(code="NotAuthenticated")).decisions
+    assert [d.request_id[:8] for d in denied] == ["fee1dead", "0badf00d"]
+    everything = audit.read_lines(lines, ask()).decisions
+    print("\n".join(audit.table(audit.decision_rows(everything))))
+    out = capsys.readouterr().out.splitlines()
+    assert "listed roles" in out[1] and "denied NotAuthenticated (whoami)" in out[2]
+    assert "denied NotAuthenticated" in out[3] and "(" not in out[3].split("NotAuthenticated")[1][:3]
