@@ -119,7 +119,7 @@ def _respond(operation: Callable[[Stsvend, Incoming], dict[str, Any]], route: st
     raw_body = request.raw_body
     incoming = Incoming.of(
         request.context,
-        dict(request.headers),
+        request.headers,
         raw_body.encode() if isinstance(raw_body, str) else raw_body,
         request.method,
         route,

@@ -99,14 +99,20 @@ def prepare(total: int) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]
     sts_stub.activate()
 
     sent: list[dict[str, Any]] = []
-    sts.meta.events.register("provide-client-params.sts.AssumeRole", lambda params, **_: sent.append(params))
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params)
+
+    sts.meta.events.register("provide-client-params.sts.AssumeRole", record)
     context = LambdaContext()
     first = credentials_event("00000000-0000-4000-8000-000000000000")
     sts_stub.add_response("assume_role", _sts_answer(_expected_params(), 0))
     if app_module.app(first, context)["statusCode"] != 200:
         raise RuntimeError("the first vend failed")
     params = dict(sent[0])
-    sts.meta.events.unregister("provide-client-params.sts.AssumeRole")
+    # By the handler: botocore unregisters nothing without it, and the list would grow by one
+    # AssumeRole per timed request (more for the app's fresh parameters than the floor's).
+    sts.meta.events.unregister("provide-client-params.sts.AssumeRole", record)
     answer = _sts_answer(params, 1)
     for _ in range(3 * total):
         sts_stub.add_response("assume_role", answer)

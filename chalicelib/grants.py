@@ -7,6 +7,7 @@ The table that stores grants is `chalicelib.grant_store`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -98,8 +99,22 @@ class Grant:
     def matches(self, principal_arn: str) -> bool:
         return principal_matches(self.principal, principal_arn)
 
+    # Derived once per grant (a cached grant serves every warm request): lookups by role ARN and by
+    # lower-cased tag key, the first of any repeats winning as a scan in order would.
+    @functools.cached_property
+    def _roles_by_arn(self) -> dict[str, RoleGrant]:
+        return {r.role_arn: r for r in reversed(self.roles)}
+
+    @functools.cached_property
+    def _tag_keys_by_lowered(self) -> dict[str, str]:
+        return {k.lower(): k for k in reversed(self.request_tags)}
+
+    @functools.cached_property
+    def source_cidr_texts(self) -> tuple[str, ...]:
+        return tuple(str(c) for c in self.source_cidrs)
+
     def role(self, role_arn: str) -> RoleGrant | None:
-        return next((r for r in self.roles if r.role_arn == role_arn), None)
+        return self._roles_by_arn.get(role_arn)
 
     def allowed_tag_key(self, key: str) -> str | None:
         """The grant's spelling of `key` (tag keys are case-insensitive), or None if not allowed.
@@ -109,8 +124,7 @@ class Grant:
         """
         if not key.isascii():
             return None
-        lowered = key.lower()
-        return next((k for k in self.request_tags if k.lower() == lowered), None)
+        return self._tag_keys_by_lowered.get(key.lower())
 
     def to_item(self) -> dict[str, Any]:
         """The stored form (DESIGN.md section 3), as plain Python values."""
@@ -382,6 +396,16 @@ def deciding_grant(grants: Iterable[AnyGrant], principal_arn: str) -> AnyGrant |
 _NO_GRANT = "no grant allows this caller"
 
 
+# Callers come back from the same few addresses, and this check (parsing the address with
+# `ipaddress`, then each network's `in`) was the costliest step of a warm grant decision. Keyed by
+# the grant's CIDRs as text (their hash is cheap; grants with the same networks share entries).
+# A bad address raises ValueError, which is never cached.
+@functools.lru_cache(maxsize=4096)
+def _source_allowed(source_ip: str, cidrs: tuple[str, ...]) -> bool:
+    address = ipaddress.ip_address(source_ip)
+    return any(address in ipaddress.ip_network(cidr) for cidr in cidrs)
+
+
 def authorize_caller(
     grants: Iterable[AnyGrant],
     principal_arn: str,
@@ -411,9 +435,9 @@ def authorize_caller(
         raise CallerNotAllowed("the caller's unique id does not match its grant (principal was recreated?)")
     if grant.source_cidrs:
         try:
-            address = ipaddress.ip_address(source_ip)
+            allowed = _source_allowed(source_ip, grant.source_cidr_texts)
         except ValueError:
             raise SourceNotAllowed("the caller's source address is unknown") from None
-        if not any(address in network for network in grant.source_cidrs):
+        if not allowed:
             raise SourceNotAllowed("the caller's source address is not allowed by its grant")
     return grant

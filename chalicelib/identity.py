@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import re
@@ -54,6 +55,12 @@ _SET_BY_SERVER = frozenset({"host", "content-length"})
 # Session name of the credentials Cognito's enhanced flow hands out: in sts-proof mode there is no
 # identity block, and this is how such a caller shows.
 COGNITO_SESSION_NAME = "CognitoIdentityCredentials"
+_COGNITO_FIELDS = (
+    "cognitoIdentityPoolId",
+    "cognitoIdentityId",
+    "cognitoAuthenticationType",
+    "cognitoAuthenticationProvider",
+)
 _STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 # The whole Authorization header, so no decoy `SignedHeaders=` elsewhere in it can be read instead.
 _AUTHORIZATION = re.compile(
@@ -86,17 +93,23 @@ class Caller:
     # The Cognito identity pool the caller's credentials come from, when API Gateway says so.
     cognito_identity_pool: str | None = None
 
-    @property
+    # Cached on the instance: a Caller is built once per identity and serves many requests.
+    @functools.cached_property
     def unique_id(self) -> str:
         """The principal's unique id without the session part: AROA… for roles, AIDA… for users."""
         return self.user_id.split(":", 1)[0]
 
-    @property
+    @functools.cached_property
     def from_cognito(self) -> bool:
         """Whether the caller is an end user of a Cognito identity pool (one role for all of them)."""
         return self.cognito_identity_pool is not None or self.session_name == COGNITO_SESSION_NAME
 
 
+# A warm function serves the same callers again and again (an agent's role session, for hours).
+# The Caller is a pure function of these strings and immutable, so it is built once per distinct
+# identity: a hit is one dict lookup instead of the ARN regexes and two frozen dataclasses (~7 us
+# of a warm vend). Failures (NotAuthenticated) are raised, never cached.
+@functools.lru_cache(maxsize=1024)
 def build_caller(
     arn: str,
     user_id: str,
@@ -144,15 +157,10 @@ def _cognito_identity_pool(identity: Mapping[str, Any]) -> str | None:
 
     Any Cognito field marks the caller: a pool id when API Gateway gives one, else a placeholder.
     """
-    fields = (
-        "cognitoIdentityPoolId",
-        "cognitoIdentityId",
-        "cognitoAuthenticationType",
-        "cognitoAuthenticationProvider",
-    )
-    if not any(identity.get(name) for name in fields):
-        return None
-    return str(identity.get("cognitoIdentityPoolId") or "unknown")
+    for name in _COGNITO_FIELDS:
+        if identity.get(name):
+            return str(identity.get("cognitoIdentityPoolId") or "unknown")
+    return None
 
 
 def request_binding(method: str, route: str, body: bytes) -> str:

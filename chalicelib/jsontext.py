@@ -31,8 +31,11 @@ def loads_strict(text: str | bytes) -> Any:
     """`json.loads`, refusing repeated keys in any object and nesting the parser cannot follow."""
     try:
         if isinstance(text, bytes):
-            # As json.loads reads bytes: UTF-8, -16 or -32, told apart by the first bytes.
-            text = text.decode(json.detect_encoding(text), "surrogatepass")
+            # As json.loads reads bytes: UTF-8, -16 or -32, told apart by the first bytes. ASCII
+            # without a NUL byte can only be UTF-8 (no BOM, no UTF-16/32 zero byte): the usual
+            # request body, told in C without detect_encoding (~1.5 us of a warm vend).
+            ascii_only = text.isascii() and b"\0" not in text
+            text = text.decode("ascii" if ascii_only else json.detect_encoding(text), "surrogatepass")
         return _DECODER.decode(text)
     except JsonTextError:
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,14 +32,20 @@ class Incoming:
     """What the service needs of an HTTP request, independent of Chalice.
 
     `route` is the path relative to the API's base (`/credentials`): what an identity proof binds.
+    `raw_headers` are as received; `headers` has their names lower-cased.
     """
 
     request_id: str
     context: Mapping[str, Any]
-    headers: Mapping[str, str]
+    raw_headers: Mapping[str, str]
     body: bytes | None = None
     method: str = ""
     route: str = ""
+
+    @functools.cached_property
+    def headers(self) -> Mapping[str, str]:
+        # Built on first use: only sts-proof mode reads headers, and API Gateway sends dozens.
+        return {k.lower(): v for k, v in self.raw_headers.items()}
 
     @classmethod
     def of(
@@ -51,7 +58,7 @@ class Incoming:
     ) -> Incoming:
         context = context or {}
         request_id = str(context.get("requestId") or uuid.uuid4())
-        return cls(request_id, context, {k.lower(): v for k, v in headers.items()}, body, method, route)
+        return cls(request_id, context, headers, body, method, route)
 
 
 def identity_resolver(settings: Settings, clients: AwsClients) -> IdentityResolver:
@@ -64,6 +71,10 @@ def identity_resolver(settings: Settings, clients: AwsClients) -> IdentityResolv
     return StsProofIdentity(verifier)
 
 
+# The service's clock: called in C, without a Python frame of its own (it runs on every request).
+_utc_now = functools.partial(datetime.now, timezone.utc)
+
+
 class Stsvend:
     def __init__(
         self,
@@ -72,7 +83,7 @@ class Stsvend:
         grants: GrantStore,
         auditor: Auditor,
         identity: IdentityResolver,
-        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        now: Callable[[], datetime] = _utc_now,
     ) -> None:
         self.settings = settings
         self._clients = clients

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from chalicelib.errors import AssumeRoleDenied, PolicyTooLarge, ServiceUnavailable
+from chalicelib.errors import AssumeRoleDenied, PolicyTooLarge, ServiceUnavailable, StsvendError
 from chalicelib.grants import RoleGrant
 from chalicelib.timestamps import format_timestamp
 from chalicelib.vending import Plan
@@ -33,30 +33,13 @@ def _denied_message(role: RoleGrant) -> str:
 
 def assume_role(sts: Any, plan: Plan) -> dict[str, Any]:
     """Call STS; translate its failures into the service's errors (the cause is kept)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         answer = sts.assume_role(**plan.params)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if code == "PackedPolicyTooLarge":
-            raise PolicyTooLarge(
-                "STS says the session policy and tags are too large once packed; shorten the"
-                " request's tags or the grant's session policy"
-            ) from exc
-        if code in _THROTTLED or status >= 500:
-            raise ServiceUnavailable("STS is throttling or unavailable; try again") from exc
-        if code == "AccessDenied":
-            raise AssumeRoleDenied(_denied_message(plan.role)) from exc
-        if code == "RegionDisabledException":
-            raise AssumeRoleDenied(
-                "STS is not activated in the service's region for the target role's account"
-            ) from exc
-        raise AssumeRoleDenied(f"STS rejected the AssumeRole request ({code or status})") from exc
-    except BotoCoreError as exc:
-        raise ServiceUnavailable("STS could not be reached; try again") from exc
+    except Exception as exc:
+        error = _translated(exc, plan.role)
+        if error is None:
+            raise
+        raise error from exc
     creds = answer["Credentials"]
     expiration = creds["Expiration"]
     if isinstance(expiration, datetime):
@@ -71,3 +54,28 @@ def assume_role(sts: Any, plan: Plan) -> dict[str, Any]:
         "RoleSessionName": plan.params["RoleSessionName"],
         "SourceIdentity": plan.params["SourceIdentity"],
     }
+
+
+def _translated(exc: Exception, role: RoleGrant) -> StsvendError | None:
+    """The service's error for a failed AssumeRole, or None for a failure not botocore's."""
+    # Imported here, on failure only: an import statement costs ~1 us a vend even when loaded.
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, BotoCoreError):
+        return ServiceUnavailable("STS could not be reached; try again")
+    if not isinstance(exc, ClientError):
+        return None
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    if code == "PackedPolicyTooLarge":
+        return PolicyTooLarge(
+            "STS says the session policy and tags are too large once packed; shorten the"
+            " request's tags or the grant's session policy"
+        )
+    if code in _THROTTLED or status >= 500:
+        return ServiceUnavailable("STS is throttling or unavailable; try again")
+    if code == "AccessDenied":
+        return AssumeRoleDenied(_denied_message(role))
+    if code == "RegionDisabledException":
+        return AssumeRoleDenied("STS is not activated in the service's region for the target role's account")
+    return AssumeRoleDenied(f"STS rejected the AssumeRole request ({code or status})")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -30,8 +31,11 @@ _NOT_SESSION_CHARS = re.compile(r"[^A-Za-z0-9+=,.@_-]")
 # escapes everything else (see service_tag_value).
 _TAG_VALUE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.:/+-@")
 _TAG_VALUE_PLAIN = re.compile(r"[A-Za-z0-9 _.:/+@-]{0,256}")
-# Exactly the ASCII characters _tag_text_ok accepts (letters, digits, space and _.:/=+-@).
+# Exactly the ASCII characters _tag_text_ok accepts (letters, digits, space and _.:/=+-@), alone and
+# within a tag key's and value's lengths.
 _ASCII_TAG_TEXT = re.compile(r"[A-Za-z0-9 _.:/=+@-]*")
+_ASCII_TAG_KEY = re.compile(rf"[A-Za-z0-9 _.:/=+@-]{{1,{MAX_TAG_KEY}}}")
+_ASCII_TAG_VALUE = re.compile(rf"[A-Za-z0-9 _.:/=+@-]{{0,{MAX_TAG_VALUE}}}")
 _REQUEST_FIELDS = {"role_arn", "duration_seconds", "tags", "session_name"}
 TAG_CALLER = "stsvend:caller"
 TAG_ACCOUNT = "stsvend:caller-account"
@@ -57,16 +61,25 @@ def _tag_text_ok(text: str) -> bool:
 def validate_tag(key: Any, value: Any) -> None:
     if not isinstance(key, str) or not isinstance(value, str):
         raise InvalidRequest("tags must map strings to strings")
-    if not 1 <= len(key) <= MAX_TAG_KEY or not _tag_text_ok(key):
+    # The ASCII patterns check length and characters in one match, the usual case.
+    if not _ASCII_TAG_KEY.fullmatch(key) and (not 1 <= len(key) <= MAX_TAG_KEY or not _tag_text_ok(key)):
         raise InvalidRequest(
             f"tag key {key[:40]!r} must be 1-{MAX_TAG_KEY} letters, digits, spaces or _.:/=+-@"
         )
-    if len(value) > MAX_TAG_VALUE or not _tag_text_ok(value):
+    if not _ASCII_TAG_VALUE.fullmatch(value) and (len(value) > MAX_TAG_VALUE or not _tag_text_ok(value)):
         raise InvalidRequest(
             f"tag {key!r} value must be at most {MAX_TAG_VALUE} letters, digits, spaces or _.:/=+-@"
         )
     if key.casefold().startswith("aws:"):
         raise InvalidRequest("tag keys starting with aws: are reserved by AWS")
+
+
+# Callers ask for the same few roles again and again; the role ARN pattern (which backtracks over
+# the optional path) is then checked once per role, not on every request.
+@functools.lru_cache(maxsize=128)
+def _role_arn_partition(role_arn: str) -> str | None:
+    match = ROLE_ARN.fullmatch(role_arn)
+    return match.group(1) if match else None
 
 
 def parse_request(body: bytes | str | None, partition: str) -> CredentialRequest:
@@ -79,16 +92,16 @@ def parse_request(body: bytes | str | None, partition: str) -> CredentialRequest
         raise InvalidRequest(f"the request body {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
-    unknown = set(data) - _REQUEST_FIELDS
-    if unknown:
+    if not data.keys() <= _REQUEST_FIELDS:
+        unknown = data.keys() - _REQUEST_FIELDS
         raise InvalidRequest(f"unknown field(s): {', '.join(sorted(unknown))[:200]}")
     role_arn = data.get("role_arn")
     if not isinstance(role_arn, str):
         raise InvalidRequest("role_arn is required and must be a string")
-    match = ROLE_ARN.fullmatch(role_arn)
-    if not match:
+    role_partition = _role_arn_partition(role_arn)
+    if role_partition is None:
         raise InvalidRequest("role_arn is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
-    if match.group(1) != partition:
+    if role_partition != partition:
         raise InvalidRequest(f"role_arn must be in partition {partition}")
     duration = data.get("duration_seconds")
     if isinstance(duration, float) and duration.is_integer():
@@ -109,7 +122,7 @@ def parse_request(body: bytes | str | None, partition: str) -> CredentialRequest
         not isinstance(session_name, str) or not SESSION_NAME.fullmatch(session_name)
     ):
         raise InvalidRequest("session_name must be 2-64 characters of letters, digits and +=,.@_-")
-    return CredentialRequest(role_arn, duration, dict(tags), session_name)
+    return CredentialRequest(role_arn, duration, tags, session_name)
 
 
 def _sanitize(text: str) -> str:

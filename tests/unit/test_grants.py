@@ -317,3 +317,20 @@ def test_a_lookalike_tag_key_is_not_the_granted_key() -> None:
     grant = stored(CI_BUILD, request_tags=["key"])
     assert grant.allowed_tag_key("KEY") == "key"
     assert grant.allowed_tag_key("\u212aey") is None  # KELVIN SIGN lower-cases to "k"
+
+
+def test_source_decisions_are_per_address_and_per_grant_networks() -> None:
+    # The decision is cached (chalicelib.grants._source_allowed); each address and each grant's
+    # networks still decide on their own, in any order, and a bad address is never remembered.
+    narrow = stored(CI_BUILD, source_cidrs=["10.0.0.0/24"])
+    wide = stored(CI_BUILD, source_cidrs=["10.0.0.0/8", "2001:db8::/32"])
+    for _ in range(2):
+        assert decide([narrow], CI_BUILD, ip="10.0.0.7") is narrow
+        with pytest.raises(SourceNotAllowed, match="not allowed"):
+            decide([narrow], CI_BUILD, ip="10.9.0.7")
+        assert decide([wide], CI_BUILD, ip="10.9.0.7") is wide
+        assert decide([wide], CI_BUILD, ip="2001:db8::1") is wide
+        with pytest.raises(SourceNotAllowed, match="not allowed"):
+            decide([narrow], CI_BUILD, ip="2001:db8::1")
+        with pytest.raises(SourceNotAllowed, match="unknown"):
+            decide([wide], CI_BUILD, ip="10.0.0.999")

@@ -112,3 +112,34 @@ def test_request_binding_covers_method_route_and_body() -> None:
     empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert request_binding("get", "/whoami", b"") == f"GET /whoami {empty}"
     assert request_binding("POST", "/credentials", b"{}") != request_binding("POST", "/credentials", b"{ }")
+
+
+def test_every_identity_field_keys_the_cached_caller() -> None:
+    # Callers are built once per identity (chalicelib.identity.build_caller is cached): a field
+    # that differs must never yield another request's caller.
+    base = {
+        "userArn": "arn:aws:sts::111111111111:assumed-role/ci/s1",
+        "caller": "AROAEXAMPLE:s1",
+        "accountId": "111111111111",
+        "sourceIp": "10.0.0.1",
+        "userAgent": "ua/1",
+    }
+    first = caller_from_apigateway(base)
+    assert caller_from_apigateway(dict(base)) is first
+    changes = {
+        "userArn": "arn:aws:sts::111111111111:assumed-role/ci/s2",
+        "caller": "AROAOTHER:s1",
+        "sourceIp": "10.0.0.2",
+        "userAgent": "ua/2",
+        "cognitoIdentityPoolId": "us-east-1:pool",
+    }
+    for field, value in changes.items():
+        other = caller_from_apigateway({**base, field: value})
+        assert other is not first
+        attribute = {
+            "userArn": "arn", "caller": "user_id", "sourceIp": "source_ip", "userAgent": "user_agent",
+            "cognitoIdentityPoolId": "cognito_identity_pool",
+        }[field]
+        assert getattr(other, attribute) == value
+    with pytest.raises(NotAuthenticated):
+        caller_from_apigateway({**base, "accountId": "222222222222"})

@@ -231,3 +231,12 @@ def test_the_caller_tag_carries_the_escaped_principal() -> None:
     tags = {t["Key"]: t["Value"] for t in plan.params["Tags"]}
     assert tags["stsvend:caller"] == "arn:aws:iam::111111111111:role/ci=2Cbuild"
     assert plan.params["SourceIdentity"] == "ci,build"  # SourceIdentity allows `,`
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "utf-16", "utf-32"])
+def test_json_bodies_in_every_encoding_json_reads(encoding: str) -> None:
+    # ASCII bodies take a fast path past the encoding detection; the others must still be read.
+    text = json.dumps({"role_arn": ROLE, "tags": {"team": "é"}}, ensure_ascii=False)
+    assert parse_request(text.encode(encoding), "aws") == CredentialRequest(ROLE, None, {"team": "é"})
+    with pytest.raises(InvalidRequest, match="not valid JSON"):
+        parse_request(b'{"role_arn": "' + ROLE.encode() + b'"\x00}', "aws")
