@@ -10,7 +10,7 @@ from typing import Any
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.grants_file import MAX_SESSION_POLICY_FILE_BYTES, read_json_file
 from stsvend.checkout.model import EXTERNAL_ID, EXTERNAL_ID_CHARS, ROLE_ARN, GrantError
-from stsvend.errors import CommandError
+from stsvend.errors import EXIT_USAGE, CommandError
 
 SERVICE_ROLE_PLACEHOLDER = "${STSVEND_SERVICE_ROLE_ARN}"
 EXTERNAL_ID_PLACEHOLDER = "${EXTERNAL_ID}"
@@ -77,10 +77,12 @@ def render_trust_policy(
     and a pattern's `\\d` or `\\w` also matches full-width digits and letters of any script."""
     if not (service_role_arn.isascii() and ROLE_ARN.fullmatch(service_role_arn)):
         raise CommandError(
-            "InvalidArgument", f"--service-role must be an IAM role ARN, not {service_role_arn!r}"
+            "InvalidArgument",
+            f"--service-role must be an IAM role ARN, not {service_role_arn!r}",
+            EXIT_USAGE,
         )
     if external_id is not None and not (external_id.isascii() and EXTERNAL_ID.fullmatch(external_id)):
         raise CommandError(
-            "InvalidArgument", f"--external-id must be 2-1224 characters of [{EXTERNAL_ID_CHARS}]"
+            "InvalidArgument", f"--external-id must be 2-1224 characters of [{EXTERNAL_ID_CHARS}]", EXIT_USAGE
         )
     return fill_trust_template(template, service_role_arn, external_id)

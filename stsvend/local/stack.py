@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,8 @@ from stsvend.local.seed import REGION, STAGE, Identity, fill_grants, seed_emulat
 DEFAULT_API_PORT = 8000
 API_PORT_VARIABLE = "STSVEND_API_PORT"
 STATE_FILE = "local.json"
+# Where `make run` keeps its state (stsvend/local/up.py), default `.stsvend` in the checkout.
+STATE_DIR_VARIABLE = "STSVEND_LOCAL_DIR"
 READY_TIMEOUT_SECONDS = 60.0
 # `chalice local` without its reloader: one process, and no restart when someone edits the tree.
 # socketserver's listen backlog is 5: with more concurrent clients (a build's parallel SDK
@@ -138,6 +142,45 @@ def _env_script(state: LocalState, name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _answers(url: object) -> bool:
+    """Whether a server of a stack's `local.json` still listens: only a loopback http URL of our
+    own making is tried, anything else in the file counts as gone."""
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.scheme != "http" or parts.hostname not in (LOOPBACK, "localhost") or port is None:
+        return False
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def refuse_if_running(state_dir: Path) -> None:
+    """A second stack on other ports in the same state directory would overwrite the running one's
+    keys and logs, and delete them when it stops: refuse while the stack `local.json` names answers.
+    A file left by a stack that died without cleaning up is simply replaced."""
+    try:
+        data = json.loads((state_dir / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(data, dict):
+        return
+    running = [str(url) for url in (data.get("api_url"), data.get("emulator_url")) if _answers(url)]
+    if running:
+        raise StackError(
+            f"another local stack is running with its state in {state_dir} ({', '.join(running)}):"
+            " a second one there would overwrite its keys and logs and remove them when it stops;"
+            f" stop that one (Ctrl-C where it runs) or give this one its own directory with"
+            f" {STATE_DIR_VARIABLE}=DIR"
+        )
+
+
 def hermetic_environment() -> dict[str, str]:
     """This process's environment without anything that would point AWS clients elsewhere."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STSVEND_"))}
@@ -226,6 +269,7 @@ class LocalStack:
     def start(self) -> LocalState:
         """Start everything, or nothing: a failure part-way stops what was started."""
         make_private(self.state_dir)
+        refuse_if_running(self.state_dir)
         ensure_port_free(self.host, self.api_port, "stsvend API", API_PORT_VARIABLE)
         try:
             return self._start()

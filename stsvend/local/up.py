@@ -16,10 +16,9 @@ from pathlib import Path
 from types import FrameType
 
 from stsvend.local.seed import SAMPLE_APP
-from stsvend.local.stack import LocalStack, LocalState
+from stsvend.local.stack import STATE_DIR_VARIABLE, LocalStack, LocalState
 
 STATE_DIR = ".stsvend"
-STATE_DIR_VARIABLE = "STSVEND_LOCAL_DIR"
 _WATCH_INTERVAL_SECONDS = 0.5
 
 
@@ -83,17 +82,18 @@ def _shown(root: Path, path: Path | str) -> str:
         return str(path)
 
 
-def stsvend_command() -> str:
-    """The `stsvend` next to this interpreter (the venv's), so the line works without activating it."""
-    beside = Path(sys.executable).parent / "stsvend"
-    return str(beside) if beside.exists() else "stsvend"
+def venv_command(name: str = "stsvend") -> str:
+    """The command next to this interpreter (the venv's `stsvend`, and the AWS CLI the dev extras
+    install), so the line works without activating the venv or having the CLI elsewhere."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
 
 
 def ready_message(root: Path, stack: LocalStack, state: LocalState) -> str:
     """How to use the stack. Secrets stay in the files; the screen shows where they are."""
     read_only = state.roles["read-only"]
     env_dir = _shown(root, stack.state_dir / "env")
-    stsvend = _shown(root, stsvend_command())
+    stsvend = _shown(root, venv_command())
     return f"""
 stsvend local: ready.
   API       {state.api_url}  (stage local, identity mode sts-proof, server ids {", ".join(state.server_ids)})
@@ -114,9 +114,10 @@ Or let an AWS SDK or the AWS CLI fetch the credentials itself; in ~/.aws/config:
   [profile stsvend-read-only]
   region = {state.region}
   endpoint_url = {state.emulator_url}
-  credential_process = {stsvend_command()} credentials --api {state.api_url} --role {read_only}
-then, in a shell where {env_dir}/{SAMPLE_APP}.sh is sourced:
-  aws ec2 describe-instances --profile stsvend-read-only
+  credential_process = {venv_command()} credentials --api {state.api_url} --role {read_only}
+then, in a shell where {env_dir}/{SAMPLE_APP}.sh is sourced (with --profile: given AWS_PROFILE
+instead, the SDKs and the CLI take the sourced environment keys first and act as {SAMPLE_APP}):
+  {_shown(root, venv_command("aws"))} ec2 describe-instances --profile stsvend-read-only
 
 Ctrl-C stops both servers.
 """

@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -82,6 +83,35 @@ def test_a_port_in_use_is_reported_and_the_running_stack_is_left_alone(
     assert stack.state_path.exists()
 
 
+def test_a_second_local_up_in_a_running_stacks_state_dir_is_refused_and_leaves_it_alone(
+    stack: LocalStack,
+) -> None:
+    state_text = stack.state_path.read_text(encoding="utf-8")
+    env_scripts = sorted((stack.state_dir / "env").iterdir())
+
+    env = {**hermetic_environment(), "STSVEND_LOCAL_DIR": str(stack.state_dir),
+           "STSVEND_EMULATOR_PORT": str(free_port()), "STSVEND_API_PORT": str(free_port())}
+    second = subprocess.Popen(
+        [sys.executable, "-m", "stsvend.cli", "local", "up"], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        out, errors = second.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        # Before the fix it started and served: SIGTERM stops it and the servers it started.
+        second.terminate()
+        out, errors = second.communicate(timeout=30)
+    record_output(out + errors)
+
+    assert second.returncode == 1
+    assert "stsvend: LocalStackError: another local stack is running" in errors
+    assert stack.api_url in errors and "STSVEND_LOCAL_DIR=DIR" in errors
+    assert "Traceback" not in errors
+    assert stack.stopped_server() is None
+    assert stack.state_path.read_text(encoding="utf-8") == state_text
+    assert sorted((stack.state_dir / "env").iterdir()) == env_scripts
+
+
 def test_local_up_serves_until_interrupted_then_stops_and_cleans_up(tmp_path) -> None:
     ports = {"STSVEND_EMULATOR_PORT": free_port(), "STSVEND_API_PORT": free_port()}
     env = {**hermetic_environment(), "STSVEND_LOCAL_DIR": str(tmp_path),
@@ -103,6 +133,11 @@ def test_local_up_serves_until_interrupted_then_stops_and_cleans_up(tmp_path) ->
         # botocore reads only AWS_DEFAULT_REGION from the environment; the other SDKs AWS_REGION.
         assert (f"export AWS_ENDPOINT_URL={state.emulator_url} AWS_REGION={state.region}"
                 f" AWS_DEFAULT_REGION={state.region}\n") in ready
+        # The AWS CLI the dev extras install, by --profile: AWS_PROFILE would lose to the sourced keys.
+        aws_cli = Path(sys.executable).parent / "aws"
+        assert aws_cli.exists()
+        shown = aws_cli.relative_to(ROOT) if aws_cli.is_relative_to(ROOT) else aws_cli
+        assert f"{shown} ec2 describe-instances --profile stsvend-read-only\n" in ready
         for identity in state.identities.values():
             assert identity.secret_access_key not in ready
         assert stat.S_IMODE((tmp_path / "env" / "sample-app.sh").stat().st_mode) == 0o600

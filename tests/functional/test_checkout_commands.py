@@ -487,7 +487,8 @@ def test_trust_policy_without_external_id_drops_the_condition(
 def test_trust_policy_refuses_a_service_role_that_is_not_a_role_arn(
     aws: None, capsys: pytest.CaptureFixture[str], arn: str
 ) -> None:
-    assert main(["trust-policy", "--service-role", arn]) == 1
+    # A bad argument exits 2, as argparse's and the ops commands' do (README: 2 for a bad request).
+    assert main(["trust-policy", "--service-role", arn]) == 2
 
     captured = capsys.readouterr()
     assert "--service-role must be an IAM role ARN" in captured.err
@@ -497,7 +498,7 @@ def test_trust_policy_refuses_a_service_role_that_is_not_a_role_arn(
 def test_trust_policy_refuses_a_malformed_external_id(
     aws: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["trust-policy", "--service-role", SERVICE_ROLE, "--external-id", "a b"]) == 1
+    assert main(["trust-policy", "--service-role", SERVICE_ROLE, "--external-id", "a b"]) == 2
 
     assert "--external-id must be" in capsys.readouterr().err
 
@@ -518,7 +519,7 @@ def test_trust_policy_refuses_non_ascii_identifiers(
 ) -> None:
     extra = ["--external-id", external_id] if external_id is not None else []
 
-    assert main(["trust-policy", "--service-role", service_role, *extra]) == 1
+    assert main(["trust-policy", "--service-role", service_role, *extra]) == 2
 
     captured = capsys.readouterr()
     assert f"{refused} must be" in captured.err

@@ -4,6 +4,7 @@ every import statement, at module level or in a function body, counts."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,20 @@ def test_the_cache_hit_path_loads_neither_botocore_nor_argparse() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert loaded.split() == []
+
+
+SERVER = Path(__file__).resolve().parents[2]
+SERVER_MODULES = sorted((SERVER / "chalicelib").rglob("*.py")) + [SERVER / "app.py"]
+# What the deployed function has: the standard library, its own code, requirements.txt and
+# requirements-vendor.txt (with what they bring), and the Lambda runtime's botocore with its urllib3.
+SERVER_MAY_IMPORT = {"chalicelib", "chalice", "aws_lambda_powertools", "aws_xray_sdk", "botocore", "urllib3"}
+
+
+@pytest.mark.parametrize("path", SERVER_MODULES, ids=lambda p: str(p.relative_to(SERVER)))
+def test_the_server_imports_only_what_the_deployed_package_holds(path: Path) -> None:
+    """app.py and chalicelib/ are all of stsvend that Chalice packages: an import of the command,
+    the tests or boto3's resource layer would fail only once deployed."""
+    third_party = {
+        name.split(".")[0] for name in imported(path) if name.split(".")[0] not in sys.stdlib_module_names
+    }
+    assert third_party <= SERVER_MAY_IMPORT, sorted(third_party - SERVER_MAY_IMPORT)
