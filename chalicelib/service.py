@@ -111,9 +111,6 @@ class Stsvend:
         resolver = identity if identity is not None else identity_resolver(settings, clients)
         return cls(settings, clients, grants, auditor or Auditor(), resolver)
 
-    def caller(self, incoming: Incoming) -> Caller:
-        return self._identity.resolve(incoming)
-
     def _grant_for(self, caller: Caller) -> Grant:
         grant = authorize_caller(
             self._grants.for_account(caller.account_id),
@@ -152,7 +149,7 @@ class Stsvend:
         request: CredentialRequest | None = None
         plan: Plan | None = None
         try:
-            caller = self.caller(incoming)
+            caller = self._identity.resolve(incoming)
             request = parse_request(incoming.body, self.settings.partition)
             grant = self._grant_for(caller)
             plan = plan_assume_role(caller, request, grant, incoming.request_id)
@@ -173,7 +170,7 @@ class Stsvend:
     def roles(self, incoming: Incoming) -> dict[str, Any]:
         caller: Caller | None = None
         try:
-            caller = self.caller(incoming)
+            caller = self._identity.resolve(incoming)
             grant = self._grant_for(caller)
         except Exception as exc:
             self._denied("roles", incoming, caller, exc)
@@ -199,7 +196,7 @@ class Stsvend:
     def whoami(self, incoming: Incoming) -> dict[str, Any]:
         caller: Caller | None = None
         try:
-            caller = self.caller(incoming)
+            caller = self._identity.resolve(incoming)
         except Exception as exc:
             self._denied("whoami", incoming, caller, exc)
             raise
