@@ -395,12 +395,13 @@ class StsProofIdentity:
 
     def resolve(self, request: ServedRequest) -> Caller:
         binding = request_binding(request.method, request.route, request.body or b"")
-        answer = self._verifier.verify(request.headers.get(PROOF_HEADER), binding)
+        headers = request.headers
+        answer = self._verifier.verify(headers.get(PROOF_HEADER), binding)
         identity = request.context.get("identity") or {}
         return build_caller(
             answer.arn,
             answer.user_id,
             answer.account,
             str(identity.get("sourceIp") or ""),
-            request.headers.get("user-agent", ""),
+            headers.get("user-agent", ""),
         )

@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib.audit import Auditor
 from chalicelib.aws import AwsClients
@@ -27,12 +26,13 @@ from chalicelib.timestamps import format_timestamp
 from chalicelib.vending import CredentialRequest, Plan, parse_request, plan_assume_role
 
 
-@dataclass(frozen=True)
-class Incoming:
+class Incoming(NamedTuple):
     """What the service needs of an HTTP request, independent of Chalice.
 
     `route` is the path relative to the API's base (`/credentials`): what an identity proof binds.
     `raw_headers` are as received; `headers` has their names lower-cased.
+
+    A named tuple: one is built per request, at a third of a frozen dataclass's cost.
     """
 
     request_id: str
@@ -42,9 +42,9 @@ class Incoming:
     method: str = ""
     route: str = ""
 
-    @functools.cached_property
+    @property
     def headers(self) -> Mapping[str, str]:
-        # Built on first use: only sts-proof mode reads headers, and API Gateway sends dozens.
+        # Built when read: only sts-proof mode reads headers (once), and API Gateway sends dozens.
         return {k.lower(): v for k, v in self.raw_headers.items()}
 
     @classmethod
