@@ -251,7 +251,7 @@ def plan_assume_role(caller: Caller, request: CredentialRequest, grant: Grant, r
     if role is None:
         raise RoleNotGranted("the caller's grant does not include this role")
     duration = resolve_duration(request, role)
-    parts = _parts(caller)
+    parts = _caller_parts(caller.name, caller.session_name, caller.principal_arn, caller.account_id)
     tags = _session_tags(parts, request, grant, request_id)
     params: dict[str, Any] = {
         "RoleArn": role.role_arn,
