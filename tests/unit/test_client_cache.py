@@ -6,29 +6,15 @@ import fcntl
 import json
 import os
 import stat
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stsvend.client.cache import CredentialCache, cache_key, caller_identity, default_directory
+from tests.unit.answers import NOW, answer
 
-NOW = datetime(2026, 11, 28, 19, 0, 0, tzinfo=timezone.utc)
 KEY = "0" * 64
-
-
-def answer(expires_in: float = 3600, **extra: Any) -> dict[str, Any]:
-    expiration = (NOW + timedelta(seconds=expires_in)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "Version": 1,
-        "AccessKeyId": "ASIAUNITTESTKEY00001",
-        "SecretAccessKey": "unit-secret",
-        "SessionToken": "unit-token",
-        "Expiration": expiration,
-        "AssumedRoleArn": "arn:aws:sts::222222222222:assumed-role/deployer/s",
-        **extra,
-    }
 
 
 @pytest.fixture
