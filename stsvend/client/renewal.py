@@ -6,8 +6,11 @@ name), made with the ambient credentials as they are *then* (an instance role's 
 The refresh window is the caller's, else automatic: 16 minutes, which is more than botocore's
 advisory window (15 minutes) so a botocore client's own refresh finds the new credentials, but
 never more than half the credentials' life, so 900 s credentials are used for 7.5 minutes each.
-A failed renewal while the current credentials are still valid is reported through `warn` and the
-current ones are served; it is tried again after RETRY_AFTER_FAILURE_SECONDS, not on every request.
+A renewal that fails because the service is unavailable or unreachable, while the current
+credentials are still valid, is reported through `warn` and the current ones are served; it is
+tried again after RETRY_AFTER_FAILURE_SECONDS, not on every request. Any other failure (a denial, a
+bad answer) is not covered up: the current credentials are dropped and the failure is raised, as
+the credential cache does (stsvend.client.api.obtain_credentials).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 from stsvend.client.api import vend
 from stsvend.client.cache import Answer, parse_expiration
-from stsvend.errors import EXIT_USAGE, CommandError
+from stsvend.errors import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 
 AUTOMATIC_WINDOW_SECONDS = 16 * 60
 RETRY_AFTER_FAILURE_SECONDS = 30.0
@@ -96,6 +99,9 @@ class RenewingCredentials:
             try:
                 self._store(self._vend(), now)
             except CommandError as exc:
+                if exc.exit_status != EXIT_UNAVAILABLE:
+                    self._answer, self._expires_at = None, 0.0  # never handed out again
+                    raise
                 if self._answer is None or now >= self._expires_at:
                     raise
                 self._next_attempt = now + RETRY_AFTER_FAILURE_SECONDS

@@ -29,9 +29,12 @@ class Vendor:
         self.lifetime = lifetime
         self.calls = 0
         self.failing = False
+        self.refusal: CommandError | None = None
 
     def __call__(self) -> dict[str, Any]:
         self.calls += 1
+        if self.refusal is not None:
+            raise self.refusal
         if self.failing:
             raise CommandError("ServiceUnreachable", "cannot connect", 4)
         expiration = datetime.fromtimestamp(self.clock.now + self.lifetime, timezone.utc)
@@ -88,6 +91,26 @@ def test_a_failed_renewal_serves_the_valid_credentials_warns_and_waits_before_tr
     vendor.failing = False
     assert credentials.current()["AccessKeyId"] != first
     assert vendor.calls == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "exit_status"),
+    [("CallerNotAllowed", 3), ("AssumeRoleDenied", 3), ("InvalidAnswer", 1), ("InvalidRequest", 2)],
+)
+def test_a_refused_renewal_is_raised_and_the_current_credentials_are_not_served_again(
+    code: str, exit_status: int
+) -> None:
+    """Only an outage is covered by the still-valid credentials: after a denial (a grant removed in
+    an incident, a role that no longer trusts the service) nothing more is handed out."""
+    credentials, vendor, clock, warnings = renewing(900, 600)
+    credentials.current()
+    clock.now = START + 400
+    vendor.refusal = CommandError(code, "refused", exit_status)
+    for _ in range(2):
+        with pytest.raises(CommandError) as failure:
+            credentials.current()
+        assert failure.value.code == code
+    assert vendor.calls == 3 and warnings == []
 
 
 def test_expired_credentials_are_never_served() -> None:
