@@ -3,9 +3,12 @@
 `sts.assume_role` with the same parameters on the same client.
 
 The stubbed DynamoDB Query answers once: every timed request is a grant-cache hit, the normal warm
-case (the cache lifetime is raised so that no timed request reaches DynamoDB). Stubbed STS answers
-are queued before the clock runs; the Stubber skips signing and HTTP on both sides alike. Runs in
-a child process whose stdout (the audit lines and EMF metrics, written as in Lambda) is /dev/null.
+case (the cache lifetime is raised so that no timed request reaches DynamoDB). Every request sends
+the same body, as a credential_process profile does, so its validated form is remembered after the
+first. A second loop, after the first, sends a new body each time (build ids differ) against the
+floor again, to show what a miss costs. Stubbed STS answers are queued before the clock runs; the
+Stubber skips signing and HTTP on both sides alike. Runs in a child process whose stdout (the audit
+lines and EMF metrics, written as in Lambda) is /dev/null.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ def run(context: Any) -> dict[str, Any]:
             comparison("stsvend vs that framework floor: stsvend's own share",
                        subject, result["framework"], GOAL, "app(event) -> response",
                        "minimal Chalice + powertools vendor", how),
+            comparison("the same, every request a new body (nothing remembered of its parse)",
+                       result["new_body"], result["new_body_floor"], None,
+                       "app(event with a body not seen before) -> response",
+                       "minimal Chalice + powertools vendor", how),
         ],
         "assume_role_parameters": result["parameters"],
     }
@@ -77,7 +84,7 @@ def _sts_answer(params: dict[str, Any], serial: int) -> dict[str, Any]:
 
 def prepare(total: int) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]:
     """The app, `total` events, the stubbed STS client and the parameters the app sends it; every
-    STS answer the timed loop will need is already queued (three per event)."""
+    STS answer the timed loops will need is already queued (five per event)."""
     from botocore.stub import Stubber
 
     import app as app_module
@@ -114,7 +121,7 @@ def prepare(total: int) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]
     # AssumeRole per timed request (more for the app's fresh parameters than the floor's).
     sts.meta.events.unregister("provide-client-params.sts.AssumeRole", record)
     answer = _sts_answer(params, 1)
-    for _ in range(3 * total):
+    for _ in range(5 * total):
         sts_stub.add_response("assume_role", answer)
     events = [credentials_event(f"00000000-0000-4000-8000-{n:012d}") for n in range(1, total + 1)]
     return app_module.app, events, sts, params
@@ -160,10 +167,22 @@ def framework_floor(sts: Any, params: dict[str, Any]) -> Any:
     return floor
 
 
+def new_body_events(total: int) -> list[dict[str, Any]]:
+    """`total` events whose bodies differ from each other and from the usual one (by a build id)."""
+    from bench.events import REQUEST, credentials_event
+
+    return [
+        credentials_event(f"00000000-0000-4000-9000-{n:012d}",
+                          {**REQUEST, "tags": {**REQUEST["tags"], "build-id": f"n{n:04d}"}})
+        for n in range(total)
+    ]
+
+
 def measure() -> dict[str, Any]:
     from bench.events import LambdaContext
 
     app, events, sts, params = prepare(WARMUP + REQUESTS)
+    fresh = new_body_events(WARMUP + REQUESTS)
     floor = framework_floor(sts, params)
     context = LambdaContext()
     assume_role, clock = sts.assume_role, time.perf_counter
@@ -182,10 +201,21 @@ def measure() -> dict[str, Any]:
             else:
                 statuses.add(floor(event, context)["statusCode"])
             sides[side].append(clock() - started)
+    # Then, on their own (the three sides above run as they always have): a new body every time
+    # against the floor, taking turns to go first.
+    misses: list[list[float]] = [[], []]
+    gc.collect()
+    for n, (event, new) in enumerate(zip(events, fresh, strict=True)):
+        for side in (0, 1) if n % 2 else (1, 0):
+            started = clock()
+            statuses.add((app(new, context) if side == 0 else floor(event, context))["statusCode"])
+            misses[side].append(clock() - started)
     if statuses != {200}:
         raise RuntimeError(f"vend answered {sorted(statuses)}")
     subject, baseline, framework = (times[WARMUP:] for times in sides)
-    return {"subject": subject, "baseline": baseline, "framework": framework, "parameters": sorted(params)}
+    new_body, new_body_floor = (times[WARMUP:] for times in misses)
+    return {"subject": subject, "baseline": baseline, "framework": framework, "new_body": new_body,
+            "new_body_floor": new_body_floor, "parameters": sorted(params)}
 
 
 def _expected_params() -> dict[str, Any]:

@@ -90,8 +90,55 @@ def test_a_full_request_parses() -> None:
     ],
 )
 def test_bad_requests_are_invalid(body: Any) -> None:
-    with pytest.raises(InvalidRequest):
-        parse(body)
+    # Twice: a refused body is never remembered, so a repeat is checked again in full.
+    for _ in range(2):
+        with pytest.raises(InvalidRequest):
+            parse(body)
+
+
+def test_a_repeated_body_is_one_remembered_request_that_no_one_can_change() -> None:
+    body = json.dumps({"role_arn": ROLE, "tags": {"build-id": "41"}, "session_name": "memo-1"}).encode()
+    first = parse_request(body, "aws")
+    again = parse_request(bytes(bytearray(body)), "aws")  # the same bytes, another object
+    assert again is first
+    assert again == CredentialRequest(ROLE, None, {"build-id": "41"}, "memo-1")
+    with pytest.raises(TypeError):
+        first.tags["build-id"] = "42"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del first.tags["build-id"]  # type: ignore[attr-defined]
+    assert parse_request(body, "aws").tags == {"build-id": "41"}
+    # Another body, however close, is its own request.
+    other = parse_request(body.replace(b"41", b"42"), "aws")
+    assert other.tags == {"build-id": "42"} and first.tags == {"build-id": "41"}
+
+
+def test_the_partition_is_part_of_what_is_remembered() -> None:
+    body = json.dumps({"role_arn": "arn:aws-cn:iam::222222222222:role/memo"}).encode()
+    assert parse_request(body, "aws-cn").role_arn == "arn:aws-cn:iam::222222222222:role/memo"
+    with pytest.raises(InvalidRequest, match="partition aws$"):
+        parse_request(body, "aws")
+    assert parse_request(body, "aws-cn").role_arn.startswith("arn:aws-cn:")
+
+
+def test_remembered_requests_equal_a_full_parse_and_large_bodies_are_not_kept() -> None:
+    from chalicelib import vending
+
+    bodies = [
+        {"role_arn": ROLE},
+        {"role_arn": ROLE, "duration_seconds": 900.0},
+        {"role_arn": ROLE, "tags": {"Team": "é ü", "k:/=+-@": ""}},
+        {"role_arn": ROLE, "tags": {f"k{i}": "v" * 256 for i in range(47)}},  # ~13 KB
+    ]
+    for body in bodies:
+        raw = json.dumps(body).encode()
+        assert parse_request(raw, "aws") == vending._parse(raw, "aws")
+    large = json.dumps(bodies[-1]).encode()
+    assert vending.MEMO_BODY_BYTES < len(large) <= vending.MAX_BODY_BYTES
+    kept = vending._parse_remembered.cache_info().currsize
+    first, again = parse_request(large, "aws"), parse_request(large, "aws")
+    assert first == again and first is not again
+    assert vending._parse_remembered.cache_info().currsize == kept
+    assert vending._parse_remembered.cache_info().maxsize == 256
 
 
 def test_tag_keys_are_checked_on_every_request_that_sends_them() -> None:
