@@ -56,7 +56,7 @@ def run(context: Any) -> dict[str, Any]:
             comparison("stsvend vs that framework floor: stsvend's own share",
                        subject, result["framework"], GOAL, "app(event) -> response",
                        "minimal Chalice + powertools vendor", how),
-            comparison("the same, every request a new body (nothing remembered of its parse)",
+            comparison("the same, every request a new body (its validated form not remembered)",
                        result["new_body"], result["new_body_floor"], None,
                        "app(event with a body not seen before) -> response",
                        "minimal Chalice + powertools vendor", how),

@@ -96,7 +96,7 @@ def _role_arn_partition(role_arn: str) -> str | None:
 
 
 def parse_request(body: bytes | str | None, partition: str) -> CredentialRequest:
-    raw = body.encode() if isinstance(body, str) else bytes(body or b"")
+    raw = body.encode() if isinstance(body, str) else (body or b"")
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes")
     if len(raw) <= MEMO_BODY_BYTES:
@@ -148,10 +148,11 @@ def _parse(raw: bytes, partition: str) -> CredentialRequest:
 # own warm-vend work (~9 us a vend in place), so the validated request is remembered per distinct
 # body: a repeat is one dict lookup. Pure and bounded: the request is a function of the body's
 # bytes and the service's partition alone, and immutable; a body that fails raises, which is never
-# remembered (every bad body is checked again in full); bodies over MEMO_BODY_BYTES are not kept
-# (at most 256 x 4 KiB held).
+# remembered (every bad body is checked again in full); bodies over MEMO_BODY_BYTES are not kept.
+# Held at most: 128 bodies and their parsed forms, about 3 MiB (a parsed string can take 4 bytes a
+# character, so a 4 KiB body's request can take ~18 KiB).
 MEMO_BODY_BYTES = 4096
-_parse_remembered = functools.lru_cache(maxsize=256)(_parse)
+_parse_remembered = functools.lru_cache(maxsize=128)(_parse)
 
 
 def _sanitize(text: str) -> str:

@@ -138,7 +138,58 @@ def test_remembered_requests_equal_a_full_parse_and_large_bodies_are_not_kept() 
     first, again = parse_request(large, "aws"), parse_request(large, "aws")
     assert first == again and first is not again
     assert vending._parse_remembered.cache_info().currsize == kept
-    assert vending._parse_remembered.cache_info().maxsize == 256
+    assert vending._parse_remembered.cache_info().maxsize == 128
+
+
+def test_a_refused_body_is_checked_again_in_full_each_time() -> None:
+    from chalicelib import vending
+
+    body = json.dumps({"role_arn": ROLE, "tags": {"aws:x": "v"}}).encode()
+    errors = []
+    for _ in range(3):
+        before = vending._parse_remembered.cache_info()
+        with pytest.raises(InvalidRequest, match="reserved by AWS") as caught:
+            parse_request(body, "aws")
+        after = vending._parse_remembered.cache_info()
+        # A miss each time (the body was looked up and parsed again), and nothing kept.
+        assert (after.misses, after.hits, after.currsize) == (before.misses + 1, before.hits, before.currsize)
+        errors.append(caught.value)
+    assert len({id(error) for error in errors}) == 3
+
+
+@pytest.mark.parametrize("order", ["good first", "bad first"])
+def test_bodies_differing_anywhere_are_decided_apart(order: str) -> None:
+    # Pairs the same up to their last bytes, or but for whitespace inside a string: a memo keyed on
+    # less than the whole body would hand one the other's answer.
+    pad = {f"pad{i:02d}": "p" * 240 for i in range(15)}
+    pairs = [
+        (
+            json.dumps({"role_arn": ROLE, "tags": {**pad, "build-id": "1"}}).encode(),
+            json.dumps({"role_arn": ROLE, "tags": {**pad, "aws:x": "1"}}).encode(),
+        ),
+        (
+            json.dumps({"role_arn": ROLE, "tags": {**pad, "k": "v"}}).encode(),
+            json.dumps({"role_arn": ROLE, "tags": {**pad, "k": "v\n"}}).encode(),
+        ),
+    ]
+    for good, bad in pairs:
+        assert 3800 < len(good) <= 4096 and 3800 < len(bad) <= 4096
+        for body in ([good, bad] if order == "good first" else [bad, good]) * 2:
+            if body is good:
+                assert parse_request(body, "aws") == vending_parse(good)
+            else:
+                with pytest.raises(InvalidRequest):
+                    parse_request(body, "aws")
+    spaced = json.dumps({"role_arn": ROLE, "tags": {"team": "a b"}}).encode()
+    tight = json.dumps({"role_arn": ROLE, "tags": {"team": "ab"}}).encode()
+    for body, team in [(spaced, "a b"), (tight, "ab")] * 2:
+        assert parse_request(body, "aws").tags == {"team": team}
+
+
+def vending_parse(raw: bytes) -> CredentialRequest:
+    from chalicelib import vending
+
+    return vending._parse(raw, "aws")
 
 
 def test_tag_keys_are_checked_on_every_request_that_sends_them() -> None:
