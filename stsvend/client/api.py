@@ -29,16 +29,12 @@ credentials server of stsvend.client.credserver, with the same exit codes.
 from __future__ import annotations
 
 import _thread
-import json
 import os
-import re
-import shlex
 import sys
 import time
-from collections.abc import Callable, Mapping
-from urllib.parse import urlsplit
 
 from stsvend import TIMESTAMP_FORMAT, __version__
+from stsvend.client import plain
 from stsvend.client.cache import (
     Answer,
     CacheUnavailable,
@@ -49,15 +45,21 @@ from stsvend.client.cache import (
     default_directory,
     parse_expiration,
 )
+from stsvend.client.plain import urlsplit
 from stsvend.errors import EXIT_DENIED, EXIT_OTHER, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 
-# typing.TYPE_CHECKING without importing typing, which would cost every cache hit ~2 ms.
+# typing.TYPE_CHECKING without importing typing, which would cost every cache hit ~2 ms. Nor does a
+# hit import `json`, `re`, `shlex` or `urllib.parse` (see stsvend.client.plain): each is imported
+# where a miss or another command needs it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from stsvend.client.signing import Signer
+
+    Transport = Callable[[str, str, dict[str, str], bytes | None], "HttpAnswer"]
 
 DEFAULT_REGION = "us-east-1"
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -71,9 +73,7 @@ NOT_AUTHENTICATED_HINT = (
     " it) and verifies proofs with the STS endpoint and region you sign for"
     " (AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL, --region)"
 )
-_EXECUTE_API_HOST = re.compile(
-    r"^[a-z0-9-]+\.execute-api\.([a-z0-9-]+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$"
-)
+_EXECUTE_API_HOST = r"^[a-z0-9-]+\.execute-api\.([a-z0-9-]+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$"
 # Set while stsvend loads its own ambient credentials. If loading them runs stsvend again (a profile
 # whose credential_process is stsvend itself), the inner run fails at once, before it could wait
 # for the cache lock the outer run holds.
@@ -183,10 +183,16 @@ def _origin(base_url: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    import ipaddress
-
     if host == "localhost":
         return True
+    octets = host.split(".")
+    if len(octets) == 4 and all(o.isascii() and o.isdigit() and len(o) <= 3 for o in octets):
+        # A dotted IPv4 literal (the local stack's 127.0.0.1), read without importing ipaddress;
+        # leading zeros, which ipaddress refuses, go to it below.
+        if all(o == "0" or (o[0] != "0" and int(o) <= 255) for o in octets):
+            return octets[0] == "127"
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -196,7 +202,9 @@ def _is_loopback(host: str) -> bool:
 def resolve_region(option: str | None, url: str, env: Mapping[str, str]) -> str:
     if option:
         return option
-    match = _EXECUTE_API_HOST.match(urlsplit(url).hostname or "")
+    import re  # a miss, or another command: a cache hit resolves no region
+
+    match = re.match(_EXECUTE_API_HOST, urlsplit(url).hostname or "")
     if match:
         return match.group(1)
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
@@ -241,7 +249,6 @@ class HttpAnswer:
         self.body = body
 
 
-Transport = Callable[[str, str, dict[str, str], bytes | None], HttpAnswer]
 
 
 def urllib3_transport(
@@ -318,6 +325,8 @@ class ApiClient:
 
     def call(self, method: str, path: str, payload: Mapping[str, Any] | None = None) -> Answer:
         """The JSON answer; retried once after a connection error or a 503 (per Retry-After)."""
+        import json  # a miss: calls the API
+
         body = None if payload is None else json.dumps(payload).encode()
         for attempt in (1, 2):
             try:
@@ -394,6 +403,8 @@ def retry_after(headers: Mapping[str, str]) -> float:
 def decode_answer(answer: HttpAnswer) -> Answer:
     if len(answer.body) > MAX_ANSWER_BYTES:
         raise CommandError("InvalidAnswer", "the service's answer is too large", EXIT_OTHER)
+    import json
+
     try:
         payload = json.loads(answer.body) if answer.body else None
     except (ValueError, RecursionError):  # RecursionError: nested deeper than json can read
@@ -496,12 +507,16 @@ def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None =
 
 def render(answer: Answer, output_format: str) -> str:
     if output_format == "json":
+        import json
+
         return json.dumps(answer, indent=2) + "\n"
     expiration = _rfc3339(answer["Expiration"])
     if output_format == "env":
+        import shlex
+
         variables = _credential_variables(answer)
         return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in variables.items())
-    return json.dumps({
+    return plain.dumps({
         "Version": 1,
         "AccessKeyId": answer["AccessKeyId"],
         "SecretAccessKey": answer["SecretAccessKey"],
@@ -511,6 +526,8 @@ def render(answer: Answer, output_format: str) -> str:
 
 
 def _rfc3339(value: str) -> str:
+    if plain.utc_seconds(value) is not None:
+        return value  # already in TIMESTAMP_FORMAT
     parsed = parse_expiration(value)
     assert parsed is not None  # answers are checked before they are cached or rendered
     return parsed.strftime(TIMESTAMP_FORMAT)
@@ -579,6 +596,8 @@ def cmd_whoami(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace, path: str) -> int:
+    import json
+
     env = os.environ
     refuse_recursion(env)
     url = api_url(args.api, env)

@@ -25,19 +25,21 @@ This module imports only the standard library, so a cache hit never loads botoco
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from pathlib import Path
 
-# typing.TYPE_CHECKING without importing typing, which would cost every cache hit ~2 ms.
+from stsvend.client import plain
+
+# typing.TYPE_CHECKING without importing typing, which would cost every cache hit ~2 ms. A hit
+# imports no more than it needs: `json`, `datetime` and `contextlib` only on a miss or for text
+# outside stsvend's own forms (stsvend.client.plain); paths are plain strings (no `pathlib`).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Iterator, Mapping
+    from contextlib import AbstractContextManager
+    from datetime import datetime
+    from os import PathLike
     from typing import Any
 
 _KEY_VERSION = "stsvend-cache-2"
@@ -62,9 +64,9 @@ class CacheUnavailable(Exception):
     """The cache directory cannot be used; callers go on without the cache."""
 
 
-def default_directory(env: Mapping[str, str]) -> Path:
+def default_directory(env: Mapping[str, str]) -> str:
     base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "stsvend"
+    return os.path.join(base, "stsvend")
 
 
 # What the profile-less chain reads besides the access key: web identity and container credentials.
@@ -104,14 +106,14 @@ def _file_identity(path: str) -> str:
 
 
 def cache_key(api_url: str, caller: str, request: Mapping[str, Any], server_id: str = "") -> str:
-    material = json.dumps(
-        [_KEY_VERSION, api_url, server_id, caller, request], sort_keys=True, separators=(",", ":")
-    )
-    return hashlib.sha256(material.encode()).hexdigest()
+    material = plain.dumps([_KEY_VERSION, api_url, server_id, caller, request], canonical=True)
+    return plain.sha256_hex(material.encode())
 
 
 def parse_expiration(value: Any) -> datetime | None:
     """An RFC 3339 timestamp as an aware UTC datetime; None if it is not one."""
+    from datetime import datetime, timezone
+
     if not isinstance(value, str):
         return None
     text = value.strip()
@@ -126,11 +128,22 @@ def parse_expiration(value: Any) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
+def expiration_seconds(value: Any) -> float | None:
+    """`parse_expiration(value)` as seconds since the epoch; None if it is not a timestamp. The
+    answers' own form (`2027-06-30T00:00:00Z`) is read without importing `datetime`."""
+    if isinstance(value, str):
+        seconds = plain.utc_seconds(value)
+        if seconds is not None:
+            return seconds
+    parsed = parse_expiration(value)
+    return None if parsed is None else parsed.timestamp()
+
+
 def is_credential_answer(answer: Any) -> bool:
     return (
         isinstance(answer, dict)
         and all(isinstance(answer.get(name), str) and answer[name] for name in REQUIRED_FIELDS)
-        and parse_expiration(answer["Expiration"]) is not None
+        and expiration_seconds(answer["Expiration"]) is not None
     )
 
 
@@ -151,9 +164,9 @@ def answer_problem(answer: Any, now: float) -> str | None:
     for name, limit in (("SecretAccessKey", SECRET_LIMIT), ("SessionToken", TOKEN_LIMIT)):
         if not is_token_text(answer[name], limit):
             return f"the service's {name} is not printable ASCII without spaces (at most {limit} characters)"
-    expiration = parse_expiration(answer["Expiration"])
+    expiration = expiration_seconds(answer["Expiration"])
     assert expiration is not None
-    remaining = expiration.timestamp() - now
+    remaining = expiration - now
     if remaining <= 0:
         return f"the service's credentials have already expired ({answer['Expiration']!r})"
     if remaining > MAX_LIFETIME_SECONDS:
@@ -176,16 +189,16 @@ def default_refresh_window(lifetime: float) -> float:
 class CredentialCache:
     def __init__(
         self,
-        directory: Path,
+        directory: str | PathLike[str],
         clock: Callable[[], float] = time.time,
         lock_wait_seconds: float = LOCK_WAIT_SECONDS,
     ) -> None:
-        self.directory = directory
+        self.directory = os.fspath(directory)
         self._clock = clock
         self._lock_wait = lock_wait_seconds
 
-    def path(self, key: str) -> Path:
-        return self.directory / f"{key}.json"
+    def path(self, key: str) -> str:
+        return os.path.join(self.directory, f"{key}.json")
 
     def read(
         self, key: str, refresh_window: float | None, written_since: float | None = None
@@ -200,12 +213,12 @@ class CredentialCache:
         if found is None:
             return None
         answer, fetched, mtime = found
-        expiration = parse_expiration(answer["Expiration"])
+        expiration = expiration_seconds(answer["Expiration"])
         assert expiration is not None
         now = self._clock()
-        remaining = expiration.timestamp() - now
+        remaining = expiration - now
         if refresh_window is None:
-            refresh_window = default_refresh_window(expiration.timestamp() - fetched)
+            refresh_window = default_refresh_window(expiration - fetched)
         if remaining > refresh_window:
             return answer
         if written_since is not None and mtime >= written_since and remaining > 0:
@@ -234,7 +247,7 @@ class CredentialCache:
             ):
                 return None
             with os.fdopen(fd, "rb", closefd=False) as handle:
-                entry = json.loads(handle.read(1 << 20))
+                entry = plain.loads(handle.read(1 << 20))
         except (OSError, ValueError, RecursionError):
             return None
         finally:
@@ -258,7 +271,9 @@ class CredentialCache:
 
     def write(self, key: str, answer: Answer) -> None:
         """Atomically replace the entry: a temporary 0600 file in the directory, then rename."""
-        import tempfile  # only on a miss: a cache hit does not pay for its imports
+        # Only on a miss: a cache hit does not pay for their imports.
+        import json
+        import tempfile
 
         fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
         try:
@@ -315,7 +330,7 @@ class CredentialCache:
         try:
             # Missing parents too are 0700 (XDG's rule for the base directory), not mkdir -p's
             # 0777 less the umask: under umask 000 that would be a ~/.cache every user can write.
-            missing = [p for p in (self.directory, *self.directory.parents) if not os.path.lexists(p)]
+            missing = [p for p in _self_and_parents(self.directory) if not os.path.lexists(p)]
             for path in reversed(missing):
                 try:
                     os.mkdir(path, 0o700)
@@ -360,14 +375,18 @@ class CredentialCache:
             os.close(fd)
         return removed
 
-    @contextmanager
-    def _locked(self, key: str) -> Iterator[bool]:
-        """Hold the key's flock, waiting at most the bounded time; yields whether it was taken.
+    def _locked(self, key: str) -> AbstractContextManager[bool]:
+        """Hold the key's flock, waiting at most the bounded time; gives whether it was taken.
 
         Past the bound the caller goes on unlocked (it may then call the API too) rather than fail.
         The lock file is never removed: removing it would let two processes lock different files.
         """
-        lock_path = self.directory / f"{key}.lock"
+        from contextlib import contextmanager  # only on a miss
+
+        return contextmanager(self._hold)(key)
+
+    def _hold(self, key: str) -> Generator[bool, None, None]:
+        lock_path = os.path.join(self.directory, f"{key}.lock")
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
@@ -387,3 +406,15 @@ class CredentialCache:
                     return
         finally:
             os.close(fd)
+
+
+def _self_and_parents(path: str) -> Iterator[str]:
+    """`path`, then each directory above it (as `Path(path)` and its `.parents`)."""
+    path = os.path.normpath(path)
+    yield path
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path or not parent:
+            return
+        path = parent
+        yield path

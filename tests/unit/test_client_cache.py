@@ -87,12 +87,12 @@ def test_files_are_0600_and_directory_0700(tmp_path: Path) -> None:
 )
 def test_corrupt_entry_is_a_miss_and_is_replaced(cache: CredentialCache, content: bytes) -> None:
     cache.ensure_directory()
-    cache.path(KEY).write_bytes(content)
+    Path(cache.path(KEY)).write_bytes(content)
     os.chmod(cache.path(KEY), 0o600)
     fetch = Fetch(answer())
     assert cache.get_or_fetch(KEY, 300, fetch) == answer()
     assert fetch.calls == 1
-    assert json.loads(cache.path(KEY).read_text())["answer"] == answer()
+    assert json.loads(Path(cache.path(KEY)).read_text())["answer"] == answer()
 
 
 def test_entry_readable_by_others_is_a_miss(cache: CredentialCache) -> None:
@@ -107,7 +107,7 @@ def test_symlinked_entry_is_a_miss(cache: CredentialCache, tmp_path: Path) -> No
     elsewhere = tmp_path / "elsewhere.json"
     elsewhere.write_text(json.dumps({"answer": answer()}))
     os.chmod(elsewhere, 0o600)
-    cache.path(KEY).symlink_to(elsewhere)
+    Path(cache.path(KEY)).symlink_to(elsewhere)
     assert cache.read(KEY, 300) is None
 
 
@@ -119,7 +119,7 @@ def test_failed_write_keeps_the_old_entry_and_leaves_no_temporary_file(
     with pytest.raises(TypeError):
         cache.write(KEY, answer(Unserializable=object()))
     assert cache.read(KEY, 300) == answer()
-    assert [p.name for p in cache.directory.iterdir()] == [f"{KEY}.json"]
+    assert [p.name for p in Path(cache.directory).iterdir()] == [f"{KEY}.json"]
 
 
 def test_write_renames_a_temporary_file_from_the_same_directory(
@@ -137,12 +137,12 @@ def test_write_renames_a_temporary_file_from_the_same_directory(
     monkeypatch.setattr(os, "replace", replace)
     cache.write(KEY, answer())
     [(src, dst)] = renames
-    assert Path(src).parent == cache.directory and dst == str(cache.path(KEY))
+    assert Path(src).parent == Path(cache.directory) and dst == cache.path(KEY)
 
 
 def test_a_lock_held_past_the_bound_does_not_block_forever(cache: CredentialCache) -> None:
     cache.ensure_directory()
-    holder = os.open(cache.directory / f"{KEY}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    holder = os.open(Path(cache.directory) / f"{KEY}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(holder, fcntl.LOCK_EX)
         fetch = Fetch(answer())
@@ -187,8 +187,8 @@ def test_caller_identity_is_the_access_key_else_the_profile() -> None:
 
 
 def test_cache_directory_follows_xdg_cache_home(tmp_path: Path) -> None:
-    assert default_directory({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "stsvend"
-    assert default_directory({}) == Path.home() / ".cache" / "stsvend"
+    assert default_directory({"XDG_CACHE_HOME": str(tmp_path)}) == str(tmp_path / "stsvend")
+    assert default_directory({}) == str(Path.home() / ".cache" / "stsvend")
 
 
 # -- issue 10 item 15, issue 12 section 4 ------------------------------------------------------
@@ -232,7 +232,7 @@ def test_an_entry_is_bound_to_its_key(cache: CredentialCache) -> None:
     cache.write(other, answer())
     os.replace(cache.path(other), cache.path(KEY))
     assert cache.read(KEY, 300) is None and cache.read_unexpired(KEY) is None
-    assert json.loads(cache.path(KEY).read_text())["key"] == other
+    assert json.loads(Path(cache.path(KEY)).read_text())["key"] == other
 
 
 @pytest.mark.parametrize("mode", [0o720, 0o702, 0o777])
@@ -275,8 +275,8 @@ def test_tightening_a_directory_others_could_write_drops_its_entries(cache: Cred
 def test_clear_removes_entries_and_keeps_locks(cache: CredentialCache) -> None:
     cache.get_or_fetch(KEY, 300, Fetch(answer()))
     assert cache.clear() == 1
-    assert [p.suffix for p in cache.directory.iterdir()] == [".lock"]
-    assert CredentialCache(cache.directory.parent / "absent").clear() == 0
+    assert [p.suffix for p in Path(cache.directory).iterdir()] == [".lock"]
+    assert CredentialCache(Path(cache.directory).parent / "absent").clear() == 0
 
 
 def test_caller_identity_changes_with_the_aws_files(tmp_path: Path) -> None:

@@ -88,17 +88,22 @@ def test_the_rules_catch_a_forbidden_import(tmp_path: Path) -> None:
 
 
 def test_the_cache_hit_path_loads_neither_botocore_nor_argparse() -> None:
-    """What `stsvend credentials` imports before it knows whether the cache has the answer."""
+    """What `stsvend credentials` imports before it knows whether the cache has the answer: no
+    third-party code, and none of the standard library's heavier modules (a hit runs on every AWS
+    CLI call; stsvend.client.plain stands in for them). `-S`: the project's editable install loads
+    some of them at start-up, which an installed stsvend does not."""
     import subprocess
     import sys
 
     probe = (
         "import sys; import stsvend.cli, stsvend.client.api;"
         " print(' '.join(sorted(m for m in ('botocore', 'argparse', 'dataclasses', 'tempfile',"
-        " 'typing', 'chalicelib', 'stsvend.checkout', 'stsvend.local', 'stsvend.ops') if m in sys.modules)))"
+        " 'typing', 'chalicelib', 'stsvend.checkout', 'stsvend.local', 'stsvend.ops', 'json', 're',"
+        " 'enum', 'collections', 'functools', 'urllib.parse', 'ipaddress', 'datetime', 'pathlib',"
+        " 'hashlib', 'contextlib', 'shlex', 'importlib') if m in sys.modules)))"
     )
     loaded = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        [sys.executable, "-S", "-c", probe], capture_output=True, text=True, check=True, cwd=SERVER
     ).stdout
     assert loaded.split() == []
 
