@@ -275,7 +275,11 @@ class CredentialCache:
         import json
         import tempfile
 
-        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
+        # The directory as the file system resolves it: mkstemp makes `dir` absolute by text, which
+        # would take a `..` after a symlink somewhere else. (Only a real directory gets here: a
+        # symlinked one is refused before any write.)
+        directory = os.path.realpath(self.directory)
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump({"key": key, "fetched": self._clock(), "answer": answer}, handle)
@@ -409,11 +413,12 @@ class CredentialCache:
 
 
 def _self_and_parents(path: str) -> Iterator[str]:
-    """`path`, then each directory above it (as `Path(path)` and its `.parents`)."""
-    path = os.path.normpath(path)
+    """`path`, then each directory above it, as `Path(path)` and its `.parents` name them: by
+    text, keeping `..` (which only the file system can resolve, through any symlink before it)."""
+    path = path.rstrip("/") or path
     yield path
     while True:
-        parent = os.path.dirname(path)
+        parent = os.path.dirname(path).rstrip("/") or os.path.dirname(path)
         if parent == path or not parent:
             return
         path = parent

@@ -59,7 +59,7 @@ _JSON_SPACE = " \t\n\r"
 def loads(data: bytes | str) -> Any:
     """`json.loads(data)`. ASCII text is scanned by the C scanner `json.loads` uses; anything else,
     and anything the scanner refuses, is decoded by `json.loads` (and so fails with its errors)."""
-    if _SCAN is not None and data.isascii():
+    if _SCAN is not None and isinstance(data, (str, bytes)) and data.isascii():
         text = data.decode("ascii") if isinstance(data, bytes) else data
         start, end = len(text) - len(text.lstrip(_JSON_SPACE)), len(text.rstrip(_JSON_SPACE))
         try:
@@ -80,7 +80,7 @@ def dumps(value: Any, *, canonical: bool = False) -> str:
     and None; any other value (floats among them) is written by `json.dumps` itself."""
     try:
         return _dumps(value, canonical)
-    except _NotPlain:
+    except (_NotPlain, RecursionError):  # json's own limits and errors for deep or circular values
         import json
 
         if canonical:
@@ -155,24 +155,32 @@ _PATH_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 
 class UrlParts:
-    """What `urllib.parse.urlsplit` gives, as far as stsvend reads it."""
+    """What `urllib.parse.urlsplit` gives, as far as stsvend reads it. `port`, as there, is read
+    when asked for: a bad one raises ValueError then, not before."""
 
     __slots__ = ("scheme", "netloc", "path", "query", "fragment", "username", "password",
-                 "hostname", "port")
+                 "hostname", "_port", "_library")
 
     def __init__(self, scheme: str, netloc: str, path: str, query: str, fragment: str,
                  username: str | None, password: str | None, hostname: str | None,
-                 port: int | None) -> None:
+                 port: int | None, library: Any = None) -> None:
         self.scheme, self.netloc, self.path = scheme, netloc, path
         self.query, self.fragment = query, fragment
         self.username, self.password = username, password
-        self.hostname, self.port = hostname, port
+        self.hostname, self._port, self._library = hostname, port, library
+
+    @property
+    def port(self) -> int | None:
+        if self._library is not None:
+            port: int | None = self._library.port
+            return port
+        return self._port
 
 
 def urlsplit(url: str) -> UrlParts:
-    """`urllib.parse.urlsplit(url)`'s parts, with `port` read (a bad port raises ValueError, as
-    reading `.port` does). `http(s)://host[:port][/path]` with a lower-case DNS name or IPv4 host,
-    a decimal port and a path of unreserved characters is split here; any other URL by urllib."""
+    """`urllib.parse.urlsplit(url)`'s parts. `http(s)://host[:port][/path]` with a lower-case DNS
+    name or IPv4 host, a decimal port and a path of unreserved characters is split here; any other
+    URL by urllib."""
     parts = _split_plain(url)
     if parts is not None:
         return parts
@@ -180,7 +188,7 @@ def urlsplit(url: str) -> UrlParts:
 
     split = library_urlsplit(url)
     return UrlParts(split.scheme, split.netloc, split.path, split.query, split.fragment,
-                    split.username, split.password, split.hostname, split.port)
+                    split.username, split.password, split.hostname, None, split)
 
 
 def _split_plain(url: str) -> UrlParts | None:

@@ -64,6 +64,24 @@ def test_entry_written_while_waiting_is_used_even_inside_the_window(cache: Crede
     assert cache.read(KEY, 300, written_since=mtime + 1) is None
 
 
+def test_a_cache_path_through_a_symlink_and_dotdot_is_made_where_the_system_resolves_it(
+    tmp_path: Path,
+) -> None:
+    # XDG_CACHE_HOME=home/link/../cache with link -> real/sub names real/cache to the system: the
+    # missing directories are made there (as mkdir -p would), not beside the link.
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "link").symlink_to(tmp_path / "real" / "sub")
+    directory = os.path.join(tmp_path, "home", "link", "..", "cache", "stsvend")
+    cache = CredentialCache(directory, clock=NOW.timestamp)
+    assert cache.get_or_fetch(KEY, 300, Fetch(answer())) == answer()
+    made = tmp_path / "real" / "cache" / "stsvend"
+    assert stat.S_IMODE(os.stat(made).st_mode) == 0o700 and (made / f"{KEY}.json").is_file()
+    assert stat.S_IMODE(os.stat(made.parent).st_mode) == 0o700
+    assert not (tmp_path / "home" / "cache").exists()
+    assert cache.read(KEY, 300) == answer()
+
+
 def test_files_are_0600_and_directory_0700(tmp_path: Path) -> None:
     directory = tmp_path / "stsvend"
     directory.mkdir(mode=0o755)

@@ -49,6 +49,8 @@ JSON_TEXTS = [
     "", " ", "\n", "{", "}", '{"a":1}x', '{"a":1} {"b":2}', "[1,]", '{"a":1,}', "'a'", '"a\tb"',
     '"a\\x"', "tru", "nul", "01", "1.", ".5", "+1", "[1 2]", '{"a" 1}', '{1: 2}', "[" * 5000 + "]" * 5000,
     '\u00e9', '"é"', '{"é": "ü"}', "\x00", '"\x00"', "\ufeff{}",
+    # Not JSON's whitespace, though Python's: json refuses them around a value.
+    "\x0c{}", "{}\x0b", "\x0b", "\x0c1", "\x1c[]", "[]\x85",
 ]
 
 
@@ -68,7 +70,7 @@ def test_loads_reads_bytes_in_every_encoding_json_reads(encoding: str) -> None:
 
 def test_loads_agrees_with_json_on_random_text() -> None:
     rng = random.Random(SEED)
-    alphabet = ' \t\n{}[]:,"\\0123456789.-+eEtrufalsnNIy\u00e9\x00a'
+    alphabet = ' \t\n\r\x0b\x0c{}[]:,"\\0123456789.-+eEtrufalsnNIy\u00e9\x00a'
     for _ in range(4000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
         for data in (text, text.encode("utf-8")):
@@ -170,6 +172,7 @@ URLS = [
     "https://x\n", "https://x\\y", "https://x;y", "https://é.example", "ftp://x", "http:/x", "http:///x",
     "http://", "https://:80", "https://x..y", "https://-", "//x/y", "x", "", "https://x/\x00",
     "https://x/日本", "https://x/p/../q", "https://x:8080:9090", "https://1.2.3.4.5", "http://0x7f.1",
+    "https://[x", "https://a[b:80", "https://a]b", "https://x]:80", "https://x:99999/p", "https://x:80[",
 ]
 
 
@@ -192,7 +195,7 @@ def test_urlsplit_is_urllibs(url: str) -> None:
 def test_urlsplit_agrees_with_urllib_on_random_urls() -> None:
     rng = random.Random(SEED)
     pieces = ["http", "https", "://", ":", "/", "a", "Z", "0", "9", ".", "-", "@", "?", "#", "[", "]",
-              "%", " ", "\t", "é", "_", "~", "8080", "65536", "127.0.0.1", "x.y"]
+              "[::1]", "%", " ", "\t", "é", "_", "~", "8080", "65536", "127.0.0.1", "x.y"]
     for _ in range(5000):
         url = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
         assert outcome(plain_parts, url) == outcome(library_parts, url), url
@@ -238,3 +241,29 @@ def test_the_usual_forms_never_reach_the_libraries(monkeypatch: pytest.MonkeyPat
     assert plain.utc_seconds("2027-06-30T00:00:00Z") == 1814313600.0
     for url in ("https://abc123.execute-api.eu-west-1.amazonaws.com/prod", "http://127.0.0.1:8000/api"):
         assert plain.urlsplit(url).hostname == url.split("/")[2].split(":")[0]
+
+
+def test_a_bad_port_raises_only_when_the_port_is_read() -> None:
+    for url in ("https://x:99999/p", "https://x:1a", "https://[::1]:70000"):
+        library, mine = urllib.parse.urlsplit(url), plain.urlsplit(url)
+        assert (mine.hostname, mine.path) == (library.hostname, library.path)
+        with pytest.raises(ValueError):
+            library.port  # noqa: B018 - reading it is the test
+        with pytest.raises(ValueError):
+            mine.port  # noqa: B018
+
+
+@pytest.mark.parametrize("value", [bytearray(b'{"a": 1}'), memoryview(b"{}"), None, 7, ["{}"]], ids=repr)
+def test_loads_takes_and_refuses_what_json_loads_does(value: Any) -> None:
+    assert outcome(plain.loads, value) == outcome(json.loads, value)
+
+
+def test_deep_and_circular_values_are_dumped_as_json_dumps_them() -> None:
+    deep: Any = "leaf"
+    for _ in range(900):
+        deep = [deep]
+    assert plain.dumps(deep) == json.dumps(deep)
+    assert plain.dumps(deep, canonical=True) == json.dumps(deep, sort_keys=True, separators=(",", ":"))
+    circular: list[Any] = []
+    circular.append(circular)
+    assert outcome(plain.dumps, circular) == outcome(json.dumps, circular)
