@@ -249,8 +249,6 @@ class HttpAnswer:
         self.body = body
 
 
-
-
 def urllib3_transport(
     method: str, url: str, headers: dict[str, str], body: bytes | None
 ) -> HttpAnswer:
