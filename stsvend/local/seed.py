@@ -91,7 +91,9 @@ def aws_client(
         aws_access_key_id=access_key_id,
         aws_secret_access_key=secret_access_key,
         aws_session_token=session_token,
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=10),
+        # The emulator is on this machine: a slow answer is a busy machine (moto loads a service's
+        # backend on its first request), not an outage, so the read timeout is generous.
+        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=60),
     )
     if account_id is not None:
 
