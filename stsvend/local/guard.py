@@ -20,6 +20,12 @@ skipped, signature *and* permissions, when
    "unsigned" rules (to S3 by default, whatever the credential scope says) and checks header
    signatures only.
 
+And where it does check, it checks the action it will run by the name the caller spelled: moto
+matches a policy's actions case-sensitively (`Deny iam:CreateAccessKey` does not match
+`createAccessKey`) and takes the action from an `Action` parameter in the query, in any body that
+reads as a form, or in a header, before `X-Amz-Target` (5). (Its request parser happens to fail on
+a misspelled name today; the guard does not count on it.)
+
 So the guard decides:
 
 - A control request (any path naming `moto-api`) needs the emulator's secret in `CONTROL_HEADER`,
@@ -39,7 +45,8 @@ So the guard decides:
   a service in `SERVICES`, each served only through moto's authorizing dispatch (class 3); no
   `X-Amz-Target` naming a public operation (class 2); an `X-Amz-Target` only where the service's
   protocol uses one and of that service's current API (`TARGETS`), with no `Action` beside it that
-  moto would run instead; no path moto answers without authorization (class 3).
+  moto would run instead; no path moto answers without authorization (class 3); one `Action`, an
+  operation's own name, where there is no `X-Amz-Target` (class 5).
 - A verified presigned request is handed to moto as the same request header-signed by the same key
   (`as_header_signed`), so moto routes it by its signed service and authorizes it (class 4).
 
@@ -52,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import hashlib
 import hmac
 import io
@@ -98,14 +106,15 @@ SERVICES = frozenset({"sts", "iam", "ec2", "dynamodb", "s3", "monitoring", "logs
 # The X-Amz-Target prefixes of those services' current APIs; a service not named takes none (its
 # action is in the body or the path). DynamoDB needs one (moto routes by it: an older version goes
 # to a handler that checks nothing, a missing one is a server error).
-TARGETS: dict[str, tuple[str, ...]] = {
-    "dynamodb": ("DynamoDB_20120810", "DynamoDBStreams_20120810"),
-    "logs": ("Logs_20140328",),
-    "monitoring": ("GraniteServiceVersion20100801",),
-    "cloudtrail": ("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101",),
+TARGETS: dict[str, dict[str, str]] = {  # service -> target prefix -> botocore's model of it
+    "dynamodb": {"DynamoDB_20120810": "dynamodb", "DynamoDBStreams_20120810": "dynamodbstreams"},
+    "logs": {"Logs_20140328": "logs"},
+    "monitoring": {"GraniteServiceVersion20100801": "cloudwatch"},
+    "cloudtrail": {"com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101": "cloudtrail"},
 }
+# The models whose operations may be named in an `Action` parameter.
+_QUERY_MODELS = ("sts", "iam", "ec2", "sns", "cloudwatch")
 _TARGET_REQUIRED = frozenset({"dynamodb"})
-_OPERATION = re.compile(r"[A-Z][A-Za-z0-9]{0,127}\Z")
 # moto's `ActionAuthenticatorMixin.PUBLIC_OPERATIONS` (5.2.5): with one of these in X-Amz-Target it
 # checks neither signature nor permissions. Merged with the list of the moto installed, if any.
 PUBLIC_OPERATIONS = (
@@ -418,21 +427,55 @@ def check_authorizable(environ: dict[str, Any], body: bytes, signed: _Signature)
         raise Refusal("denied", "the emulator answers this path without authorization")
     if signed.service != "s3" and (path != "/" or raw != "/"):
         raise Refusal("denied", f"a {signed.service} request goes to path /")
-    prefixes = TARGETS.get(signed.service, ())
-    if target is None:
-        if signed.service in _TARGET_REQUIRED:
-            raise Refusal("denied", f"a {signed.service} request names its operation in X-Amz-Target")
+    if signed.service == "s3":  # moto takes S3's action from the method and path, never the caller
         return
-    prefix, dot, operation = target.rpartition(".")
-    if not (dot and prefix in prefixes and _OPERATION.match(operation)):
-        expected = " or ".join(f"{p}.Operation" for p in prefixes) or "none"
-        raise Refusal("denied", f"X-Amz-Target {target!r} is not one of {signed.service}'s ({expected})")
-    # moto takes the action from an `Action` parameter, when there is one, before X-Amz-Target.
     content_type = (_header(environ, "content-type") or "").strip().lower()
-    if content_type.startswith(_FORMS) or any(
-        k == "Action" for k, _ in parse_qsl(query, keep_blank_values=True)
-    ):
-        raise Refusal("denied", "a request naming its operation in X-Amz-Target takes no Action parameter")
+    if content_type.startswith("multipart/"):
+        raise Refusal("denied", f"a {signed.service} request is not multipart")
+    actions = _actions(environ, body, query)
+    if target is not None:
+        prefix, dot, operation = target.rpartition(".")
+        model = TARGETS.get(signed.service, {}).get(prefix)
+        if not dot or model is None or operation not in _operations(model):
+            expected = " or ".join(f"{p}.Operation" for p in TARGETS.get(signed.service, {})) or "none"
+            raise Refusal("denied", f"X-Amz-Target {target!r} is not one of {signed.service}'s ({expected})")
+        # moto takes the action from an `Action` parameter, when there is one, before X-Amz-Target.
+        if actions or content_type.startswith(_FORMS):
+            raise Refusal(
+                "denied", "a request naming its operation in X-Amz-Target takes no Action parameter"
+            )
+        return
+    if signed.service in _TARGET_REQUIRED:
+        raise Refusal("denied", f"a {signed.service} request names its operation in X-Amz-Target")
+    # moto matches a policy's actions case-sensitively but runs `terminateInstances` as
+    # TerminateInstances: only an operation's own name, once, is handed on.
+    if len(set(actions)) != 1 or actions[0] not in _query_operations():
+        raise Refusal("denied", "a request names one operation, by its name, in one Action parameter")
+
+
+def _actions(environ: dict[str, Any], body: bytes, query: str) -> list[str]:
+    """Every `Action` moto might take the operation from: the query, the body read as a form
+    (moto reads one whatever its Content-Type), a header (moto's last resort)."""
+    values = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "Action"]
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    values += [v for k, v in parse_qsl(text, keep_blank_values=True) if k == "Action"]
+    header = _header(environ, "action")
+    return values if header is None else [*values, header]
+
+
+@functools.cache
+def _operations(model: str) -> frozenset[str]:
+    """The operation names of an AWS service, as botocore's model spells them."""
+    import botocore.session
+
+    return frozenset(botocore.session.get_session().get_service_model(model).operation_names)
+
+
+def _query_operations() -> frozenset[str]:
+    return frozenset().union(*(_operations(model) for model in _QUERY_MODELS))
 
 
 def as_header_signed(environ: dict[str, Any], body: bytes, signed: _Signature, key: Key) -> None:
