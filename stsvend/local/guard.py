@@ -316,10 +316,6 @@ def parse_signature(environ: dict[str, Any]) -> _Signature:
 
 def expected_signature(environ: dict[str, Any], body: bytes, signed: _Signature, key: Key) -> str:
     """The signature `key` gives this request, computed by botocore's SigV4 signer."""
-    from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
     headers: dict[str, str] = {}
     for name in signed.signed_headers:
         value = _header(environ, name)
@@ -333,6 +329,25 @@ def expected_signature(environ: dict[str, Any], body: bytes, signed: _Signature,
     path, query = _raw_path_and_query(environ)
     if signed.presigned:
         query = "&".join(p for p in query.split("&") if p.partition("=")[0] != "X-Amz-Signature")
+    signer, request = _signer(environ, path, query, headers, body, signed, key, signed.presigned)
+    return str(signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request))
+
+
+def _signer(
+    environ: dict[str, Any],
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+    signed: _Signature,
+    key: Key,
+    presigned: bool,
+) -> tuple[Any, Any]:
+    """botocore's SigV4 signer for `signed`'s key, scope and date, and the request it signs."""
+    from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
     request = AWSRequest(
         method=str(environ.get("REQUEST_METHOD", "GET")),
         url=f"http://emulator{path}" + (f"?{query}" if query else ""),
@@ -343,13 +358,11 @@ def expected_signature(environ: dict[str, Any], body: bytes, signed: _Signature,
     credentials = Credentials(signed.key_id, key.secret_access_key, signed.session_token)
     s3 = signed.service == "s3"
     signer_class: type[SigV4Auth]
-    if signed.presigned:
+    if presigned:
         signer_class = S3SigV4QueryAuth if s3 else SigV4QueryAuth
     else:
         signer_class = S3SigV4Auth if s3 else SigV4Auth
-    signer = signer_class(credentials, signed.service, signed.region)
-    canonical = signer.canonical_request(request)
-    return str(signer.signature(signer.string_to_sign(request, canonical), request))
+    return signer_class(credentials, signed.service, signed.region), request
 
 
 def _utc(moment: datetime.datetime) -> datetime.datetime:
@@ -393,6 +406,7 @@ def verify(
     return signed, key
 
 
+@functools.cache
 def _public_operations() -> frozenset[str]:
     names = set(PUBLIC_OPERATIONS)
     try:
@@ -482,10 +496,6 @@ def as_header_signed(environ: dict[str, Any], body: bytes, signed: _Signature, k
     """Turn a verified presigned request into the same request signed in its headers by the same
     key (the date and scope of the presigned one), for moto: it routes a request without an
     Authorization header by its unsigned rules and checks header signatures only."""
-    from botocore.auth import S3SigV4Auth, SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
     path, query = _raw_path_and_query(environ)
     query = "&".join(
         part
@@ -499,17 +509,7 @@ def as_header_signed(environ: dict[str, Any], body: bytes, signed: _Signature, k
     }
     if signed.session_token is not None:
         headers["x-amz-security-token"] = signed.session_token
-    request = AWSRequest(
-        method=str(environ.get("REQUEST_METHOD", "GET")),
-        url=f"http://emulator{path}" + (f"?{query}" if query else ""),
-        headers=headers,
-        data=body,
-    )
-    request.context["timestamp"] = signed.timestamp
-    credentials = Credentials(signed.key_id, key.secret_access_key, signed.session_token)
-    signer = (S3SigV4Auth if signed.service == "s3" else SigV4Auth)(
-        credentials, signed.service, signed.region
-    )
+    signer, request = _signer(environ, path, query, headers, body, signed, key, presigned=False)
     signature = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
     names = signer.signed_headers(signer.headers_to_sign(request))
     environ["HTTP_AUTHORIZATION"] = (
