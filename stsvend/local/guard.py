@@ -23,8 +23,8 @@ skipped, signature *and* permissions, when
 And where it does check, it checks the action it will run by the name the caller spelled: moto
 matches a policy's actions case-sensitively (`Deny iam:CreateAccessKey` does not match
 `createAccessKey`) and takes the action from an `Action` parameter in the query, in any body that
-reads as a form, or in a header, before `X-Amz-Target` (5). (Its request parser happens to fail on
-a misspelled name today; the guard does not count on it.)
+reads as a form (gzip undone), or in a header, before `X-Amz-Target` (5). (Its request parser
+happens to fail on a misspelled name today; the guard does not count on it.)
 
 So the guard decides:
 
@@ -68,6 +68,7 @@ import os
 import re
 import sys
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -469,15 +470,31 @@ def check_authorizable(environ: dict[str, Any], body: bytes, signed: _Signature)
 
 def _actions(environ: dict[str, Any], body: bytes, query: str) -> list[str]:
     """Every `Action` moto might take the operation from: the query, the body read as a form
-    (moto reads one whatever its Content-Type), a header (moto's last resort)."""
+    (moto reads one whatever its Content-Type, after undoing a gzip Content-Encoding), a header
+    (moto's last resort)."""
     values = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "Action"]
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        text = ""
-    values += [v for k, v in parse_qsl(text, keep_blank_values=True) if k == "Action"]
+    bodies = [body]
+    if "gzip" in (_header(environ, "content-encoding") or "").lower():
+        bodies.append(_gunzipped(body))
+    for each in bodies:
+        try:
+            text = each.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        values += [v for k, v in parse_qsl(text, keep_blank_values=True) if k == "Action"]
     header = _header(environ, "action")
     return values if header is None else [*values, header]
+
+
+def _gunzipped(body: bytes) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, MAX_BODY_BYTES)
+    except zlib.error:
+        raise Refusal("denied", "the body is not the gzip its Content-Encoding names") from None
+    if inflater.unconsumed_tail:
+        raise Refusal("denied", f"the body inflates to more than {MAX_BODY_BYTES} bytes")
+    return data
 
 
 @functools.cache

@@ -7,6 +7,7 @@ while moto's enforcement is off; a presigned request reaches it signed in its he
 from __future__ import annotations
 
 import datetime
+import gzip
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from werkzeug.test import Client
 
-from stsvend.local.guard import BOOTSTRAP_KEY_ID, PUBLIC_OPERATIONS, Guard, verify
+from stsvend.local.guard import BOOTSTRAP_KEY_ID, MAX_BODY_BYTES, PUBLIC_OPERATIONS, Guard, verify
 from tests.unit.test_guard import (
     BODY,
     KEYS,
@@ -249,3 +250,18 @@ def test_a_presigned_request_reaches_moto_signed_in_its_headers_by_the_same_key(
     # And what is handed on is still checked: a presigned misspelled or public operation is not.
     assert refused(send(client, presigned(key, "Action=getCallerIdentity"), b""), "AccessDenied")
     assert len(inner.bodies) == 1
+
+
+def test_an_action_inside_a_gzip_body_is_read_as_moto_reads_it() -> None:
+    client, inner, _ = guarded()
+    hidden = gzip.compress(b"Action=createAccessKey&UserName=admin")
+    request = signed("iam", hidden, USER, {"Content-Encoding": "gzip"}, path="/?Action=ListUsers")
+    assert refused(send(client, request), "AccessDenied")
+    bomb = gzip.compress(b"A" * (MAX_BODY_BYTES + 1))
+    assert refused(send(client, signed("iam", bomb, USER, {"Content-Encoding": "gzip"})), "AccessDenied")
+    garbage = signed("iam", b"not gzip", USER, {"Content-Encoding": "gzip"}, path="/?Action=ListUsers")
+    assert refused(send(client, garbage), "AccessDenied")
+    assert inner.bodies == []
+    plain = gzip.compress(BODY)
+    assert send(client, signed("iam", plain, USER, {"Content-Encoding": "gzip"})).status_code == 200
+    assert inner.bodies == [plain]
