@@ -53,7 +53,13 @@ SIGNED_HEADERS_REQUIRED = frozenset({"host", "x-amz-date", SERVER_ID_HEADER, REQ
 # Headers the server sets itself when forwarding (its endpoint's Host, the body's framing).
 _SET_BY_SERVER = frozenset({"host", "content-length"})
 # Session name of the credentials Cognito's enhanced flow hands out: in sts-proof mode there is no
-# identity block, and this is how such a caller shows.
+# identity block, and this is how such a caller shows. It is all sts-proof mode can tell:
+# GetCallerIdentity answers only Arn, UserId (role id:session name) and Account, the same for every
+# session of a role, and the role's trust policy (which would name cognito-identity.amazonaws.com)
+# is not visible to the service. A basic (classic) flow caller calls AssumeRoleWithWebIdentity
+# itself with a session name of its choosing, so it shows as any other session of its role; any
+# session so named is taken for Cognito's (refused unless allowed: the safe side). See
+# docs/threat-model.md, section 2.
 COGNITO_SESSION_NAME = "CognitoIdentityCredentials"
 _COGNITO_FIELDS = (
     "cognitoIdentityPoolId",

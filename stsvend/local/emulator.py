@@ -14,10 +14,13 @@ What moto 5.2.5 in server mode does, as checked against this code (check again o
 - Once on: SigV4 is verified (a wrong secret gives SignatureDoesNotMatch, an unknown key
   InvalidClientTokenId, a wrong session token InvalidClientTokenId); identity policies are
   enforced for IAM users and assumed roles; `sts:GetCallerIdentity` is always allowed.
-- What the guard closes: a request whose X-Amz-Target names one of moto's "public" operations
-  (e.g. `AWSCognitoIdentityService.GetId`) is answered for any service with any key and signature;
-  `/moto-api/...` takes no credentials; only header signatures are understood (a presigned call is
-  answered 500).
+- What the guard closes (`guard`'s docstring says where in moto each is): a request whose
+  X-Amz-Target names one of moto's "public" operations (e.g. `AWSCognitoIdentityService.GetId`) is
+  answered for any service with any key and signature, unauthorized; `/moto-api/...` takes no
+  credentials and can switch authentication off; DynamoDB's 2011-12-05 API, the instance metadata
+  paths, SNS's certificate and services never audited (some answer unchecked) skip the IAM check;
+  a request without an Authorization header is routed by moto's unsigned rules and never checked
+  (the guard hands a presigned call on header-signed by the same key, so moto checks it too).
 - Resources: only STS (the role ARN), IAM, SQS and S3 requests are matched against a policy's
   Resource. Every other service, DynamoDB included, is checked against resource `*`, so a statement
   naming a table ARN never matches there (see `bootstrap.service_policy`). A DynamoDB denial

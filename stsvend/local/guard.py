@@ -1,13 +1,38 @@
 """The guard in front of the local emulator: moto's server app, in the same process, wrapped in a
-WSGI middleware that authenticates every request itself before moto sees it.
+WSGI middleware that authenticates every request itself and lets through only requests that moto
+will authorize, before moto sees them.
 
-Why moto's own IAM enforcement is not enough (moto 5.2.5): it answers a request as a "public"
-operation whenever its X-Amz-Target header names one (e.g. `AWSCognitoIdentityService.GetId`),
-whatever the service, key and signature; its control API (`/moto-api/...`) takes no credentials and
-can switch authentication off; and it checks header signatures only. So the guard decides:
+What moto 5.2.5 does that the guard must not rely on (read in `moto/core/authorization.py`,
+`moto/core/responses.py`, `moto/moto_server/werkzeug_app.py` and the services' `urls.py`; check again
+on an upgrade): its IAM check (`ActionAuthenticatorMixin._authenticate_and_authorize_action`) is
+skipped, signature *and* permissions, when
+
+1. its request counter is below `INITIAL_NO_AUTH_ACTION_COUNT` (unset means infinity; its control
+   API `/moto-api/reset-auth`, which takes no credentials, sets it);
+2. the `X-Amz-Target` header names one of its "public operations" (Cognito's `GetId`,
+   `InitiateAuth`, ...), whatever the service the request is for and whatever it really does: for
+   the query protocol (IAM, STS, EC2, SNS) the action comes from the body, so the header is free;
+3. the request goes to a handler that never calls it: DynamoDB's 2011-12-05 API (any
+   `X-Amz-Target` of a version up to `20111205`), the instance metadata paths (`/latest/meta-data/`,
+   `/latest/api/`), SNS's certificate, the control API, and most services moto serves were never
+   audited here;
+4. the request is presigned: moto routes a request without an Authorization header by its
+   "unsigned" rules (to S3 by default, whatever the credential scope says) and checks header
+   signatures only.
+
+And where it does check, it checks the action it will run by the name the caller spelled: moto
+matches a policy's actions case-sensitively (`Deny iam:CreateAccessKey` does not match
+`createAccessKey`) and takes the action from an `Action` parameter in the query, in any body that
+reads as a form (gzip undone), or in a header, before `X-Amz-Target` (5). (Its request parser
+happens to fail on a misspelled name today; the guard does not count on it.)
+
+So the guard decides:
 
 - A control request (any path naming `moto-api`) needs the emulator's secret in `CONTROL_HEADER`,
-  always. The stack's `reset-auth` to 0 switches enforcement on; it cannot be switched off again.
+  always. The stack's `reset-auth` to 0 switches enforcement on; it cannot be switched off again,
+  and once on, every other request is refused unless moto's own enforcement is on too
+  (`authorization_on`, read from moto's settings in this process): never a request answered with
+  authentication by the guard but no authorization by moto (class 1).
 - Before enforcement (the stack's bootstrap), every other request must be signed with the bootstrap
   key: `BOOTSTRAP_KEY_ID` with the emulator's secret as its secret access key.
 - Once enforcing, every request must carry a SigV4 signature (Authorization header or presigned
@@ -16,6 +41,14 @@ can switch authentication off; and it checks header signatures only. So the guar
   as received (method, raw path and query, the signed headers, the body's SHA-256) and compared;
   the date must be within 15 minutes (presigned: within its expiry); an `x-moto-account-id` header
   must name the key's own account.
+- A signed request reaches moto only in a shape moto authorizes (`check_authorizable`): signed for
+  a service in `SERVICES`, each served only through moto's authorizing dispatch (class 3); no
+  `X-Amz-Target` naming a public operation (class 2); an `X-Amz-Target` only where the service's
+  protocol uses one and of that service's current API (`TARGETS`), with no `Action` beside it that
+  moto would run instead; no path moto answers without authorization (class 3); one `Action`, an
+  operation's own name, where there is no `X-Amz-Target` (class 5).
+- A verified presigned request is handed to moto as the same request header-signed by the same key
+  (`as_header_signed`), so moto routes it by its signed service and authorizes it (class 4).
 
 Anything else gets HTTP 403 with an AWS-style error body for the request's protocol and never
 reaches moto; moto's own IAM enforcement stays on behind the guard. Run as the emulator's process:
@@ -26,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import hashlib
 import hmac
 import io
@@ -34,10 +68,11 @@ import os
 import re
 import sys
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, unquote
 from xml.sax.saxutils import escape
 
 CONTROL_HEADER = "X-Stsvend-Emulator-Control"
@@ -62,6 +97,51 @@ _CREDENTIAL = re.compile(
 )
 _TIMESTAMP = re.compile(r"[0-9]{8}T[0-9]{6}Z\Z")
 _HEADER_NAME = re.compile(r"[a-z0-9-]+\Z")
+
+# The services (by signing name, as the credential scope names them: moto routes a header-signed
+# request by it) whose every route in moto 5.2.5 runs moto's IAM check: the query and JSON services
+# through `BaseResponse.call_action` (path `/` only), S3 through the check each of its handlers makes.
+# What the local stack, its API and the ops commands call. Anything else is refused: most of moto's
+# services were never audited, and some answer without any check.
+SERVICES = frozenset({"sts", "iam", "ec2", "dynamodb", "s3", "monitoring", "logs", "sns", "cloudtrail"})
+# The X-Amz-Target prefixes of those services' current APIs; a service not named takes none (its
+# action is in the body or the path). DynamoDB needs one (moto routes by it: an older version goes
+# to a handler that checks nothing, a missing one is a server error).
+TARGETS: dict[str, dict[str, str]] = {  # service -> target prefix -> botocore's model of it
+    "dynamodb": {"DynamoDB_20120810": "dynamodb", "DynamoDBStreams_20120810": "dynamodbstreams"},
+    "logs": {"Logs_20140328": "logs"},
+    "monitoring": {"GraniteServiceVersion20100801": "cloudwatch"},
+    "cloudtrail": {"com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101": "cloudtrail"},
+}
+# The models whose operations may be named in an `Action` parameter.
+_QUERY_MODELS = ("sts", "iam", "ec2", "sns", "cloudwatch")
+_TARGET_REQUIRED = frozenset({"dynamodb"})
+# moto's `ActionAuthenticatorMixin.PUBLIC_OPERATIONS` (5.2.5): with one of these in X-Amz-Target it
+# checks neither signature nor permissions. Merged with the list of the moto installed, if any.
+PUBLIC_OPERATIONS = (
+    "AWSCognitoIdentityService.GetId",
+    "AWSCognitoIdentityService.GetOpenIdToken",
+    "AWSCognitoIdentityProviderService.ConfirmSignUp",
+    "AWSCognitoIdentityProviderService.GetUser",
+    "AWSCognitoIdentityProviderService.ForgotPassword",
+    "AWSCognitoIdentityProviderService.InitiateAuth",
+    "AWSCognitoIdentityProviderService.SignUp",
+)
+# Paths moto sends to its instance metadata handler (no check) whatever the request is signed for.
+_UNCHECKED_PATH_PREFIXES = ("/latest/meta-data", "/latest/api")
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+# The query parameters of a presigned request, dropped when it is handed on header-signed.
+_PRESIGNED_PARAMETERS = frozenset(
+    {
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+        "X-Amz-Security-Token",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +177,7 @@ _CODES = {
         "token": "InvalidClientTokenId",
         "expired": "ExpiredToken",
         "control": "AccessDenied",
+        "denied": "AccessDenied",
     },
     "ec2": {
         "missing": "MissingAuthenticationToken",
@@ -105,6 +186,7 @@ _CODES = {
         "token": "AuthFailure",
         "expired": "RequestExpired",
         "control": "UnauthorizedOperation",
+        "denied": "UnauthorizedOperation",
     },
     "json": {
         "missing": "MissingAuthenticationTokenException",
@@ -113,6 +195,7 @@ _CODES = {
         "token": "UnrecognizedClientException",
         "expired": "ExpiredTokenException",
         "control": "AccessDeniedException",
+        "denied": "AccessDeniedException",
     },
     "rest-xml": {
         "missing": "AccessDenied",
@@ -121,6 +204,7 @@ _CODES = {
         "token": "InvalidToken",
         "expired": "ExpiredToken",
         "control": "AccessDenied",
+        "denied": "AccessDenied",
     },
 }
 
@@ -233,10 +317,6 @@ def parse_signature(environ: dict[str, Any]) -> _Signature:
 
 def expected_signature(environ: dict[str, Any], body: bytes, signed: _Signature, key: Key) -> str:
     """The signature `key` gives this request, computed by botocore's SigV4 signer."""
-    from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
     headers: dict[str, str] = {}
     for name in signed.signed_headers:
         value = _header(environ, name)
@@ -250,6 +330,25 @@ def expected_signature(environ: dict[str, Any], body: bytes, signed: _Signature,
     path, query = _raw_path_and_query(environ)
     if signed.presigned:
         query = "&".join(p for p in query.split("&") if p.partition("=")[0] != "X-Amz-Signature")
+    signer, request = _signer(environ, path, query, headers, body, signed, key, signed.presigned)
+    return str(signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request))
+
+
+def _signer(
+    environ: dict[str, Any],
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+    signed: _Signature,
+    key: Key,
+    presigned: bool,
+) -> tuple[Any, Any]:
+    """botocore's SigV4 signer for `signed`'s key, scope and date, and the request it signs."""
+    from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
     request = AWSRequest(
         method=str(environ.get("REQUEST_METHOD", "GET")),
         url=f"http://emulator{path}" + (f"?{query}" if query else ""),
@@ -260,21 +359,22 @@ def expected_signature(environ: dict[str, Any], body: bytes, signed: _Signature,
     credentials = Credentials(signed.key_id, key.secret_access_key, signed.session_token)
     s3 = signed.service == "s3"
     signer_class: type[SigV4Auth]
-    if signed.presigned:
+    if presigned:
         signer_class = S3SigV4QueryAuth if s3 else SigV4QueryAuth
     else:
         signer_class = S3SigV4Auth if s3 else SigV4Auth
-    signer = signer_class(credentials, signed.service, signed.region)
-    canonical = signer.canonical_request(request)
-    return str(signer.signature(signer.string_to_sign(request, canonical), request))
+    return signer_class(credentials, signed.service, signed.region), request
 
 
 def _utc(moment: datetime.datetime) -> datetime.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
 
 
-def verify(environ: dict[str, Any], body: bytes, lookup: KeyLookup, now: datetime.datetime) -> None:
-    """Raise `Refusal` unless the request is SigV4-signed, now, by a key `lookup` knows."""
+def verify(
+    environ: dict[str, Any], body: bytes, lookup: KeyLookup, now: datetime.datetime
+) -> tuple[_Signature, Key]:
+    """Raise `Refusal` unless the request is SigV4-signed, now, by a key `lookup` knows; return the
+    signature and the key."""
     signed = parse_signature(environ)
     key = lookup(signed.key_id)
     if key is None or not key.active:
@@ -304,6 +404,144 @@ def verify(environ: dict[str, Any], body: bytes, lookup: KeyLookup, now: datetim
     account = _header(environ, "x-moto-account-id")
     if account is not None and key.account_id is not None and account != key.account_id:
         raise Refusal("unknown_key", "the access key is not in the account the request names")
+    return signed, key
+
+
+@functools.cache
+def _public_operations() -> frozenset[str]:
+    names = set(PUBLIC_OPERATIONS)
+    try:
+        from moto.core.authorization import ActionAuthenticatorMixin
+    except ImportError:  # the guard on its own (unit tests without moto's server extras)
+        pass
+    else:
+        names.update(str(name) for name in ActionAuthenticatorMixin.PUBLIC_OPERATIONS)
+    return frozenset(name.lower() for name in names)
+
+
+def check_authorizable(environ: dict[str, Any], body: bytes, signed: _Signature) -> None:
+    """Raise `Refusal` unless moto will run its IAM check on this (verified) request for the action
+    it then performs: see the module's docstring, classes 2 and 3."""
+    target = _header(environ, "x-amz-target")
+    if target is not None:
+        named = {part.strip().lower() for part in target.split(",")}
+        if named & _public_operations() or any(
+            op.partition(".")[0] in target.lower() for op in _public_operations()
+        ):
+            raise Refusal(
+                "denied",
+                f"X-Amz-Target {target!r} names an operation the emulator answers without authorization",
+            )
+    if signed.service not in SERVICES:
+        raise Refusal(
+            "denied", f"the local emulator serves {', '.join(sorted(SERVICES))}, not {signed.service!r}"
+        )
+    path = str(environ.get("PATH_INFO", ""))
+    raw, query = _raw_path_and_query(environ)
+    if any(p.lower().startswith(_UNCHECKED_PATH_PREFIXES) for p in (path, raw)):
+        raise Refusal("denied", "the emulator answers this path without authorization")
+    if signed.service != "s3" and (path != "/" or raw != "/"):
+        raise Refusal("denied", f"a {signed.service} request goes to path /")
+    if signed.service == "s3":  # moto takes S3's action from the method and path, never the caller
+        return
+    content_type = (_header(environ, "content-type") or "").strip().lower()
+    if content_type.startswith("multipart/"):
+        raise Refusal("denied", f"a {signed.service} request is not multipart")
+    actions = _actions(environ, body, query)
+    if target is not None:
+        prefix, dot, operation = target.rpartition(".")
+        model = TARGETS.get(signed.service, {}).get(prefix)
+        if not dot or model is None or operation not in _operations(model):
+            expected = " or ".join(f"{p}.Operation" for p in TARGETS.get(signed.service, {})) or "none"
+            raise Refusal("denied", f"X-Amz-Target {target!r} is not one of {signed.service}'s ({expected})")
+        # moto takes the action from an `Action` parameter, when there is one, before X-Amz-Target.
+        if actions or content_type.startswith(_FORMS):
+            raise Refusal(
+                "denied", "a request naming its operation in X-Amz-Target takes no Action parameter"
+            )
+        return
+    if signed.service in _TARGET_REQUIRED:
+        raise Refusal("denied", f"a {signed.service} request names its operation in X-Amz-Target")
+    # moto matches a policy's actions case-sensitively but runs `terminateInstances` as
+    # TerminateInstances: only an operation's own name, once, is handed on.
+    if len(set(actions)) != 1 or actions[0] not in _query_operations():
+        raise Refusal("denied", "a request names one operation, by its name, in one Action parameter")
+
+
+def _actions(environ: dict[str, Any], body: bytes, query: str) -> list[str]:
+    """Every `Action` moto might take the operation from: the query, the body read as a form
+    (moto reads one whatever its Content-Type, after undoing a gzip Content-Encoding), a header
+    (moto's last resort)."""
+    values = [v for k, v in parse_qsl(query, keep_blank_values=True) if k == "Action"]
+    bodies = [body]
+    if "gzip" in (_header(environ, "content-encoding") or "").lower():
+        bodies.append(_gunzipped(body))
+    for each in bodies:
+        try:
+            text = each.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        values += [v for k, v in parse_qsl(text, keep_blank_values=True) if k == "Action"]
+    header = _header(environ, "action")
+    return values if header is None else [*values, header]
+
+
+def _gunzipped(body: bytes) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, MAX_BODY_BYTES)
+    except zlib.error:
+        raise Refusal("denied", "the body is not the gzip its Content-Encoding names") from None
+    if inflater.unconsumed_tail:
+        raise Refusal("denied", f"the body inflates to more than {MAX_BODY_BYTES} bytes")
+    return data
+
+
+@functools.cache
+def _operations(model: str) -> frozenset[str]:
+    """The operation names of an AWS service, as botocore's model spells them."""
+    import botocore.session
+
+    return frozenset(botocore.session.get_session().get_service_model(model).operation_names)
+
+
+def _query_operations() -> frozenset[str]:
+    return frozenset().union(*(_operations(model) for model in _QUERY_MODELS))
+
+
+def as_header_signed(environ: dict[str, Any], body: bytes, signed: _Signature, key: Key) -> None:
+    """Turn a verified presigned request into the same request signed in its headers by the same
+    key (the date and scope of the presigned one), for moto: it routes a request without an
+    Authorization header by its unsigned rules and checks header signatures only."""
+    path, query = _raw_path_and_query(environ)
+    query = "&".join(
+        part
+        for part in query.split("&")
+        if part and unquote(part.partition("=")[0]) not in _PRESIGNED_PARAMETERS
+    )
+    headers = {
+        "host": _header(environ, "host") or "",
+        "x-amz-date": signed.timestamp,
+        "x-amz-content-sha256": hashlib.sha256(body).hexdigest(),
+    }
+    if signed.session_token is not None:
+        headers["x-amz-security-token"] = signed.session_token
+    signer, request = _signer(environ, path, query, headers, body, signed, key, presigned=False)
+    signature = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    names = signer.signed_headers(signer.headers_to_sign(request))
+    environ["HTTP_AUTHORIZATION"] = (
+        f"{ALGORITHM} Credential={signer.scope(request)}, SignedHeaders={names}, Signature={signature}"
+    )
+    for name, value in headers.items():
+        if name != "host":
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+    environ["QUERY_STRING"] = query
+    for uri in ("RAW_URI", "REQUEST_URI"):
+        if uri in environ:
+            environ[uri] = path + (f"?{query}" if query else "")
+    # What moto now routes by and checks: refuse rather than hand on anything malformed.
+    if parse_signature(environ).key_id != signed.key_id:
+        raise Refusal("signature", "the presigned request could not be handed on signed in its headers")
 
 
 def moto_key(key_id: str) -> Key | None:
@@ -328,7 +566,25 @@ def moto_key(key_id: str) -> Key | None:
     return None
 
 
-_PROTOCOLS = {"ec2": "ec2", "s3": "rest-xml", "sts": "query", "iam": "query", "dynamodb": "json"}
+def moto_authorizes() -> bool:
+    """Whether moto, in this process, checks every request it is handed (its request counter has
+    reached `INITIAL_NO_AUTH_ACTION_COUNT`): see `ActionAuthenticatorMixin`."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    return bool(ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT)
+
+
+_PROTOCOLS = {
+    "ec2": "ec2",
+    "s3": "rest-xml",
+    "sts": "query",
+    "iam": "query",
+    "sns": "query",
+    "dynamodb": "json",
+    "logs": "json",
+    "cloudtrail": "json",
+}
 
 
 def _protocol(environ: dict[str, Any]) -> str:
@@ -340,11 +596,14 @@ def _protocol(environ: dict[str, Any]) -> str:
         service = ""
     if service in _PROTOCOLS:
         return _PROTOCOLS[service]
-    if _header(environ, "x-amz-target") is not None:
+    content_type = (_header(environ, "content-type") or "").strip().lower()
+    if content_type.startswith(_FORMS):  # a query-protocol body, whatever header came with it
+        return "query"
+    if _header(environ, "x-amz-target") is not None or content_type.startswith(
+        ("application/x-amz-json", "application/json")
+    ):
         return "json"
-    return (
-        "json" if (_header(environ, "content-type") or "").startswith("application/x-amz-json") else "query"
-    )
+    return "query"
 
 
 def error_response(environ: dict[str, Any], refusal: Refusal) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -399,7 +658,10 @@ class Guard:
         lookup: KeyLookup,
         clock: Clock | None = None,
         log: Callable[[str], None] | None = None,
+        authorization_on: Callable[[], bool] | None = None,
     ) -> None:
+        """`authorization_on` tells whether the app behind (moto) checks IAM permissions now; once
+        enforcing, no request is handed on while it says no."""
         if len(secret) < MIN_SECRET_LENGTH:
             raise ValueError(f"the emulator's secret must be at least {MIN_SECRET_LENGTH} characters")
         self._app = app
@@ -407,6 +669,7 @@ class Guard:
         self._lookup = lookup
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._authorization_on = authorization_on
         self.enforcing = False
 
     def _bootstrap_lookup(self, key_id: str) -> Key | None:
@@ -421,7 +684,12 @@ class Guard:
                 environ.pop("HTTP_" + CONTROL_HEADER.upper().replace("-", "_"), None)
             else:
                 lookup = self._lookup if self.enforcing else self._bootstrap_lookup
-                verify(environ, body, lookup, self._clock())
+                signed, key = verify(environ, body, lookup, self._clock())
+                check_authorizable(environ, body, signed)
+                if self.enforcing and self._authorization_on is not None and not self._authorization_on():
+                    raise Refusal("denied", "the emulator's IAM enforcement is off: nothing is answered")
+                if signed.presigned:
+                    as_header_signed(environ, body, signed, key)
         except Refusal as refusal:
             self._log(
                 f"stsvend guard: refused {environ.get('REQUEST_METHOD')!r} {environ.get('PATH_INFO')!r}:"
@@ -477,6 +745,8 @@ def main(argv: list[str] | None = None) -> None:
     secret = os.environ.pop(SECRET_VARIABLE, "")
     if len(secret) < MIN_SECRET_LENGTH:
         sys.exit(f"stsvend guard: {SECRET_VARIABLE} must hold at least {MIN_SECRET_LENGTH} characters")
+    # moto would take every request's account from it, not from the key the guard checked.
+    os.environ.pop("MOTO_ACCOUNT_ID", None)
     # Whatever moto writes (its request recording) is for this user only.
     os.umask(0o077)
     # moto builds some URLs from its port (as its own `moto_server` sets it).
@@ -488,7 +758,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     from werkzeug.serving import run_simple
 
-    guarded = Guard(DomainDispatcherApplication(create_backend_app), secret, moto_key)
+    guarded = Guard(
+        DomainDispatcherApplication(create_backend_app), secret, moto_key, authorization_on=moto_authorizes
+    )
     run_simple(args.host, args.port, guarded, threaded=True, request_handler=MotoRequestHandler)
 
 
