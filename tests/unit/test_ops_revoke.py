@@ -202,3 +202,34 @@ def test_a_caller_with_a_comma_is_revoked_by_its_escaped_tag_value() -> None:
     assert policy is not None and grammar_errors(policy, "identity") == []
     assert policy["Statement"][0]["Condition"]["StringEqualsIgnoreCase"] == {TAG_CALLER: [value]}
     assert entries_of(policy) == {Entry(CALLER, value, REVOKED_AT)}
+
+
+def test_a_revocation_is_named_by_what_it_holds() -> None:
+    """Two runs writing one name write the same document: the name is the kind, the time and the
+    value as IAM compares it (a request id exactly, a caller ignoring case)."""
+    from stsvend.ops.revoke import is_ours, policy_name
+
+    request = Entry(REQUEST, REQUEST_ID, REVOKED_AT)
+    caller = Entry(CALLER, JENKINS, REVOKED_AT)
+    assert policy_name(request) == policy_name(Entry(REQUEST, REQUEST_ID, REVOKED_AT))
+    assert policy_name(request) != policy_name(Entry(REQUEST, REQUEST_ID.upper(), REVOKED_AT))
+    assert policy_name(caller) == policy_name(Entry(CALLER, JENKINS.upper(), REVOKED_AT))
+    assert policy_name(caller) != policy_name(Entry(CALLER, JENKINS, REVOKED_AT + timedelta(seconds=1)))
+    names = {policy_name(e) for e in (request, caller, Entry(ALL, "", REVOKED_AT))}
+    assert len(names) == 3 and all(is_ours(n) and len(n) <= 128 for n in names)
+    assert not is_ours("stsvend-revoked-sessions-mine") and is_ours("stsvend-revoked-sessions")
+
+
+def test_a_revocation_is_in_force_when_it_or_a_later_one_covering_it_is() -> None:
+    from stsvend.ops.revoke import covered
+
+    wanted = Entry(CALLER, JENKINS, REVOKED_AT)
+    later = REVOKED_AT + timedelta(seconds=1)
+    assert covered({wanted}, wanted)
+    assert covered({Entry(CALLER, JENKINS.upper(), later)}, wanted)
+    assert covered({Entry(ALL, "", REVOKED_AT)}, wanted)
+    assert not covered({Entry(ALL, "", REVOKED_AT - timedelta(seconds=1))}, wanted)
+    assert not covered({Entry(CALLER, JENKINS, REVOKED_AT - timedelta(seconds=1))}, wanted)
+    assert not covered({Entry(REQUEST, JENKINS, later)}, wanted)
+    request = Entry(REQUEST, REQUEST_ID, REVOKED_AT)
+    assert not covered({Entry(REQUEST, REQUEST_ID.upper(), later)}, request)
