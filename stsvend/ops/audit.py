@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from stsvend.arns import SESSION_NAME
 from stsvend.checkout.checkout import Checkout
 from stsvend.errors import CommandError
 from stsvend.ops import common
@@ -31,7 +32,7 @@ DEFAULT_SINCE = "24h"
 MAX_DEADLINE_SECONDS = 900
 CLOUDTRAIL_SHOWN = 10  # vends whose CloudTrail queries are printed; narrow the question for others
 LOOKUP_PAGES = 20  # LookupEvents: 50 events a page, 2 calls a second per account and region
-_SOURCE_IDENTITY = re.compile(r"[A-Za-z0-9+=,.@_-]{2,64}")
+_SOURCE_IDENTITY = re.compile(rf"^{SESSION_NAME}$")
 _LOG_GROUP = re.compile(r"[A-Za-z0-9._/#-]{1,512}")
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S,%f%z", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f%z")
 # Fields of a record and the type each must have; anything else makes the line unreadable.
