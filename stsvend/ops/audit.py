@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from stsvend.arns import SESSION_NAME
+from stsvend.arns import SESSION_NAME, principal_matches
 from stsvend.checkout.checkout import Checkout
 from stsvend.errors import CommandError
 from stsvend.ops import common
@@ -107,8 +107,9 @@ class Question:
             self.since <= d.time <= self.until
             and (self.request_id is None or d.request_id == self.request_id)
             and (self.access_key_id is None or d.access_key_id == self.access_key_id)
-            and (self.caller is None or d.caller == self.caller)
-            and (self.role is None or d.role_arn == self.role)
+            # As grants match callers: IAM names are unique regardless of case (ASCII case only).
+            and (self.caller is None or principal_matches(self.caller, d.caller))
+            and (self.role is None or principal_matches(self.role, d.role_arn))
             and (self.code is None or (d.denied and d.code == self.code))
         )
 
@@ -116,14 +117,13 @@ class Question:
         """The same question for Logs Insights. Every value was checked to hold no quote."""
         events = ", ".join(f'"{e}"' for e in AUDIT_EVENTS)
         lines = ["fields @timestamp, @message", f"filter event in [{events}]"]
-        for name, value in (
-            ("request_id", self.request_id),
-            ("access_key_id", self.access_key_id),
-            ("caller_principal", self.caller),
-            ("role_arn", self.role),
-        ):
+        for name, value in (("request_id", self.request_id), ("access_key_id", self.access_key_id)):
             if value is not None:
                 lines.append(f'filter {name} = "{value}"')
+        # ARNs ignoring case, as above (Logs Insights' tolower; the rows are matched again here).
+        for name, value in (("caller_principal", self.caller), ("role_arn", self.role)):
+            if value is not None:
+                lines.append(f'filter tolower({name}) = "{value.lower()}"')
         if self.code is not None:
             lines.append(f'filter event like /[.]denied$/ and code = "{self.code}"')
         lines += ["sort @timestamp asc", f"limit {INSIGHTS_LIMIT}"]

@@ -236,55 +236,65 @@ def packed_size(policy: dict[str, Any]) -> int:
 # --- grants ------------------------------------------------------------------------------------------
 
 
-def _principal_matches(pattern: str, caller: str) -> bool:
-    parts = [re.escape(p) for p in pattern.lower().split("*")]
-    return re.fullmatch(".*".join(parts), caller.lower()) is not None
-
-
 def grants_change(root: Path | None, caller: str) -> list[str]:
-    """What to change in the grants files so that the caller gets no new credentials."""
+    """What to change in the grants files so that the caller gets no new credentials: each file read
+    as `stsvend grants` reads it (strict JSON, every grant checked), and the grant that decides for
+    the caller found as the service finds it (chalicelib/grants.py)."""
     files = sorted((root / "policies" / "grants").glob("*.json")) if root else []
     disabled = json.dumps({"principal": caller, "enabled": False, "description": "revoked", "roles": ["..."]})
-    if not files:
+    if root is None or not files:
         return [
             'To stop new vends: in your grants file set "enabled": false on the grant for this caller,',
             f"or add an exact grant that decides for it and is disabled: {disabled}",
             "(copy the roles of the grant that admits it); then: stsvend grants plan/apply --stage STAGE.",
         ]
+    from stsvend.checkout.grants_file import MAX_GRANTS_FILE_BYTES, load_grants_file, read_json_file
+    from stsvend.checkout.model import GrantError, deciding_candidates
+
     lines = [f"To stop new vends for {caller} (revoking ends only the sessions it already has):"]
+    now = datetime.now(timezone.utc)
     for path in files:
+        where = f"policies/grants/{path.name}"
         try:
-            grants = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            lines.append(f"  {path.name}: cannot be read ({exc})")
+            grants = load_grants_file(path, root / "policies" / "session")
+            raw = {g["principal"]: g for g in read_json_file(path, MAX_GRANTS_FILE_BYTES)}
+        except GrantError as exc:
+            lines.append(f"  {where}: cannot be read ({exc}); fix it before it is applied")
             continue
-        stage = path.stem
-        matching = [
-            g
-            for g in grants
-            if isinstance(g, dict)
-            and isinstance(g.get("principal"), str)
-            and len(g["principal"]) <= 200
-            and _principal_matches(g["principal"], caller)
-        ]
-        exact = [g for g in matching if g["principal"].lower() == caller.lower()]
-        if exact:
-            state = "already disabled" if exact[0].get("enabled") is False else 'set "enabled": false'
-            lines.append(f"  policies/grants/{path.name}: the grant for {exact[0]['principal']}: {state}")
-        elif matching:
-            names = ", ".join(g["principal"] for g in matching)
+        candidates = deciding_candidates(grants, caller)
+        if not candidates:
+            continue
+        if len(candidates) > 1:
+            names = ", ".join(g.principal for g in candidates)
             lines.append(
-                f"  policies/grants/{path.name}: {names} admits it; add an exact grant, which decides before"
-                f" any pattern: {json.dumps({**matching[0], 'principal': caller, 'enabled': False})}"
+                f"  {where}: {names} match it equally (the service denies it: ambiguous); to keep it so"
+                f" when one goes, add an exact grant, which decides before any pattern: {disabled}"
             )
         else:
-            continue
+            lines.append(f"  {where}: {_decided(candidates[0], caller, raw, now)}")
+        stage = path.stem
         lines.append(f"    then: stsvend grants plan --stage {stage} && stsvend grants apply --stage {stage}")
     if len(lines) == 1:
         lines.append(f"  no grant in policies/grants/ admits {caller}: nothing to change")
     else:
         lines.append("  New vends stop within STSVEND_GRANT_CACHE_SECONDS of the apply.")
     return lines
+
+
+def _decided(grant: Any, caller: str, raw: dict[str, Any], now: datetime) -> str:
+    """The change for the one grant that decides for the caller (as the file writes it)."""
+    if not grant.enabled or (grant.not_after is not None and grant.not_after <= now):
+        state = "disabled" if not grant.enabled else "expired"
+        if grant.is_pattern:
+            return f"{grant.principal} decides for it and is already {state}"
+        return f"the grant for {grant.principal}: already {state}"
+    if not grant.is_pattern:
+        return f'the grant for {grant.principal}: set "enabled": false'
+    exact = {**raw[grant.principal], "principal": caller, "enabled": False}
+    return (
+        f"{grant.principal} admits it; add an exact grant, which decides before any pattern:"
+        f" {json.dumps(exact)}"
+    )
 
 
 # --- IAM ---------------------------------------------------------------------------------------------
