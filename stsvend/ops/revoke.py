@@ -7,8 +7,10 @@ the request id or caller stsvend stamped on them (`aws:PrincipalTag/...`). A ses
 lasts at most an hour (role chaining), so an entry older than that (plus a margin for clock skew) can
 deny nothing any more and is pruned: the role's policies stay small.
 
-Runs at once never lose each other's revocations: IAM has no conditional write, so no run rewrites
-a policy another run wrote. A policy's name is its content's (the same revocation, the same name
+Runs at once never lose each other's revocations. IAM has no conditional write (PutRolePolicy takes
+no expected document or version; CreatePolicyVersion of a managed policy takes no base version
+either), so instead of a read-modify-write of one shared policy, no run rewrites a policy another
+run wrote. A policy's name is its content's (the same revocation, the same name
 and document), a run only adds its own policy and deletes policies whose every entry has expired or
 is covered by a later one that is in force, and it reports a revocation only once it has read it
 back in force. A policy named `stsvend-revoked-sessions` alone (earlier versions kept every entry
@@ -52,8 +54,9 @@ _SID_TIME = "%Y%m%dT%H%M%SZ"
 # One revocation's policy: kind, time and a digest of the value (`policy_name`).
 _KIND_CODES = {REQUEST: "R", CALLER: "C", ALL: "A"}
 _ENTRY_POLICY = re.compile(rf"{re.escape(POLICY_NAME)}\.[RCA][0-9]{{8}}T[0-9]{{6}}Z\.[0-9a-f]{{40}}")
-# How long a run reads the role's policies back, waiting for its revocation to be in force (IAM is
-# eventually consistent: a change can take a few seconds to be seen everywhere).
+# How long a run reads the role's policies back, waiting for its revocation to be in force. IAM is
+# eventually consistent: a change may not be visible at once (IAM User Guide, "Troubleshoot general
+# issues", "Changes that I make are not always immediately visible").
 CONFIRM_SECONDS = 60.0
 
 
