@@ -552,8 +552,9 @@ def _revoke(args: argparse.Namespace) -> int:
             "PolicyTooLarge",
             f"the policy would not fit: with the role's other inline policies it is {steps.size:,} characters"
             f" (and {reserve:,} kept free for --all-before-now), IAM allows {MAX_INLINE_CHARS:,}; nothing"
-            " was written. Revoke every session with --all-before-now (one statement), or the console's"
-            ' "Revoke active sessions"',
+            " was written. "
+            + ("Revoke every session with --all-before-now (one statement), or" if reserve else "Use")
+            + ' the console\'s "Revoke active sessions" (or shrink the role\'s other inline policies)',
         )
     if steps.policy is not None:
         print(

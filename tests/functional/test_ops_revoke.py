@@ -415,3 +415,12 @@ def test_a_full_role_keeps_room_for_revoking_every_session(iam: Any, role: str, 
         for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
     ]
     assert sum(sizes) <= MAX_INLINE_CHARS
+    # With no room even for that, it says what is left: the console's revocation, or less policy.
+    more = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject"}]}
+    more["Statement"][0]["Resource"] = "arn:aws:s3:::" + "z" * 400
+    iam.put_role_policy(RoleName=name, PolicyName="more", PolicyDocument=json.dumps(more))
+    import time
+
+    time.sleep(1.1)  # a later second: the revocation of every session moves to it
+    assert main(["revoke", "--role", role, "--all-before-now", "--apply"]) == 1
+    assert 'nothing was written. Use the console\'s "Revoke active sessions"' in capsys.readouterr().err
