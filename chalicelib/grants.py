@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.arns import GRANT_PRINCIPAL, ROLE_ARN
+from chalicelib.arns import GRANT_PRINCIPAL, POLICY_ARN, ROLE_ARN, principal_matches
 from chalicelib.errors import CallerNotAllowed, SourceNotAllowed
 from chalicelib.policy import MAX_POLICY_ARNS, PolicyError, minify_session_policy
 from chalicelib.timestamps import format_timestamp, parse_timestamp
@@ -30,7 +30,6 @@ MAX_REQUEST_TAGS = 47  # STS allows 50 session tags; stsvend sets three itself.
 # A grant names tag keys plainly, and no Unicode case folding can make one collide.
 TAG_KEY = re.compile(r"[A-Za-z0-9 _.:/=+\-@]{1,128}")
 SESSION_POLICY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-POLICY_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::(?:aws|[0-9]{12}):policy/[\x21-\x7e]{1,1024}$")
 EXTERNAL_ID_CHARS = "A-Za-z0-9_+=,.@:/-"
 EXTERNAL_ID = re.compile(rf"^[{EXTERNAL_ID_CHARS}]{{2,1224}}$")
 UNIQUE_ID = re.compile(r"^A[A-Z0-9]{15,127}$")
@@ -144,31 +143,6 @@ class Grant:
         if self.allow_cognito:
             item["allow_cognito"] = True
         return item
-
-
-def principal_matches(principal: str, principal_arn: str) -> bool:
-    """Whether a grant's principal (exact, or with `*` in the name part) names this caller.
-
-    IAM names are unique regardless of case, so matching ignores case. `*` matches any run of name
-    characters; the matcher is linear (pieces found in order), so no pattern can make it backtrack.
-    """
-    principal, principal_arn = principal.lower(), principal_arn.lower()
-    if "*" not in principal:
-        return principal == principal_arn
-    prefix, _, name_pattern = principal.rpartition("/")
-    caller_prefix, _, name = principal_arn.rpartition("/")
-    if prefix != caller_prefix or "*" in prefix:
-        return False
-    first, *middle, last = name_pattern.split("*")
-    if len(name) < len(first) + len(last) or not name.startswith(first) or not name.endswith(last):
-        return False
-    position, end = len(first), len(name) - len(last)
-    for piece in middle:
-        found = name.find(piece, position, end)
-        if found < 0:
-            return False
-        position = found + len(piece)
-    return True
 
 
 def _fail(principal: Any, field_name: str, problem: str) -> GrantError:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from chalicelib import arns
 from chalicelib.arns import ROLE_ARN
 from chalicelib.errors import (
     DurationNotAllowed,
@@ -26,8 +27,8 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
 # RoleSessionName and SourceIdentity: STS's [\w+=,.@-], where \w is ASCII (IAM name characters).
-SESSION_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{2,64}$")
-_NOT_SESSION_CHARS = re.compile(r"[^A-Za-z0-9+=,.@_-]")
+SESSION_NAME = re.compile(rf"^{arns.SESSION_NAME}$")
+_NOT_SESSION_CHARS = re.compile(rf"[^{arns.NAME_CHAR_SET}]")
 # What a service tag value keeps as it is: the ASCII part of STS's tag charset except `=`, which
 # escapes everything else (see service_tag_value).
 _TAG_VALUE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.:/+-@")

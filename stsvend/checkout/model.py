@@ -27,12 +27,13 @@ from chalicelib.grants import (  # noqa: E402
     Grant,
     GrantError,
     case_collisions,
+    deciding_candidates,
     parse_grant,
 )
 from chalicelib.jsontext import JsonTextError, loads_strict  # noqa: E402
 
 __all__ = [
     "ATTRIBUTE_DEFINITIONS", "BOOKKEEPING", "EXTERNAL_ID", "EXTERNAL_ID_CHARS", "KEY_SCHEMA", "ROLE_ARN",
-    "BrokenGrant", "Grant", "GrantError", "JsonTextError", "case_collisions", "from_attribute",
-    "grant_from_item", "loads_strict", "parse_grant", "to_attribute",
+    "BrokenGrant", "Grant", "GrantError", "JsonTextError", "case_collisions", "deciding_candidates",
+    "from_attribute", "grant_from_item", "loads_strict", "parse_grant", "to_attribute",
 ]

@@ -21,17 +21,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from stsvend.arns import NAME_CHARS, ROLE_ARN
 from stsvend.client.api import ApiClient, api_url, refuse_recursion, resolve_region, server_id_for
 from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
 
 MARKER = "# written by stsvend configure; it rewrites this profile, edit the others freely"
-# IAM's role ARN, ASCII only: partition, 12-digit account, optional path, name of [\w+=,.@-].
-_ROLE_ARN = re.compile(
-    r"arn:aws(?:-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/(?:[A-Za-z0-9_+=,.@-]+/)*"
-    r"([A-Za-z0-9_+=,.@-]{1,64})",
-    re.ASCII,
-)
-_PREFIX = re.compile(r"[A-Za-z0-9_+=,.@-]{0,32}", re.ASCII)
+# IAM's role ARN as the server checks it (stsvend/arns.py); its name is group 3.
+_ROLE_ARN = ROLE_ARN
+_PREFIX = re.compile(rf"{NAME_CHARS}{{0,32}}")
 # As configparser (botocore) reads a header: up to the line's last `]`, whatever follows it.
 _SECTION = re.compile(r"^\s*\[(.+)\]")
 _SECRET_LINE = re.compile(
@@ -68,7 +65,7 @@ def profiles_for(
             )
         maximum = role.get("MaxDurationSeconds")
         valid = isinstance(maximum, int) and not isinstance(maximum, bool) and 900 <= maximum <= 43200
-        arns.append((arn, match.group(1), maximum if valid else None))
+        arns.append((arn, match.group(3), maximum if valid else None))
     names = [name for _, name, _ in arns]
     profiles: dict[str, list[str]] = {}
     for arn, name, maximum in arns:

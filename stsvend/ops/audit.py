@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from stsvend.arns import SESSION_NAME, principal_matches
 from stsvend.checkout.checkout import Checkout
 from stsvend.errors import CommandError
 from stsvend.ops import common
@@ -31,7 +32,7 @@ DEFAULT_SINCE = "24h"
 MAX_DEADLINE_SECONDS = 900
 CLOUDTRAIL_SHOWN = 10  # vends whose CloudTrail queries are printed; narrow the question for others
 LOOKUP_PAGES = 20  # LookupEvents: 50 events a page, 2 calls a second per account and region
-_SOURCE_IDENTITY = re.compile(r"[A-Za-z0-9+=,.@_-]{2,64}")
+_SOURCE_IDENTITY = re.compile(rf"^{SESSION_NAME}$")
 _LOG_GROUP = re.compile(r"[A-Za-z0-9._/#-]{1,512}")
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S,%f%z", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f%z")
 # Fields of a record and the type each must have; anything else makes the line unreadable.
@@ -106,8 +107,9 @@ class Question:
             self.since <= d.time <= self.until
             and (self.request_id is None or d.request_id == self.request_id)
             and (self.access_key_id is None or d.access_key_id == self.access_key_id)
-            and (self.caller is None or d.caller == self.caller)
-            and (self.role is None or d.role_arn == self.role)
+            # As grants match callers: IAM names are unique regardless of case (ASCII case only).
+            and (self.caller is None or principal_matches(self.caller, d.caller))
+            and (self.role is None or principal_matches(self.role, d.role_arn))
             and (self.code is None or (d.denied and d.code == self.code))
         )
 
@@ -115,14 +117,13 @@ class Question:
         """The same question for Logs Insights. Every value was checked to hold no quote."""
         events = ", ".join(f'"{e}"' for e in AUDIT_EVENTS)
         lines = ["fields @timestamp, @message", f"filter event in [{events}]"]
-        for name, value in (
-            ("request_id", self.request_id),
-            ("access_key_id", self.access_key_id),
-            ("caller_principal", self.caller),
-            ("role_arn", self.role),
-        ):
+        for name, value in (("request_id", self.request_id), ("access_key_id", self.access_key_id)):
             if value is not None:
                 lines.append(f'filter {name} = "{value}"')
+        # ARNs ignoring case, as above (Logs Insights' tolower; the rows are matched again here).
+        for name, value in (("caller_principal", self.caller), ("role_arn", self.role)):
+            if value is not None:
+                lines.append(f'filter tolower({name}) = "{value.lower()}"')
         if self.code is not None:
             lines.append(f'filter event like /[.]denied$/ and code = "{self.code}"')
         lines += ["sort @timestamp asc", f"limit {INSIGHTS_LIMIT}"]

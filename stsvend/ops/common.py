@@ -14,23 +14,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from stsvend import TIMESTAMP_FORMAT
+from stsvend import TIMESTAMP_FORMAT, arns
 from stsvend.checkout.checkout import Checkout
 from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
 
-_PARTITION = r"aws(?:-cn|-us-gov)?"
-_NAME = r"[A-Za-z0-9+=,.@_-]{1,64}"
-ROLE_ARN = re.compile(rf"arn:{_PARTITION}:iam::\d{{12}}:role(?:/[A-Za-z0-9+=,.@_-]+)*/{_NAME}")
+# ARNs and account ids have one definition, the server's (stsvend/arns.py is chalicelib/arns.py).
 # The caller as stsvend records it (`caller_principal`, the `stsvend:caller` tag): role or user, no path.
-PRINCIPAL_ARN = re.compile(rf"arn:({_PARTITION}):iam::(\d{{12}}):(role|user)/({_NAME})")
-_SESSION_ARN = re.compile(
-    rf"arn:({_PARTITION}):sts::(\d{{12}}):assumed-role/({_NAME})/[A-Za-z0-9+=,.@_-]{{2,64}}"
-)
+ROLE_ARN, PRINCIPAL_ARN, SNS_TOPIC_ARN = arns.ROLE_ARN, arns.PRINCIPAL_ARN, arns.SNS_TOPIC_ARN
 # API Gateway's request ids are UUIDs; `chalice local` makes its own. Quotes and backslashes are
 # excluded either way: the id goes into Logs Insights and SQL text.
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{7,63}")
 ACCESS_KEY_ID = re.compile(r"A(?:SIA|KIA)[A-Z0-9]{12,124}")
-SNS_TOPIC_ARN = re.compile(rf"arn:{_PARTITION}:sns:[a-z0-9-]+:\d{{12}}:[A-Za-z0-9_-]{{1,256}}(?:\.fifo)?")
 STAGE = re.compile(r"[a-z][a-z0-9-]{0,31}")
 # The stable codes of a denial (README "HTTP API"); tests/unit/test_ops_common.py holds this to
 # chalicelib/errors.py.
@@ -50,7 +44,7 @@ DENIAL_CODES = (
 )
 # AssumeRole from the Lambda's role is role chaining: STS caps every session stsvend vends at 1 h.
 LONGEST_SESSION_SECONDS = 3600
-_RELATIVE = re.compile(r"(\d{1,6})([mhd])")
+_RELATIVE = re.compile(r"([0-9]{1,6})([mhd])")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
 MAX_LOOKBACK = timedelta(days=455)  # past the prod log group's 400-day retention
 
@@ -102,16 +96,11 @@ def role_arn(value: str, option: str = "--role") -> str:
 
 
 def caller_arn(value: str) -> str:
-    """The caller as stsvend tags it: an assumed-role session ARN is reduced to its role."""
-    if match := _SESSION_ARN.fullmatch(value):
-        partition, account, role = match.groups()
-        return f"arn:{partition}:iam::{account}:role/{role}"
-    if match := re.fullmatch(
-        rf"arn:({_PARTITION}):iam::(\d{{12}}):(role|user)(?:/[A-Za-z0-9+=,.@_-]+)*/({_NAME})", value
-    ):
-        partition, account, kind, name = match.groups()
-        # stsvend matches and tags callers by account + name: IAM paths are not in session ARNs.
-        return f"arn:{partition}:iam::{account}:{kind}/{name}"
+    """The caller as stsvend tags it, reduced as the server reduces a caller's ARN: an assumed-role
+    session ARN to its role, a path dropped (stsvend matches and tags callers by account + name)."""
+    caller = arns.parse_caller_arn(value)
+    if caller is not None and PRINCIPAL_ARN.fullmatch(caller.principal_arn):
+        return caller.principal_arn
     raise bad_input(f"--caller must be an IAM role or user ARN or an assumed-role session ARN, not {value!r}")
 
 

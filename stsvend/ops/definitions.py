@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from stsvend.arns import SNS_TOPIC
+
 NAMESPACE = "stsvend"  # chalicelib/audit.py: EMF namespace and `service` dimension
 SERVICE = "stsvend"
 PERIOD_SECONDS = 300
@@ -355,7 +357,7 @@ def template_sections(timeout_seconds: int, api_name: str, api_stage: str) -> di
                 "Type": "String",
                 "Default": "",
                 "Description": "SNS topic for stsvend's alarms (ALARM and OK); empty: no notifications",
-                "AllowedPattern": "^(arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_.-]{1,256})?$",
+                "AllowedPattern": f"^({SNS_TOPIC})?$",
             }
         },
         "Conditions": {_TOPIC_CONDITION: {"Fn::Not": [{"Fn::Equals": [{"Ref": TOPIC_PARAMETER}, ""]}]}},

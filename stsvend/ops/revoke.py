@@ -1,21 +1,33 @@
 """`stsvend revoke --role ARN (--request-id ID | --access-key-id KEY | --caller ARN | --all-before-now)
 [--apply]`: cut off sessions stsvend already vended for a role, for incident response.
 
-It keeps one inline policy on the target role, `stsvend-revoked-sessions`: one Deny-everything
-statement per kind and revocation time, for sessions issued before that time (`aws:TokenIssueTime`)
-and carrying the request id or caller stsvend stamped on them (`aws:PrincipalTag/...`). A session
-stsvend vends lasts at most an hour (role chaining), so an entry older than that (plus a margin for
-clock skew) can deny nothing any more and is pruned: the policy stays small.
+Each revocation is one inline policy on the target role, `stsvend-revoked-sessions.<kind><time>.<digest>`:
+a Deny-everything statement for sessions issued before that time (`aws:TokenIssueTime`) and carrying
+the request id or caller stsvend stamped on them (`aws:PrincipalTag/...`). A session stsvend vends
+lasts at most an hour (role chaining), so an entry older than that (plus a margin for clock skew) can
+deny nothing any more and is pruned: the role's policies stay small.
+
+Runs at once never lose each other's revocations. IAM has no conditional write (PutRolePolicy takes
+no expected document or version; CreatePolicyVersion of a managed policy takes no base version
+either), so instead of a read-modify-write of one shared policy, no run rewrites a policy another
+run wrote. A policy's name is its content's (the same revocation, the same name
+and document), a run only adds its own policy and deletes policies whose every entry has expired or
+is covered by a later one that is in force, and it reports a revocation only once it has read it
+back in force. A policy named `stsvend-revoked-sessions` alone (earlier versions kept every entry
+there) is read, and deleted once nothing in it can deny anything, never rewritten.
 
 Revoking does not stop new vends: for a caller, it prints the grants change that does."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import re
+import time
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -37,8 +49,15 @@ TAG_CALLER = "aws:PrincipalTag/stsvend:caller"
 ISSUED = "aws:TokenIssueTime"
 
 REQUEST, CALLER, ALL = "Request", "Caller", "AllStsvendSessions"
-_SID = re.compile(rf"StsvendRevoke({REQUEST}|{CALLER}|{ALL})(\d{{8}}T\d{{6}}Z)")
+_SID = re.compile(rf"StsvendRevoke({REQUEST}|{CALLER}|{ALL})([0-9]{{8}}T[0-9]{{6}}Z)")
 _SID_TIME = "%Y%m%dT%H%M%SZ"
+# One revocation's policy: kind, time and a digest of the value (`policy_name`).
+_KIND_CODES = {REQUEST: "R", CALLER: "C", ALL: "A"}
+_ENTRY_POLICY = re.compile(rf"{re.escape(POLICY_NAME)}\.[RCA][0-9]{{8}}T[0-9]{{6}}Z\.[0-9a-f]{{40}}")
+# How long a run reads the role's policies back, waiting for its revocation to be in force. IAM is
+# eventually consistent: a change may not be visible at once (IAM User Guide, "Troubleshoot general
+# issues", "Changes that I make are not always immediately visible").
+CONFIRM_SECONDS = 60.0
 
 
 @dataclass(frozen=True, order=True)
@@ -102,19 +121,17 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def entries_of(policy: dict[str, Any]) -> set[Entry]:
+def entries_of(policy: dict[str, Any], name: str = POLICY_NAME) -> set[Entry]:
     """The entries of a policy this command wrote; anything else is refused, not overwritten."""
     statements = policy.get("Statement") if isinstance(policy, dict) else None
     if not isinstance(statements, list):
-        raise not_ours(f"the inline policy {POLICY_NAME} has no statement list")
+        raise not_ours(f"the inline policy {name} has no statement list")
     entries: set[Entry] = set()
     for statement in statements:
         sid = statement.get("Sid", "") if isinstance(statement, dict) else ""
         match = _SID.fullmatch(str(sid))
         if not match:
-            raise not_ours(
-                f"the inline policy {POLICY_NAME} holds a statement stsvend did not write (Sid {sid!r})"
-            )
+            raise not_ours(f"the inline policy {name} holds a statement stsvend did not write (Sid {sid!r})")
         kind = match.group(1)
         when = datetime.strptime(match.group(2), _SID_TIME).replace(tzinfo=timezone.utc)
         values = [""]
@@ -126,7 +143,7 @@ def entries_of(policy: dict[str, Any]) -> set[Entry]:
             )
             values = _as_list(statement.get("Condition", {}).get(operator, {}).get(key))
         if statement != _statement(kind, when, values) or not all(_valid(kind, v) for v in values):
-            raise not_ours(f"the statement {sid} of the inline policy {POLICY_NAME} was changed by hand")
+            raise not_ours(f"the statement {sid} of the inline policy {name} was changed by hand")
         entries |= {Entry(kind, v, when) for v in values}
     return entries
 
@@ -158,7 +175,7 @@ def merge(current: set[Entry], kind: str, value: str, now: datetime) -> Merge:
     session moves its time to `now`, which also covers the sessions issued since."""
     revoked_at = _whole_second_after(now)
     entries = set(current)
-    same = sorted(e for e in entries if e.kind == kind and e.value.lower() == value.lower())
+    same = sorted(e for e in entries if e.kind == kind and _key(kind, e.value) == _key(kind, value))
     added: list[Entry] = []
     kept: list[Entry] = []
     replaced: list[Entry] = []
@@ -180,6 +197,30 @@ def merge(current: set[Entry], kind: str, value: str, now: datetime) -> Merge:
     return Merge(entries, added, [e for e in kept if e in entries], replaced, pruned)
 
 
+def _key(kind: str, value: str) -> str:
+    """What tells two values of a kind apart, as IAM compares them: a request id exactly
+    (StringEquals), a caller ignoring case (StringEqualsIgnoreCase)."""
+    return value.lower() if kind == CALLER else value
+
+
+def covered(entries: Iterable[Entry], wanted: Entry) -> bool:
+    """Whether `entries` deny every session `wanted` denies: it, the same value at a later time, or
+    every stsvend session at a time no earlier."""
+    key = _key(wanted.kind, wanted.value)
+    return any(
+        e.revoked_at >= wanted.revoked_at
+        and (e.kind == ALL or (e.kind == wanted.kind and _key(e.kind, e.value) == key))
+        for e in entries
+    )
+
+
+def policy_name(entry: Entry) -> str:
+    """The name of the inline policy that holds one revocation: the same revocation, the same name
+    (and document), so two runs writing one name write the same thing."""
+    digest = hashlib.sha256(f"{entry.kind}\n{_key(entry.kind, entry.value)}".encode()).hexdigest()[:40]
+    return f"{POLICY_NAME}.{_KIND_CODES[entry.kind]}{entry.revoked_at.strftime(_SID_TIME)}.{digest}"
+
+
 def _whole_second_after(now: datetime) -> datetime:
     """Rounded up: a session issued earlier in this second is before the revocation."""
     return datetime.fromtimestamp(math.ceil(now.timestamp()), tz=timezone.utc)
@@ -198,55 +239,65 @@ def packed_size(policy: dict[str, Any]) -> int:
 # --- grants ------------------------------------------------------------------------------------------
 
 
-def _principal_matches(pattern: str, caller: str) -> bool:
-    parts = [re.escape(p) for p in pattern.lower().split("*")]
-    return re.fullmatch(".*".join(parts), caller.lower()) is not None
-
-
 def grants_change(root: Path | None, caller: str) -> list[str]:
-    """What to change in the grants files so that the caller gets no new credentials."""
+    """What to change in the grants files so that the caller gets no new credentials: each file read
+    as `stsvend grants` reads it (strict JSON, every grant checked), and the grant that decides for
+    the caller found as the service finds it (chalicelib/grants.py)."""
     files = sorted((root / "policies" / "grants").glob("*.json")) if root else []
     disabled = json.dumps({"principal": caller, "enabled": False, "description": "revoked", "roles": ["..."]})
-    if not files:
+    if root is None or not files:
         return [
             'To stop new vends: in your grants file set "enabled": false on the grant for this caller,',
             f"or add an exact grant that decides for it and is disabled: {disabled}",
             "(copy the roles of the grant that admits it); then: stsvend grants plan/apply --stage STAGE.",
         ]
+    from stsvend.checkout.grants_file import MAX_GRANTS_FILE_BYTES, load_grants_file, read_json_file
+    from stsvend.checkout.model import GrantError, deciding_candidates
+
     lines = [f"To stop new vends for {caller} (revoking ends only the sessions it already has):"]
+    now = datetime.now(timezone.utc)
     for path in files:
+        where = f"policies/grants/{path.name}"
         try:
-            grants = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            lines.append(f"  {path.name}: cannot be read ({exc})")
+            grants = load_grants_file(path, root / "policies" / "session")
+            raw = {g["principal"]: g for g in read_json_file(path, MAX_GRANTS_FILE_BYTES)}
+        except GrantError as exc:
+            lines.append(f"  {where}: cannot be read ({exc}); fix it before it is applied")
             continue
-        stage = path.stem
-        matching = [
-            g
-            for g in grants
-            if isinstance(g, dict)
-            and isinstance(g.get("principal"), str)
-            and len(g["principal"]) <= 200
-            and _principal_matches(g["principal"], caller)
-        ]
-        exact = [g for g in matching if g["principal"].lower() == caller.lower()]
-        if exact:
-            state = "already disabled" if exact[0].get("enabled") is False else 'set "enabled": false'
-            lines.append(f"  policies/grants/{path.name}: the grant for {exact[0]['principal']}: {state}")
-        elif matching:
-            names = ", ".join(g["principal"] for g in matching)
+        candidates = deciding_candidates(grants, caller)
+        if not candidates:
+            continue
+        if len(candidates) > 1:
+            names = ", ".join(g.principal for g in candidates)
             lines.append(
-                f"  policies/grants/{path.name}: {names} admits it; add an exact grant, which decides before"
-                f" any pattern: {json.dumps({**matching[0], 'principal': caller, 'enabled': False})}"
+                f"  {where}: {names} match it equally (the service denies it: ambiguous); to keep it so"
+                f" when one goes, add an exact grant, which decides before any pattern: {disabled}"
             )
         else:
-            continue
+            lines.append(f"  {where}: {_decided(candidates[0], caller, raw, now)}")
+        stage = path.stem
         lines.append(f"    then: stsvend grants plan --stage {stage} && stsvend grants apply --stage {stage}")
     if len(lines) == 1:
         lines.append(f"  no grant in policies/grants/ admits {caller}: nothing to change")
     else:
         lines.append("  New vends stop within STSVEND_GRANT_CACHE_SECONDS of the apply.")
     return lines
+
+
+def _decided(grant: Any, caller: str, raw: dict[str, Any], now: datetime) -> str:
+    """The change for the one grant that decides for the caller (as the file writes it)."""
+    if not grant.enabled or (grant.not_after is not None and grant.not_after <= now):
+        state = "disabled" if not grant.enabled else "expired"
+        if grant.is_pattern:
+            return f"{grant.principal} decides for it and is already {state}"
+        return f"the grant for {grant.principal}: already {state}"
+    if not grant.is_pattern:
+        return f'the grant for {grant.principal}: set "enabled": false'
+    exact = {**raw[grant.principal], "principal": caller, "enabled": False}
+    return (
+        f"{grant.principal} admits it; add an exact grant, which decides before any pattern:"
+        f" {json.dumps(exact)}"
+    )
 
 
 # --- IAM ---------------------------------------------------------------------------------------------
@@ -265,9 +316,24 @@ def _decoded(document_value: Any) -> Any:
 
 @dataclass(frozen=True)
 class RoleState:
-    current: set[Entry]
+    policies: dict[str, set[Entry]]  # the role's revocation policies: name -> the entries it holds
+    sizes: dict[str, int]  # the same policies, packed
     others_size: int  # the role's other inline policies, packed
     server_time: datetime | None
+
+    @property
+    def current(self) -> set[Entry]:
+        return set().union(*self.policies.values())
+
+
+def is_ours(policy: str) -> bool:
+    """A revocation policy: one revocation's, or the one every entry was kept in before."""
+    return policy == POLICY_NAME or _ENTRY_POLICY.fullmatch(policy) is not None
+
+
+def _error_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code")) if isinstance(response, dict) else ""
 
 
 def read_role(iam: Any, arn: str) -> RoleState:
@@ -277,7 +343,7 @@ def read_role(iam: Any, arn: str) -> RoleState:
     try:
         answer = iam.get_role(RoleName=name)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+        if _error_code(exc) == "NoSuchEntity":
             raise common.failure(
                 "NoSuchRole",
                 f"role {name} does not exist in this account; run with credentials of the role's account"
@@ -289,16 +355,26 @@ def read_role(iam: Any, arn: str) -> RoleState:
             "WrongRole", f"IAM has {answer['Role']['Arn']}, not {arn}: check the account and the role's path"
         )
     server_time = _server_time(answer)
-    current: set[Entry] = set()
+    policies: dict[str, set[Entry]] = {}
+    sizes: dict[str, int] = {}
     others = 0
     names = [n for page in _pages(iam, name) for n in page]
     for policy in names:
-        body = _decoded(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"])
-        if policy == POLICY_NAME:
-            current = entries_of(body)
-        else:
+        try:
+            body = _decoded(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"])
+        except ClientError as exc:
+            if _error_code(exc) == "NoSuchEntity":
+                continue  # deleted since the listing (another run pruned it)
+            raise
+        if not is_ours(policy):
             others += packed_size(body)
-    return RoleState(current, others, server_time)
+            continue
+        entries = entries_of(body, policy)
+        if policy != POLICY_NAME and [policy_name(e) for e in entries] != [policy]:
+            raise not_ours(f"the inline policy {policy} does not hold the one revocation its name says")
+        policies[policy] = entries
+        sizes[policy] = packed_size(body)
+    return RoleState(policies, sizes, others, server_time)
 
 
 def _pages(iam: Any, name: str) -> list[list[str]]:
@@ -367,6 +443,87 @@ def _request_of_key(args: argparse.Namespace, key: str, role: str) -> str:
     return found
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What one run writes and deletes, in that order: expired policies first (they deny nothing,
+    and free room), then its own policy, then, once that is read back in force, the policies whose
+    entries it replaces or covers."""
+
+    policy: dict[str, Any] | None  # the new revocation's document
+    name: str | None
+    expired: list[str]
+    superseded: list[str]
+    size: int  # every inline policy of the role while the new one is written, packed
+    final_size: int  # ... once the covered ones are deleted
+
+
+def plan(state: RoleState, result: Merge, now: datetime) -> Plan:
+    new = result.added[0] if result.added else None
+    policy = document({new}) if new else None
+    new_size = packed_size(policy) if policy else 0
+    expired = sorted(
+        n for n, es in state.policies.items() if all(e.revoked_at < now - PRUNE_AFTER for e in es)
+    )
+    gone = sorted(n for n, es in state.policies.items() if n not in expired and not es & result.entries)
+    during = state.others_size + new_size + sum(v for n, v in state.sizes.items() if n not in expired)
+    final = during - sum(state.sizes[n] for n in gone)
+    return Plan(policy, policy_name(new) if new else None, expired, gone, during, final)
+
+
+def _delete(iam: Any, role: str, policy: str) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        iam.delete_role_policy(RoleName=role_name(role), PolicyName=policy)
+    except ClientError as exc:
+        if _error_code(exc) != "NoSuchEntity":  # another run deleted it first
+            raise
+
+
+def _put(iam: Any, role: str, policy: str, document_: dict[str, Any]) -> None:
+    from botocore.exceptions import ClientError
+
+    try:
+        iam.put_role_policy(RoleName=role_name(role), PolicyName=policy, PolicyDocument=json.dumps(document_))
+    except ClientError as exc:
+        if _error_code(exc) == "LimitExceeded":
+            raise common.failure(
+                "PolicyTooLarge",
+                f"IAM refused {policy}: the role's inline policies would exceed IAM's {MAX_INLINE_CHARS:,}"
+                " characters (another run may have written since); nothing was written. Revoke every"
+                ' session with --all-before-now, or the console\'s "Revoke active sessions"',
+            ) from None
+        raise
+
+
+def confirm(
+    iam: Any,
+    role: str,
+    wanted: Entry,
+    rewrite: Callable[[], None],
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Read the role's policies until `wanted` is in force (its policy, or one that covers it); its
+    policy missing and nothing covering it, it is written again (the same name, the same document).
+    Not in force within CONFIRM_SECONDS: the command's error, and nothing is reported done."""
+    started, delay = clock(), 0.25
+    while True:
+        state = read_role(iam, role)
+        if covered(state.current, wanted):
+            return
+        if clock() - started + delay > CONFIRM_SECONDS:
+            raise common.failure(
+                "NotInForce",
+                f"{policy_name(wanted)} was written but could not be read back in force within"
+                f" {CONFIRM_SECONDS:.0f} s: do not count on it; run the command again",
+            )
+        if policy_name(wanted) not in state.policies:
+            rewrite()
+        sleep(delay)
+        delay = min(delay * 2, 4.0)
+
+
 def _revoke(args: argparse.Namespace) -> int:
     role = common.role_arn(args.role)
     kind, value = _target(args, role)
@@ -375,7 +532,7 @@ def _revoke(args: argparse.Namespace) -> int:
     state = read_role(iam, role)
     now = max(datetime.now(timezone.utc), state.server_time or datetime.min.replace(tzinfo=timezone.utc))
     result = merge(state.current, kind, value, now)
-    policy = document(result.entries)
+    steps = plan(state, result, now)
     print(f"Role {role}, inline policy {POLICY_NAME}:")
     for entry in result.added:
         print(f"+ deny {entry.describe()}")
@@ -387,32 +544,30 @@ def _revoke(args: argparse.Namespace) -> int:
         print(f"- {entry.describe()} (nothing left for it to deny)")
     for entry in sorted(result.entries - set(result.added) - set(result.kept)):
         print(f"  deny {entry.describe()}")
-    size = state.others_size + (packed_size(policy) if policy else 0)
-    if size > MAX_INLINE_CHARS:
+    # A revocation of one request or caller leaves room for one of every session, the way out
+    # when the role's policies are full.
+    reserve = 0 if kind == ALL else packed_size(document({Entry(ALL, "", now)}) or {})
+    if steps.policy is not None and steps.size + reserve > MAX_INLINE_CHARS:
         raise common.failure(
             "PolicyTooLarge",
-            f"the policy would not fit: with the role's other inline policies it is {size:,} characters,"
-            f" IAM allows {MAX_INLINE_CHARS:,}; nothing was written. Revoke every session with"
-            ' --all-before-now (one statement), or the console\'s "Revoke active sessions"',
+            f"the policy would not fit: with the role's other inline policies it is {steps.size:,} characters"
+            f" (and {reserve:,} kept free for --all-before-now), IAM allows {MAX_INLINE_CHARS:,}; nothing"
+            " was written. "
+            + ("Revoke every session with --all-before-now (one statement), or" if reserve else "Use")
+            + ' the console\'s "Revoke active sessions" (or shrink the role\'s other inline policies)',
         )
-    if policy is not None and result.changed:
+    if steps.policy is not None:
         print(
-            f"Policy ({packed_size(policy):,} characters; {size:,} of IAM's {MAX_INLINE_CHARS:,} with the"
-            " role's other inline policies):"
+            f"Policy {steps.name} ({packed_size(steps.policy):,} characters; {steps.final_size:,} of IAM's"
+            f" {MAX_INLINE_CHARS:,} with the role's other inline policies):"
         )
-        print(shown(policy))
+        print(shown(steps.policy))
     if not result.changed:
         print("No change.")
     elif not args.apply:
         print("Dry run: nothing written; add --apply to write it.")
-    elif policy is None:
-        iam.delete_role_policy(RoleName=role_name(role), PolicyName=POLICY_NAME)
-        print(f"Deleted {POLICY_NAME} from {role_name(role)}: every entry had expired.")
     else:
-        iam.put_role_policy(
-            RoleName=role_name(role), PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy)
-        )
-        print(f"Written: {POLICY_NAME} on {role_name(role)}. Sessions it names are denied every action.")
+        _apply(iam, role, steps, result)
     if kind == CALLER:
         root: Path | None
         try:
@@ -423,6 +578,24 @@ def _revoke(args: argparse.Namespace) -> int:
         for line in grants_change(root, common.caller_arn(args.caller)):
             print(common.printable(line))
     return 0
+
+
+def _apply(iam: Any, role: str, steps: Plan, result: Merge) -> None:
+    for policy in steps.expired:
+        _delete(iam, role, policy)
+    if steps.policy is not None and steps.name is not None:
+        name, document_ = steps.name, steps.policy
+        _put(iam, role, name, document_)
+        confirm(iam, role, result.added[0], lambda: _put(iam, role, name, document_))
+        print(
+            f"Written: {POLICY_NAME} on {role_name(role)}. Read back in force ({name}):"
+            " sessions it names are denied every action."
+        )
+    for policy in steps.superseded:
+        _delete(iam, role, policy)
+    deleted = steps.expired + steps.superseded
+    if deleted:
+        print(f"Deleted from {role_name(role)}, nothing left for them to deny: {', '.join(deleted)}.")
 
 
 def register(sub: Any) -> None:

@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 
 from stsvend.local.stack import LocalStack, LocalState
 from stsvend.ops import audit
-from stsvend.ops.revoke import POLICY_NAME
+from stsvend.ops.revoke import POLICY_NAME, is_ours
 from tests.e2e.conftest import Api, aws, own_keys, run_checkout_command
 
 pytestmark = pytest.mark.e2e
@@ -235,7 +235,8 @@ def test_revoke_writes_the_policy_on_the_role_and_the_emulator_applies_it(
         )
         assert result.returncode == 0, result.stderr
         assert f"was vended by request {vended['RequestId']}" in result.stdout
-        policy = iam.get_role_policy(RoleName="read-only", PolicyName=POLICY_NAME)["PolicyDocument"]
+        [written] = [n for n in iam.list_role_policies(RoleName="read-only")["PolicyNames"] if is_ours(n)]
+        policy = iam.get_role_policy(RoleName="read-only", PolicyName=written)["PolicyDocument"]
         [statement] = policy["Statement"]
         assert statement["Condition"]["StringEquals"] == {
             "aws:PrincipalTag/stsvend:request-id": [vended["RequestId"]]
@@ -252,8 +253,58 @@ def test_revoke_writes_the_policy_on_the_role_and_the_emulator_applies_it(
     finally:
         # The stack is shared by the session's tests, and the emulator denies every session of a
         # role with this policy.
-        if POLICY_NAME in iam.list_role_policies(RoleName="read-only")["PolicyNames"]:
-            iam.delete_role_policy(RoleName="read-only", PolicyName=POLICY_NAME)
+        for name in iam.list_role_policies(RoleName="read-only")["PolicyNames"]:
+            if is_ours(name):
+                iam.delete_role_policy(RoleName="read-only", PolicyName=name)
+
+
+def test_revokes_run_at_once_lose_none_and_report_only_what_is_in_force(
+    stack: LocalStack, state: LocalState
+) -> None:
+    """Six `stsvend revoke --apply` processes at once on one role of the local stack's emulator: each
+    reports its revocation in force, and when all have finished every one of them is."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    iam = aws(state, "iam", own_keys(state, "admin"))
+    name = f"revoke-target-{time.time_ns()}"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+    }
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    requests = [f"c0ffee{i:02d}-1234-4bcd-9876-{time.time_ns() % 10**12:012d}" for i in range(4)]
+    targets = [["--request-id", r] for r in requests] + [["--caller", JENKINS], ["--caller", SAMPLE_APP]]
+    try:
+        with ThreadPoolExecutor(len(targets)) as pool:
+            results = list(
+                pool.map(
+                    lambda target: stsvend(
+                        stack, "revoke", "--stage", "local", "--role", role, *target, "--apply"
+                    ),
+                    targets,
+                )
+            )
+        requests_in_force: set[str] = set()
+        callers_in_force: set[str] = set()
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            for statement in iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"][
+                "Statement"
+            ]:
+                condition = statement["Condition"]
+                requests_in_force |= set(
+                    condition.get("StringEquals", {}).get("aws:PrincipalTag/stsvend:request-id", [])
+                )
+                callers_in_force |= set(
+                    condition.get("StringEqualsIgnoreCase", {}).get("aws:PrincipalTag/stsvend:caller", [])
+                )
+        for result, (_, value) in zip(results, targets, strict=True):
+            assert result.returncode == 0, result.stderr
+            assert "Read back in force" in result.stdout and "denied every action" in result.stdout
+            assert value in requests_in_force | callers_in_force, (value, result.stdout)
+    finally:
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+        iam.delete_role(RoleName=name)
 
 
 def test_the_ops_commands_print_no_secret(stack: LocalStack, decisions: dict[str, dict[str, Any]]) -> None:

@@ -1,13 +1,19 @@
 """`stsvend revoke` against the emulator's IAM (a moto server on loopback): without --apply nothing
 is written; with it the policy is on the role, merged idempotently; a policy that would not fit, or
 one stsvend did not write, is refused with nothing written; an access key is traced to its request
-through the audit log. moto does not evaluate aws:PrincipalTag or aws:TokenIssueTime conditions, so
-what the policy denies is checked in tests/unit/test_ops_revoke.py, not here."""
+through the audit log; runs at once lose no revocation and report none that is not in force. moto
+does not evaluate aws:PrincipalTag or aws:TokenIssueTime conditions, so what the policy denies is
+checked in tests/unit/test_ops_revoke.py, not here."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +21,7 @@ import boto3
 import pytest
 
 from stsvend.cli import main
-from stsvend.ops.revoke import POLICY_NAME, TAG_CALLER, TAG_REQUEST_ID
+from stsvend.ops.revoke import POLICY_NAME, TAG_CALLER, TAG_REQUEST_ID, is_ours
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
@@ -51,11 +57,17 @@ def role(iam: Any) -> str:
 
 
 def policy_on(iam: Any, role: str) -> dict[str, Any] | None:
+    """The role's revocation policies as one document: their statements in the order of their names
+    (each revocation is a policy of its own; one named POLICY_NAME alone is read as it is)."""
     name = role.rsplit("/", 1)[1]
-    if POLICY_NAME not in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+    names = sorted(n for n in iam.list_role_policies(RoleName=name)["PolicyNames"] if is_ours(n))
+    if not names:
         return None
-    document: dict[str, Any] = iam.get_role_policy(RoleName=name, PolicyName=POLICY_NAME)["PolicyDocument"]
-    return document
+    documents = [iam.get_role_policy(RoleName=name, PolicyName=n)["PolicyDocument"] for n in names]
+    if names == [POLICY_NAME]:
+        only: dict[str, Any] = documents[0]
+        return only
+    return {"Version": "2012-10-17", "Statement": [s for d in documents for s in d["Statement"]]}
 
 
 def test_without_apply_nothing_is_written(iam: Any, role: str, capsys: Any) -> None:
@@ -208,3 +220,207 @@ def test_a_role_with_a_path_must_be_named_with_it(iam: Any, capsys: Any) -> None
     assert f"IAM has {arn}" in capsys.readouterr().err
     assert main(["revoke", "--role", arn, "--all-before-now", "--apply"]) == 0
     assert policy_on(iam, arn) is not None
+
+
+# --- runs at once -----------------------------------------------------------------------------
+
+RUNS = 8
+
+
+class _PerThread(io.TextIOBase):
+    """sys.stdout/stderr for threads: each thread's writes go to its own buffer."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[int, io.StringIO] = {}
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            buffer = self.buffers.setdefault(threading.get_ident(), io.StringIO())
+        return buffer.write(text)
+
+    def text_of(self, ident: int) -> str:
+        return self.buffers.get(ident, io.StringIO()).getvalue()
+
+
+@contextmanager
+def per_thread_output() -> Iterator[tuple[_PerThread, _PerThread]]:
+    out, err = _PerThread(), _PerThread()
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    try:
+        yield out, err
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def run_at_once(argvs: list[list[str]]) -> list[tuple[int, str, str]]:
+    """Each argv in its own thread, all released together: (exit code, stdout, stderr) each."""
+    barrier = threading.Barrier(len(argvs))
+    results: dict[int, tuple[int, int]] = {}
+
+    def one(index: int, argv: list[str]) -> None:
+        barrier.wait()
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        results[index] = (code, threading.get_ident())
+
+    with per_thread_output() as (out, err):
+        threads = [threading.Thread(target=one, args=(i, a)) for i, a in enumerate(argvs)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+    return [
+        (results[i][0], out.text_of(results[i][1]), err.text_of(results[i][1])) for i in range(len(argvs))
+    ]
+
+
+def in_force(iam: Any, role: str) -> dict[str, set[str]]:
+    """What the role's revocation policies deny, read straight from IAM: request ids and callers
+    (lower-cased), and whether every stsvend session is denied."""
+    name = role.rsplit("/", 1)[1]
+    found: dict[str, set[str]] = {"request": set(), "caller": set(), "all": set()}
+    for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        if not policy.startswith(POLICY_NAME):
+            continue
+        document = iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]
+        if isinstance(document, str):
+            document = json.loads(document)
+        for statement in document["Statement"]:
+            condition = statement["Condition"]
+            found["request"] |= set(condition.get("StringEquals", {}).get(TAG_REQUEST_ID, []))
+            callers = condition.get("StringEqualsIgnoreCase", {}).get(TAG_CALLER, [])
+            found["caller"] |= {c.lower() for c in callers}
+            if "Null" in condition:
+                found["all"].add(statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"])
+    return found
+
+
+@pytest.mark.parametrize("round_", range(2))
+def test_concurrent_revocations_of_one_role_are_all_in_force(iam: Any, role: str, round_: int) -> None:
+    requests = [str(uuid.uuid4()) for _ in range(RUNS - 2)]
+    callers = [f"arn:aws:iam::{ACCOUNT}:user/agent-{round_}-{i}" for i in range(2)]
+    argvs = [["revoke", "--role", role, "--request-id", r, "--apply"] for r in requests]
+    argvs += [["revoke", "--role", role, "--caller", c, "--apply", "--root", "/nonexistent"] for c in callers]
+    results = run_at_once(argvs)
+    force = in_force(iam, role)
+    for (code, out, err), target in zip(results, requests + callers, strict=True):
+        assert code == 0, err
+        assert "Written: " in out and "denied every action" in out
+        assert target in force["request"] or target.lower() in force["caller"], (target, out)
+
+
+def test_a_run_that_cannot_confirm_its_revocation_does_not_report_it(
+    iam: Any, role: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """Whatever happens to the write (here: IAM keeps answering with the role's policies as they were
+    before it), the run fails instead of reporting a revocation it cannot read back."""
+    from stsvend.ops import revoke
+
+    real_read = revoke.read_role
+    before = real_read(iam, role)
+    monkeypatch.setattr(revoke, "read_role", lambda client, arn: before)
+    monkeypatch.setattr(revoke, "CONFIRM_SECONDS", 1.0)
+    code = main(["revoke", "--role", role, "--request-id", str(uuid.uuid4()), "--apply"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "denied every action" not in captured.out
+    assert "NotInForce" in captured.err
+
+
+def test_the_policy_every_entry_was_kept_in_before_is_read_never_rewritten(
+    iam: Any, role: str, capsys: Any
+) -> None:
+    """A role revoked by an earlier stsvend holds one policy named POLICY_NAME: its entries count (a
+    revocation it holds is already there), it is left as it is while any can deny something, and it is
+    deleted once none can."""
+    from datetime import datetime, timedelta, timezone
+
+    from stsvend.ops.revoke import REQUEST, Entry, document
+
+    name = role.rsplit("/", 1)[1]
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    old = str(uuid.uuid4())
+    legacy = document({Entry(REQUEST, old, now - timedelta(minutes=10))})
+    iam.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(legacy))
+    assert main(["revoke", "--role", role, "--request-id", old, "--apply"]) == 0
+    assert "(already there)" in capsys.readouterr().out
+    assert main(["revoke", "--role", role, "--request-id", REQUEST_ID, "--apply"]) == 0
+    assert "Read back in force" in capsys.readouterr().out
+    names = iam.list_role_policies(RoleName=name)["PolicyNames"]
+    assert POLICY_NAME in names and len(names) == 2
+    assert iam.get_role_policy(RoleName=name, PolicyName=POLICY_NAME)["PolicyDocument"] == legacy
+
+    expired = document({Entry(REQUEST, old, now - timedelta(hours=2))})
+    iam.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(expired))
+    assert main(["revoke", "--role", role, "--request-id", str(uuid.uuid4()), "--apply"]) == 0
+    assert f"nothing left for them to deny: {POLICY_NAME}." in capsys.readouterr().out
+    assert POLICY_NAME not in iam.list_role_policies(RoleName=name)["PolicyNames"]
+
+
+def test_a_policy_whose_name_is_not_the_revocation_it_holds_is_refused(
+    iam: Any, role: str, capsys: Any
+) -> None:
+    from datetime import datetime, timezone
+
+    from stsvend.ops.revoke import REQUEST, Entry, document, policy_name
+
+    name = role.rsplit("/", 1)[1]
+    when = datetime.now(timezone.utc).replace(microsecond=0)
+    named = policy_name(Entry(REQUEST, str(uuid.uuid4()), when))
+    held = document({Entry(REQUEST, REQUEST_ID, when)})
+    iam.put_role_policy(RoleName=name, PolicyName=named, PolicyDocument=json.dumps(held))
+    assert main(["revoke", "--role", role, "--all-before-now", "--apply"]) == 1
+    assert (
+        f"the inline policy {named} does not hold the one revocation its name says" in capsys.readouterr().err
+    )
+    assert iam.list_role_policies(RoleName=name)["PolicyNames"] == [named]
+
+
+def test_a_full_role_keeps_room_for_revoking_every_session(iam: Any, role: str, capsys: Any) -> None:
+    """Each revocation is a policy of its own, and IAM cannot replace two policies with one at once:
+    a revocation of one request is refused when it would leave no room for --all-before-now, which
+    then fits, and deletes the entries it covers once it is in force."""
+    from stsvend.ops.revoke import MAX_INLINE_CHARS, packed_size
+
+    name = role.rsplit("/", 1)[1]
+    assert main(["revoke", "--role", role, "--request-id", REQUEST_ID, "--apply"]) == 0
+    capsys.readouterr()
+    statement = {
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": [f"arn:aws:s3:::b{i:03d}-{'x' * 80}/*" for i in range(80)],
+    }
+    filler = {"Version": "2012-10-17", "Statement": [statement]}
+    statement["Resource"].append(
+        "arn:aws:s3:::" + "y" * (9_500 - packed_size(filler) - len('"arn:aws:s3:::",'))
+    )
+    assert packed_size(filler) == 9_500
+    iam.put_role_policy(RoleName=name, PolicyName="existing", PolicyDocument=json.dumps(filler))
+    assert main(["revoke", "--role", role, "--request-id", str(uuid.uuid4()), "--apply"]) == 1
+    assert (
+        "kept free for --all-before-now), IAM allows 10,240; nothing was written" in capsys.readouterr().err
+    )
+    assert main(["revoke", "--role", role, "--all-before-now", "--apply"]) == 0
+    out = capsys.readouterr().out
+    assert "Read back in force" in out and "nothing left for them to deny" in out
+    written = policy_on(iam, role)
+    assert written is not None
+    assert [s["Sid"].startswith("StsvendRevokeAllStsvendSessions") for s in written["Statement"]] == [True]
+    sizes = [
+        packed_size(iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"])
+        for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
+    ]
+    assert sum(sizes) <= MAX_INLINE_CHARS
+    # With no room even for that, it says what is left: the console's revocation, or less policy.
+    more = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject"}]}
+    more["Statement"][0]["Resource"] = "arn:aws:s3:::" + "z" * 400
+    iam.put_role_policy(RoleName=name, PolicyName="more", PolicyDocument=json.dumps(more))
+    import time
+
+    time.sleep(1.1)  # a later second: the revocation of every session moves to it
+    assert main(["revoke", "--role", role, "--all-before-now", "--apply"]) == 1
+    assert 'nothing was written. Use the console\'s "Revoke active sessions"' in capsys.readouterr().err

@@ -11,7 +11,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "stsvend"
 # room -> the stsvend rooms (and server packages) its modules may import; "" is the top level
-# (stsvend/__init__.py, cli.py, errors.py).
+# (stsvend/__init__.py, cli.py, errors.py, and arns.py: the server's identifiers, chalicelib/arns.py
+# itself through a link, which imports only the standard library).
 ALLOWED = {
     # cli.py registers the parsers of the ops commands through stsvend.ops.register (only when it
     # builds the parsers: the cache-hit path loads neither argparse nor stsvend.ops).
@@ -51,7 +52,7 @@ def target_room(name: str) -> str | None:
         return parts[0]
     if parts[0] != "stsvend":
         return None
-    if len(parts) == 1 or parts[1] in ("errors", "cli", "__version__", "TIMESTAMP_FORMAT"):
+    if len(parts) == 1 or parts[1] in ("errors", "cli", "arns", "__version__", "TIMESTAMP_FORMAT"):
         return "errors" if parts[1:2] == ["errors"] else ""
     return parts[1]
 

@@ -149,8 +149,8 @@ def test_the_insights_query_holds_the_checked_filters() -> None:
         ' "roles.denied", "whoami.denied"]',
         'filter request_id = "c0ffee00-1234-4bcd-9876-0123456789ab"',
         f'filter access_key_id = "{KEY}"',
-        f'filter caller_principal = "{JENKINS}"',
-        f'filter role_arn = "{DEPLOYER}"',
+        f'filter tolower(caller_principal) = "{JENKINS}"',
+        f'filter tolower(role_arn) = "{DEPLOYER}"',
         'filter event like /[.]denied$/ and code = "AssumeRoleDenied"',
         "sort @timestamp asc",
         "limit 10000",
@@ -438,3 +438,49 @@ def test_roles_and_whoami_decisions_are_answered_by_request_id_and_code(capsys: 
     out = capsys.readouterr().out.splitlines()
     assert "listed roles" in out[1] and "denied NotAuthenticated (whoami)" in out[2]
     assert "denied NotAuthenticated" in out[3] and "(" not in out[3].split("NotAuthenticated")[1][:3]
+
+
+@pytest.mark.parametrize(
+    ("option", "asked", "requests"),
+    [
+        ("--caller", "arn:aws:iam::111111111111:user/Jenkins", ["c0ffee00", "0badf00d"]),
+        ("--caller", "arn:aws:iam::111111111111:user/jEnKiNs", ["c0ffee00", "0badf00d"]),
+        ("--caller", "arn:aws:sts::111111111111:assumed-role/Read-Only/i-0abc", []),
+        ("--caller", "arn:aws:iam::111111111111:user/SAMPLE-app", ["5ca1ab1e"]),
+        ("--role", "arn:aws:iam::111111111111:role/Read-Only", ["0badf00d", "5ca1ab1e"]),
+        ("--role", "arn:aws:iam::222222222222:role/DEPLOYER", ["c0ffee00"]),
+    ],
+)
+def test_a_caller_or_role_is_matched_as_grants_match_it_ignoring_case(
+    option: str, asked: str, requests: list[str], tmp_path: Any, capsys: Any
+) -> None:
+    """`audit --caller ...:user/Jenkins` answers for the vends of user/jenkins: IAM names are unique
+    regardless of case, and grants match callers ignoring it (ASCII case only)."""
+    from stsvend.cli import main
+
+    log = tmp_path / "api.log"
+    log.write_text("\n".join(LINES) + "\n")
+    assert (
+        main(
+            ["audit", "--log", str(log), option, asked, "--since", "2026-11-30T20:00:00Z", "--format", "json"]
+        )
+        == 0
+    )
+    answered = [
+        json.loads(x)["request_id"][:8] for x in capsys.readouterr().out.splitlines() if x.startswith("{")
+    ]
+    assert answered == requests
+
+
+def test_a_lookalike_of_the_caller_in_the_log_is_not_the_caller() -> None:
+    kelvin = line(caller_principal="arn:aws:iam::111111111111:user/\u212aate")
+    assert audit.read_lines([kelvin], ask(caller="arn:aws:iam::111111111111:user/kate")).decisions == []
+
+
+def test_the_insights_query_asks_for_the_caller_and_role_in_any_case() -> None:
+    question = ask(
+        caller="arn:aws:iam::111111111111:user/Jenkins", role="arn:aws:iam::222222222222:role/Deployer"
+    )
+    query = question.insights_query().split("\n| ")
+    assert 'filter tolower(caller_principal) = "arn:aws:iam::111111111111:user/jenkins"' in query
+    assert 'filter tolower(role_arn) = "arn:aws:iam::222222222222:role/deployer"' in query

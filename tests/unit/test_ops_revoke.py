@@ -202,3 +202,71 @@ def test_a_caller_with_a_comma_is_revoked_by_its_escaped_tag_value() -> None:
     assert policy is not None and grammar_errors(policy, "identity") == []
     assert policy["Statement"][0]["Condition"]["StringEqualsIgnoreCase"] == {TAG_CALLER: [value]}
     assert entries_of(policy) == {Entry(CALLER, value, REVOKED_AT)}
+
+
+def test_a_revocation_is_named_by_what_it_holds() -> None:
+    """Two runs writing one name write the same document: the name is the kind, the time and the
+    value as IAM compares it (a request id exactly, a caller ignoring case)."""
+    from stsvend.ops.revoke import is_ours, policy_name
+
+    request = Entry(REQUEST, REQUEST_ID, REVOKED_AT)
+    caller = Entry(CALLER, JENKINS, REVOKED_AT)
+    assert policy_name(request) == policy_name(Entry(REQUEST, REQUEST_ID, REVOKED_AT))
+    assert policy_name(request) != policy_name(Entry(REQUEST, REQUEST_ID.upper(), REVOKED_AT))
+    assert policy_name(caller) == policy_name(Entry(CALLER, JENKINS.upper(), REVOKED_AT))
+    assert policy_name(caller) != policy_name(Entry(CALLER, JENKINS, REVOKED_AT + timedelta(seconds=1)))
+    names = {policy_name(e) for e in (request, caller, Entry(ALL, "", REVOKED_AT))}
+    assert len(names) == 3 and all(is_ours(n) and len(n) <= 128 for n in names)
+    assert not is_ours("stsvend-revoked-sessions-mine") and is_ours("stsvend-revoked-sessions")
+
+
+def test_a_revocation_is_in_force_when_it_or_a_later_one_covering_it_is() -> None:
+    from stsvend.ops.revoke import covered
+
+    wanted = Entry(CALLER, JENKINS, REVOKED_AT)
+    later = REVOKED_AT + timedelta(seconds=1)
+    assert covered({wanted}, wanted)
+    assert covered({Entry(CALLER, JENKINS.upper(), later)}, wanted)
+    assert covered({Entry(ALL, "", REVOKED_AT)}, wanted)
+    assert not covered({Entry(ALL, "", REVOKED_AT - timedelta(seconds=1))}, wanted)
+    assert not covered({Entry(CALLER, JENKINS, REVOKED_AT - timedelta(seconds=1))}, wanted)
+    assert not covered({Entry(REQUEST, JENKINS, later)}, wanted)
+    request = Entry(REQUEST, REQUEST_ID, REVOKED_AT)
+    assert not covered({Entry(REQUEST, REQUEST_ID.upper(), later)}, request)
+
+
+def test_grants_change_reads_each_file_as_grants_do_and_names_the_grant_that_decides(tmp_path: Any) -> None:
+    """The grants files are read as `stsvend grants` reads them (strict JSON, every grant checked),
+    and the grant named is the one the service's matching lets decide for the caller."""
+    grants = tmp_path / "policies" / "grants"
+    grants.mkdir(parents=True)
+    roles = [{"role_arn": "arn:aws:iam::222222222222:role/deployer"}]
+    account = "arn:aws:iam::111111111111"
+
+    def write(name: str, entries: Any) -> None:
+        (grants / name).write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
+
+    # The more specific pattern decides, not the first one that matches.
+    write("prod.json", [{"principal": f"{account}:user/j*", "roles": roles},
+                        {"principal": f"{account}:user/jen*", "roles": roles, "description": "ci"}])
+    # A repeated key: json.loads would let the last "principal" name the caller.
+    (grants / "dev.json").write_text(
+        f'[{{"principal": "{account}:user/bob", "principal": "{JENKINS}", "roles": {json.dumps(roles)}}}]'
+    )
+    write("qa.json", [{"principal": f"{account}:user/jen\u212ains", "roles": roles}])  # KELVIN SIGN
+    write("test.json", [{"principal": "arn:aws:iam::*:user/jenkins", "roles": roles}])  # no grant's form
+    write("ops.json", [{"principal": f"{account}:user/jen*", "roles": roles},
+                       {"principal": f"{account}:user/*ins", "roles": roles}])  # equally specific
+    write("old.json", [{"principal": JENKINS, "roles": roles, "not_after": "2020-01-01T00:00:00Z"}])
+    write("off.json", [{"principal": f"{account}:user/*", "roles": roles, "enabled": False}])
+    text = "\n".join(grants_change(tmp_path, JENKINS))
+    assert f"prod.json: {account}:user/jen* admits it; add an exact grant" in text
+    assert f"{account}:user/j*," not in text and '"description": "ci"' in text.split("prod.json")[1]
+    assert "dev.json: cannot be read" in text and "repeats the key 'principal'" in text
+    assert "qa.json: cannot be read" in text and "must be ASCII" in text
+    assert "test.json: cannot be read" in text
+    assert f"ops.json: {account}:user/*ins, {account}:user/jen* match it equally" in text or (
+        f"ops.json: {account}:user/jen*, {account}:user/*ins match it equally" in text
+    )
+    assert f"old.json: the grant for {JENKINS}: already expired" in text
+    assert f"off.json: {account}:user/* decides for it and is already disabled" in text
