@@ -1,4 +1,4 @@
-"""What the local stack seeds the emulator with (DESIGN.md section 7).
+"""What the local stack seeds the emulator with (docs/design.md section 7).
 
 `seed_emulator` runs while IAM authentication is off: it creates the two accounts' identities, roles
 and EC2 instances. `fill_grants` runs after authentication is on, as the `admin` identity, with the

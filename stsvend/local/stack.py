@@ -1,4 +1,4 @@
-"""The local stack (DESIGN.md section 7): the emulator, bootstrapped, with IAM authentication on;
+"""The local stack (docs/design.md section 7): the emulator, bootstrapped, with IAM authentication on;
 the grants table filled; the API (`chalice local --stage local`) pointed at the emulator.
 
     with LocalStack.on_free_ports(root, state_dir) as stack:
