@@ -102,6 +102,12 @@ def aws_client(
     return client
 
 
+def caller_user_id(endpoint_url: str, identity: Identity) -> str:
+    """The identity's unique id (`AIDA...` on AWS) as the emulator's STS answers it."""
+    sts = aws_client("sts", endpoint_url, identity.access_key_id, identity.secret_access_key)
+    return str(sts.get_caller_identity()["UserId"])
+
+
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 

@@ -12,7 +12,7 @@ import pytest
 
 from stsvend.local.stack import LocalStack
 from tests.docs.blocks import ROOT
-from tests.e2e.conftest import start_stack, stop_stack
+from tests.e2e.conftest import stop_stack
 
 # Not copied: what `make` and the tools create, and the state of a stack the user may be running.
 _NOT_COPIED = shutil.ignore_patterns(
@@ -34,7 +34,9 @@ def make_workspace(target: Path, js_clients: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def docs_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    started = start_stack(tmp_path_factory.mktemp("docs-stack"), record_requests=False)
+    # With the local API Gateway, as `make run` starts it: the docs call it with plain SigV4.
+    started = LocalStack.on_free_ports(ROOT, tmp_path_factory.mktemp("docs-stack"), gateway=True)
+    started.start()
     try:
         yield started
     finally:

@@ -30,11 +30,11 @@ QUICK_START = "Quick start"
 BLOCK_TIMEOUT_SECONDS = 300
 READY_TIMEOUT_SECONDS = 240
 # The banner's last line: everything `make run` prints up to it is the banner the README shows.
-BANNER_END = "Ctrl-C stops both servers."
+BANNER_END = "Ctrl-C stops the servers."
 BANNER_START = "stsvend local: ready."
 # Where the README's banner puts the checkout in the credential_process line.
 CHECKOUT_SHOWN = "/path/to/stsvend"
-DEFAULT_PORTS = {"emulator": 5000, "api": 8000}
+DEFAULT_PORTS = {"emulator": 5000, "api": 8000, "gateway": 8001}
 # Secrets a block may print on stdout (`--format env`, `--format json`, `serve`'s token): each is
 # handed to the suite's secret guard, which fails the run if one shows up on stderr or in a log.
 _SECRETS = re.compile(
@@ -193,15 +193,15 @@ class Background:
 
 @pytest.fixture
 def newcomer(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], dict[str, int]]]:
-    """A user's environment in the checkout, with two ports and a state directory of the test's own
-    given to `make run` (5000, 8000 and `.stsvend` may be in use by the user's own stack)."""
-    ports = {"emulator": free_port(), "api": free_port()}
+    """A user's environment in the checkout, with ports and a state directory of the test's own
+    given to `make run` (5000, 8000, 8001 and `.stsvend` may be in use by the user's own stack)."""
+    ports = {name: free_port() for name in DEFAULT_PORTS}
     home = tmp_path / "home"
     home.mkdir()
     state = tmp_path / "state"
     env = user_environment(home)
     env.update(STSVEND_EMULATOR_PORT=str(ports["emulator"]), STSVEND_API_PORT=str(ports["api"]),
-               STSVEND_LOCAL_DIR=str(state))
+               STSVEND_GATEWAY_PORT=str(ports["gateway"]), STSVEND_LOCAL_DIR=str(state))
     yield state, env, ports
 
 
