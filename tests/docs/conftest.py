@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stsvend.local.stack import LocalStack
+from tests.conftest import record_output
 from tests.docs.blocks import ROOT
 from tests.e2e.conftest import stop_stack
 
@@ -41,6 +42,9 @@ def docs_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]
         yield started
     finally:
         stop_stack(started)
+        for log in (started.gateway_log, started.gateway_errors_log):
+            if log.exists():
+                record_output(log.read_text(encoding="utf-8", errors="replace"))
 
 
 @pytest.fixture(scope="session")
