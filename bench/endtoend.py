@@ -58,7 +58,7 @@ def client_environment(state: Any, identity: str, scratch: Path) -> dict[str, st
 
 
 def floor_parameters(state: Any) -> dict[str, Any]:
-    """The AssumeRole the service sends for this request (DESIGN.md section 4)."""
+    """The AssumeRole the service sends for this request (docs/design.md section 4)."""
     policy = json.loads((ROOT / "policies" / "session" / "ec2-deploy.json").read_text(encoding="utf-8"))
     caller = state.identities["jenkins"].arn
     return {

@@ -23,7 +23,7 @@ SESSION_POLICY = {
 
 
 def jenkins_grant(principal: str = JENKINS_PRINCIPAL) -> dict[str, Any]:
-    """A grant in its stored form (DESIGN.md section 3), as plain values."""
+    """A grant in its stored form (docs/design.md section 3), as plain values."""
     return {
         "account_id": principal.split(":")[4],
         "principal": principal,

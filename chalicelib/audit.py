@@ -1,4 +1,4 @@
-"""Audit: exactly one structured log line per decision on every route (DESIGN.md §5), and one metric
+"""Audit: exactly one structured log line per decision on every route (docs/design.md §5), and one metric
 per credentials decision.
 
 Events: `credentials.vended` / `credentials.denied`, `roles.listed` / `roles.denied`,

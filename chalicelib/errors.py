@@ -1,6 +1,6 @@
 """The one error tree of the service.
 
-Each error carries its HTTP status and its stable `Code` (DESIGN.md section 4). Messages are shown to
+Each error carries its HTTP status and its stable `Code` (docs/design.md section 4). Messages are shown to
 callers, so they never hold a secret, a stack trace or anything the caller did not already know.
 """
 

@@ -1,5 +1,5 @@
 """The grants table in DynamoDB: its key schema, the attribute codec, item parsing and the cached
-per-account Query (DESIGN.md section 3). The one place the server reads grants from AWS; the admin
+per-account Query (docs/design.md section 3). The one place the server reads grants from AWS; the admin
 commands, tests and benchmarks take the schema and codec from here too."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The allow-list: the grant model (DESIGN.md section 3) and the matching rules, pure (no AWS).
+"""The allow-list: the grant model (docs/design.md section 3) and the matching rules, pure (no AWS).
 
 Deny by default: a caller gets nothing unless exactly one grant decides for it and that grant is
 enabled, unexpired, pinned to the caller's unique id (if pinned) and admits its source address.
@@ -126,7 +126,7 @@ class Grant:
         return self._tag_keys_by_lowered.get(key.lower())
 
     def to_item(self) -> dict[str, Any]:
-        """The stored form (DESIGN.md section 3), as plain Python values."""
+        """The stored form (docs/design.md section 3), as plain Python values."""
         item: dict[str, Any] = {
             "account_id": self.account_id,
             "principal": self.principal,

@@ -1,4 +1,4 @@
-"""Who is calling: the `Caller` of DESIGN.md section 2, from API Gateway or from an STS proof.
+"""Who is calling: the `Caller` of docs/design.md section 2, from API Gateway or from an STS proof.
 
 The identity mode is chosen once, where the service is wired: `ApiGatewayIdentity` or
 `StsProofIdentity`, each resolving the caller of the request being served.

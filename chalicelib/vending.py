@@ -1,5 +1,5 @@
 """The credential request, validated against STS's limits, and the exact AssumeRole it becomes
-(DESIGN.md section 4). Pure: the call itself is `chalicelib.sts`."""
+(docs/design.md section 4). Pure: the call itself is `chalicelib.sts`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The checkout commands: `grants plan|apply|list`, `bootstrap`, `trust-policy` (DESIGN.md section 6).
+"""The checkout commands: `grants plan|apply|list`, `bootstrap`, `trust-policy` (docs/design.md section 6).
 
 They run from an stsvend checkout (`stsvend.checkout.checkout`) with the ambient AWS credentials;
 `AWS_ENDPOINT_URL` points them at the local emulator.

@@ -1,4 +1,4 @@
-"""The grants file (DESIGN.md section 3): a JSON list of grants, validated with the server's grant
+"""The grants file (docs/design.md section 3): a JSON list of grants, validated with the server's grant
 model, session policies resolved from the checkout's `policies/session/`.
 
 The checkout adds what only a whole file can show, and what must hold whatever the model accepts:

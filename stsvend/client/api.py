@@ -1,4 +1,4 @@
-"""The client side of `stsvend`: `credentials`, `exec`, `roles` and `whoami` (DESIGN.md section 6).
+"""The client side of `stsvend`: `credentials`, `exec`, `roles` and `whoami` (docs/design.md section 6).
 
 Requests to the API are SigV4-signed (service `execute-api`) with the ambient AWS credentials, so
 they pass API Gateway's AWS_IAM auth, and carry the `X-Stsvend-Identity` proof for servers in

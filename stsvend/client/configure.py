@@ -48,7 +48,7 @@ def profiles_for(
     """profile name -> its lines (without the header), one per role the answer lists, in order.
 
     Each line asks for `duration`, else the role's MaxDurationSeconds: the longest credentials let
-    a long-lived SDK client run stsvend about once per lifetime (README, "Refresh timing").
+    a long-lived SDK client run stsvend about once per lifetime (docs/client-reference.md, "Refresh timing").
     """
     roles = answer.get("Roles") if isinstance(answer, dict) else None
     if not isinstance(roles, list):

@@ -1,4 +1,4 @@
-"""SigV4 for requests to the stsvend API, and the `X-Stsvend-Identity` proof (DESIGN.md section 2).
+"""SigV4 for requests to the stsvend API, and the `X-Stsvend-Identity` proof (docs/design.md section 2).
 
 This module imports botocore, so the client imports it only on a cache miss.
 """

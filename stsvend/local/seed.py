@@ -1,4 +1,4 @@
-"""What the local stack seeds the emulator with (DESIGN.md section 7).
+"""What the local stack seeds the emulator with (docs/design.md section 7).
 
 `seed_emulator` runs while IAM authentication is off: it creates the two accounts' identities, roles
 and EC2 instances. `fill_grants` runs after authentication is on, as the `admin` identity, with the
@@ -102,6 +102,12 @@ def aws_client(
 
         client.meta.events.register("before-sign", in_account)
     return client
+
+
+def caller_user_id(endpoint_url: str, identity: Identity) -> str:
+    """The identity's unique id (`AIDA...` on AWS) as the emulator's STS answers it."""
+    sts = aws_client("sts", endpoint_url, identity.access_key_id, identity.secret_access_key)
+    return str(sts.get_caller_identity()["UserId"])
 
 
 def _read_json(path: Path) -> Any:

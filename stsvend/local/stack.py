@@ -1,4 +1,4 @@
-"""The local stack (DESIGN.md section 7): the emulator, bootstrapped, with IAM authentication on;
+"""The local stack (docs/design.md section 7): the emulator, bootstrapped, with IAM authentication on;
 the grants table filled; the API (`chalice local --stage local`) pointed at the emulator.
 
     with LocalStack.on_free_ports(root, state_dir) as stack:
@@ -27,6 +27,7 @@ from stsvend.checkout.checkout import Checkout
 from stsvend.local.emulator import DEFAULT_PORT as DEFAULT_EMULATOR_PORT
 from stsvend.local.emulator import PORT_VARIABLE as EMULATOR_PORT_VARIABLE
 from stsvend.local.emulator import Emulator
+from stsvend.local.gateway import KEYS_VARIABLE as GATEWAY_KEYS_VARIABLE
 from stsvend.local.process import (
     LOOPBACK,
     ManagedProcess,
@@ -36,10 +37,13 @@ from stsvend.local.process import (
     make_private,
     wait_until,
 )
-from stsvend.local.seed import REGION, STAGE, Identity, fill_grants, seed_emulator
+from stsvend.local.seed import REGION, STAGE, Identity, caller_user_id, fill_grants, seed_emulator
 
 DEFAULT_API_PORT = 8000
 API_PORT_VARIABLE = "STSVEND_API_PORT"
+# `make run` also serves the API behind a local API Gateway (stsvend/local/gateway.py).
+DEFAULT_GATEWAY_PORT = 8001
+GATEWAY_PORT_VARIABLE = "STSVEND_GATEWAY_PORT"
 STATE_FILE = "local.json"
 # Where `make run` keeps its state (stsvend/local/up.py), default `.stsvend` in the checkout.
 STATE_DIR_VARIABLE = "STSVEND_LOCAL_DIR"
@@ -77,6 +81,8 @@ class LocalState:
     roles: dict[str, str]
     instances: dict[str, list[str]]
     logs: dict[str, str]
+    # The API in `apigateway` mode behind the local front door, when the stack runs one.
+    gateway_url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +95,7 @@ class LocalState:
             "roles": self.roles,
             "instances": self.instances,
             "logs": self.logs,
+            "gateway_url": self.gateway_url,
         }
 
     @classmethod
@@ -104,13 +111,14 @@ class LocalState:
             roles=dict(data["roles"]),
             instances={k: list(v) for k, v in data["instances"].items()},
             logs=dict(data["logs"]),
+            gateway_url=data.get("gateway_url"),
         )
 
     def environment(self, identity: str) -> dict[str, str]:
         """The variables that make `identity` the caller of the stack's API (`stsvend ...`): its
         keys and the emulator as every AWS endpoint; the server id comes from the API URL."""
         me = self.identities[identity]
-        return {
+        env = {
             "AWS_ACCESS_KEY_ID": me.access_key_id,
             "AWS_SECRET_ACCESS_KEY": me.secret_access_key,
             "AWS_REGION": self.region,
@@ -118,6 +126,9 @@ class LocalState:
             "AWS_ENDPOINT_URL": self.emulator_url,
             "STSVEND_API_URL": self.api_url,
         }
+        if self.gateway_url is not None:
+            env["STSVEND_GATEWAY_URL"] = self.gateway_url
+        return env
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -158,6 +169,19 @@ def _answers(url: object) -> bool:
         with socket.create_connection((LOOPBACK, port), timeout=1):
             return True
     except OSError:
+        return False
+
+
+def _serves(url: str) -> bool:
+    """Whether a server of the stack answers HTTP at `url` (any answer: 401 or 403 without a
+    signature or proof means it serves)."""
+    request = urllib.request.Request(url + "/whoami")  # noqa: S310 - loopback
+    try:
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
         return False
 
 
@@ -202,11 +226,13 @@ class LocalStack:
         api_port: int = DEFAULT_API_PORT,
         record_requests: bool = False,
         host: str = LOOPBACK,
+        gateway_port: int | None = None,
     ) -> None:
         self.root = root
         self.state_dir = state_dir
         self.host = host
         self.api_port = api_port
+        self.gateway_port = gateway_port
         logs = state_dir / "logs"
         self.emulator = Emulator(
             emulator_port,
@@ -216,27 +242,39 @@ class LocalStack:
         )
         self.api_log = logs / "api.log"  # stdout: the audit lines and metrics, one JSON object a line
         self.api_errors_log = logs / "api.err.log"
+        self.gateway_log = logs / "gateway.log"  # the same, for the API behind the local front door
+        self.gateway_errors_log = logs / "gateway.err.log"
         self.api: ManagedProcess | None = None
+        self.gateway: ManagedProcess | None = None
         self._state: LocalState | None = None
         self._written: list[Path] = []
 
     @classmethod
     def from_environment(cls, root: Path, state_dir: Path) -> LocalStack:
-        """Ports from STSVEND_EMULATOR_PORT / STSVEND_API_PORT, else 5000 and 8000."""
+        """Ports from STSVEND_EMULATOR_PORT / STSVEND_API_PORT / STSVEND_GATEWAY_PORT, else 5000,
+        8000 and 8001."""
         return cls(
             root,
             state_dir,
             port_from_environment(EMULATOR_PORT_VARIABLE, DEFAULT_EMULATOR_PORT),
             port_from_environment(API_PORT_VARIABLE, DEFAULT_API_PORT),
+            gateway_port=port_from_environment(GATEWAY_PORT_VARIABLE, DEFAULT_GATEWAY_PORT),
         )
 
     @classmethod
-    def on_free_ports(cls, root: Path, state_dir: Path, record_requests: bool = False) -> LocalStack:
-        return cls(root, state_dir, free_port(), free_port(), record_requests)
+    def on_free_ports(
+        cls, root: Path, state_dir: Path, record_requests: bool = False, gateway: bool = False
+    ) -> LocalStack:
+        return cls(root, state_dir, free_port(), free_port(), record_requests,
+                   gateway_port=free_port() if gateway else None)
 
     @property
     def api_url(self) -> str:
         return f"http://{self.host}:{self.api_port}"
+
+    @property
+    def gateway_url(self) -> str | None:
+        return None if self.gateway_port is None else f"http://{self.host}:{self.gateway_port}"
 
     @property
     def server_ids(self) -> list[str]:
@@ -271,6 +309,8 @@ class LocalStack:
         make_private(self.state_dir)
         refuse_if_running(self.state_dir)
         ensure_port_free(self.host, self.api_port, "stsvend API", API_PORT_VARIABLE)
+        if self.gateway_port is not None:
+            ensure_port_free(self.host, self.gateway_port, "stsvend local API Gateway", GATEWAY_PORT_VARIABLE)
         try:
             return self._start()
         except BaseException:
@@ -293,6 +333,8 @@ class LocalStack:
         if settings.get("STSVEND_GRANTS_TABLE") != table:
             raise StackError(f"stage {STAGE} reads table {settings.get('STSVEND_GRANTS_TABLE')}")
         self._start_api(made.identities["service"])
+        if self.gateway_port is not None:
+            self._start_gateway(made.identities)
         state = LocalState(
             api_url=self.api_url,
             emulator_url=self.emulator.url,
@@ -306,7 +348,9 @@ class LocalStack:
                 "api": str(self.api_log),
                 "api_errors": str(self.api_errors_log),
                 "emulator": str(self.emulator.process.log_path),
+                **({"gateway": str(self.gateway_log)} if self.gateway_port is not None else {}),
             },
+            gateway_url=self.gateway_url,
         )
         self._write(self.state_path, json.dumps(state.to_json(), indent=2) + "\n")
         for name in state.identities:
@@ -319,7 +363,8 @@ class LocalStack:
         self._written.append(path)
         _write_private(path, text)
 
-    def _start_api(self, service: Identity) -> None:
+    def _server_environment(self, service: Identity) -> dict[str, str]:
+        """What the API's process runs with: the service's keys, the emulator as every endpoint."""
         env = hermetic_environment()
         env.update(
             AWS_ENDPOINT_URL=self.emulator.url,
@@ -330,6 +375,10 @@ class LocalStack:
             # The stage leaves it unset: it depends on the port, and a proof must name this server.
             STSVEND_SERVER_ID=",".join(self.server_ids),
         )
+        return env
+
+    def _start_api(self, service: Identity) -> None:
+        env = self._server_environment(service)
         argv = [
             sys.executable,
             "-c",
@@ -351,19 +400,37 @@ class LocalStack:
         self.api.start()
         wait_until(self._api_answers, self.api, READY_TIMEOUT_SECONDS)
 
+    def _start_gateway(self, identities: dict[str, Identity]) -> None:
+        """The API in `apigateway` mode behind the local front door, which knows the identities'
+        keys (handed over in its environment) and who each is (as the emulator's STS says)."""
+        env = self._server_environment(identities["service"])
+        env[GATEWAY_KEYS_VARIABLE] = json.dumps([
+            {
+                "access_key_id": identity.access_key_id,
+                "secret_access_key": identity.secret_access_key,
+                "arn": identity.arn,
+                "account_id": identity.account_id,
+                "user_id": caller_user_id(self.emulator.url, identity),
+            }
+            for identity in identities.values()
+        ])
+        argv = [sys.executable, "-m", "stsvend.local.gateway", "--host", self.host,
+                "--port", str(self.gateway_port), "--project-dir", str(self.root)]
+        self.gateway = ManagedProcess(
+            "stsvend local API Gateway", argv, self.gateway_log, env, self.root,
+            errors_path=self.gateway_errors_log,
+        )
+        self.gateway.start()
+        gateway_url = self.gateway_url
+        assert gateway_url is not None
+        wait_until(lambda: _serves(gateway_url), self.gateway, READY_TIMEOUT_SECONDS)
+
     def _api_answers(self) -> bool:
-        request = urllib.request.Request(self.api_url + "/whoami")  # noqa: S310 - loopback
-        try:
-            with urllib.request.urlopen(request, timeout=5):  # noqa: S310
-                return True
-        except urllib.error.HTTPError:
-            return True  # any answer (401: no identity proof) means it serves
-        except (urllib.error.URLError, OSError):
-            return False
+        return _serves(self.api_url)
 
     def stopped_server(self) -> ManagedProcess | None:
         """A server of the stack that is no longer running, if any."""
-        for process in (self.emulator.process, self.api):
+        for process in (self.emulator.process, self.api, self.gateway):
             if process is not None and not process.running:
                 return process
         return None
@@ -374,6 +441,8 @@ class LocalStack:
         self._state = None
         while self._written:
             self._written.pop().unlink(missing_ok=True)
+        if self.gateway is not None:
+            self.gateway.stop()
         if self.api is not None:
             self.api.stop()
         self.emulator.stop()

@@ -1,7 +1,7 @@
 """`stsvend local up` (`make run`), and what `stsvend local demo` shares with it.
 
-Ports: STSVEND_EMULATOR_PORT (5000) and STSVEND_API_PORT (8000). State (`local.json`, `env/`,
-`logs/`): STSVEND_LOCAL_DIR, default `.stsvend` in the checkout.
+Ports: STSVEND_EMULATOR_PORT (5000), STSVEND_API_PORT (8000) and STSVEND_GATEWAY_PORT (8001).
+State (`local.json`, `env/`, `logs/`): STSVEND_LOCAL_DIR, default `.stsvend` in the checkout.
 """
 
 from __future__ import annotations
@@ -94,10 +94,19 @@ def ready_message(root: Path, stack: LocalStack, state: LocalState) -> str:
     read_only = state.roles["read-only"]
     env_dir = _shown(root, stack.state_dir / "env")
     stsvend = _shown(root, venv_command())
+    gateway = curl = ""
+    if state.gateway_url is not None:
+        gateway = (f"\n  gateway   {state.gateway_url}  (the API behind a local API Gateway: plain SigV4 for"
+                   " execute-api, identity mode apigateway)")
+        curl = f"""
+Or sign with anything that speaks SigV4, as against a deployed stage, and call the gateway:
+  curl --aws-sigv4 aws:amz:{state.region}:execute-api --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \\
+      {state.gateway_url}/whoami
+"""
     return f"""
 stsvend local: ready.
   API       {state.api_url}  (stage local, identity mode sts-proof, server ids {", ".join(state.server_ids)})
-  emulator  {state.emulator_url}  (IAM authentication on; accounts 111111111111, 222222222222)
+  emulator  {state.emulator_url}  (IAM authentication on; accounts 111111111111, 222222222222){gateway}
   state     {_shown(root, stack.state_path)}  (identities and their emulator-only keys; mode 0600)
   logs      {_shown(root, state.logs["api"])} (one audit line per decision),
             {_shown(root, state.logs["emulator"])}
@@ -118,6 +127,6 @@ Or let an AWS SDK or the AWS CLI fetch the credentials itself; in ~/.aws/config:
 then, in a shell where {env_dir}/{SAMPLE_APP}.sh is sourced (with --profile: given AWS_PROFILE
 instead, the SDKs and the CLI take the sourced environment keys first and act as {SAMPLE_APP}):
   {_shown(root, venv_command("aws"))} ec2 describe-instances --profile stsvend-read-only
-
-Ctrl-C stops both servers.
+{curl}
+Ctrl-C stops the servers.
 """

@@ -26,7 +26,7 @@ ROLE_ARN, PRINCIPAL_ARN, SNS_TOPIC_ARN = arns.ROLE_ARN, arns.PRINCIPAL_ARN, arns
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{7,63}")
 ACCESS_KEY_ID = re.compile(r"A(?:SIA|KIA)[A-Z0-9]{12,124}")
 STAGE = re.compile(r"[a-z][a-z0-9-]{0,31}")
-# The stable codes of a denial (README "HTTP API"); tests/unit/test_ops_common.py holds this to
+# The stable codes of a denial (docs/api.md); tests/unit/test_ops_common.py holds this to
 # chalicelib/errors.py.
 DENIAL_CODES = (
     "InvalidRequest",
@@ -108,8 +108,9 @@ _TAG_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 
 
 def caller_tag_value(caller: str) -> str:
-    """The `stsvend:caller` tag value of a caller ARN, escaped as the service escapes it (README "What
-    STS is sent"): `=` as `=3D`, `,` as `=2C`; tests/unit/test_ops_audit.py holds the two together."""
+    """The `stsvend:caller` tag value of a caller ARN, escaped as the service escapes it
+    (docs/decisions.md, "What STS is sent"): `=` as `=3D`, `,` as `=2C`; tests/unit/test_ops_audit.py
+    holds the two together."""
     return "".join(ch if ch in _TAG_SAFE else "".join(f"={b:02X}" for b in ch.encode()) for ch in caller)
 
 

@@ -242,7 +242,7 @@ def test_revoke_writes_the_policy_on_the_role_and_the_emulator_applies_it(
             "aws:PrincipalTag/stsvend:request-id": [vended["RequestId"]]
         }
         # The emulator evaluates the Deny (it treats these condition operators as met, so it would
-        # deny the role's other sessions too: what AWS does with them is in the README).
+        # deny the role's other sessions too: what AWS does with them is in docs/operating.md).
         with pytest.raises(ClientError) as denied:
             ec2.describe_instances()
         assert denied.value.response["Error"]["Code"] in ("AccessDenied", "UnauthorizedOperation")

@@ -1,5 +1,5 @@
 """Vending end to end: the credentials are the assumed role, the emulator enforces the role's
-identity policy on them, and STS received exactly what DESIGN.md section 4 says it carries."""
+identity policy on them, and STS received exactly what docs/design.md section 4 says it carries."""
 
 from __future__ import annotations
 

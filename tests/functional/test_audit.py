@@ -1,5 +1,5 @@
 """One structured audit line per decision on every route, one metric per credentials decision; never
-a secret (DESIGN.md §5)."""
+a secret (docs/design.md §5)."""
 
 from __future__ import annotations
 

@@ -101,7 +101,7 @@ cases = st.builds(
 
 
 def reference_decision(table: list[dict[str, Any]], case: Case) -> str | tuple[str, int]:
-    """The rules of DESIGN.md §3-§4, written plainly: returns a denial Code or ("vend", duration)."""
+    """The rules of docs/design.md §3-§4, written plainly: returns a denial Code or ("vend", duration)."""
     prefix = f"arn:aws:iam::{case.account}:{case.kind}/"
     mine = [g for g in table if g["account_id"] == case.account and g["principal"].startswith(prefix)]
     # Names match regardless of case; two exact grants (differing in case) are ambiguous and deny.

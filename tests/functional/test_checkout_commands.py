@@ -487,7 +487,8 @@ def test_trust_policy_without_external_id_drops_the_condition(
 def test_trust_policy_refuses_a_service_role_that_is_not_a_role_arn(
     aws: None, capsys: pytest.CaptureFixture[str], arn: str
 ) -> None:
-    # A bad argument exits 2, as argparse's and the ops commands' do (README: 2 for a bad request).
+    # A bad argument exits 2, as argparse's and the ops commands' do (docs/client-reference.md: 2
+    # for a bad request).
     assert main(["trust-policy", "--service-role", arn]) == 2
 
     captured = capsys.readouterr()

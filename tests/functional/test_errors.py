@@ -1,4 +1,4 @@
-"""Each error code of DESIGN.md §4, produced by the situation that defines it; never credentials."""
+"""Each error code of docs/design.md §4, produced by the situation that defines it; never credentials."""
 
 from __future__ import annotations
 

@@ -324,7 +324,7 @@ def test_the_zip_holds_what_the_lambda_reads_and_nothing_else(packaged: Package)
     assert server <= names, f"missing: {sorted(server - names)}"
     assert "aws_lambda_powertools/__init__.py" in names, "aws_lambda_powertools is not packaged"
     # Without `make package-prep` the X-Ray SDK is not packaged: as a requirement it would bring
-    # botocore, which then shadows the runtime's compiled one (README "Performance").
+    # botocore, which then shadows the runtime's compiled one (bench/README.md).
     brought = (*RUNTIME_PROVIDED, "aws_xray_sdk/")
     assert sorted({n.split("/")[0] for n in names if n.startswith(brought)}) == []
     assert sorted(n for n in names if n.startswith(NEVER)) == []

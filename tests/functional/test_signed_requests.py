@@ -1,6 +1,6 @@
-"""The README's SigV4 examples for other languages, run as written: the curl command and the
-JavaScript SDK v3 signer snippet sign a POST /credentials that a listener on loopback receives, and
-botocore, recomputing the signature over what arrived, agrees with it."""
+"""The docs' SigV4 examples for other languages (docs/client-reference.md), run as written: the curl
+command and the JavaScript SDK v3 signer snippet sign a POST /credentials that a listener on loopback
+receives, and botocore, recomputing the signature over what arrived, agrees with it."""
 
 from __future__ import annotations
 
@@ -24,10 +24,16 @@ ROLE = "arn:aws:iam::222222222222:role/deployer"
 
 
 def readme_snippet(kind: str) -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(rf"<!-- signed-request: {kind} -->\n```\w+\n(.*?)```", text, re.DOTALL)
-    assert match, f"README.md has no {kind} example"
-    return match.group(1)
+    """The one block marked `<!-- signed-request: KIND -->` in the README or a page of docs/ (its
+    `<!-- run: ... -->` marker may follow on the next line)."""
+    pattern = rf"<!-- signed-request: {kind} -->\n(?:<!-- run: \w+ -->\n)?```\w+\n(.*?)```"
+    found = [
+        match.group(1)
+        for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        for match in re.finditer(pattern, page.read_text(encoding="utf-8"), re.DOTALL)
+    ]
+    assert len(found) == 1, f"{len(found)} {kind} examples in README.md and docs/ (one expected)"
+    return found[0]
 
 
 def caller_env(api: FakeApi) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The `sts-proof` identity mode (DESIGN.md §2) against a real moto server with IAM auth enforced.
+"""The `sts-proof` identity mode (docs/design.md §2) against a real moto server with IAM auth enforced.
 
 The moto server here is a bare one: whatever stsvend must refuse, it refuses by its own checks.
 """

@@ -1,4 +1,4 @@
-"""A granted caller gets working credentials, and STS is asked for exactly what DESIGN.md §4 lists."""
+"""A granted caller gets working credentials, and STS is asked for exactly what docs/design.md §4 lists."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Caller ARNs, normalized to what grants match on (DESIGN.md §2)."""
+"""Caller ARNs, normalized to what grants match on (docs/design.md §2)."""
 
 from __future__ import annotations
 

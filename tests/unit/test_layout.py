@@ -1,4 +1,4 @@
-"""The command package's rooms and what each may import (README "Layout"), read from the source:
+"""The command package's rooms and what each may import (docs/architecture.md), read from the source:
 every import statement, at module level or in a function body, counts."""
 
 from __future__ import annotations
