@@ -40,6 +40,8 @@ _CLIENT_EPILOG = """\
 exit codes: 0 ok; 1 other failure; 2 usage or bad request (400, 413); 3 not authenticated or
 denied (no AWS credentials, 401, 403, 502 AssumeRoleDenied); 4 service unavailable or
 unreachable (503 after one retry, 429, other 502/504, network). exec exits with CMD's code.
+When a tool hides stsvend's message: `stsvend doctor --profile NAME` shows each step and the last
+failure.
 
 cache: $XDG_CACHE_HOME/stsvend (default ~/.cache/stsvend), one 0600 file per API URL, caller,
 role and options. The caller is $AWS_ACCESS_KEY_ID if set, else the profile and the AWS config
@@ -207,8 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="profile names are TEXT + the role name (default stsvend-)")
     configure.add_argument("--duration", type=int, metavar="SECONDS",
                            help="--duration for each credential_process line (default: each role's maximum)")
-    configure.add_argument("--command", dest="stsvend_command", default="stsvend", metavar="CMD",
-                           help="how the profiles run stsvend (default stsvend: from PATH)")
+    configure.add_argument("--command", dest="stsvend_command", default=None, metavar="CMD",
+                           help="how the profiles run stsvend (default: this stsvend, by the absolute"
+                           " path it was started from, so it runs from any PATH)")
     configure.add_argument("--dry-run", action="store_true",
                            help="print the diff, write nothing")
 
