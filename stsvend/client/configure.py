@@ -60,13 +60,13 @@ def config_path(option: str | None, env: Mapping[str, str]) -> Path:
 def profiles_for(
     answer: Any, api: str, region: str, prefix: str, command: Sequence[str],
     options: Sequence[str] = (), duration: int | None = None,
-    existing: Mapping[str, str] | None = None,
+    existing: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict[str, list[str]]:
     """profile name -> its lines (without the header), one per role the answer lists, in order.
 
     Each line asks for `duration`, else the role's MaxDurationSeconds: the longest credentials let
     a long-lived SDK client run stsvend about once per lifetime (README, "Refresh timing").
-    `existing` maps the profiles this command wrote before to the role ARN each vends
+    `existing` maps the profiles this command wrote before to the API and role ARN each vends
     (`written_roles`): they keep their names, and no other role may take one of them.
     """
     roles = answer.get("Roles") if isinstance(answer, dict) else None
@@ -86,7 +86,7 @@ def profiles_for(
         valid = isinstance(maximum, int) and not isinstance(maximum, bool) and 900 <= maximum <= 43200
         if arn not in arns or valid:
             arns[arn] = (match.group(1), maximum if valid else None)
-    names = profile_names({arn: name for arn, (name, _) in arns.items()}, prefix, existing or {})
+    names = profile_names({arn: name for arn, (name, _) in arns.items()}, prefix, existing or {}, api)
     profiles: dict[str, list[str]] = {}
     for arn, (_, maximum) in arns.items():
         profile = names[arn]
@@ -105,18 +105,21 @@ def profiles_for(
     return profiles
 
 
-def profile_names(roles: Mapping[str, str], prefix: str, existing: Mapping[str, str]) -> dict[str, str]:
+def profile_names(
+    roles: Mapping[str, str], prefix: str, existing: Mapping[str, tuple[str, str]], api: str = ""
+) -> dict[str, str]:
     """role ARN -> its profile name, unique among them and the profiles written before.
 
-    In order of precedence: the name a profile written before already has for the ARN; the role's
-    own name, if no other granted role has it; `<account>-<name>`; `<name>-<digest of the ARN>`.
-    A candidate another ARN holds (or held in the file) is passed over, so no profile ever starts
-    to vend another role than the one it was written for.
+    In order of precedence: the name (with this prefix) a profile written before for this API
+    already has for the ARN; the role's own name, if no other granted role has it;
+    `<account>-<name>`; `<name>-<digest of the ARN>`. A candidate that another role (or this role
+    through another API) holds in the file is passed over, as is a role's own name while that role
+    is granted: no profile ever starts to vend another role than the one it was written for.
     """
-    taken = {name: arn for name, arn in existing.items()}
+    taken = dict(existing)
     chosen: dict[str, str] = {}
-    for name, arn in existing.items():
-        if arn in roles and arn not in chosen:
+    for name, (held_api, arn) in existing.items():
+        if held_api == api and arn in roles and arn not in chosen and name.startswith(prefix):
             chosen[arn] = name
     counts: dict[str, int] = {}
     for role_name in roles.values():
@@ -133,11 +136,11 @@ def profile_names(roles: Mapping[str, str], prefix: str, existing: Mapping[str, 
         for candidate in candidates:
             # A role's own plain name is kept free for it, even if it comes later in the list.
             held = taken.get(candidate)
-            if (held is None or held == arn) and not (
+            if (held is None or held == (api, arn)) and not (
                 candidate in plain_names and candidate != prefix + role_name
             ):
                 chosen[arn] = candidate
-                taken[candidate] = arn
+                taken[candidate] = (api, arn)
                 break
         else:
             raise CommandError(
@@ -149,10 +152,10 @@ def profile_names(roles: Mapping[str, str], prefix: str, existing: Mapping[str, 
     return {arn: chosen[arn] for arn in roles}
 
 
-def written_roles(text: str) -> dict[str, str]:
-    """The profiles this command wrote in `text` (the marker on their first line) -> the role ARN
-    their credential_process asks for."""
-    found: dict[str, str] = {}
+def written_roles(text: str) -> dict[str, tuple[str, str]]:
+    """The profiles this command wrote in `text` (the marker on their first line) -> the API URL
+    and the role ARN their credential_process asks for."""
+    found: dict[str, tuple[str, str]] = {}
     current: str | None = None
     for line in text.splitlines():
         match = _SECTION.match(line)
@@ -173,8 +176,9 @@ def written_roles(text: str) -> dict[str, str]:
             except ValueError:
                 continue
             arns = [words[i + 1] for i, word in enumerate(words[:-1]) if word == "--role"]
-            if len(arns) == 1 and _ROLE_ARN.fullmatch(arns[0]):
-                found[current] = arns[0]
+            apis = [words[i + 1] for i, word in enumerate(words[:-1]) if word == "--api"]
+            if len(arns) == 1 and len(apis) == 1 and _ROLE_ARN.fullmatch(arns[0]):
+                found[current] = (apis[0], arns[0])
     return found
 
 

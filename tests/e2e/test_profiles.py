@@ -83,7 +83,8 @@ def write_profiles(tmp_path: Path, state: LocalState, source: str) -> dict[str, 
     config = tmp_path / "config"
     config.write_text(f"[profile {PROFILE}]\nregion = {state.region}\ncredential_process = {line}\n")
     credentials = tmp_path / "credentials"
-    credentials.write_text(f"[base]\naws_access_key_id = {me.access_key_id}\n"
+    section = "default" if source == "default" else "base"
+    credentials.write_text(f"[{section}]\naws_access_key_id = {me.access_key_id}\n"
                            f"aws_secret_access_key = {me.secret_access_key}\n")
     credentials.chmod(0o600)
     env = {
@@ -120,7 +121,7 @@ def arn_of(client: str, output: str) -> str:
     return str(answer["Arn"] if client != "js-sdk-v3" else answer["arn"])
 
 
-@pytest.mark.parametrize("source", ["source-profile", "container"])
+@pytest.mark.parametrize("source", ["source-profile", "container", "default"])
 @pytest.mark.parametrize("client", ["aws-cli", "boto3", "js-sdk-v3"])
 def test_aws_profile_selecting_the_stsvend_profile_works(
     stack: LocalStack, container: ContainerCredentials, tmp_path: Path,
@@ -240,3 +241,40 @@ def test_configure_refuses_a_role_arn_that_could_inject_config(arn: Any) -> None
     with pytest.raises(CommandError, match="not a valid IAM role ARN; nothing was written"):
         profiles_for({"Roles": [{"RoleArn": "arn:aws:iam::222222222222:role/ok"}, {"RoleArn": arn}]},
                      "http://127.0.0.1:8000", "eu-west-1", "stsvend-", ["stsvend"])
+
+
+def test_configure_then_the_aws_cli_from_a_shell_whose_path_lacks_stsvend(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """Issue 20 sections 2 and 3: keys in `[default]` of the credentials file (a Jenkins agent),
+    stsvend run from the venv's bin (not on PATH); `configure` writes lines that run that very
+    stsvend and sign with `[default]`; the AWS CLI then uses a profile under AWS_PROFILE from a
+    shell whose PATH has no stsvend."""
+    state = stack.state
+    jenkins = state.identities["jenkins"]
+    config = tmp_path / "config"
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[default]\naws_access_key_id = {jenkins.access_key_id}\n"
+                           f"aws_secret_access_key = {jenkins.secret_access_key}\n")
+    env = {**hermetic_environment(), "AWS_CONFIG_FILE": str(config),
+           "AWS_SHARED_CREDENTIALS_FILE": str(credentials), "AWS_ENDPOINT_URL": state.emulator_url,
+           "AWS_REGION": state.region, "AWS_DEFAULT_REGION": state.region,
+           "XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    script = Path(sys.executable).parent / "stsvend"
+    done = subprocess.run([str(script), "configure", "--api", state.api_url], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    record_output(done.stdout)
+    record_output(done.stderr)
+    assert done.returncode == 0, done.stderr
+    written = config.read_text()
+    assert f"credential_process = {script} credentials --api {state.api_url}" in written
+    assert written.rstrip().endswith("--source-profile default\nregion = " + state.region)
+
+    done = subprocess.run(["sh", "-c", 'command -v stsvend || exec "$@"', "sh", sys.executable,
+                           "-m", "awscli", "sts", "get-caller-identity", "--output", "json"],
+                          cwd=tmp_path, env={**env, "AWS_PROFILE": "stsvend-deployer"},
+                          capture_output=True, text=True, timeout=120, check=False)
+    record_output(done.stdout)
+    record_output(done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert arn_of("aws-cli", done.stdout).startswith("arn:aws:sts::222222222222:assumed-role/deployer/")
