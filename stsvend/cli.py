@@ -26,6 +26,7 @@ _HANDLERS = {
     "whoami": ("stsvend.client.api", "cmd_whoami"),
     "cache": ("stsvend.client.api", "cmd_cache"),
     "configure": ("stsvend.client.configure", "cmd_configure"),
+    "doctor": ("stsvend.client.doctor", "cmd_doctor"),
     "grants": ("stsvend.checkout.commands", "cmd_grants"),
     "bootstrap": ("stsvend.checkout.commands", "cmd_bootstrap"),
     "trust-policy": ("stsvend.checkout.commands", "cmd_trust_policy"),
@@ -214,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
                            " path it was started from, so it runs from any PATH)")
     configure.add_argument("--dry-run", action="store_true",
                            help="print the diff, write nothing")
+
+    doctor = sub.add_parser(
+        "doctor", help="why a profile's stsvend credentials do or do not come, step by step",
+        description="Follow a profile's credential_process as a run of it would (with AWS_PROFILE"
+        " naming the profile), explain each step, and show the last failure recorded.",
+    )
+    doctor.add_argument("--profile", metavar="NAME",
+                        help="the profile (default: $AWS_PROFILE, else $AWS_DEFAULT_PROFILE, else default)")
 
     grants = checkout_parser("grants", "the allow-list as code: plan, apply, list")
     grants.add_argument("action", choices=("plan", "apply", "list"))

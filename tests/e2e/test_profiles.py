@@ -155,6 +155,16 @@ def test_without_a_source_the_client_shows_what_to_do(
     if client != "js-sdk-v3":  # the JS SDK reports only the process's exit status
         assert "whose credential_process runs stsvend" in done.stderr
         assert "--source-profile NAME" in done.stderr
+    else:
+        assert "whose credential_process runs stsvend" not in done.stdout + done.stderr
+    # Whatever the client showed, doctor shows why (issue 20 section 6).
+    doctor = subprocess.run([*STSVEND, "doctor"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    record_output(doctor.stdout)
+    assert doctor.returncode == 3
+    assert "no AWS credentials found outside profile 'stsvend-read-only', whose" in doctor.stdout
+    assert "a run of the line exited 3" in doctor.stdout
+    assert "last failure recorded" in doctor.stdout
 
 
 def test_configure_writes_one_profile_per_granted_role_that_real_clients_use(
