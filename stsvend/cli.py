@@ -159,13 +159,20 @@ def _add_options(parser: argparse.ArgumentParser, table: Sequence[Option]) -> No
             )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The commands of the one-file client (`make client-zipapp`): no checkout, local stack or ops code.
+CLIENT_COMMANDS = (
+    "credentials", "exec", "serve", "roles", "whoami", "cache", "configure", "doctor",
+)
+
+
+def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
     import argparse
 
     parser = argparse.ArgumentParser(
         prog="stsvend",
         description=__doc__.split(". Only")[0] + ".",
-        epilog=f"[checkout]: grants, bootstrap, trust-policy, local and monitor need {_CHECKOUT}; the"
+        epilog="the one-file client: only the client commands" if client_only else
+        f"[checkout]: grants, bootstrap, trust-policy, local and monitor need {_CHECKOUT}; the"
         " others work from an installed stsvend (audit --stage reads a stage's log group name from one).",
     )
     parser.add_argument("--version", action="version", version=f"stsvend {__version__}")
@@ -224,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--profile", metavar="NAME",
                         help="the profile (default: $AWS_PROFILE, else $AWS_DEFAULT_PROFILE, else default)")
 
+    if client_only:
+        return parser
+
     grants = checkout_parser("grants", "the allow-list as code: plan, apply, list")
     grants.add_argument("action", choices=("plan", "apply", "list"))
     grants.add_argument("--stage", required=True)
@@ -247,9 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, client_only: bool = False) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = fast_credentials_args(argv) or build_parser().parse_args(argv)
+    args = fast_credentials_args(argv) or build_parser(client_only).parse_args(argv)
     module_name, function_name = _HANDLERS[args.command]
     try:
         # __import__, not importlib.import_module: importlib's import costs every cache hit ~0.5 ms.

@@ -13,8 +13,9 @@ its role is granted; a new role gets `<prefix><role name>`, else (that name is a
 the name is granted in two accounts) `<prefix><account>-<role name>`, else a name with a digest of
 its ARN; a name that would change which role a profile vends is refused, never overwritten.
 
-The lines run stsvend as this very run was started (the absolute path of its entry point, or this
-Python with `-m stsvend.cli`), so they work from an SDK whose PATH lacks stsvend; the source of
+The lines run this very stsvend (`own_command`: this Python by its absolute path, isolated, calling
+stsvend's entry point; checked by running it), so they work from an SDK whose PATH lacks stsvend
+and from any working directory; the source of
 stsvend's own identity this run used (a profile) is written as `--source-profile`. The file is
 read, changed and replaced under an flock next to it, and replaced only if nobody changed it
 meanwhile (else it is read again): concurrent runs never lose each other's profiles. A new file
@@ -293,32 +294,43 @@ def _lock(path: Path) -> int:
         os.close(fd)
 
 
+# What the profiles run: this Python, isolated (-I: neither the current directory, where a job's
+# checkout could hold a `stsvend` package, nor PYTHON* variables decide what is imported), calling
+# stsvend's entry point directly. Neither a console script (pip's older ones import `re` first) nor
+# `-m` or a zipapp's `__main__` (both load runpy) is that fast on a cache hit (bench/clientcache.py).
+_ENTRY = "import sys;from stsvend.cli import main;sys.exit(main())"
+_ZIPAPP_ENTRY = (
+    "import sys;sys.path.insert(0,{path!r});from stsvend.cli import main;sys.exit(main(client_only=True))"
+)
+
+
 def own_command() -> list[str]:
-    """The command that runs this stsvend from anywhere: the absolute path of the console script or
-    one-file client it was started as, else this Python with `-m stsvend.cli`."""
+    """The command that runs this very stsvend from any directory and PATH: this Python by its
+    absolute path, with the one-file client it was started from on sys.path if it was."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    if spec is not None and spec.name in ("stsvend.cli", "stsvend.__main__"):
-        return [sys.executable, "-m", "stsvend.cli"]
     started = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    if started and os.path.isfile(started):
-        if spec is not None and spec.name == "__main__" and main is not None and getattr(
-            main, "__file__", ""
-        ).startswith(started + os.sep):
-            return [sys.executable, started]  # the one-file client (a zipapp), run by this Python
-        if os.access(started, os.X_OK) and _is_stsvend_script(started):
-            return [started]
-    return [sys.executable, "-m", "stsvend.cli"]
+    where = str(getattr(main, "__file__", "") or "")
+    if spec is not None and spec.name == "__main__" and started and where.startswith(started + os.sep):
+        return [sys.executable, "-I", "-c", _ZIPAPP_ENTRY.format(path=started)]
+    return [sys.executable, "-I", "-c", _ENTRY]
 
 
-def _is_stsvend_script(path: str) -> bool:
-    """A console script that runs stsvend's entry point (as pip writes them)."""
+def command_runs_stsvend(command: Sequence[str], env: Mapping[str, str]) -> str | None:
+    """Why `command --version` does not answer as this stsvend (run as an SDK would run it: no
+    shell, with a PATH that lacks stsvend's directory), or None."""
+    import subprocess
+
+    from stsvend import __version__
+
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-    except OSError:
-        return False
-    return b"from stsvend.cli import main" in head
+        done = subprocess.run([*command, "--version"], capture_output=True, timeout=60, check=False,
+                              env={**env, "PATH": env.get("PATH", os.defpath)})
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"it cannot be run: {exc}"
+    if done.stdout.decode("utf-8", "replace").strip() != f"stsvend {__version__}":
+        return f"`{shlex.join(command)} --version` does not answer `stsvend {__version__}`"
+    return None
 
 
 def command_problem(command: Sequence[str], env: Mapping[str, str]) -> str | None:
@@ -346,7 +358,7 @@ def cmd_configure(args: Any) -> int:
     command = own_command() if args.stsvend_command is None else shlex.split(args.stsvend_command)
     if not command:
         raise CommandError("InvalidRequest", "--command must name a command", EXIT_USAGE)
-    problem = command_problem(command, env)
+    problem = command_problem(command, env) or command_runs_stsvend(command, env)
     if problem is not None:
         raise CommandError("CommandNotFound", f"--command {problem}; nothing was written", EXIT_USAGE)
     client = ApiClient(url, region, env, server_id=args.server_id, source_profile=args.source_profile)

@@ -277,8 +277,11 @@ def test_configure_then_the_aws_cli_from_a_shell_whose_path_lacks_stsvend(
     record_output(done.stderr)
     assert done.returncode == 0, done.stderr
     written = config.read_text()
-    assert f"credential_process = {script} credentials --api {state.api_url}" in written
-    assert written.rstrip().endswith("--source-profile default\nregion = " + state.region)
+    [line] = [line for line in written.splitlines() if line.startswith("credential_process = ")]
+    words = shlex.split(line.partition(" = ")[2])
+    assert Path(words[0]).resolve() == Path(sys.executable).resolve() and words[1:3] == ["-I", "-c"]
+    assert words[4:] == ["credentials", "--api", state.api_url, "--role", state.roles["deployer"],
+                         "--duration", "3600", "--source-profile", "default"]
 
     done = subprocess.run(["sh", "-c", 'command -v stsvend || exec "$@"', "sh", sys.executable,
                            "-m", "awscli", "sts", "get-caller-identity", "--output", "json"],

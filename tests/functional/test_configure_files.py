@@ -150,9 +150,12 @@ def test_concurrent_runs_lose_no_profile(tmp_path: Path, api: FakeApi) -> None: 
 def test_profiles_run_the_stsvend_that_wrote_them_and_name_its_source(
     tmp_path: Path, api: FakeApi  # noqa: F811
 ) -> None:
-    """Run as `.venv/bin/stsvend` (not on PATH): the line names that file by its absolute path;
-    run as `python -m stsvend.cli`: this Python with -m. Signed with `[default]`'s keys: the lines
-    say `--source-profile default`."""
+    """Run as `.venv/bin/stsvend` (not on PATH), as `python -m stsvend.cli` or as the one-file
+    client: the line runs that Python by its absolute path, isolated (a `stsvend` directory where
+    the SDK runs is not imported), with the one-file client on its path if that wrote it. Signed
+    with `[default]`'s keys: the lines say `--source-profile default`."""
+    from tools.client_zipapp import build
+
     api.reply("GET", "/roles", (200, {}, {"Roles": [{"RoleArn": ROLE}]}))
     environment = base_env(tmp_path)
     del environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"]
@@ -160,9 +163,12 @@ def test_profiles_run_the_stsvend_that_wrote_them_and_name_its_source(
         "[default]\naws_access_key_id = AKIADEFAULTPROFILE01\naws_secret_access_key = s\n")
     environment["PATH"] = "/usr/bin:/bin"
     script = Path(sys.executable).parent / "stsvend"
+    zipapp = build(tmp_path / "one file" / "stsvend-client.pyz")
+    decoy = tmp_path / "job" / "stsvend"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise SystemExit('the job directory was imported')\n")
     config = tmp_path / "config"
-    for argv, expected in (([str(script)], [str(script)]),
-                           ([sys.executable, "-m", "stsvend.cli"], [sys.executable, "-m", "stsvend.cli"])):
+    for argv in ([str(script)], [sys.executable, "-m", "stsvend.cli"], [sys.executable, str(zipapp)]):
         config.unlink(missing_ok=True)
         done = subprocess.run([*argv, "configure", "--api", api.url, "--config-file", str(config)],
                               env=environment, cwd=tmp_path, capture_output=True, text=True,
@@ -170,13 +176,15 @@ def test_profiles_run_the_stsvend_that_wrote_them_and_name_its_source(
         assert done.returncode == 0, done.stderr
         [line] = [line for line in config.read_text().splitlines() if line.startswith("credential_")]
         words = shlex.split(line.partition("=")[2])
-        assert words[:len(expected)] == expected
+        assert Path(words[0]).is_absolute() and words[1:3] == ["-I", "-c"]
+        assert (str(zipapp) in words[3]) is (argv[-1] == str(zipapp))
         assert words[-2:] == ["--source-profile", "default"]
         assert "AWS_SDK_LOAD_CONFIG=1" in done.stdout
-        # The written line runs as an SDK runs it, with a PATH that lacks stsvend.
+        # The written line runs as an SDK runs it: from another directory, whose PATH lacks stsvend.
         run = subprocess.run(words, env={**environment, "AWS_PROFILE": "stsvend-deployer"},
-                             cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+                             cwd=decoy.parent, capture_output=True, text=True, timeout=60, check=False)
         assert run.returncode == 0, run.stderr
+        assert '"AccessKeyId": "ASIAVENDEDBYFAKEAPI1"' in run.stdout
     assert MARKER in config.read_text()
 
 
