@@ -352,8 +352,8 @@ class CredentialCache:
             raise CacheUnavailable(f"{self.directory}: {exc.strerror or exc}") from exc
 
     def clear(self) -> int:
-        """Remove every entry (not the lock files, which concurrent processes may hold); returns
-        how many were removed. Raises CacheUnavailable for a directory that is not this user's."""
+        """Remove every entry, and the outages and failure remembered (not the lock files, which
+        concurrent processes may hold); returns how many entries were removed. Raises CacheUnavailable for a directory that is not this user's."""
         try:
             # Not through a symlink (another user's, where the cache's parent is shared), and by
             # names relative to the directory opened, so it cannot be swapped underneath.
@@ -369,7 +369,8 @@ class CredentialCache:
             if os.fstat(fd).st_uid != os.getuid():
                 raise CacheUnavailable(f"{self.directory} is not a directory of this user")
             for name in os.listdir(fd):
-                if name.endswith((".json", ".tmp")):
+                # .state: what stsvend.client.status remembers (an outage, the last failure).
+                if name.endswith((".json", ".tmp", ".state")):
                     try:
                         os.unlink(name, dir_fd=fd)
                     except FileNotFoundError:

@@ -135,3 +135,16 @@ def test_a_record_that_is_not_ours_is_ignored(
         assert cli.main([*argv, *DUE]) == 0
         assert len(api.calls("POST", "/credentials")) == calls + 1
     capsys.readouterr()
+
+
+def test_cache_clear_forgets_the_outage_too(
+    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]  # noqa: F811
+) -> None:
+    argv = ["credentials", "--api", api.url, "--role", ROLE]
+    assert cli.main(argv) == 0
+    api.reply("POST", "/credentials", _hung)
+    assert cli.main([*argv, *DUE]) == 0
+    capsys.readouterr()
+    assert cli.main(["cache", "clear"]) == 0
+    assert capsys.readouterr().out.startswith("removed 1 cached answer(s)")
+    assert not Path(status.outage_path(default_directory(os.environ), api.url)).exists()
