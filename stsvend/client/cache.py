@@ -353,7 +353,8 @@ class CredentialCache:
 
     def clear(self) -> int:
         """Remove every entry, and the outages and failure remembered (not the lock files, which
-        concurrent processes may hold); returns how many entries were removed. Raises CacheUnavailable for a directory that is not this user's."""
+        concurrent processes may hold); returns how many entries were removed. Raises
+        CacheUnavailable for a directory that is not this user's."""
         try:
             # Not through a symlink (another user's, where the cache's parent is shared), and by
             # names relative to the directory opened, so it cannot be swapped underneath.
