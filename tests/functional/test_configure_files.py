@@ -86,6 +86,11 @@ def test_the_whole_file_never_holds_one_name_twice(tmp_path: Path, api: FakeApi)
     headers = [line for line in text.splitlines() if line.startswith("[")]
     assert len(headers) == len(set(headers)) == 3
     assert written_roles(text)["stsvend-x"] == X_111
+    # From an empty file: each of the three roles has a profile of its own.
+    fresh = tmp_path / "fresh"
+    done = run_cli("configure", "--api", api.url, "--config-file", str(fresh), env=base_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert sorted(written_roles(fresh.read_text()).values()) == sorted([X_111, X_333, NAMED_LIKE_AN_ACCOUNT])
 
 
 def test_a_collision_with_no_free_name_is_refused() -> None:
