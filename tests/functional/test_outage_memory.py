@@ -148,3 +148,38 @@ def test_cache_clear_forgets_the_outage_too(
     assert cli.main(["cache", "clear"]) == 0
     assert capsys.readouterr().out.startswith("removed 1 cached answer(s)")
     assert not Path(status.outage_path(default_directory(os.environ), api.url)).exists()
+
+
+def test_botocore_processes_during_an_outage_wait_for_the_api_once(
+    api: FakeApi, tmp_path: Path  # noqa: F811
+) -> None:
+    """Real clients: three boto3 processes load a profile whose credential_process is stsvend
+    (due for refresh) while the API hangs. The first waits for it; the other two get the cached
+    credentials without a request to the API."""
+    import shlex
+    import subprocess
+    import sys
+
+    from tests.functional.test_client import ROOT, base_env
+
+    entry = ("import sys;import stsvend.client.api as api;api.READ_TIMEOUT_SECONDS=1.0;"
+             "from stsvend.cli import main;sys.exit(main())")
+    line = shlex.join([sys.executable, "-I", "-c", entry, "credentials", "--api", api.url,
+                       "--role", ROLE, "--refresh-window", "3600"])
+    environment = base_env(tmp_path)
+    Path(environment["AWS_CONFIG_FILE"]).write_text(f"[profile p]\ncredential_process = {line}\n")
+    load = [sys.executable, "-c", "import boto3; print(boto3.Session(profile_name='p')"
+            ".get_credentials().get_frozen_credentials().access_key)"]
+
+    def run() -> str:
+        done = subprocess.run(load, env=environment, cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert run() == "ASIAVENDEDBYFAKEAPI1"
+    assert len(api.calls("POST", "/credentials")) == 1
+    api.reply("POST", "/credentials", _hung)
+    for _ in range(3):
+        assert run() == "ASIAVENDEDBYFAKEAPI1"
+    assert len(api.calls("POST", "/credentials")) == 2
