@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from stsvend.client import plain
-from stsvend.client.cache import CacheUnavailable, CredentialCache
+from stsvend.client.cache import CacheUnavailable, CredentialCache, read_private
 
 OUTAGE_MEMORY_SECONDS = 60.0
 LAST_FAILURE = "last-failure.state"
@@ -85,23 +85,5 @@ def _write(directory: str, path: str, record: dict[str, Any]) -> None:
 
 def _read(path: str, directory: str) -> dict[str, Any] | None:
     """A record of ours: in a private directory, a regular 0600 file of this user, a JSON object."""
-    import stat
-
-    try:
-        info = os.lstat(directory)
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
-            return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    try:
-        found = os.fstat(fd)
-        if not stat.S_ISREG(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            record = json.loads(handle.read(1 << 16))
-    except (OSError, ValueError, RecursionError):
-        return None
-    finally:
-        os.close(fd)
-    return record if isinstance(record, dict) else None
+    found = read_private(path, 1 << 16) if CredentialCache(directory).is_private() else None
+    return found[0] if found is not None and isinstance(found[0], dict) else None
