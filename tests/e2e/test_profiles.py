@@ -253,8 +253,9 @@ def test_configure_refuses_a_role_arn_that_could_inject_config(arn: Any) -> None
                      "http://127.0.0.1:8000", "eu-west-1", "stsvend-", ["stsvend"])
 
 
+@pytest.mark.parametrize("installed_as", ["console-script", "one-file"])
 def test_configure_then_the_aws_cli_from_a_shell_whose_path_lacks_stsvend(
-    stack: LocalStack, tmp_path: Path
+    stack: LocalStack, tmp_path: Path, installed_as: str
 ) -> None:
     """Issue 20 sections 2 and 3: keys in `[default]` of the credentials file (a Jenkins agent),
     stsvend run from the venv's bin (not on PATH); `configure` writes lines that run that very
@@ -270,8 +271,13 @@ def test_configure_then_the_aws_cli_from_a_shell_whose_path_lacks_stsvend(
            "AWS_SHARED_CREDENTIALS_FILE": str(credentials), "AWS_ENDPOINT_URL": state.emulator_url,
            "AWS_REGION": state.region, "AWS_DEFAULT_REGION": state.region,
            "XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
-    script = Path(sys.executable).parent / "stsvend"
-    done = subprocess.run([str(script), "configure", "--api", state.api_url], cwd=tmp_path, env=env,
+    if installed_as == "one-file":  # issue 20 section 7: the zipapp, run by this Python
+        from tools.client_zipapp import build
+
+        stsvend = [sys.executable, str(build(tmp_path / "stsvend-client.pyz"))]
+    else:
+        stsvend = [str(Path(sys.executable).parent / "stsvend")]
+    done = subprocess.run([*stsvend, "configure", "--api", state.api_url], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     record_output(done.stdout)
     record_output(done.stderr)
@@ -280,6 +286,7 @@ def test_configure_then_the_aws_cli_from_a_shell_whose_path_lacks_stsvend(
     [line] = [line for line in written.splitlines() if line.startswith("credential_process = ")]
     words = shlex.split(line.partition(" = ")[2])
     assert Path(words[0]).resolve() == Path(sys.executable).resolve() and words[1:3] == ["-I", "-c"]
+    assert ("stsvend-client.pyz" in words[3]) is (installed_as == "one-file")
     assert words[4:] == ["credentials", "--api", state.api_url, "--role", state.roles["deployer"],
                          "--duration", "3600", "--source-profile", "default"]
 
