@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint run demo bench loadtest openapi package-prep clean
+.PHONY: venv test lint run demo bench loadtest openapi package-prep client-zipapp clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,11 @@ loadtest: $(STAMP)
 # package's bytecode, compiled by the venv's Python, the version Chalice deploys (docs/deploying.md).
 package-prep: $(STAMP)
 	$(BIN)/python tools/package_prep.py
+
+# The client as one file, dist/stsvend-client.pyz (docs/client.md): client commands only, for any
+# Python >= 3.10 with botocore; bytecode for the Python that builds it.
+client-zipapp: $(STAMP)
+	$(BIN)/python tools/client_zipapp.py
 
 openapi: $(STAMP)
 	$(BIN)/python -m stsvend.checkout.openapi

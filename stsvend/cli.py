@@ -26,6 +26,7 @@ _HANDLERS = {
     "whoami": ("stsvend.client.api", "cmd_whoami"),
     "cache": ("stsvend.client.api", "cmd_cache"),
     "configure": ("stsvend.client.configure", "cmd_configure"),
+    "doctor": ("stsvend.client.doctor", "cmd_doctor"),
     "grants": ("stsvend.checkout.commands", "cmd_grants"),
     "bootstrap": ("stsvend.checkout.commands", "cmd_bootstrap"),
     "trust-policy": ("stsvend.checkout.commands", "cmd_trust_policy"),
@@ -40,6 +41,8 @@ _CLIENT_EPILOG = """\
 exit codes: 0 ok; 1 other failure; 2 usage or bad request (400, 413); 3 not authenticated or
 denied (no AWS credentials, 401, 403, 502 AssumeRoleDenied); 4 service unavailable or
 unreachable (503 after one retry, 429, other 502/504, network). exec exits with CMD's code.
+When a tool hides stsvend's message: `stsvend doctor --profile NAME` shows each step and the last
+failure.
 
 cache: $XDG_CACHE_HOME/stsvend (default ~/.cache/stsvend), one 0600 file per API URL, caller,
 role and options. The caller is $AWS_ACCESS_KEY_ID if set, else the profile and the AWS config
@@ -156,13 +159,20 @@ def _add_options(parser: argparse.ArgumentParser, table: Sequence[Option]) -> No
             )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The commands of the one-file client (`make client-zipapp`): no checkout, local stack or ops code.
+CLIENT_COMMANDS = (
+    "credentials", "exec", "serve", "roles", "whoami", "cache", "configure", "doctor",
+)
+
+
+def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
     import argparse
 
     parser = argparse.ArgumentParser(
         prog="stsvend",
         description=__doc__.split(". Only")[0] + ".",
-        epilog=f"[checkout]: grants, bootstrap, trust-policy, local and monitor need {_CHECKOUT}; the"
+        epilog="the one-file client: only the client commands" if client_only else
+        f"[checkout]: grants, bootstrap, trust-policy, local and monitor need {_CHECKOUT}; the"
         " others work from an installed stsvend (audit --stage reads a stage's log group name from one).",
     )
     parser.add_argument("--version", action="version", version=f"stsvend {__version__}")
@@ -207,10 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
                            help="profile names are TEXT + the role name (default stsvend-)")
     configure.add_argument("--duration", type=int, metavar="SECONDS",
                            help="--duration for each credential_process line (default: each role's maximum)")
-    configure.add_argument("--command", dest="stsvend_command", default="stsvend", metavar="CMD",
-                           help="how the profiles run stsvend (default stsvend: from PATH)")
+    configure.add_argument("--command", dest="stsvend_command", default=None, metavar="CMD",
+                           help="how the profiles run stsvend (default: this stsvend, by the absolute"
+                           " path it was started from, so it runs from any PATH)")
     configure.add_argument("--dry-run", action="store_true",
                            help="print the diff, write nothing")
+
+    doctor = sub.add_parser(
+        "doctor", help="why a profile's stsvend credentials do or do not come, step by step",
+        description="Follow a profile's credential_process as a run of it would (with AWS_PROFILE"
+        " naming the profile), explain each step, and show the last failure recorded.",
+    )
+    doctor.add_argument("--profile", metavar="NAME",
+                        help="the profile (default: $AWS_PROFILE, else $AWS_DEFAULT_PROFILE, else default)")
+
+    if client_only:
+        return parser
 
     grants = checkout_parser("grants", "the allow-list as code: plan, apply, list")
     grants.add_argument("action", choices=("plan", "apply", "list"))
@@ -235,9 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, client_only: bool = False) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = fast_credentials_args(argv) or build_parser().parse_args(argv)
+    args = fast_credentials_args(argv) or build_parser(client_only).parse_args(argv)
     module_name, function_name = _HANDLERS[args.command]
     try:
         # __import__, not importlib.import_module: importlib's import costs every cache hit ~0.5 ms.

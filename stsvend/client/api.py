@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     Transport = Callable[[str, str, dict[str, str], bytes | None], "HttpAnswer"]
 
 DEFAULT_REGION = "us-east-1"
-CONNECT_TIMEOUT_SECONDS = 5.0
+CONNECT_TIMEOUT_SECONDS = 3.0
 READ_TIMEOUT_SECONDS = 30.0
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
 MAX_RETRY_AFTER_SECONDS = 10.0
@@ -90,13 +90,23 @@ EXEC_MARKER = "STSVEND_EXEC"
 # -- settings -----------------------------------------------------------------------------------
 
 
+def recursion_tag(marker: str) -> str:
+    """What an stsvend run started while loading credentials says when it refuses: the marker
+    tells the run that started it that the profile it loaded runs stsvend (signing.resolve_source)."""
+    return f"[stsvend-recursion {marker}]"
+
+
 def refuse_recursion(env: Mapping[str, str]) -> None:
-    if env.get(RESOLVING_ENV):
+    marker = env.get(RESOLVING_ENV)
+    if marker:
+        # The marker comes from the environment: only the form stsvend writes is repeated.
+        ours = len(marker) == 32 and marker.isascii() and marker.isalnum()
+        tag = f" {recursion_tag(marker)}" if ours else ""
         raise CommandError(
             "NoCredentials",
             "stsvend was run to load its own ambient credentials: the profile it takes them from "
             "must not use stsvend as its credential_process (pass --source-profile NAME naming the "
-            "profile with this machine's own credentials)",
+            f"profile with this machine's own credentials){tag}",
             EXIT_DENIED,
         )
 
@@ -342,6 +352,11 @@ class ApiClient:
             return decode_answer(answer)
         raise AssertionError("unreachable: the second attempt returns or raises")
 
+    @property
+    def source(self) -> Any:
+        """Where the credentials that signed came from (signing.Source), once a call was signed."""
+        return None if self._signer is None else self._signer.source
+
     def _send(self, method: str, path: str, body: bytes | None) -> HttpAnswer:
         signer = self._load_signer()
         url = self.url + path
@@ -365,13 +380,15 @@ class ApiClient:
 
     def _load_signer(self) -> Signer:
         if self._signer is None:
-            from stsvend.client.signing import Signer
+            Signer = import_signing().Signer
+            marker = plain.sha256_hex(os.urandom(32))[:32]
 
             with _RESOLVING_LOCK:
-                os.environ[RESOLVING_ENV] = "1"
+                os.environ[RESOLVING_ENV] = marker
                 try:
                     self._signer = self._guard(
-                        lambda: Signer(self.region, source_profile=self._source_profile, env=self._env)
+                        lambda: Signer(self.region, source_profile=self._source_profile, env=self._env,
+                                       marker=marker)
                     )
                 finally:
                     del os.environ[RESOLVING_ENV]
@@ -385,6 +402,33 @@ class ApiClient:
             return action()
         except CredentialsUnavailable as exc:
             raise CommandError("NoCredentials", str(exc), EXIT_DENIED) from None
+
+
+# The oldest botocore the client is tested with (pyproject.toml), which reads AWS_ENDPOINT_URL and
+# AWS_ENDPOINT_URL_<SERVICE>: the one-file client (`make client-zipapp`) uses whatever is installed.
+MIN_BOTOCORE = (1, 34)
+
+
+def import_signing() -> Any:
+    """stsvend.client.signing, after checking that botocore is there and new enough."""
+    try:
+        import botocore
+    except ImportError:
+        raise CommandError(
+            "NoBotocore", "a cache miss signs with botocore, which is not installed: pip install "
+            f"'botocore>={MIN_BOTOCORE[0]}.{MIN_BOTOCORE[1]}' (or use the stsvend package)", EXIT_OTHER,
+        ) from None
+    version = str(getattr(botocore, "__version__", "0"))
+    found = tuple(int(part) if part.isdigit() else 0 for part in version.split(".")[:2])
+    if found < MIN_BOTOCORE:
+        raise CommandError(
+            "BotocoreTooOld", f"botocore {version[:20]!r} is older than "
+            f"{MIN_BOTOCORE[0]}.{MIN_BOTOCORE[1]}, the first stsvend supports (AWS_ENDPOINT_URL): "
+            "upgrade it", EXIT_OTHER,
+        )
+    import stsvend.client.signing as signing
+
+    return signing
 
 
 def retry_after(headers: Mapping[str, str]) -> float:
@@ -487,8 +531,34 @@ def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None =
 
     if args.no_cache:
         return fetch()
-    cache = CredentialCache(default_directory(env))
+    directory = default_directory(env)
+    cache = CredentialCache(directory)
     key = cache_key(url, caller_identity(env, source_profile), request, server_id)
+
+    def fetch_unless_down() -> Answer:
+        # A miss: the API failed moments ago and valid credentials are cached, so they are served
+        # at once (cached_through_outage) rather than waiting for the API again on every run.
+        from stsvend.client import status
+
+        down = status.recent_outage(directory, url)
+        if down is not None and cache.read_unexpired(key) is not None:
+            since = time.strftime("%H:%M:%S", time.gmtime(down["since"]))
+            raise CommandError(
+                "ServiceUnavailable",
+                f"the API failed at {since} UTC ({_printable(str(down.get('code')), 64)}); "
+                f"not asked again for {status.OUTAGE_MEMORY_SECONDS:.0f}s after that",
+                EXIT_UNAVAILABLE,
+            )
+        try:
+            answer = fetch()
+        except CommandError as error:
+            if error.exit_status == EXIT_UNAVAILABLE:
+                status.record_outage(directory, url, error.code, error.message)
+            else:
+                status.forget_outage(directory, url)  # it answered: a denial is not an outage
+            raise
+        status.forget_outage(directory, url)
+        return answer
 
     def cached_through_outage(error: Exception) -> Answer | None:
         # The API is down or unreachable: credentials that are still valid beat none.
@@ -500,7 +570,7 @@ def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None =
                  f"{_rfc3339(answer['Expiration'])}")
         return answer
 
-    return cache.get_or_fetch(key, window, fetch, warn=warn, fallback=cached_through_outage)
+    return cache.get_or_fetch(key, window, fetch_unless_down, warn=warn, fallback=cached_through_outage)
 
 
 def render(answer: Answer, output_format: str) -> str:
@@ -552,9 +622,29 @@ def exec_environment(answer: Answer, env: Mapping[str, str], role: str) -> dict[
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:
-    sys.stdout.write(render(obtain_credentials(args), args.format))
+    try:
+        answer = obtain_credentials(args)
+    except CommandError as error:
+        if not os.environ.get(RESOLVING_ENV):  # a refused inner run is not a failure to show
+            record_failure(args, error)
+        raise
+    sys.stdout.write(render(answer, args.format))
     sys.stdout.flush()
     return 0
+
+
+def record_failure(args: argparse.Namespace, error: CommandError) -> None:
+    """The failure where `stsvend doctor` shows it (stsvend.client.status); never a secret."""
+    from stsvend.client import status
+
+    env = os.environ
+    status.record_failure(default_directory(env), {
+        "command": args.command, "api": _printable(str(args.api or env.get("STSVEND_API_URL", "")), 300),
+        "role": _printable(str(args.role), 300),
+        "profile": _printable(env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "", 100),
+        "code": error.code, "message": error.message, "exit_status": error.exit_status,
+        "request_id": error.request_id,
+    })
 
 
 def cmd_exec(args: argparse.Namespace) -> int:

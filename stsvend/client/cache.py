@@ -232,26 +232,12 @@ class CredentialCache:
 
     def _load(self, key: str) -> tuple[Answer, float, float] | None:
         """(answer, when it was fetched, file mtime) of a sound, unexpired entry bound to `key`."""
-        if not self._directory_is_private():
+        if not self.is_private():
             return None
-        try:
-            fd = os.open(self.path(key), os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
+        found = read_private(self.path(key), 1 << 20)
+        if found is None:
             return None
-        try:
-            info = os.fstat(fd)
-            if (
-                not stat.S_ISREG(info.st_mode)
-                or info.st_uid != os.getuid()
-                or info.st_mode & 0o077
-            ):
-                return None
-            with os.fdopen(fd, "rb", closefd=False) as handle:
-                entry = plain.loads(handle.read(1 << 20))
-        except (OSError, ValueError, RecursionError):
-            return None
-        finally:
-            os.close(fd)
+        entry, info = found
         if not isinstance(entry, dict) or entry.get("key") != key:
             return None  # another key's entry, renamed or copied here
         answer, fetched = entry.get("answer"), entry.get("fetched")
@@ -260,7 +246,7 @@ class CredentialCache:
         assert isinstance(answer, dict)
         return answer, float(fetched), info.st_mtime
 
-    def _directory_is_private(self) -> bool:
+    def is_private(self) -> bool:
         """Ours, a real directory, and writable by nobody else: otherwise another user could have
         put any entry there."""
         try:
@@ -352,8 +338,9 @@ class CredentialCache:
             raise CacheUnavailable(f"{self.directory}: {exc.strerror or exc}") from exc
 
     def clear(self) -> int:
-        """Remove every entry (not the lock files, which concurrent processes may hold); returns
-        how many were removed. Raises CacheUnavailable for a directory that is not this user's."""
+        """Remove every entry, and the outages and failure remembered (not the lock files, which
+        concurrent processes may hold); returns how many entries were removed. Raises
+        CacheUnavailable for a directory that is not this user's."""
         try:
             # Not through a symlink (another user's, where the cache's parent is shared), and by
             # names relative to the directory opened, so it cannot be swapped underneath.
@@ -369,7 +356,8 @@ class CredentialCache:
             if os.fstat(fd).st_uid != os.getuid():
                 raise CacheUnavailable(f"{self.directory} is not a directory of this user")
             for name in os.listdir(fd):
-                if name.endswith((".json", ".tmp")):
+                # .state: what stsvend.client.status remembers (an outage, the last failure).
+                if name.endswith((".json", ".tmp", ".state")):
                     try:
                         os.unlink(name, dir_fd=fd)
                     except FileNotFoundError:
@@ -410,6 +398,26 @@ class CredentialCache:
                     return
         finally:
             os.close(fd)
+
+
+def read_private(path: str, limit: int) -> tuple[Any, os.stat_result] | None:
+    """The JSON value in `path` and the file's status, if it is a regular file of this user that
+    nobody else may read or write (opened without following a symlink); else None, as for text
+    that is not JSON."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return plain.loads(handle.read(limit)), info
+    except (OSError, ValueError, RecursionError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def _self_and_parents(path: str) -> Iterator[str]:

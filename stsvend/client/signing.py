@@ -17,6 +17,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import BotoCoreError
 
+from stsvend.client.api import recursion_tag
+
 GET_CALLER_IDENTITY_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
 SERVER_ID_HEADER = "X-Stsvend-Server-Id"
 REQUEST_HEADER = "X-Stsvend-Request"
@@ -30,8 +32,32 @@ class CredentialsUnavailable(Exception):
     """The ambient AWS credentials could not be loaded; the message is safe to print."""
 
 
+class _Recursion(Exception):
+    """Loading a profile's credentials ran stsvend (it refused at once, naming this run's marker)."""
+
+
+class Source:
+    """Where stsvend's own credentials came from: `profile` (None for the profile-less chain:
+    environment, web identity, container, instance role), botocore's `method`, and the profiles
+    passed over because loading them ran stsvend (`skipped`)."""
+
+    __slots__ = ("session", "credentials", "method", "profile", "skipped")
+
+    def __init__(self, session: Any, credentials: Any, method: str, profile: str | None,
+                 skipped: tuple[str, ...]) -> None:
+        self.session = session
+        self.credentials = credentials
+        self.method = method
+        self.profile = profile
+        self.skipped = skipped
+
+    def describe(self) -> str:
+        where = f"profile {self.profile!r}" if self.profile else "the chain without a profile"
+        return f"{where} ({self.method})"
+
+
 class Signer:
-    """Signs with the ambient credentials (`ambient_session`)."""
+    """Signs with the ambient credentials (`resolve_source`)."""
 
     def __init__(
         self,
@@ -39,14 +65,15 @@ class Signer:
         session: Any = None,
         source_profile: str | None = None,
         env: Mapping[str, str] | None = None,
+        marker: str = "",
     ) -> None:
         self.region = region
         if session is None:
-            session, skipped = ambient_session(source_profile, os.environ if env is None else env)
+            self.source = resolve_source(source_profile, os.environ if env is None else env, marker)
         else:
-            skipped = None
-        self._session = session
-        self._credentials = _load_credentials(session, skipped)
+            self.source = Source(session, _load_credentials(session), "given", None, ())
+        self._session = self.source.session
+        self._credentials = self.source.credentials
         self._sts_endpoint: str | None = None
 
     def sign(self, method: str, url: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
@@ -107,43 +134,79 @@ def build_identity_proof(
     return base64.b64encode(json.dumps(proof, separators=(",", ":")).encode()).decode("ascii")
 
 
-def runs_stsvend(profile: Mapping[str, Any]) -> bool:
-    """Whether a profile's credential_process runs stsvend (it names it: the command or its
-    module); such a profile is the one invoking stsvend, never a source of its own credentials."""
-    return "stsvend" in str(profile.get("credential_process", ""))
+def resolve_source(source_profile: str | None, env: Mapping[str, str], marker: str = "") -> Source:
+    """The credentials that sign stsvend's requests, found where the SDK would find them.
 
-
-def ambient_session(source_profile: str | None, env: Mapping[str, str]) -> tuple[Any, str | None]:
-    """The botocore session whose credentials sign stsvend's requests, and the name of the selected
-    profile it skipped (None if none was).
-
-    As the CLI's `source_profile`: `--source-profile NAME` names the profile, which must not run
-    stsvend itself. Without it, the profile the SDKs selected (AWS_PROFILE, AWS_DEFAULT_PROFILE,
-    else `default`) is used unless its credential_process runs stsvend: then stsvend was run *for*
-    that profile, and its credentials come from the chain without any profile (environment keys,
-    web identity, container, instance metadata), never from the profile that is waiting for it.
+    `--source-profile NAME` names the profile, as the CLI's `source_profile`. Without it: the
+    selected profile (AWS_PROFILE, AWS_DEFAULT_PROFILE, else `default`) with the SDK's whole chain;
+    if loading it runs stsvend (stsvend was run *for* that profile), the chain as it would be
+    without AWS_PROFILE, which reads `[default]`; if that runs stsvend too, the chain without any
+    profile (environment keys, web identity, container, instance role). A profile "runs stsvend"
+    when loading it started an stsvend that saw this run's `marker` in its environment and
+    refused (stsvend.client.api.RESOLVING_ENV): the run itself, never a word in a command line.
     """
     if source_profile:
         session = botocore.session.Session(profile=source_profile)
-        profiles = _profiles(session)
-        if source_profile not in profiles:
+        if source_profile not in _profiles(session):
             raise CredentialsUnavailable(
                 f"--source-profile {source_profile!r}: no such profile in the AWS config or "
                 "credentials file"
             )
-        if runs_stsvend(profiles[source_profile]):
+        try:
+            return _source(session, source_profile, marker, ())
+        except _Recursion:
             raise CredentialsUnavailable(
-                f"--source-profile {source_profile!r} runs stsvend itself (its credential_process): "
-                "name the profile that holds this machine's own credentials"
-            )
-        return session, None
-    session = botocore.session.Session()
+                f"--source-profile {source_profile!r} runs stsvend itself (loading it ran "
+                "stsvend): name the profile that holds this machine's own credentials"
+            ) from None
     selected = env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "default"
-    if not runs_stsvend(_profiles(session).get(selected, {})):
-        return session, None
+    skipped: tuple[str, ...] = ()
+    if selected != "default":
+        try:
+            return _source(botocore.session.Session(), selected, marker, skipped)
+        except _Recursion:
+            skipped += (selected,)
+    # As the SDK without AWS_PROFILE / AWS_DEFAULT_PROFILE: the default profile's chain.
+    unselected: dict[str, Any] = {"profile": (None, [], None, None)}
+    try:
+        return _source(botocore.session.Session(session_vars=unselected), "default", marker, skipped)
+    except _Recursion:
+        skipped += ("default",)
+    session = botocore.session.Session(session_vars=unselected)
     resolver = session.get_component("credential_provider")
     resolver.providers = [p for p in resolver.providers if p.METHOD in PROFILELESS_PROVIDERS]
-    return session, selected
+    return _source(session, None, marker, skipped)
+
+
+def _source(session: Any, profile: str | None, marker: str, skipped: tuple[str, ...]) -> Source:
+    try:
+        credentials = session.get_credentials()
+        # Refreshable credentials (credential_process, SSO, roles) are fetched here.
+        frozen = None if credentials is None else credentials.get_frozen_credentials()
+    except BotoCoreError as exc:
+        if marker and recursion_tag(marker) in str(exc):
+            raise _Recursion from None
+        raise CredentialsUnavailable(f"cannot load AWS credentials: {exc}") from exc
+    if frozen is None:
+        raise CredentialsUnavailable(_nothing_found(skipped))
+    method = str(getattr(credentials, "method", "") or "unknown")
+    _check(frozen)
+    return Source(session, frozen, method, None if method in PROFILELESS_PROVIDERS else profile,
+                  skipped)
+
+
+def _nothing_found(skipped: tuple[str, ...]) -> str:
+    if not skipped:
+        return ("no AWS credentials found (environment, profile, SSO, container or instance role;"
+                " stsvend doctor shows where it looked)")
+    names = " and ".join(repr(name) for name in skipped)
+    return (
+        f"no AWS credentials found outside profile {names}, whose credential_process runs "
+        "stsvend (a profile must not use stsvend as its credential_process for stsvend's own "
+        "credentials): pass --source-profile NAME naming the profile with this machine's own "
+        "credentials, or provide them in [default], the environment, by web identity, a "
+        "container or an instance role (stsvend doctor --profile NAME shows where it looked)"
+    )
 
 
 def _profiles(session: Any) -> dict[str, Any]:
@@ -154,29 +217,14 @@ def _profiles(session: Any) -> dict[str, Any]:
     return profiles if isinstance(profiles, dict) else {}
 
 
-def _load_credentials(session: Any, skipped: str | None = None) -> Any:
-    try:
-        credentials = session.get_credentials()
-        # Refreshable credentials (credential_process, SSO, roles) are fetched here.
-        frozen = None if credentials is None else credentials.get_frozen_credentials()
-    except BotoCoreError as exc:
-        raise CredentialsUnavailable(f"cannot load AWS credentials: {exc}") from exc
-    if frozen is None and skipped is not None:
-        raise CredentialsUnavailable(
-            f"no AWS credentials found outside profile {skipped!r}, whose credential_process runs "
-            "stsvend (a profile must not use stsvend as its credential_process for stsvend's own "
-            "credentials): pass --source-profile NAME naming the profile with this machine's own "
-            "credentials, or provide them in the environment, by web identity, a container or "
-            "an instance role"
-        )
-    if frozen is None:
-        raise CredentialsUnavailable(
-            "no AWS credentials found (environment, profile, SSO, container or instance role)"
-        )
+def _load_credentials(session: Any) -> Any:
+    return _source(session, None, "", ()).credentials
+
+
+def _check(frozen: Any) -> None:
     problem = credentials_problem(frozen.access_key, frozen.secret_key, frozen.token)
     if problem:
         raise CredentialsUnavailable(f"the ambient AWS credentials are malformed: {problem}")
-    return frozen
 
 
 def credentials_problem(access_key: Any, secret_key: Any, token: Any) -> str | None:

@@ -83,7 +83,8 @@ def write_profiles(tmp_path: Path, state: LocalState, source: str) -> dict[str, 
     config = tmp_path / "config"
     config.write_text(f"[profile {PROFILE}]\nregion = {state.region}\ncredential_process = {line}\n")
     credentials = tmp_path / "credentials"
-    credentials.write_text(f"[base]\naws_access_key_id = {me.access_key_id}\n"
+    section = "default" if source == "default" else "base"
+    credentials.write_text(f"[{section}]\naws_access_key_id = {me.access_key_id}\n"
                            f"aws_secret_access_key = {me.secret_access_key}\n")
     credentials.chmod(0o600)
     env = {
@@ -120,7 +121,7 @@ def arn_of(client: str, output: str) -> str:
     return str(answer["Arn"] if client != "js-sdk-v3" else answer["arn"])
 
 
-@pytest.mark.parametrize("source", ["source-profile", "container"])
+@pytest.mark.parametrize("source", ["source-profile", "container", "default"])
 @pytest.mark.parametrize("client", ["aws-cli", "boto3", "js-sdk-v3"])
 def test_aws_profile_selecting_the_stsvend_profile_works(
     stack: LocalStack, container: ContainerCredentials, tmp_path: Path,
@@ -154,6 +155,16 @@ def test_without_a_source_the_client_shows_what_to_do(
     if client != "js-sdk-v3":  # the JS SDK reports only the process's exit status
         assert "whose credential_process runs stsvend" in done.stderr
         assert "--source-profile NAME" in done.stderr
+    else:
+        assert "whose credential_process runs stsvend" not in done.stdout + done.stderr
+    # Whatever the client showed, doctor shows why (issue 20 section 6).
+    doctor = subprocess.run([*STSVEND, "doctor"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120, check=False)
+    record_output(doctor.stdout)
+    assert doctor.returncode == 3
+    assert "no AWS credentials found outside profile 'stsvend-read-only', whose" in doctor.stdout
+    assert "a run of the line exited 3" in doctor.stdout
+    assert "last failure recorded" in doctor.stdout
 
 
 def test_configure_writes_one_profile_per_granted_role_that_real_clients_use(
@@ -240,3 +251,50 @@ def test_configure_refuses_a_role_arn_that_could_inject_config(arn: Any) -> None
     with pytest.raises(CommandError, match="not a valid IAM role ARN; nothing was written"):
         profiles_for({"Roles": [{"RoleArn": "arn:aws:iam::222222222222:role/ok"}, {"RoleArn": arn}]},
                      "http://127.0.0.1:8000", "eu-west-1", "stsvend-", ["stsvend"])
+
+
+@pytest.mark.parametrize("installed_as", ["console-script", "one-file"])
+def test_configure_then_the_aws_cli_from_a_shell_whose_path_lacks_stsvend(
+    stack: LocalStack, tmp_path: Path, installed_as: str
+) -> None:
+    """Issue 20 sections 2 and 3: keys in `[default]` of the credentials file (a Jenkins agent),
+    stsvend run from the venv's bin (not on PATH); `configure` writes lines that run that very
+    stsvend and sign with `[default]`; the AWS CLI then uses a profile under AWS_PROFILE from a
+    shell whose PATH has no stsvend."""
+    state = stack.state
+    jenkins = state.identities["jenkins"]
+    config = tmp_path / "config"
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[default]\naws_access_key_id = {jenkins.access_key_id}\n"
+                           f"aws_secret_access_key = {jenkins.secret_access_key}\n")
+    env = {**hermetic_environment(), "AWS_CONFIG_FILE": str(config),
+           "AWS_SHARED_CREDENTIALS_FILE": str(credentials), "AWS_ENDPOINT_URL": state.emulator_url,
+           "AWS_REGION": state.region, "AWS_DEFAULT_REGION": state.region,
+           "XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    if installed_as == "one-file":  # issue 20 section 7: the zipapp, run by this Python
+        from tools.client_zipapp import build
+
+        stsvend = [sys.executable, str(build(tmp_path / "stsvend-client.pyz"))]
+    else:
+        stsvend = [str(Path(sys.executable).parent / "stsvend")]
+    done = subprocess.run([*stsvend, "configure", "--api", state.api_url], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    record_output(done.stdout)
+    record_output(done.stderr)
+    assert done.returncode == 0, done.stderr
+    written = config.read_text()
+    [line] = [line for line in written.splitlines() if line.startswith("credential_process = ")]
+    words = shlex.split(line.partition(" = ")[2])
+    assert Path(words[0]).resolve() == Path(sys.executable).resolve() and words[1:3] == ["-I", "-c"]
+    assert ("stsvend-client.pyz" in words[3]) is (installed_as == "one-file")
+    assert words[4:] == ["credentials", "--api", state.api_url, "--role", state.roles["deployer"],
+                         "--duration", "3600", "--source-profile", "default"]
+
+    done = subprocess.run(["sh", "-c", 'command -v stsvend || exec "$@"', "sh", sys.executable,
+                           "-m", "awscli", "sts", "get-caller-identity", "--output", "json"],
+                          cwd=tmp_path, env={**env, "AWS_PROFILE": "stsvend-deployer"},
+                          capture_output=True, text=True, timeout=120, check=False)
+    record_output(done.stdout)
+    record_output(done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert arn_of("aws-cli", done.stdout).startswith("arn:aws:sts::222222222222:assumed-role/deployer/")
