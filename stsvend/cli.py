@@ -34,6 +34,8 @@ _HANDLERS = {
     "monitor": ("stsvend.ops.monitor", "cmd_monitor"),
     "audit": ("stsvend.ops.audit", "cmd_audit"),
     "revoke": ("stsvend.ops.revoke", "cmd_revoke"),
+    "deploy-info": ("stsvend.ops.deployment", "cmd_deploy_info"),
+    "deploy": ("stsvend.ops.deployment", "cmd_deploy"),
 }
 
 _CLIENT_EPILOG = """\
@@ -162,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stsvend",
         description=__doc__.split(". Only")[0] + ".",
-        epilog=f"[checkout]: grants, bootstrap, trust-policy, local and monitor need {_CHECKOUT}; the"
+        epilog=f"[checkout]: grants, bootstrap, trust-policy, local, monitor, deploy and deploy-info need"
+        f" {_CHECKOUT}; the"
         " others work from an installed stsvend (audit --stage reads a stage's log group name from one).",
     )
     parser.add_argument("--version", action="version", version=f"stsvend {__version__}")

@@ -44,9 +44,9 @@ def _aws_errors() -> Iterator[None]:
 
 
 def _session() -> Any:
-    import botocore.session
+    from stsvend import awsregion
 
-    return botocore.session.get_session()
+    return awsregion.session()
 
 
 # --- grants ------------------------------------------------------------------------------------

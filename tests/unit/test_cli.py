@@ -141,8 +141,8 @@ def test_help_opens_with_a_whole_sentence_and_names_the_checkout_commands(
     assert set(listed) == {
         "credentials", "exec", "serve", "roles", "whoami", "cache", "configure", "audit", "revoke", *marked
     }
-    assert marked == {"grants", "bootstrap", "trust-policy", "local", "monitor"}
-    assert "[checkout]: grants, bootstrap, trust-policy, local and monitor need an stsvend checkout" in (
+    assert marked == {"grants", "bootstrap", "trust-policy", "local", "monitor", "deploy", "deploy-info"}
+    assert "[checkout]: grants, bootstrap, trust-policy, local, monitor, deploy and deploy-info need an" in (
         " ".join(out.split())
     )
 

@@ -1,0 +1,386 @@
+"""What a stage deploys and what stsvend adds to it: `stsvend deploy-info` and `stsvend deploy`.
+
+Chalice's names for a stage, in one place (chalice 1.34, `chalice/deploy/appgraph.py`; the rehearsal
+test deploys with the real `chalice deploy` and reads them back):
+
+- the function is `<app>-<stage>` (Chalice keeps the old deployer's name for the API handler);
+- its role, with `autogen_policy: false`, is `<app>-<stage>-api_handler`: the *service role* every
+  target role must trust;
+- with `log_retention_in_days`, Chalice puts the retention on `/aws/lambda/<app>-<stage>-api_handler`,
+  a group the function never writes to: Lambda writes to `/aws/lambda/<function>`. `stsvend deploy`
+  puts the retention on that group (creating it if needed).
+
+`stsvend deploy --stage S` is the `chalice deploy` path as a team runs it: it refuses to run without
+`.chalice/deployed/<stage>.json` when the account already has the stage (Chalice would create a second
+live API beside the first), runs `chalice deploy` with the region resolved as the SDKs do, and then
+sets what Chalice cannot: the function's log retention, the API stage's throttling, JSON access log,
+tracing and optional WAF, and the metric of requests API Gateway refused (IAM) before the function.
+The same settings are in the CloudFormation path's template (`.chalice/package-overrides.json`); one
+definition, `deploy/stages.json` and this module, feeds both (tests/functional/test_packaging.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stsvend.checkout.checkout import Checkout
+from stsvend.ops import common
+
+API_HANDLER = "api_handler"  # Chalice's resource name for the function behind the REST API
+SETTINGS = Path("deploy") / "stages.json"
+WEB_ACL_ARN = re.compile(
+    r"arn:aws(?:-cn|-us-gov)?:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/[A-Za-z0-9_-]{1,128}/[0-9a-f-]{36}"
+)
+# API Gateway's access log, one JSON object a request. Only $context variables that describe the
+# request and its outcome: never a header (Authorization and X-Amz-Security-Token carry the
+# signature and the session token), never $input or the body. IAM-refused requests never reach the
+# function, so this is their only record ("errorType": API Gateway's gateway response type).
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "extendedRequestId": "$context.extendedRequestId",
+        "requestTime": "$context.requestTimeEpoch",
+        "caller": "$context.identity.caller",
+        "userArn": "$context.identity.userArn",
+        "accountId": "$context.identity.accountId",
+        "sourceIp": "$context.identity.sourceIp",
+        "userAgent": "$context.identity.userAgent",
+        "httpMethod": "$context.httpMethod",
+        "resourcePath": "$context.resourcePath",
+        "status": "$context.status",
+        "responseLatency": "$context.responseLatency",
+        "integrationLatency": "$context.integrationLatency",
+        "errorType": "$context.error.responseType",
+        "errorMessage": "$context.error.message",
+    },
+    separators=(",", ":"),
+)
+# The gateway responses of a request refused by IAM authorization (API Gateway developer guide,
+# "Gateway response types"): no credentials, a bad or expired signature, or an explicit or
+# implicit deny of execute-api:Invoke.
+IAM_REFUSED_TYPES = ("MISSING_AUTHENTICATION_TOKEN", "INVALID_SIGNATURE", "EXPIRED_TOKEN", "ACCESS_DENIED")
+IAM_REFUSED_METRIC = "IamRefused"
+IAM_REFUSED_PATTERN = "{ " + " || ".join(f'$.errorType = "{t}"' for t in IAM_REFUSED_TYPES) + " }"
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    """stsvend's own settings of a deployed stage (`deploy/stages.json`)."""
+
+    throttling_rate_limit: float
+    throttling_burst_limit: int
+    waf_web_acl_arn: str | None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    stage: str
+    app_name: str
+    function_name: str
+    service_role_name: str
+    log_group: str  # where the function writes
+    chalice_log_group: str  # where `chalice deploy` puts log_retention_in_days (nothing is written)
+    access_log_group: str
+    api_name: str
+    api_stage: str
+    log_retention_days: int | None
+    xray: bool
+    grants_table: str
+    state_file: Path
+
+
+def chalice_names(app_name: str, stage: str) -> tuple[str, str]:
+    """(function, service role) as `chalice deploy` names them with `autogen_policy: false`."""
+    return f"{app_name}-{stage}", f"{app_name}-{stage}-{API_HANDLER}"
+
+
+def deployment(checkout: Checkout, stage: str) -> Deployment:
+    config = checkout.config
+    checkout.stage_environment(stage)  # the stage exists, or NoSuchStage
+    settings = config["stages"][stage]
+    app_name = str(config.get("app_name", "stsvend"))
+    if config.get("autogen_policy", True) is not False and settings.get("autogen_policy", True) is not False:
+        raise common.failure(
+            "UnexpectedConfig", "the service role is named for autogen_policy false; the config sets it on"
+        )
+    function, role = chalice_names(app_name, stage)
+    retention = settings.get("log_retention_in_days", config.get("log_retention_in_days"))
+    return Deployment(
+        stage=stage,
+        app_name=app_name,
+        function_name=function,
+        service_role_name=role,
+        log_group=f"/aws/lambda/{function}",
+        chalice_log_group=f"/aws/lambda/{function}-{API_HANDLER}",
+        access_log_group=f"/aws/apigateway/{function}-access",
+        api_name=app_name,
+        api_stage=str(settings.get("api_gateway_stage", config.get("api_gateway_stage", "api"))),
+        log_retention_days=int(retention) if retention else None,
+        xray=bool(settings.get("xray", config.get("xray", False))),
+        grants_table=checkout.grants_table(stage),
+        state_file=checkout.root / ".chalice" / "deployed" / f"{stage}.json",
+    )
+
+
+def stage_settings(root: Path, stage: str) -> StageSettings:
+    path = root / SETTINGS
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        entry = document["stages"][stage]
+    except (OSError, ValueError) as exc:
+        raise common.failure("InvalidSettings", f"{path} cannot be read: {exc}") from None
+    except (KeyError, TypeError):
+        raise common.failure("InvalidSettings", f"{path} has no stages.{stage}") from None
+    rate, burst, acl = (entry.get(k) for k in ("throttling_rate_limit", "throttling_burst_limit",
+                                                 "waf_web_acl_arn"))
+    if not (isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 < rate <= 10000):
+        raise common.failure("InvalidSettings", f"{path}: {stage}.throttling_rate_limit must be 1-10000")
+    if not (isinstance(burst, int) and not isinstance(burst, bool) and 0 < burst <= 5000):
+        raise common.failure("InvalidSettings", f"{path}: {stage}.throttling_burst_limit must be 1-5000")
+    if acl is not None and not (isinstance(acl, str) and WEB_ACL_ARN.fullmatch(acl)):
+        raise common.failure("InvalidSettings", f"{path}: {stage}.waf_web_acl_arn must be null or a"
+                             " regional WAFv2 web ACL ARN")
+    return StageSettings(float(rate), burst, acl)
+
+
+def read_state(path: Path) -> dict[str, dict[str, Any]]:
+    """Chalice's deployed resources by name, from `.chalice/deployed/<stage>.json`."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return {str(r["name"]): r for r in document["resources"]}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise common.failure("InvalidDeployedState", f"{path} cannot be read: {exc}") from None
+
+
+# --- deploy-info -------------------------------------------------------------------------------------
+
+
+def info_lines(d: Deployment, settings: StageSettings) -> list[tuple[str, str]]:
+    return [
+        ("function", d.function_name),
+        ("service role", f"{d.service_role_name}  (the principal every target role trusts)"),
+        ("function log group", f"{d.log_group}  (retention {d.log_retention_days or 'never expires'} days)"),
+        ("REST API", f"{d.api_name}, stage {d.api_stage}  (AWS_IAM on every method)"),
+        ("access log group", d.access_log_group),
+        ("throttling", f"{settings.throttling_rate_limit:g} requests/s,"
+                       f" burst {settings.throttling_burst_limit}"),
+        ("WAF web ACL", settings.waf_web_acl_arn or "none"),
+        ("grants table", f"{d.grants_table}  (stsvend bootstrap; not part of the Chalice app)"),
+        ("Chalice state", f"{d.state_file}" + ("" if d.state_file.is_file() else "  (absent)")),
+    ]
+
+
+def cmd_deploy_info(args: argparse.Namespace) -> int:
+    return common.run(_deploy_info, args)
+
+
+def _deploy_info(args: argparse.Namespace) -> int:
+    stage = common.stage_name(args.stage)
+    checkout = Checkout.open(args.root)
+    d = deployment(checkout, stage)
+    settings = stage_settings(checkout.root, stage)
+    state = read_state(d.state_file)
+    role_arn = state.get(f"{API_HANDLER}_role", {}).get("role_arn")
+    if args.format == "json":
+        record = {
+            "stage": stage,
+            "function_name": d.function_name,
+            "service_role_name": d.service_role_name,
+            "service_role_arn": role_arn,
+            "log_group": d.log_group,
+            "log_retention_days": d.log_retention_days,
+            "access_log_group": d.access_log_group,
+            "api_name": d.api_name,
+            "api_stage": d.api_stage,
+            "rest_api_id": state.get("rest_api", {}).get("rest_api_id"),
+            "throttling_rate_limit": settings.throttling_rate_limit,
+            "throttling_burst_limit": settings.throttling_burst_limit,
+            "waf_web_acl_arn": settings.waf_web_acl_arn,
+            "grants_table": d.grants_table,
+            "deployed_state": d.state_file.is_file(),
+        }
+        print(json.dumps(record, indent=2))
+        return 0
+    print(f"Stage {stage} (chalice deploy; names from .chalice/config.json and {SETTINGS}):")
+    for label, value in info_lines(d, settings):
+        print(f"  {label + ':':<20}{common.printable(value)}")
+    if role_arn:
+        print(f"  {'service role ARN:':<20}{common.printable(role_arn)}  (from the Chalice state)")
+    return 0
+
+
+# --- deploy --------------------------------------------------------------------------------------------
+
+
+def _exists(call: Any, *missing: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        call()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in missing:
+            return False
+        raise
+    return True
+
+
+def preflight(aws: common.Aws, d: Deployment) -> list[str]:
+    """Why `chalice deploy` must not run now: it would create a second API or function beside the
+    stage's live one (no local state), or access logging cannot be switched on."""
+    problems = []
+    if not d.state_file.is_file():
+        apigateway = aws.client("apigateway")
+        pages = apigateway.get_paginator("get_rest_apis").paginate()
+        apis = [a["id"] for page in pages for a in page.get("items", []) if a.get("name") == d.api_name]
+        function = _exists(
+            lambda: aws.client("lambda").get_function(FunctionName=d.function_name),
+            "ResourceNotFoundException",
+        )
+        if apis or function:
+            names = [f"REST API {a}" for a in apis] + ([f"function {d.function_name}"] if function else [])
+            found = ", ".join(names)
+            problems.append(
+                f"no {d.state_file.name} in .chalice/deployed/, but this account and region already"
+                f" have {found}: chalice deploy would create a second, live API beside the first."
+                f" Restore .chalice/deployed/{d.state_file.name} from where your deployments keep it"
+                " (docs/deploying.md, 'Chalice's state'), or deploy through CloudFormation or Terraform"
+            )
+    account = aws.client("apigateway").get_account()
+    if not account.get("cloudwatchRoleArn"):
+        problems.append(
+            "API Gateway has no CloudWatch Logs role in this account and region, so the stage's access"
+            " log cannot be written: set one once per region (docs/deploying.md, 'Before the first deploy')"
+        )
+    return problems
+
+
+def run_chalice(root: Path, stage: str, region: str) -> None:
+    from stsvend import awsregion
+
+    chalice = shutil.which("chalice", path=str(Path(sys.executable).parent)) or shutil.which("chalice")
+    if chalice is None:
+        raise common.failure("NoChalice", "chalice is not installed here: run from the project's .venv")
+    print(f"Running: chalice deploy --stage {stage} (region {region})", flush=True)
+    done = subprocess.run([chalice, "deploy", "--stage", stage], cwd=root,
+                          env=awsregion.child_environment(region), check=False)
+    if done.returncode != 0:
+        raise common.failure("ChaliceDeployFailed", f"chalice deploy exited with {done.returncode}")
+
+
+def _ensure_log_group(logs: Any, name: str, days: int | None) -> str:
+    created = _ensure(lambda: logs.create_log_group(logGroupName=name))
+    if days:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=days)
+    return f"{'+' if created else '='} log group {name}: retention {days or 'never expires'} days"
+
+
+def _ensure(call: Any) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        call()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceAlreadyExistsException":
+            return False
+        raise
+    return True
+
+
+def stage_patch(d: Deployment, settings: StageSettings, access_log_arn: str) -> list[dict[str, str]]:
+    """UpdateStage's operations: what the CloudFormation path sets on `RestAPI`'s stage."""
+    rate, burst = f"{settings.throttling_rate_limit:g}", str(settings.throttling_burst_limit)
+    return [
+        {"op": "replace", "path": "/tracingEnabled", "value": "true" if d.xray else "false"},
+        {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": rate},
+        {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": burst},
+        {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": access_log_arn},
+        {"op": "replace", "path": "/accessLogSettings/format", "value": ACCESS_LOG_FORMAT},
+    ]
+
+
+def apply_after_deploy(aws: common.Aws, d: Deployment, settings: StageSettings, region: str) -> list[str]:
+    state = read_state(d.state_file)
+    rest_api_id = state.get("rest_api", {}).get("rest_api_id")
+    if not isinstance(rest_api_id, str) or not re.fullmatch(r"[a-z0-9]{10}", rest_api_id):
+        raise common.failure("InvalidDeployedState", f"{d.state_file} names no REST API id")
+    logs = aws.client("logs")
+    lines = [_ensure_log_group(logs, d.log_group, d.log_retention_days),
+             _ensure_log_group(logs, d.access_log_group, d.log_retention_days)]
+    account = aws.client("sts").get_caller_identity()["Account"]
+    access_log_arn = f"arn:aws:logs:{region}:{account}:log-group:{d.access_log_group}"
+    logs.put_metric_filter(
+        logGroupName=d.access_log_group,
+        filterName=f"{d.function_name}-iam-refused",
+        filterPattern=IAM_REFUSED_PATTERN,
+        metricTransformations=[{"metricName": IAM_REFUSED_METRIC, "metricNamespace": "stsvend",
+                                "metricValue": "1", "defaultValue": 0.0}],
+    )
+    lines.append(f"= metric filter {d.function_name}-iam-refused -> stsvend/{IAM_REFUSED_METRIC}")
+    apigateway = aws.client("apigateway")
+    apigateway.update_stage(restApiId=rest_api_id, stageName=d.api_stage,
+                            patchOperations=stage_patch(d, settings, access_log_arn))
+    lines.append(
+        f"= API stage {rest_api_id}/{d.api_stage}: tracing {'on' if d.xray else 'off'}, throttling"
+        f" {settings.throttling_rate_limit:g}/s burst {settings.throttling_burst_limit}, JSON access log"
+    )
+    if settings.waf_web_acl_arn:
+        stage_arn = f"arn:aws:apigateway:{region}::/restapis/{rest_api_id}/stages/{d.api_stage}"
+        aws.client("wafv2").associate_web_acl(WebACLArn=settings.waf_web_acl_arn, ResourceArn=stage_arn)
+        lines.append(f"= WAF web ACL {settings.waf_web_acl_arn} on the stage")
+    return lines
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    return common.run(_deploy, args)
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    stage = common.stage_name(args.stage)
+    if stage == common.LOCAL_STAGE:
+        raise common.bad_input("the local stage is never deployed (make run starts it)")
+    checkout = Checkout.open(args.root)
+    d = deployment(checkout, stage)
+    settings = stage_settings(checkout.root, stage)
+    region = common.region()
+    aws = common.Aws()
+    problems = preflight(aws, d)
+    if problems:
+        for problem in problems:
+            print(f"stsvend: refused: {common.printable(problem)}", file=sys.stderr)
+        raise common.failure("DeployRefused", "nothing was deployed")
+    if args.dry_run:
+        print(f"Preflight of stage {stage} in {region} passed. Dry run: chalice deploy not run.")
+        return 0
+    run_chalice(checkout.root, stage, region)
+    for line in apply_after_deploy(aws, d, settings, region):
+        print(common.printable(line))
+    role_arn = read_state(d.state_file).get(f"{API_HANDLER}_role", {}).get("role_arn", d.service_role_name)
+    print(f"Service role (trust it from every target role): {common.printable(role_arn)}")
+    print(f"Keep .chalice/deployed/{stage}.json: the next deploy needs it (docs/deploying.md).")
+    return 0
+
+
+def register(sub: Any) -> None:
+    info = sub.add_parser(
+        "deploy-info", help="what a stage deploys: names, service role, settings [checkout]"
+    )
+    info.add_argument("--stage", required=True, help="dev or prod")
+    info.add_argument("--format", choices=("text", "json"), default="text")
+    info.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
+    deploy = sub.add_parser(
+        "deploy",
+        help="chalice deploy a stage (refused without its state), then its stage settings [checkout]",
+    )
+    deploy.add_argument("--stage", required=True, help="dev or prod")
+    deploy.add_argument("--dry-run", action="store_true", help="run the preflight checks only")
+    deploy.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
