@@ -121,6 +121,18 @@ def alarms(timeout_seconds: int) -> list[Alarm]:
             50,
             "50 or more requests in 5 minutes failed authentication (probing or a broken client fleet)",
         ),
+        # Requests API Gateway refused before the function (no or a bad signature, no
+        # execute-api:Invoke): counted from the access log (stsvend.ops.deployment), the only record.
+        Alarm(
+            "iam-refused",
+            "API Gateway refused 20 or more requests in 5 minutes at IAM authorization (probing, or"
+            " callers without execute-api:Invoke)",
+            NAMESPACE,
+            "IamRefused",
+            (),
+            "Sum",
+            20,
+        ),
         Alarm(
             "duration-near-timeout",
             f"an invocation ran {int(TIMEOUT_SHARE * 100)}% of the function timeout",

@@ -162,6 +162,106 @@ def read_state(path: Path) -> dict[str, dict[str, Any]]:
         raise common.failure("InvalidDeployedState", f"{path} cannot be read: {exc}") from None
 
 
+# --- the CloudFormation path: the same settings as the template's -----------------------------------
+
+RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                  2922, 3288, 3653)
+_WEB_ACL_CONDITION = "HasWebAcl"
+# Logical ids that stsvend.ops.template writes besides the monitoring's.
+TEMPLATE_IDS = ("StsvendAccessLog", "StsvendWebAcl")
+
+
+def template_parameters(d: Deployment, settings: StageSettings) -> dict[str, str]:
+    """`aws cloudformation deploy --parameter-overrides` for the stage (deploy-info --format parameters)."""
+    return {
+        "ThrottlingRateLimit": f"{settings.throttling_rate_limit:g}",
+        "ThrottlingBurstLimit": str(settings.throttling_burst_limit),
+        "AccessLogRetentionInDays": str(d.log_retention_days or 400),
+        "WebAclArn": settings.waf_web_acl_arn or "",
+    }
+
+
+def template_sections(api_stage: str, defaults: dict[str, str]) -> dict[str, Any]:
+    """What `chalice package`'s SAM template lacks for the API stage, as `stsvend deploy` sets it on
+    the `chalice deploy` path: tracing, throttling, the JSON access log and its IAM-refused metric,
+    an optional WAF web ACL. `defaults`: the parameters' defaults (prod's settings)."""
+    access_log_arn = (
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${StsvendAccessLogGroup}"
+    )
+    return {
+        "Parameters": {
+            "ThrottlingRateLimit": {
+                "Type": "Number", "Default": defaults["ThrottlingRateLimit"],
+                "MinValue": 1, "MaxValue": 10000,
+                "Description": "steady requests per second the API stage admits (deploy/stages.json)",
+            },
+            "ThrottlingBurstLimit": {
+                "Type": "Number", "Default": defaults["ThrottlingBurstLimit"],
+                "MinValue": 1, "MaxValue": 5000,
+                "Description": "burst of requests the API stage admits (deploy/stages.json)",
+            },
+            "AccessLogRetentionInDays": {
+                "Type": "Number", "Default": defaults["AccessLogRetentionInDays"],
+                "AllowedValues": [str(days) for days in RETENTION_DAYS],
+                "Description": "days the API access log is kept (the stage's log_retention_in_days)",
+            },
+            "WebAclArn": {
+                "Type": "String", "Default": "",
+                "Description": "a regional WAFv2 web ACL to associate with the API stage; empty: none",
+                "AllowedPattern": "^(" + WEB_ACL_ARN.pattern + ")?$",
+            },
+        },
+        "Conditions": {_WEB_ACL_CONDITION: {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebAclArn"}, ""]}]}},
+        "Resources": {
+            "RestAPI": {
+                "Properties": {
+                    "TracingEnabled": True,
+                    "MethodSettings": [{
+                        "ResourcePath": "/*", "HttpMethod": "*",
+                        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+                        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+                    }],
+                    "AccessLogSetting": {
+                        "DestinationArn": {"Fn::Sub": access_log_arn}, "Format": ACCESS_LOG_FORMAT,
+                    },
+                }
+            },
+            "StsvendAccessLogGroup": {
+                "Type": "AWS::Logs::LogGroup",
+                "Properties": {
+                    "LogGroupName": {"Fn::Sub": "/aws/apigateway/${AWS::StackName}-access"},
+                    "RetentionInDays": {"Ref": "AccessLogRetentionInDays"},
+                },
+            },
+            "StsvendAccessLogIamRefused": {
+                "Type": "AWS::Logs::MetricFilter",
+                "Properties": {
+                    "LogGroupName": {"Ref": "StsvendAccessLogGroup"},
+                    "FilterName": {"Fn::Sub": "${AWS::StackName}-iam-refused"},
+                    "FilterPattern": IAM_REFUSED_PATTERN,
+                    "MetricTransformations": [{
+                        "MetricName": IAM_REFUSED_METRIC, "MetricNamespace": "stsvend",
+                        "MetricValue": "1", "DefaultValue": 0,
+                    }],
+                },
+            },
+            "StsvendWebAclAssociation": {
+                "Type": "AWS::WAFv2::WebACLAssociation",
+                "Condition": _WEB_ACL_CONDITION,
+                # SAM names the stage RestAPI<StageName>Stage; the association needs it to exist.
+                "DependsOn": f"RestAPI{api_stage}Stage",
+                "Properties": {
+                    "ResourceArn": {
+                        "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${RestAPI}"
+                        + "/stages/" + api_stage
+                    },
+                    "WebACLArn": {"Ref": "WebAclArn"},
+                },
+            },
+        },
+    }
+
+
 # --- deploy-info -------------------------------------------------------------------------------------
 
 
@@ -191,6 +291,9 @@ def _deploy_info(args: argparse.Namespace) -> int:
     settings = stage_settings(checkout.root, stage)
     state = read_state(d.state_file)
     role_arn = state.get(f"{API_HANDLER}_role", {}).get("role_arn")
+    if args.format == "parameters":
+        print(" ".join(f"{k}={v}" for k, v in template_parameters(d, settings).items() if v))
+        return 0
     if args.format == "json":
         record = {
             "stage": stage,
@@ -375,7 +478,10 @@ def register(sub: Any) -> None:
         "deploy-info", help="what a stage deploys: names, service role, settings [checkout]"
     )
     info.add_argument("--stage", required=True, help="dev or prod")
-    info.add_argument("--format", choices=("text", "json"), default="text")
+    info.add_argument(
+        "--format", choices=("text", "json", "parameters"), default="text",
+        help="parameters: the stage's settings as `aws cloudformation deploy --parameter-overrides`",
+    )
     info.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
     deploy = sub.add_parser(
         "deploy",

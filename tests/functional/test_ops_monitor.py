@@ -75,7 +75,7 @@ def test_monitor_creates_then_changes_nothing_then_corrects_a_changed_threshold(
             )
         monitor = Monitor(cloudwatch, logs, stage, ACCOUNT, REGION)
         changes = monitor.plan()
-        assert summary(changes) == "15 to create, 0 to update, 0 unchanged"
+        assert summary(changes) == "16 to create, 0 to update, 0 unchanged"
         monitor.apply(changes)
 
         found = {
@@ -130,7 +130,7 @@ def test_monitor_creates_then_changes_nothing_then_corrects_a_changed_threshold(
         created = [stored(prefix + s.key, stage.log_group, s.query, i) for i, s in enumerate(saved_queries())]
         expect_describe(stub, prefix, created)
         again = monitor.plan()
-        assert summary(again) == "0 to create, 0 to update, 15 unchanged"
+        assert summary(again) == "0 to create, 0 to update, 16 unchanged"
         monitor.apply(again)
         stub.assert_no_pending_responses()
 
@@ -249,7 +249,7 @@ def test_dry_run_writes_nothing_and_a_run_creates_with_the_topic(
     sns = boto3.client("sns", region_name=REGION, endpoint_url=moto_url, **KEYS)
     topic = sns.create_topic(Name="stsvend-alarms")["TopicArn"]
     assert main([*argv, "--alarm-topic", topic]) == 0
-    assert "Applied: 9 to create, 0 to update, 0 unchanged, 1 skipped." in capsys.readouterr().out
+    assert "Applied: 10 to create, 0 to update, 0 unchanged, 1 skipped." in capsys.readouterr().out
     created = cloudwatch.describe_alarms(AlarmNamePrefix="stsvend-local-")["MetricAlarms"]
     assert len(created) == len(alarms(60))
     assert {(tuple(a["AlarmActions"]), tuple(a["OKActions"])) for a in created} == {((topic,), (topic,))}
@@ -257,7 +257,7 @@ def test_dry_run_writes_nothing_and_a_run_creates_with_the_topic(
     assert _alarm(cloudwatch, "stsvend-local-duration-near-timeout")["Threshold"] == 48_000.0
 
     assert main([*argv, "--alarm-topic", topic]) == 0
-    assert "Applied: 0 to create, 0 to update, 9 unchanged, 1 skipped." in capsys.readouterr().out
+    assert "Applied: 0 to create, 0 to update, 10 unchanged, 1 skipped." in capsys.readouterr().out
     # Without the topic, the alarms lose their actions.
     assert main([*argv, "--dry-run"]) == 0
     assert capsys.readouterr().out.count(f'AlarmActions ["{topic}"] -> []') == len(created)
