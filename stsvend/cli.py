@@ -228,6 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     trust = checkout_parser("trust-policy", "print the trust policy a target role needs")
     trust.add_argument("--service-role", required=True, help="ARN of stsvend's Lambda role")
     trust.add_argument("--external-id", help="the external id the role's grants require (default: none)")
+    trust.add_argument("--merge", metavar="FILE",
+                       help="merge stsvend's statements into this trust policy: the diff on stderr, the"
+                       " merged policy on stdout (other principals' statements kept)")
+    trust.add_argument("--role-name", metavar="NAME",
+                       help="merge into this role's trust policy in the ambient account: show the diff")
+    trust.add_argument("--apply", action="store_true", help="with --role-name: write the merged policy")
 
     local = checkout_parser("local", "the local stack: emulator + API on 127.0.0.1 (needs the dev extras)")
     local.add_argument("action", choices=("up", "demo"))
