@@ -111,7 +111,8 @@ def test_role_name_shows_the_diff_then_applies_once(aws: Any, capsys: pytest.Cap
     iam = aws
     iam.create_role(RoleName="deployer", AssumeRolePolicyDocument=json.dumps(
         {"Version": "2012-10-17", "Statement": [OTHER]}))
-    args = ["trust-policy", "--service-role", SERVICE, "--external-id", "stsvend-dev", "--role-name", "deployer"]
+    args = ["trust-policy", "--service-role", SERVICE, "--external-id", "stsvend-dev",
+            "--role-name", "deployer"]
     assert main(args) == 0
     assert "Dry run" in capsys.readouterr().out
     assert not trusts(iam.get_role(RoleName="deployer")["Role"]["AssumeRolePolicyDocument"], SERVICE)
@@ -126,7 +127,9 @@ def test_role_name_shows_the_diff_then_applies_once(aws: Any, capsys: pytest.Cap
 
 
 @pytest.mark.parametrize("name", ["a/b", "", "x" * 65, "déployeur", "a b"])
-def test_role_name_refuses_what_is_no_role_name(aws: Any, capsys: pytest.CaptureFixture[str], name: str) -> None:
+def test_role_name_refuses_what_is_no_role_name(
+    aws: Any, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
     assert main(["trust-policy", "--service-role", SERVICE, "--role-name", name]) == 2
     assert "InvalidArgument" in capsys.readouterr().err
 
