@@ -120,7 +120,9 @@ def test_boundary_policies_path_and_caller_patterns(aws: tuple[Any, Any]) -> Non
 
 def test_the_template_passes_cfn_lint() -> None:
     lint = Path(sys.executable).parent / "cfn-lint"
-    result = subprocess.run([str(lint), "--format", "parseable", str(TEMPLATE)], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(lint), "--format", "parseable", str(TEMPLATE)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
