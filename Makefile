@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint run demo bench loadtest openapi package-prep clean
+.PHONY: venv test lint run demo bench loadtest openapi package-prep terraform-package clean
 
 venv: $(STAMP)
 
@@ -46,6 +46,11 @@ loadtest: $(STAMP)
 # package's bytecode, compiled by the venv's Python, the version Chalice deploys (docs/deploying.md).
 package-prep: $(STAMP)
 	$(BIN)/python tools/package_prep.py
+
+# The Terraform form of a stage (docs/deploying.md, "The Terraform path"): out/terraform-$(STAGE)/.
+STAGE ?= prod
+terraform-package: $(STAMP)
+	$(BIN)/python tools/terraform_package.py $(STAGE) out/terraform-$(STAGE)
 
 openapi: $(STAMP)
 	$(BIN)/python -m stsvend.checkout.openapi
