@@ -11,23 +11,29 @@ Chalice's Swagger 2.0 document. Nothing deployed is changed to suit it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 REGION = "eu-west-3"  # not the SDK's default, not the test session's
 STAGE = "prod"
+DEPLOYER_KEY = "AKIADEPLOYER0000001"
+TEST_KEY = "AKIATESTHARNESS0001"
 
 
 @dataclass
@@ -35,6 +41,7 @@ class Rehearsal:
     url: str
     checkout: Path
     env: dict[str, str]
+    recording: Path
 
     def stsvend(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -43,8 +50,9 @@ class Rehearsal:
         )
 
     def client(self, service: str) -> Any:
+        """A client of the test's own (its key is not the deployer's: its calls are not the deploy's)."""
         return boto3.client(service, region_name=REGION, endpoint_url=self.url,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+                            aws_access_key_id=TEST_KEY, aws_secret_access_key="testing")
 
     def state(self) -> dict[str, dict[str, Any]]:
         path = self.checkout / ".chalice" / "deployed" / f"{STAGE}.json"
@@ -70,7 +78,9 @@ def _copy_checkout(target: Path) -> None:
 
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
-    emulator = subprocess.Popen([sys.executable, "-m", "tests.deploy_emulator"], cwd=ROOT,
+    recording = tmp_path_factory.mktemp("recording") / "requests.jsonl"
+    emulator_env = {**os.environ, "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)}
+    emulator = subprocess.Popen([sys.executable, "-m", "tests.deploy_emulator"], cwd=ROOT, env=emulator_env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert emulator.stdout is not None
@@ -82,11 +92,11 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
         (home / "config").write_text("[default]\n")  # a profile without a region
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STSVEND_"))}
         env.update(
-            AWS_REGION=REGION, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing",
+            AWS_REGION=REGION, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID=DEPLOYER_KEY,
             AWS_SECRET_ACCESS_KEY="testing", AWS_CONFIG_FILE=str(home / "config"),
             AWS_SHARED_CREDENTIALS_FILE=str(home / "credentials"),
         )
-        yield Rehearsal(url, checkout, env)
+        yield Rehearsal(url, checkout, env, recording)
     finally:
         emulator.terminate()
         emulator.wait(timeout=30)
@@ -190,3 +200,56 @@ def test_a_redeploy_keeps_the_api_and_a_checkout_without_state_is_refused(deploy
     assert refused.returncode == 1
     assert f"REST API {api_id}" in refused.stderr and "DeployRefused" in refused.stderr
     assert [a["id"] for a in apigateway.get_rest_apis()["items"]] == [api_id]
+
+
+# --- the deployer's policy covers what the deploy really called ---------------------------------------
+
+
+def _lambda_operations() -> list[tuple[str, re.Pattern[str], str]]:
+    model = botocore.session.get_session().get_service_model("lambda")
+    operations = []
+    for name in model.operation_names:
+        http = model.operation_model(name).http
+        path = http["requestUri"].split("?")[0]
+        pattern = re.sub(r"\\\{[A-Za-z]+\\\+\\\}", ".+", re.escape(path))
+        pattern = re.sub(r"\\\{[A-Za-z]+\\\}", "[^/]+", pattern)
+        operations.append((http["method"], re.compile(pattern), name))
+    return operations
+
+
+def iam_action(entry: dict[str, Any]) -> tuple[str, str]:
+    """(access key id, IAM action) of a recorded request, by the protocol of its service."""
+    headers = {k.lower(): v for k, v in entry["headers"].items()}
+    key, _, _, service, _ = re.search(r"Credential=([^,]+)", headers["authorization"]).group(1).split("/")
+    prefix = {"monitoring": "cloudwatch"}.get(service, service)
+    path = urllib.parse.urlsplit(entry["url"]).path
+    raw = entry.get("body") or ""
+    body = base64.b64decode(raw) if entry.get("body_encoded") else raw.encode()
+    if "x-amz-target" in headers:
+        return key, f"{prefix}:{headers['x-amz-target'].split('.')[-1]}"
+    if "/operation/" in path:  # Smithy RPC v2 (CloudWatch)
+        return key, f"{prefix}:{path.rsplit('/', 1)[1]}"
+    if service == "apigateway":
+        return key, f"apigateway:{entry['method']}"
+    if service == "lambda":
+        for method, pattern, name in _lambda_operations():
+            if method == entry["method"] and pattern.fullmatch(path):
+                return key, f"lambda:{name}"
+        raise AssertionError(f"no Lambda operation for {entry['method']} {path}")
+    return key, f"{prefix}:{urllib.parse.parse_qs(body.decode())['Action'][0]}"
+
+
+def test_the_deployer_policy_allows_every_call_the_deploy_made(deployed: Rehearsal) -> None:
+    """Every request `stsvend bootstrap` and `stsvend deploy` (with `chalice deploy`) sent, as the
+    emulator recorded it, names an action of deploy/iam/deployer-chalice.json. (moto matches a
+    policy's resources for few services, so the resources are held by parliament and review.)"""
+    policy = json.loads((ROOT / "deploy" / "iam" / "deployer-chalice.json").read_text())
+    allowed = {
+        action.lower()
+        for statement in policy["Statement"] if statement["Effect"] == "Allow"
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    entries = [json.loads(line) for line in deployed.recording.read_text().splitlines()]
+    called = {action for key, action in map(iam_action, entries) if key == DEPLOYER_KEY}
+    assert {"lambda:CreateFunction", "apigateway:POST", "iam:CreateRole", "logs:PutRetentionPolicy"} <= called
+    assert sorted(a for a in called if a.lower() not in allowed) == []
