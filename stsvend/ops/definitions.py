@@ -1,6 +1,6 @@
 """The alarms, dashboard and saved Logs Insights queries of a stage: one definition, rendered for
 `stsvend monitor` (names of a `chalice deploy` stage) and for the `chalice package` template
-(CloudFormation references). docs/deploying.md ("Alarms") gives each threshold's reason.
+(CloudFormation references). docs/operating.md ("Alarms") gives each threshold's reason.
 
 Text values may hold `${Function}`, `${LogGroup}`, `${ApiName}`, `${ApiStage}`, `${Region}`,
 `${Account}` and `${Prefix}` (the start of every resource's name); a renderer fills them in.
@@ -50,7 +50,7 @@ class Alarm:
         )
         return {
             "AlarmName": "${Prefix}-" + self.key,
-            "AlarmDescription": f"stsvend: {self.why} (docs/deploying.md, Alarms)",
+            "AlarmDescription": f"stsvend: {self.why} (docs/operating.md, Alarms)",
             "Namespace": self.namespace,
             "MetricName": self.metric,
             "Dimensions": [{"Name": n, "Value": v} for n, v in self.dimensions],

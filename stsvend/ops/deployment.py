@@ -356,13 +356,13 @@ def preflight(aws: common.Aws, d: Deployment) -> list[str]:
                 f"no {d.state_file.name} in .chalice/deployed/, but this account and region already"
                 f" have {found}: chalice deploy would create a second, live API beside the first."
                 f" Restore .chalice/deployed/{d.state_file.name} from where your deployments keep it"
-                " (docs/deploying.md, 'Chalice's state'), or deploy through CloudFormation or Terraform"
+                " (docs/deploying.md, 'Keep Chalice's state'), or deploy through CloudFormation or Terraform"
             )
     account = aws.client("apigateway").get_account()
     if not account.get("cloudwatchRoleArn"):
         problems.append(
             "API Gateway has no CloudWatch Logs role in this account and region, so the stage's access"
-            " log cannot be written: set one once per region (docs/deploying.md, 'Before the first deploy')"
+            " log cannot be written: set one once per region (docs/deploying.md, 'Before you start')"
         )
     return problems
 
