@@ -189,7 +189,7 @@ def utc_text(when: datetime) -> str:
 
 @dataclass(frozen=True)
 class StageNames:
-    """What `chalice deploy` names for a stage (docs/deploying.md, "What a stage deploys"; stsvend.ops.deployment)."""
+    """What `chalice deploy` names for a stage (docs/deploying.md, "What a stage deploys")."""
 
     stage: str
     function_name: str
