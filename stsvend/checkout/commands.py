@@ -246,6 +246,11 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     else:
         print(f"Table {table} already exists.")
     print(f"Point-in-time recovery is on for {table}.")
+    if args.stage != "local":  # the local stack's service role is its own
+        from stsvend.ops.deployment import chalice_names
+
+        _, role = chalice_names(str(checkout.config.get("app_name", "stsvend")), args.stage)
+        print(f"The stage's service role, which target roles trust: {printable(role)} (stsvend deploy-info).")
     return 0
 
 

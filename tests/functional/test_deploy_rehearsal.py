@@ -107,6 +107,7 @@ def deployed(rehearsal: Rehearsal) -> Rehearsal:
     """The guide's steps, in order."""
     boot = rehearsal.stsvend("bootstrap", "--stage", STAGE)
     assert boot.returncode == 0, boot.stderr
+    assert "service role, which target roles trust: stsvend-prod-api_handler" in boot.stdout
     # Before the first deploy: without API Gateway's CloudWatch Logs role the access log cannot be
     # written, and the deploy is refused before anything is created.
     refused = rehearsal.stsvend("deploy", "--stage", STAGE)
