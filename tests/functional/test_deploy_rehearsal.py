@@ -184,12 +184,27 @@ def test_the_api_stage_traces_throttles_and_writes_a_json_access_log(deployed: R
     assert "ACCESS_DENIED" in iam_refused["filterPattern"]
 
 
-def test_a_redeploy_keeps_the_api_and_a_checkout_without_state_is_refused(deployed: Rehearsal) -> None:
+def test_a_redeploy_keeps_the_api_and_adds_a_web_acl_and_a_checkout_without_state_is_refused(
+    deployed: Rehearsal,
+) -> None:
     apigateway = deployed.client("apigateway")
     api_id = deployed.state()["rest_api"]["rest_api_id"]
+    wafv2 = deployed.client("wafv2")
+    acl = wafv2.create_web_acl(
+        Name="stsvend-edge", Scope="REGIONAL", DefaultAction={"Allow": {}}, Rules=[],
+        VisibilityConfig={
+            "SampledRequestsEnabled": False, "CloudWatchMetricsEnabled": False, "MetricName": "stsvend-edge"
+        },
+    )["Summary"]["ARN"]
+    settings_path = deployed.checkout / "deploy" / "stages.json"
+    settings = json.loads(settings_path.read_text())
+    settings["stages"][STAGE]["waf_web_acl_arn"] = acl
+    settings_path.write_text(json.dumps(settings))
     again = deployed.stsvend("deploy", "--stage", STAGE)
     assert again.returncode == 0, again.stderr
     assert deployed.state()["rest_api"]["rest_api_id"] == api_id
+    stage_arn = f"arn:aws:apigateway:{REGION}::/restapis/{api_id}/stages/api"
+    assert wafv2.get_web_acl_for_resource(ResourceArn=stage_arn)["WebACL"]["ARN"] == acl
 
     state = deployed.checkout / ".chalice" / "deployed" / f"{STAGE}.json"
     kept = state.read_text()
