@@ -36,6 +36,7 @@ _HANDLERS = {
     "revoke": ("stsvend.ops.revoke", "cmd_revoke"),
     "deploy-info": ("stsvend.ops.deployment", "cmd_deploy_info"),
     "deploy": ("stsvend.ops.deployment", "cmd_deploy"),
+    "rollback": ("stsvend.ops.deployment", "cmd_rollback"),
 }
 
 _CLIENT_EPILOG = """\
@@ -164,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stsvend",
         description=__doc__.split(". Only")[0] + ".",
-        epilog=f"[checkout]: grants, bootstrap, trust-policy, local, monitor, deploy and deploy-info need"
-        f" {_CHECKOUT}; the"
+        epilog="[checkout]: grants, bootstrap, trust-policy, local, monitor, deploy, deploy-info and"
+        f" rollback need {_CHECKOUT}; the"
         " others work from an installed stsvend (audit --stage reads a stage's log group name from one).",
     )
     parser.add_argument("--version", action="version", version=f"stsvend {__version__}")

@@ -13,6 +13,7 @@ HANDLERS = {
     "revoke": ("stsvend.ops.revoke", "cmd_revoke"),
     "deploy-info": ("stsvend.ops.deployment", "cmd_deploy_info"),
     "deploy": ("stsvend.ops.deployment", "cmd_deploy"),
+    "rollback": ("stsvend.ops.deployment", "cmd_rollback"),
 }
 
 

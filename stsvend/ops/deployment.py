@@ -139,15 +139,17 @@ def stage_settings(root: Path, stage: str) -> StageSettings:
         raise common.failure("InvalidSettings", f"{path} cannot be read: {exc}") from None
     except (KeyError, TypeError):
         raise common.failure("InvalidSettings", f"{path} has no stages.{stage}") from None
-    rate, burst, acl = (entry.get(k) for k in ("throttling_rate_limit", "throttling_burst_limit",
-                                                 "waf_web_acl_arn"))
+    rate, burst, acl = (
+        entry.get(k) for k in ("throttling_rate_limit", "throttling_burst_limit", "waf_web_acl_arn")
+    )
     if not (isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 < rate <= 10000):
         raise common.failure("InvalidSettings", f"{path}: {stage}.throttling_rate_limit must be 1-10000")
     if not (isinstance(burst, int) and not isinstance(burst, bool) and 0 < burst <= 5000):
         raise common.failure("InvalidSettings", f"{path}: {stage}.throttling_burst_limit must be 1-5000")
     if acl is not None and not (isinstance(acl, str) and WEB_ACL_ARN.fullmatch(acl)):
-        raise common.failure("InvalidSettings", f"{path}: {stage}.waf_web_acl_arn must be null or a"
-                             " regional WAFv2 web ACL ARN")
+        raise common.failure(
+            "InvalidSettings", f"{path}: {stage}.waf_web_acl_arn must be null or a regional WAFv2 web ACL ARN"
+        )
     return StageSettings(float(rate), burst, acl)
 
 
@@ -164,8 +166,30 @@ def read_state(path: Path) -> dict[str, dict[str, Any]]:
 
 # --- the CloudFormation path: the same settings as the template's -----------------------------------
 
-RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-                  2922, 3288, 3653)
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 _WEB_ACL_CONDITION = "HasWebAcl"
 # Logical ids that stsvend.ops.template writes besides the monitoring's.
 TEMPLATE_IDS = ("StsvendAccessLog", "StsvendWebAcl")
@@ -191,22 +215,28 @@ def template_sections(api_stage: str, defaults: dict[str, str]) -> dict[str, Any
     return {
         "Parameters": {
             "ThrottlingRateLimit": {
-                "Type": "Number", "Default": defaults["ThrottlingRateLimit"],
-                "MinValue": 1, "MaxValue": 10000,
+                "Type": "Number",
+                "Default": defaults["ThrottlingRateLimit"],
+                "MinValue": 1,
+                "MaxValue": 10000,
                 "Description": "steady requests per second the API stage admits (deploy/stages.json)",
             },
             "ThrottlingBurstLimit": {
-                "Type": "Number", "Default": defaults["ThrottlingBurstLimit"],
-                "MinValue": 1, "MaxValue": 5000,
+                "Type": "Number",
+                "Default": defaults["ThrottlingBurstLimit"],
+                "MinValue": 1,
+                "MaxValue": 5000,
                 "Description": "burst of requests the API stage admits (deploy/stages.json)",
             },
             "AccessLogRetentionInDays": {
-                "Type": "Number", "Default": defaults["AccessLogRetentionInDays"],
+                "Type": "Number",
+                "Default": defaults["AccessLogRetentionInDays"],
                 "AllowedValues": [str(days) for days in RETENTION_DAYS],
                 "Description": "days the API access log is kept (the stage's log_retention_in_days)",
             },
             "WebAclArn": {
-                "Type": "String", "Default": "",
+                "Type": "String",
+                "Default": "",
                 "Description": "a regional WAFv2 web ACL to associate with the API stage; empty: none",
                 "AllowedPattern": "^(" + WEB_ACL_ARN.pattern + ")?$",
             },
@@ -216,13 +246,17 @@ def template_sections(api_stage: str, defaults: dict[str, str]) -> dict[str, Any
             "RestAPI": {
                 "Properties": {
                     "TracingEnabled": True,
-                    "MethodSettings": [{
-                        "ResourcePath": "/*", "HttpMethod": "*",
-                        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
-                        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
-                    }],
+                    "MethodSettings": [
+                        {
+                            "ResourcePath": "/*",
+                            "HttpMethod": "*",
+                            "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+                            "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+                        }
+                    ],
                     "AccessLogSetting": {
-                        "DestinationArn": {"Fn::Sub": access_log_arn}, "Format": ACCESS_LOG_FORMAT,
+                        "DestinationArn": {"Fn::Sub": access_log_arn},
+                        "Format": ACCESS_LOG_FORMAT,
                     },
                 }
             },
@@ -239,10 +273,14 @@ def template_sections(api_stage: str, defaults: dict[str, str]) -> dict[str, Any
                     "LogGroupName": {"Ref": "StsvendAccessLogGroup"},
                     "FilterName": {"Fn::Sub": "${AWS::StackName}-iam-refused"},
                     "FilterPattern": IAM_REFUSED_PATTERN,
-                    "MetricTransformations": [{
-                        "MetricName": IAM_REFUSED_METRIC, "MetricNamespace": "stsvend",
-                        "MetricValue": "1", "DefaultValue": 0,
-                    }],
+                    "MetricTransformations": [
+                        {
+                            "MetricName": IAM_REFUSED_METRIC,
+                            "MetricNamespace": "stsvend",
+                            "MetricValue": "1",
+                            "DefaultValue": 0,
+                        }
+                    ],
                 },
             },
             "StsvendWebAclAssociation": {
@@ -253,7 +291,8 @@ def template_sections(api_stage: str, defaults: dict[str, str]) -> dict[str, Any
                 "Properties": {
                     "ResourceArn": {
                         "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${RestAPI}"
-                        + "/stages/" + api_stage
+                        + "/stages/"
+                        + api_stage
                     },
                     "WebACLArn": {"Ref": "WebAclArn"},
                 },
@@ -272,8 +311,10 @@ def info_lines(d: Deployment, settings: StageSettings) -> list[tuple[str, str]]:
         ("function log group", f"{d.log_group}  (retention {d.log_retention_days or 'never expires'} days)"),
         ("REST API", f"{d.api_name}, stage {d.api_stage}  (AWS_IAM on every method)"),
         ("access log group", d.access_log_group),
-        ("throttling", f"{settings.throttling_rate_limit:g} requests/s,"
-                       f" burst {settings.throttling_burst_limit}"),
+        (
+            "throttling",
+            f"{settings.throttling_rate_limit:g} requests/s, burst {settings.throttling_burst_limit}",
+        ),
         ("WAF web ACL", settings.waf_web_acl_arn or "none"),
         ("grants table", f"{d.grants_table}  (stsvend bootstrap; not part of the Chalice app)"),
         ("Chalice state", f"{d.state_file}" + ("" if d.state_file.is_file() else "  (absent)")),
@@ -374,8 +415,9 @@ def run_chalice(root: Path, stage: str, region: str) -> None:
     if chalice is None:
         raise common.failure("NoChalice", "chalice is not installed here: run from the project's .venv")
     print(f"Running: chalice deploy --stage {stage} (region {region})", flush=True)
-    done = subprocess.run([chalice, "deploy", "--stage", stage], cwd=root,
-                          env=awsregion.child_environment(region), check=False)
+    done = subprocess.run(
+        [chalice, "deploy", "--stage", stage], cwd=root, env=awsregion.child_environment(region), check=False
+    )
     if done.returncode != 0:
         raise common.failure("ChaliceDeployFailed", f"chalice deploy exited with {done.returncode}")
 
@@ -417,21 +459,31 @@ def apply_after_deploy(aws: common.Aws, d: Deployment, settings: StageSettings, 
     if not isinstance(rest_api_id, str) or not re.fullmatch(r"[a-z0-9]{10}", rest_api_id):
         raise common.failure("InvalidDeployedState", f"{d.state_file} names no REST API id")
     logs = aws.client("logs")
-    lines = [_ensure_log_group(logs, d.log_group, d.log_retention_days),
-             _ensure_log_group(logs, d.access_log_group, d.log_retention_days)]
+    lines = [
+        _ensure_log_group(logs, d.log_group, d.log_retention_days),
+        _ensure_log_group(logs, d.access_log_group, d.log_retention_days),
+    ]
     account = aws.client("sts").get_caller_identity()["Account"]
+    lines += publish_release(aws, d, rest_api_id, region, account)
     access_log_arn = f"arn:aws:logs:{region}:{account}:log-group:{d.access_log_group}"
     logs.put_metric_filter(
         logGroupName=d.access_log_group,
         filterName=f"{d.function_name}-iam-refused",
         filterPattern=IAM_REFUSED_PATTERN,
-        metricTransformations=[{"metricName": IAM_REFUSED_METRIC, "metricNamespace": "stsvend",
-                                "metricValue": "1", "defaultValue": 0.0}],
+        metricTransformations=[
+            {
+                "metricName": IAM_REFUSED_METRIC,
+                "metricNamespace": "stsvend",
+                "metricValue": "1",
+                "defaultValue": 0.0,
+            }
+        ],
     )
     lines.append(f"= metric filter {d.function_name}-iam-refused -> stsvend/{IAM_REFUSED_METRIC}")
     apigateway = aws.client("apigateway")
-    apigateway.update_stage(restApiId=rest_api_id, stageName=d.api_stage,
-                            patchOperations=stage_patch(d, settings, access_log_arn))
+    apigateway.update_stage(
+        restApiId=rest_api_id, stageName=d.api_stage, patchOperations=stage_patch(d, settings, access_log_arn)
+    )
     lines.append(
         f"= API stage {rest_api_id}/{d.api_stage}: tracing {'on' if d.xray else 'off'}, throttling"
         f" {settings.throttling_rate_limit:g}/s burst {settings.throttling_burst_limit}, JSON access log"
@@ -441,6 +493,104 @@ def apply_after_deploy(aws: common.Aws, d: Deployment, settings: StageSettings, 
         aws.client("wafv2").associate_web_acl(WebACLArn=settings.waf_web_acl_arn, ResourceArn=stage_arn)
         lines.append(f"= WAF web ACL {settings.waf_web_acl_arn} on the stage")
     return lines
+
+
+# --- releases: a Lambda version per deploy, the API calling the alias `live` -------------------------
+
+ALIAS = "live"
+_PERMISSION_ID = "stsvend-apigateway-live"
+
+
+def publish_release(aws: common.Aws, d: Deployment, rest_api_id: str, region: str, account: str) -> list[str]:
+    """Publish the function's code and configuration as a version, move the alias `live` to it, and
+    point every method of the API at the alias, so that `stsvend rollback` is one alias update.
+    `chalice deploy` points the methods at the function itself again on each run; this step, right
+    after it, points them back (in between, the API calls the code just deployed)."""
+    from botocore.exceptions import ClientError
+
+    lam = aws.client("lambda")
+    version = str(lam.publish_version(FunctionName=d.function_name)["Version"])
+    try:
+        before = str(lam.get_alias(FunctionName=d.function_name, Name=ALIAS)["FunctionVersion"])
+        lam.update_alias(FunctionName=d.function_name, Name=ALIAS, FunctionVersion=version)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        before = "(none)"
+        lam.create_alias(FunctionName=d.function_name, Name=ALIAS, FunctionVersion=version)
+    alias_arn = f"arn:aws:lambda:{region}:{account}:function:{d.function_name}:{ALIAS}"
+    try:
+        lam.add_permission(
+            FunctionName=d.function_name,
+            Qualifier=ALIAS,
+            StatementId=_PERMISSION_ID,
+            Action="lambda:InvokeFunction",
+            Principal="apigateway.amazonaws.com",
+            SourceArn=f"arn:aws:execute-api:{region}:{account}:{rest_api_id}/*",
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceConflictException":
+            raise
+    uri = f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{alias_arn}/invocations"
+    apigateway = aws.client("apigateway")
+    pages = apigateway.get_paginator("get_resources").paginate(restApiId=rest_api_id)
+    pointed = 0
+    for resource in (r for page in pages for r in page.get("items", [])):
+        for method in resource.get("resourceMethods", {}):
+            current = apigateway.get_integration(
+                restApiId=rest_api_id, resourceId=resource["id"], httpMethod=method
+            )
+            if current.get("uri") == uri:
+                continue
+            apigateway.put_integration(
+                restApiId=rest_api_id,
+                resourceId=resource["id"],
+                httpMethod=method,
+                type="AWS_PROXY",
+                integrationHttpMethod="POST",
+                uri=uri,
+                passthroughBehavior=current.get("passthroughBehavior", "WHEN_NO_MATCH"),
+                **({"contentHandling": current["contentHandling"]} if current.get("contentHandling") else {}),
+            )
+            pointed += 1
+    if pointed:
+        apigateway.create_deployment(restApiId=rest_api_id, stageName=d.api_stage, tracingEnabled=d.xray)
+    return [
+        f"= release: version {version} of {d.function_name}, alias {ALIAS} {before} -> {version};"
+        f" {pointed} method(s) pointed at the alias"
+    ]
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    return common.run(_rollback, args)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    stage = common.stage_name(args.stage)
+    if args.to_version is not None and not re.fullmatch(r"[1-9][0-9]{0,9}", args.to_version):
+        raise common.bad_input(f"--to-version must be a published version number, not {args.to_version!r}")
+    d = deployment(Checkout.open(args.root), stage)
+    lam = common.Aws().client("lambda")
+    current = int(lam.get_alias(FunctionName=d.function_name, Name=ALIAS)["FunctionVersion"])
+    versions = sorted(
+        int(v["Version"])
+        for page in lam.get_paginator("list_versions_by_function").paginate(FunctionName=d.function_name)
+        for v in page.get("Versions", [])
+        if v["Version"] != "$LATEST"
+    )
+    if args.to_version is None:
+        earlier = [v for v in versions if v < current]
+        if not earlier:
+            raise common.failure("NoEarlierVersion", f"{d.function_name} has no version before {current}")
+        target = earlier[-1]
+    else:
+        target = int(args.to_version)
+        if target not in versions:
+            raise common.bad_input(f"{d.function_name} has no version {target} (versions: {versions})")
+    print(f"{d.function_name}: alias {ALIAS} {current} -> {target}" + (" (dry run)" if args.dry_run else ""))
+    if not args.dry_run:
+        lam.update_alias(FunctionName=d.function_name, Name=ALIAS, FunctionVersion=str(target))
+    return 0
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -479,7 +629,9 @@ def register(sub: Any) -> None:
     )
     info.add_argument("--stage", required=True, help="dev or prod")
     info.add_argument(
-        "--format", choices=("text", "json", "parameters"), default="text",
+        "--format",
+        choices=("text", "json", "parameters"),
+        default="text",
         help="parameters: the stage's settings as `aws cloudformation deploy --parameter-overrides`",
     )
     info.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
@@ -490,3 +642,11 @@ def register(sub: Any) -> None:
     deploy.add_argument("--stage", required=True, help="dev or prod")
     deploy.add_argument("--dry-run", action="store_true", help="run the preflight checks only")
     deploy.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
+    rollback = sub.add_parser(
+        "rollback",
+        help="point a stage's alias `live` at an earlier (or, with --to-version, any) release [checkout]",
+    )
+    rollback.add_argument("--stage", required=True, help="dev or prod")
+    rollback.add_argument("--to-version", metavar="N", help="the version to serve (default: the one before)")
+    rollback.add_argument("--dry-run", action="store_true", help="show the change, make none")
+    rollback.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")

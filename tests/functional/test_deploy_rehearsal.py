@@ -218,6 +218,36 @@ def test_a_redeploy_keeps_the_api_and_adds_a_web_acl_and_a_checkout_without_stat
     assert [a["id"] for a in apigateway.get_rest_apis()["items"]] == [api_id]
 
 
+def test_each_deploy_is_a_version_the_api_calls_through_an_alias_that_rolls_back_and_forward(
+    deployed: Rehearsal,
+) -> None:
+    lam = deployed.client("lambda")
+    apigateway = deployed.client("apigateway")
+    api_id = deployed.state()["rest_api"]["rest_api_id"]
+    serving = int(lam.get_alias(FunctionName="stsvend-prod", Name="live")["FunctionVersion"])
+    assert serving >= 2  # the first deploy and the redeploy each published one
+    alias_arn = lam.get_alias(FunctionName="stsvend-prod", Name="live")["AliasArn"]
+    resources = apigateway.get_resources(restApiId=api_id, limit=500)["items"]
+    uris = {
+        apigateway.get_integration(restApiId=api_id, resourceId=r["id"], httpMethod=m)["uri"]
+        for r in resources for m in r.get("resourceMethods", {})
+    }
+    assert uris == {f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{alias_arn}/invocations"}
+    policy = json.loads(lam.get_policy(FunctionName="stsvend-prod", Qualifier="live")["Policy"])
+    assert any(s["Principal"] == {"Service": "apigateway.amazonaws.com"} for s in policy["Statement"])
+
+    back = deployed.stsvend("rollback", "--stage", STAGE)
+    assert back.returncode == 0, back.stderr
+    assert int(lam.get_alias(FunctionName="stsvend-prod", Name="live")["FunctionVersion"]) == serving - 1
+    forward = deployed.stsvend("rollback", "--stage", STAGE, "--to-version", str(serving))
+    assert forward.returncode == 0, forward.stderr
+    assert int(lam.get_alias(FunctionName="stsvend-prod", Name="live")["FunctionVersion"]) == serving
+    for bad in ("0", "x", "1;2", str(serving + 50)):
+        refused = deployed.stsvend("rollback", "--stage", STAGE, "--to-version", bad)
+        assert refused.returncode == 2 and "InvalidArgument" in refused.stderr, refused.stderr
+    assert int(lam.get_alias(FunctionName="stsvend-prod", Name="live")["FunctionVersion"]) == serving
+
+
 # --- the deployer's policy covers what the deploy really called ---------------------------------------
 
 
