@@ -54,7 +54,7 @@ def _aws_errors() -> Iterator[None]:
 
 
 def _session() -> Any:
-    from stsvend import awsregion
+    from stsvend.checkout import awsregion
 
     return awsregion.session()
 
@@ -112,7 +112,7 @@ def trust_warnings(checkout: Checkout, stage: str, role_arns: list[str]) -> list
     in another account is named as not checked: its trust policy is readable only from there."""
     from botocore.exceptions import ClientError
 
-    from stsvend.ops.deployment import chalice_names
+    from stsvend.checkout.names import chalice_names
 
     if stage == "local":  # the local stack's service role is its own (stsvend local up sets the trust)
         return []
@@ -247,7 +247,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         print(f"Table {table} already exists.")
     print(f"Point-in-time recovery is on for {table}.")
     if args.stage != "local":  # the local stack's service role is its own
-        from stsvend.ops.deployment import chalice_names
+        from stsvend.checkout.names import chalice_names
 
         _, role = chalice_names(str(checkout.config.get("app_name", "stsvend")), args.stage)
         print(f"The stage's service role, which target roles trust: {printable(role)} (stsvend deploy-info).")

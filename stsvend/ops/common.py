@@ -209,7 +209,7 @@ def stage_names(checkout: Checkout, stage: str) -> StageNames:
     checkout.stage_environment(stage)  # the stage exists, or NoSuchStage
     settings = config["stages"][stage]
     app_name = str(config.get("app_name", "stsvend"))
-    from stsvend.ops.deployment import chalice_names
+    from stsvend.checkout.names import chalice_names
 
     function, _ = chalice_names(app_name, stage)
     # Chalice's default timeout, when a stage sets none, is 60 s.
@@ -243,8 +243,8 @@ def local_state(root: Path) -> dict[str, Any]:
 
 
 def region() -> str:
-    """The ambient region, as the AWS SDKs resolve it (stsvend.awsregion)."""
-    from stsvend import awsregion
+    """The ambient region, as the AWS SDKs resolve it (stsvend.checkout.awsregion)."""
+    from stsvend.checkout import awsregion
 
     return awsregion.required()
 

@@ -1,12 +1,7 @@
-"""What a stage deploys and what stsvend adds to it: `stsvend deploy-info` and `stsvend deploy`.
+"""What a stage deploys and what stsvend adds to it: `stsvend deploy-info`, `stsvend deploy` and `stsvend rollback`.
 
-Chalice's names for a stage, in one place (chalice 1.34, `chalice/deploy/appgraph.py`; the rehearsal
-test deploys with the real `chalice deploy` and reads them back):
-
-- the function is `<app>-<stage>` (Chalice keeps the old deployer's name for the API handler);
-- its role, with `autogen_policy: false`, is `<app>-<stage>-api_handler`: the *service role* every
-  target role must trust;
-- with `log_retention_in_days`, Chalice puts the retention on `/aws/lambda/<app>-<stage>-api_handler`,
+Chalice's names for a stage come from stsvend.checkout.names (the service role is
+`<app>-<stage>-api_handler`). With `log_retention_in_days`, Chalice puts the retention on `/aws/lambda/<app>-<stage>-api_handler`,
   a group the function never writes to: Lambda writes to `/aws/lambda/<function>`. `stsvend deploy`
   puts the retention on that group (creating it if needed).
 
@@ -32,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from stsvend.checkout.checkout import Checkout
+from stsvend.checkout.names import API_HANDLER, chalice_names
 from stsvend.ops import common
 
-API_HANDLER = "api_handler"  # Chalice's resource name for the function behind the REST API
 SETTINGS = Path("deploy") / "stages.json"
 WEB_ACL_ARN = re.compile(
     r"arn:aws(?:-cn|-us-gov)?:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/[A-Za-z0-9_-]{1,128}/[0-9a-f-]{36}"
@@ -95,11 +90,6 @@ class Deployment:
     xray: bool
     grants_table: str
     state_file: Path
-
-
-def chalice_names(app_name: str, stage: str) -> tuple[str, str]:
-    """(function, service role) as `chalice deploy` names them with `autogen_policy: false`."""
-    return f"{app_name}-{stage}", f"{app_name}-{stage}-{API_HANDLER}"
 
 
 def deployment(checkout: Checkout, stage: str) -> Deployment:
@@ -409,7 +399,7 @@ def preflight(aws: common.Aws, d: Deployment) -> list[str]:
 
 
 def run_chalice(root: Path, stage: str, region: str) -> None:
-    from stsvend import awsregion
+    from stsvend.checkout import awsregion
 
     chalice = shutil.which("chalice", path=str(Path(sys.executable).parent)) or shutil.which("chalice")
     if chalice is None:
