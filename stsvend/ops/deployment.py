@@ -1,9 +1,10 @@
-"""What a stage deploys and what stsvend adds to it: `stsvend deploy-info`, `stsvend deploy` and `stsvend rollback`.
+"""What a stage deploys and what stsvend adds to it: `stsvend deploy-info`, `stsvend deploy` and
+`stsvend rollback`.
 
 Chalice's names for a stage come from stsvend.checkout.names (the service role is
-`<app>-<stage>-api_handler`). With `log_retention_in_days`, Chalice puts the retention on `/aws/lambda/<app>-<stage>-api_handler`,
-  a group the function never writes to: Lambda writes to `/aws/lambda/<function>`. `stsvend deploy`
-  puts the retention on that group (creating it if needed).
+`<app>-<stage>-api_handler`). With `log_retention_in_days`, Chalice puts the retention on
+`/aws/lambda/<app>-<stage>-api_handler`, a group the function never writes to: Lambda writes to
+`/aws/lambda/<function>`. `stsvend deploy` puts the retention on that group (creating it if needed).
 
 `stsvend deploy --stage S` is the `chalice deploy` path as a team runs it: it refuses to run without
 `.chalice/deployed/<stage>.json` when the account already has the stage (Chalice would create a second
