@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint run demo bench loadtest openapi package-prep client-zipapp clean
+.PHONY: venv test lint run demo bench loadtest openapi package-prep client-zipapp terraform-package clean
 
 venv: $(STAMP)
 
@@ -51,6 +51,11 @@ package-prep: $(STAMP)
 # Python >= 3.10 with botocore; bytecode for the Python that builds it.
 client-zipapp: $(STAMP)
 	$(BIN)/python tools/client_zipapp.py
+
+# The Terraform form of a stage (docs/deploying.md, "The Terraform path"): out/terraform-$(STAGE)/.
+STAGE ?= prod
+terraform-package: $(STAMP)
+	$(BIN)/python tools/terraform_package.py $(STAGE) out/terraform-$(STAGE)
 
 openapi: $(STAMP)
 	$(BIN)/python -m stsvend.checkout.openapi

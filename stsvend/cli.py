@@ -35,6 +35,9 @@ _HANDLERS = {
     "monitor": ("stsvend.ops.monitor", "cmd_monitor"),
     "audit": ("stsvend.ops.audit", "cmd_audit"),
     "revoke": ("stsvend.ops.revoke", "cmd_revoke"),
+    "deploy-info": ("stsvend.ops.deployment", "cmd_deploy_info"),
+    "deploy": ("stsvend.ops.deployment", "cmd_deploy"),
+    "rollback": ("stsvend.ops.deployment", "cmd_rollback"),
 }
 
 _CLIENT_EPILOG = """\
@@ -172,7 +175,8 @@ def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
         prog="stsvend",
         description=__doc__.split(". Only")[0] + ".",
         epilog="the one-file client: only the client commands" if client_only else
-        f"[checkout]: grants, bootstrap, trust-policy, local and monitor need {_CHECKOUT}; the"
+        "[checkout]: grants, bootstrap, trust-policy, local, monitor, deploy, deploy-info and"
+        f" rollback need {_CHECKOUT}; the"
         " others work from an installed stsvend (audit --stage reads a stage's log group name from one).",
     )
     parser.add_argument("--version", action="version", version=f"stsvend {__version__}")
@@ -247,6 +251,12 @@ def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
     trust = checkout_parser("trust-policy", "print the trust policy a target role needs")
     trust.add_argument("--service-role", required=True, help="ARN of stsvend's Lambda role")
     trust.add_argument("--external-id", help="the external id the role's grants require (default: none)")
+    trust.add_argument("--merge", metavar="FILE",
+                       help="merge stsvend's statements into this trust policy: the diff on stderr, the"
+                       " merged policy on stdout (other principals' statements kept)")
+    trust.add_argument("--role-name", metavar="NAME",
+                       help="merge into this role's trust policy in the ambient account: show the diff")
+    trust.add_argument("--apply", action="store_true", help="with --role-name: write the merged policy")
 
     local = checkout_parser("local", "the local stack: emulator + API on 127.0.0.1 (needs the dev extras)")
     local.add_argument("action", choices=("up", "demo"))

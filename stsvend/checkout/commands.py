@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +24,16 @@ from stsvend.checkout.model import BrokenGrant, GrantError, grant_from_item
 from stsvend.checkout.plan import ABSENT, GrantChange, GrantPlan, plan_changes
 from stsvend.checkout.review import grant_warnings
 from stsvend.checkout.table import create_table, scan_items
-from stsvend.checkout.trust_policy import read_template, render_trust_policy
-from stsvend.errors import CommandError
+from stsvend.checkout.trust_policy import (
+    ROLE_NAME,
+    merge_trust_policy,
+    policy_diff,
+    read_policy_file,
+    read_template,
+    render_trust_policy,
+    trusts,
+)
+from stsvend.errors import EXIT_USAGE, CommandError
 
 _SHOWN_CHARS = 100
 
@@ -44,9 +54,9 @@ def _aws_errors() -> Iterator[None]:
 
 
 def _session() -> Any:
-    import botocore.session
+    from stsvend.checkout import awsregion
 
-    return botocore.session.get_session()
+    return awsregion.session()
 
 
 # --- grants ------------------------------------------------------------------------------------
@@ -77,6 +87,10 @@ def _grants(checkout: Checkout, args: argparse.Namespace) -> int:
     if warnings:
         print("Warnings (valid, but wide: look twice):")
         print("\n".join(f"  ! {line}" for line in warnings))
+    trust = trust_warnings(checkout, args.stage, sorted({r.role_arn for g in grants for r in g.roles}))
+    if trust:
+        print("Trust (a granted role that does not trust the service answers 502 AssumeRoleDenied):")
+        print("\n".join(f"  ! {line}" for line in trust))
     if args.action == "plan" or plan.empty:
         return 0
 
@@ -90,6 +104,48 @@ def _grants(checkout: Checkout, args: argparse.Namespace) -> int:
         return 0
     print(format_apply_failure(result))
     raise CommandError("ApplyFailed", f"apply failed: {result.error}")
+
+
+def trust_warnings(checkout: Checkout, stage: str, role_arns: list[str]) -> list[str]:
+    """Which granted roles do not (yet) trust the stage's service role, where that can be seen: the
+    roles in the account of the ambient credentials (the stsvend account), read with GetRole. A role
+    in another account is named as not checked: its trust policy is readable only from there."""
+    from botocore.exceptions import ClientError
+
+    from stsvend.checkout.names import chalice_names
+
+    if stage == "local":  # the local stack's service role is its own (stsvend local up sets the trust)
+        return []
+    identity = _session().create_client("sts").get_caller_identity()
+    partition, account = identity["Arn"].split(":")[1], identity["Account"]
+    _, role_name = chalice_names(str(checkout.config.get("app_name", "stsvend")), stage)
+    service = f"arn:{partition}:iam::{account}:role/{role_name}"
+    iam = _session().create_client("iam")
+    lines, elsewhere = [], 0
+    for arn in role_arns:
+        if arn.split(":")[4] != account:
+            elsewhere += 1
+            continue
+        try:
+            document = iam.get_role(RoleName=arn.rsplit("/", 1)[1])["Role"]["AssumeRolePolicyDocument"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            why = "does not exist" if code == "NoSuchEntity" else f"not checked (GetRole: {code})"
+            lines.append(printable(f"{arn}: {why}"))
+            continue
+        if isinstance(document, str):
+            document = json.loads(urllib.parse.unquote(document))
+        if not trusts(document, service):
+            lines.append(printable(
+                f"{arn}: does not trust {service}; merge stsvend's statements with"
+                f" stsvend trust-policy --service-role {service} --role-name {arn.rsplit('/', 1)[1]}"
+            ))
+    if elsewhere:
+        lines.append(
+            f"{elsewhere} granted role(s) in other accounts not checked (their trust policies are readable"
+            " there: stsvend trust-policy --role-name NAME, or the target-account template)"
+        )
+    return lines
 
 
 @contextmanager
@@ -190,6 +246,11 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     else:
         print(f"Table {table} already exists.")
     print(f"Point-in-time recovery is on for {table}.")
+    if args.stage != "local":  # the local stack's service role is its own
+        from stsvend.checkout.names import chalice_names
+
+        _, role = chalice_names(str(checkout.config.get("app_name", "stsvend")), args.stage)
+        print(f"The stage's service role, which target roles trust: {printable(role)} (stsvend deploy-info).")
     return 0
 
 
@@ -198,5 +259,45 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 def cmd_trust_policy(args: argparse.Namespace) -> int:
     template = read_template(Checkout.open(args.root))
-    print(json.dumps(render_trust_policy(template, args.service_role, args.external_id), indent=2))
+    ours = render_trust_policy(template, args.service_role, args.external_id)
+    if args.merge is not None and args.role_name is not None:
+        raise CommandError("InvalidArgument", "--merge and --role-name exclude each other", EXIT_USAGE)
+    if args.apply and args.role_name is None:
+        raise CommandError("InvalidArgument", "--apply needs --role-name", EXIT_USAGE)
+    if args.merge is not None:
+        current = read_policy_file(Path(args.merge))
+        merged = merge_trust_policy(current, ours, args.merge)
+        diff = policy_diff(current, merged, Path(args.merge).name)
+        print(diff or f"No changes: {args.merge} already holds stsvend's statements.", file=sys.stderr)
+        print(json.dumps(merged, indent=2))
+        return 0
+    if args.role_name is not None:
+        with _aws_errors():
+            return _trust_role(args.role_name, ours, args.apply)
+    print(json.dumps(ours, indent=2))
+    return 0
+
+
+def _trust_role(role_name: str, ours: dict[str, Any], apply: bool) -> int:
+    """Merge stsvend's statements into a role's trust policy in the ambient account: the diff, then,
+    with `apply`, UpdateAssumeRolePolicy (only when something differs)."""
+    if not ROLE_NAME.fullmatch(role_name):
+        raise CommandError("InvalidArgument", f"--role-name must be an IAM role name, not {role_name!r}",
+                           EXIT_USAGE)
+    iam = _session().create_client("iam")
+    role = iam.get_role(RoleName=role_name)["Role"]
+    current = role["AssumeRolePolicyDocument"]
+    if isinstance(current, str):  # IAM's API gives it URL-encoded; botocore decodes it
+        current = json.loads(urllib.parse.unquote(current))
+    merged = merge_trust_policy(current, ours, f"role {role_name}")
+    diff = policy_diff(current, merged, f"role {role_name}")
+    if not diff:
+        print(f"No changes: role {role_name} already trusts the service with stsvend's statements.")
+        return 0
+    print(diff)
+    if not apply:
+        print("Dry run: nothing written; add --apply to write the merged trust policy.")
+        return 0
+    iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(merged))
+    print(f"Updated the trust policy of {printable(role['Arn'])}.")
     return 0

@@ -4,10 +4,14 @@ template. The local stack's deployer role gets its trust policy from the same re
 from __future__ import annotations
 
 import copy
+import difflib
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 from stsvend.checkout.checkout import Checkout
+from stsvend.checkout.display import printable
 from stsvend.checkout.grants_file import MAX_SESSION_POLICY_FILE_BYTES, read_json_file
 from stsvend.checkout.model import EXTERNAL_ID, EXTERNAL_ID_CHARS, ROLE_ARN, GrantError
 from stsvend.errors import EXIT_USAGE, CommandError
@@ -86,3 +90,79 @@ def render_trust_policy(
             "InvalidArgument", f"--external-id must be 2-1224 characters of [{EXTERNAL_ID_CHARS}]", EXIT_USAGE
         )
     return fill_trust_template(template, service_role_arn, external_id)
+
+
+# --- merging into a role's trust policy --------------------------------------------------------------
+
+# IAM's limit on a trust policy is 2,048 characters by default and at most 4,096 (a quota increase).
+MAX_TRUST_POLICY_BYTES = 64 * 1024
+ROLE_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
+
+
+def _statements(policy: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    statements = policy.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not all(isinstance(s, dict) for s in statements):
+        raise CommandError("InvalidTrustPolicy", f"{where}: Statement is not a list of objects")
+    return statements
+
+
+def merge_trust_policy(current: dict[str, Any] | None, ours: dict[str, Any], where: str) -> dict[str, Any]:
+    """`current` with stsvend's statements in it: a statement with one of their Sids is replaced in
+    place, the others are appended, every other statement (other principals) is kept as it is.
+    Merging the result again changes nothing."""
+    if current is None:
+        return copy.deepcopy(ours)
+    if not isinstance(current, dict):
+        raise CommandError("InvalidTrustPolicy", f"{where} is not a JSON object")
+    wanted = {s["Sid"]: s for s in _statements(ours, "the trust policy template")}
+    merged = copy.deepcopy(current)
+    statements: list[dict[str, Any]] = []
+    placed: set[str] = set()
+    for statement in _statements(current, where):
+        sid = statement.get("Sid")
+        if isinstance(sid, str) and sid in wanted:
+            if sid not in placed:
+                statements.append(copy.deepcopy(wanted[sid]))
+                placed.add(sid)
+            continue
+        statements.append(statement)
+    statements += [copy.deepcopy(s) for sid, s in wanted.items() if sid not in placed]
+    merged["Statement"] = statements
+    merged.setdefault("Version", ours.get("Version", "2012-10-17"))
+    return merged
+
+
+def policy_diff(current: dict[str, Any] | None, merged: dict[str, Any], name: str) -> str:
+    """A unified diff of the two policies as JSON, every line escaped for a terminal; empty if equal."""
+    before = json.dumps(current, indent=2).splitlines() if current is not None else []
+    after = json.dumps(merged, indent=2).splitlines()
+    lines = difflib.unified_diff(before, after, f"{name} (now)", f"{name} (with stsvend)", lineterm="")
+    return "\n".join(printable(line) for line in lines)
+
+
+def read_policy_file(path: Path) -> dict[str, Any]:
+    try:
+        policy = read_json_file(path, MAX_TRUST_POLICY_BYTES)
+    except GrantError as exc:
+        raise CommandError("InvalidTrustPolicy", str(exc), EXIT_USAGE) from None
+    if not isinstance(policy, dict):
+        raise CommandError("InvalidTrustPolicy", f"{path} is not a JSON object", EXIT_USAGE)
+    return policy
+
+
+def trusts(policy: dict[str, Any], service_role_arn: str) -> bool:
+    """Whether an Allow statement of `policy` names `service_role_arn` for sts:AssumeRole (what a
+    deny or a condition does is not judged here: this is the warning's check, not IAM's)."""
+    for statement in _statements(policy, "the role's trust policy"):
+        if statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal", {})
+        aws = principal.get("AWS", []) if isinstance(principal, dict) else []
+        actions = statement.get("Action", [])
+        if service_role_arn in ([aws] if isinstance(aws, str) else aws) and "sts:AssumeRole" in (
+            [actions] if isinstance(actions, str) else actions
+        ):
+            return True
+    return False

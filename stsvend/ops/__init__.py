@@ -11,11 +11,14 @@ HANDLERS = {
     "monitor": ("stsvend.ops.monitor", "cmd_monitor"),
     "audit": ("stsvend.ops.audit", "cmd_audit"),
     "revoke": ("stsvend.ops.revoke", "cmd_revoke"),
+    "deploy-info": ("stsvend.ops.deployment", "cmd_deploy_info"),
+    "deploy": ("stsvend.ops.deployment", "cmd_deploy"),
+    "rollback": ("stsvend.ops.deployment", "cmd_rollback"),
 }
 
 
 def register(subparsers: Any) -> None:
-    from stsvend.ops import audit, monitor, revoke
+    from stsvend.ops import audit, deployment, monitor, revoke
 
-    for module in (monitor, audit, revoke):
+    for module in (monitor, audit, revoke, deployment):
         module.register(subparsers)

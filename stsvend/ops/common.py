@@ -199,7 +199,9 @@ def stage_names(checkout: Checkout, stage: str) -> StageNames:
     checkout.stage_environment(stage)  # the stage exists, or NoSuchStage
     settings = config["stages"][stage]
     app_name = str(config.get("app_name", "stsvend"))
-    function = f"{app_name}-{stage}"
+    from stsvend.checkout.names import chalice_names
+
+    function, _ = chalice_names(app_name, stage)
     # Chalice's default timeout, when a stage sets none, is 60 s.
     timeout = int(settings.get("lambda_timeout", config.get("lambda_timeout", 60)))
     return StageNames(
@@ -231,13 +233,10 @@ def local_state(root: Path) -> dict[str, Any]:
 
 
 def region() -> str:
-    """The ambient region: botocore's (AWS_DEFAULT_REGION, the profile), else AWS_REGION."""
-    import botocore.session
+    """The ambient region, as the AWS SDKs resolve it (stsvend.checkout.awsregion)."""
+    from stsvend.checkout import awsregion
 
-    found = botocore.session.get_session().get_config_variable("region") or os.environ.get("AWS_REGION")
-    if not found:
-        raise failure("NoRegion", "no AWS region: set AWS_REGION (or a profile's region)")
-    return str(found)
+    return awsregion.required()
 
 
 class Aws:

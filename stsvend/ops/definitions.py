@@ -1,6 +1,6 @@
 """The alarms, dashboard and saved Logs Insights queries of a stage: one definition, rendered for
 `stsvend monitor` (names of a `chalice deploy` stage) and for the `chalice package` template
-(CloudFormation references). docs/deploying.md ("Alarms") gives each threshold's reason.
+(CloudFormation references). docs/operating.md ("Alarms") gives each threshold's reason.
 
 Text values may hold `${Function}`, `${LogGroup}`, `${ApiName}`, `${ApiStage}`, `${Region}`,
 `${Account}` and `${Prefix}` (the start of every resource's name); a renderer fills them in.
@@ -52,7 +52,7 @@ class Alarm:
         )
         return {
             "AlarmName": "${Prefix}-" + self.key,
-            "AlarmDescription": f"stsvend: {self.why} (docs/deploying.md, Alarms)",
+            "AlarmDescription": f"stsvend: {self.why} (docs/operating.md, Alarms)",
             "Namespace": self.namespace,
             "MetricName": self.metric,
             "Dimensions": [{"Name": n, "Value": v} for n, v in self.dimensions],
@@ -122,6 +122,18 @@ def alarms(timeout_seconds: int) -> list[Alarm]:
             "NotAuthenticated",
             50,
             "50 or more requests in 5 minutes failed authentication (probing or a broken client fleet)",
+        ),
+        # Requests API Gateway refused before the function (no or a bad signature, no
+        # execute-api:Invoke): counted from the access log (stsvend.ops.deployment), the only record.
+        Alarm(
+            "iam-refused",
+            "API Gateway refused 20 or more requests in 5 minutes at IAM authorization (probing, or"
+            " callers without execute-api:Invoke)",
+            NAMESPACE,
+            "IamRefused",
+            (),
+            "Sum",
+            20,
         ),
         Alarm(
             "duration-near-timeout",

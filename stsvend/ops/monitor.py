@@ -37,12 +37,13 @@ _QUERY_FIELDS = ("queryString", "logGroupNames")
 class Change:
     kind: str  # alarm | dashboard | query
     name: str
-    action: str  # create | update | unchanged | skipped
+    action: str  # create | update | unchanged | skipped | delete
     differences: list[str] = field(default_factory=list)
     write: dict[str, Any] = field(default_factory=dict)  # the call's parameters
 
     def line(self) -> str:
-        sign = {"create": "+", "update": "~", "unchanged": "=", "skipped": "!"}[self.action]
+        signs = {"create": "+", "update": "~", "unchanged": "=", "skipped": "!", "delete": "-"}
+        sign = signs[self.action]
         text = f"{sign} {self.kind} {self.name}"
         if self.differences:
             text += ": " + "; ".join(self.differences)
@@ -194,9 +195,45 @@ class Monitor:
                 self.logs.put_query_definition(**change.write)
 
 
-def summary(changes: list[Change]) -> str:
-    counts = {a: sum(c.action == a for c in changes) for a in ("create", "update", "unchanged")}
-    text = f"{counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged"
+    def removal(self) -> list[Change]:
+        """What `--delete` removes: the stage's alarms, dashboard and saved queries that exist (the
+        log groups stay: they hold the audit log)."""
+        names = [fill(a.properties(), self.fill)["AlarmName"] for a in alarms(self.names.timeout_seconds)]
+        found = self.cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]
+        changes = [Change("alarm", a["AlarmName"], "delete") for a in found]
+        dashboard = self.names.function_name
+        if dashboard in {d["DashboardName"] for d in self._dashboards(dashboard)}:
+            changes.append(Change("dashboard", dashboard, "delete"))
+        if self.local:
+            note = ["the local emulator does not implement Logs query definitions"]
+            return [*changes, Change("query", self.names.function_name + "/*", "skipped", note)]
+        for name, definition in sorted(self._query_definitions(self.names.function_name + "/").items()):
+            write = {"queryDefinitionId": definition["queryDefinitionId"]}
+            changes.append(Change("query", name, "delete", write=write))
+        return changes
+
+    def _dashboards(self, prefix: str) -> list[dict[str, Any]]:
+        return list(self.cloudwatch.list_dashboards(DashboardNamePrefix=prefix).get("DashboardEntries", []))
+
+    def delete(self, changes: list[Change]) -> None:
+        alarm_names = [c.name for c in changes if c.kind == "alarm" and c.action == "delete"]
+        if alarm_names:
+            self.cloudwatch.delete_alarms(AlarmNames=alarm_names)
+        for change in changes:
+            if change.action != "delete":
+                continue
+            if change.kind == "dashboard":
+                self.cloudwatch.delete_dashboards(DashboardNames=[change.name])
+            elif change.kind == "query":
+                self.logs.delete_query_definition(**change.write)
+
+
+def summary(changes: list[Change], deleting: bool = False) -> str:
+    counts = {a: sum(c.action == a for c in changes) for a in ("create", "update", "unchanged", "delete")}
+    if deleting:
+        text = f"{counts['delete']} to delete"
+    else:
+        text = f"{counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged"
     skipped = sum(c.action == "skipped" for c in changes)
     return text + (f", {skipped} skipped" if skipped else "")
 
@@ -207,6 +244,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 def _monitor(args: argparse.Namespace) -> int:
     stage = common.stage_name(args.stage)
+    if args.delete and args.alarm_topic:
+        raise common.bad_input("--delete takes no --alarm-topic")
     topic = common.topic_arn(args.alarm_topic) if args.alarm_topic else None
     checkout = Checkout.open(args.root)
     names = common.stage_names(checkout, stage)
@@ -229,6 +268,8 @@ def _monitor(args: argparse.Namespace) -> int:
         topic,
         local=stage == common.LOCAL_STAGE,
     )
+    if args.delete:
+        return _delete(monitor, stage, args.dry_run)
     changes = monitor.plan()
     print(
         f"Monitoring of stage {stage}: function {names.function_name}, API {names.api_name}"
@@ -242,6 +283,19 @@ def _monitor(args: argparse.Namespace) -> int:
         return 0
     monitor.apply(changes)
     print(f"Applied: {summary(changes)}.")
+    return 0
+
+
+def _delete(monitor: Monitor, stage: str, dry_run: bool) -> int:
+    changes = monitor.removal()
+    print(f"Removing the monitoring of stage {stage} (the log groups and their audit lines stay):")
+    for change in changes:
+        print(change.line())
+    if dry_run:
+        print(f"Plan: {summary(changes, deleting=True)}. Dry run: nothing deleted.")
+        return 0
+    monitor.delete(changes)
+    print(f"Deleted: {summary(changes, deleting=True)}.")
     return 0
 
 
@@ -265,4 +319,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--stage", required=True, help="dev, prod, or local (the local stack's emulator)")
     parser.add_argument("--alarm-topic", metavar="ARN", help="SNS topic notified on ALARM and OK")
     parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    parser.add_argument(
+        "--delete", action="store_true",
+        help="remove the stage's alarms, dashboard and saved queries (after chalice delete); logs stay",
+    )
     parser.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from stsvend.checkout.checkout import Checkout
+from stsvend.ops import deployment
 from stsvend.ops.common import stage_names
 from stsvend.ops.definitions import template_sections
 
 OVERRIDES = Path(".chalice") / "package-overrides.json"
 DEPLOYED_STAGES = ("dev", "prod")
-_OURS = ("StsvendAlarm", "StsvendDashboard", "StsvendQuery")  # logical ids this module writes
+# logical ids this module writes
+_OURS = ("StsvendAlarm", "StsvendDashboard", "StsvendQuery", *deployment.TEMPLATE_IDS)
 
 
 def sections(root: Path) -> dict[str, Any]:
@@ -28,7 +30,15 @@ def sections(root: Path) -> dict[str, Any]:
     if len(shared) != 1:
         raise SystemExit(f"dev and prod differ in lambda_timeout or API name/stage: {sorted(shared)}")
     timeout, api_name, api_stage = shared.pop()
-    return template_sections(timeout, api_name, api_stage)
+    monitoring = template_sections(timeout, api_name, api_stage)
+    # The parameters' defaults are prod's settings; dev passes its own (deploy-info --format parameters).
+    prod = deployment.deployment(checkout, "prod")
+    defaults = deployment.template_parameters(prod, deployment.stage_settings(root, "prod"))
+    stage = deployment.template_sections(api_stage, defaults)
+    return {
+        section: {**monitoring.get(section, {}), **stage.get(section, {})}
+        for section in ("Parameters", "Conditions", "Resources")
+    }
 
 
 def merged(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:

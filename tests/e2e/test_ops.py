@@ -204,9 +204,9 @@ def test_monitor_creates_the_local_stages_alarms_in_the_emulator(
     names = {
         a["AlarmName"] for a in cloudwatch.describe_alarms(AlarmNamePrefix="stsvend-local-")["MetricAlarms"]
     }
-    assert "stsvend-local-denied-assume-role-denied" in names and len(names) == 8
+    assert "stsvend-local-denied-assume-role-denied" in names and len(names) == 9
     again = stsvend(stack, "monitor", "--stage", "local")
-    assert "Applied: 0 to create, 0 to update, 9 unchanged, 1 skipped." in again.stdout
+    assert "Applied: 0 to create, 0 to update, 10 unchanged, 1 skipped." in again.stdout
 
 
 def test_revoke_writes_the_policy_on_the_role_and_the_emulator_applies_it(

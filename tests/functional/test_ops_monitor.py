@@ -75,7 +75,7 @@ def test_monitor_creates_then_changes_nothing_then_corrects_a_changed_threshold(
             )
         monitor = Monitor(cloudwatch, logs, stage, ACCOUNT, REGION)
         changes = monitor.plan()
-        assert summary(changes) == "15 to create, 0 to update, 0 unchanged"
+        assert summary(changes) == "16 to create, 0 to update, 0 unchanged"
         monitor.apply(changes)
 
         found = {
@@ -130,7 +130,7 @@ def test_monitor_creates_then_changes_nothing_then_corrects_a_changed_threshold(
         created = [stored(prefix + s.key, stage.log_group, s.query, i) for i, s in enumerate(saved_queries())]
         expect_describe(stub, prefix, created)
         again = monitor.plan()
-        assert summary(again) == "0 to create, 0 to update, 15 unchanged"
+        assert summary(again) == "0 to create, 0 to update, 16 unchanged"
         monitor.apply(again)
         stub.assert_no_pending_responses()
 
@@ -249,7 +249,7 @@ def test_dry_run_writes_nothing_and_a_run_creates_with_the_topic(
     sns = boto3.client("sns", region_name=REGION, endpoint_url=moto_url, **KEYS)
     topic = sns.create_topic(Name="stsvend-alarms")["TopicArn"]
     assert main([*argv, "--alarm-topic", topic]) == 0
-    assert "Applied: 9 to create, 0 to update, 0 unchanged, 1 skipped." in capsys.readouterr().out
+    assert "Applied: 10 to create, 0 to update, 0 unchanged, 1 skipped." in capsys.readouterr().out
     created = cloudwatch.describe_alarms(AlarmNamePrefix="stsvend-local-")["MetricAlarms"]
     assert len(created) == len(alarms(60))
     assert {(tuple(a["AlarmActions"]), tuple(a["OKActions"])) for a in created} == {((topic,), (topic,))}
@@ -257,7 +257,72 @@ def test_dry_run_writes_nothing_and_a_run_creates_with_the_topic(
     assert _alarm(cloudwatch, "stsvend-local-duration-near-timeout")["Threshold"] == 48_000.0
 
     assert main([*argv, "--alarm-topic", topic]) == 0
-    assert "Applied: 0 to create, 0 to update, 9 unchanged, 1 skipped." in capsys.readouterr().out
+    assert "Applied: 0 to create, 0 to update, 10 unchanged, 1 skipped." in capsys.readouterr().out
     # Without the topic, the alarms lose their actions.
     assert main([*argv, "--dry-run"]) == 0
     assert capsys.readouterr().out.count(f'AlarmActions ["{topic}"] -> []') == len(created)
+
+
+def test_delete_removes_the_monitoring_and_nothing_else(
+    local_stage: Path, cloudwatch: Any, moto_url: str, capsys: Any
+) -> None:
+    argv = ["monitor", "--stage", "local", "--root", str(ROOT)]
+    cloudwatch.put_metric_alarm(**{**fill_other_alarm(), "AlarmName": "someone-elses-alarm"})
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert len(cloudwatch.describe_alarms(AlarmNamePrefix="stsvend-local-")["MetricAlarms"]) == len(
+        alarms(60)
+    )
+
+    assert main([*argv, "--delete", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "- alarm stsvend-local-lambda-errors" in out and "- dashboard stsvend-local" in out
+    assert f"Plan: {len(alarms(60)) + 1} to delete, 1 skipped. Dry run: nothing deleted." in out
+    assert len(cloudwatch.describe_alarms(AlarmNamePrefix="stsvend-local-")["MetricAlarms"]) == len(
+        alarms(60)
+    )
+
+    assert main([*argv, "--delete"]) == 0
+    assert f"Deleted: {len(alarms(60)) + 1} to delete, 1 skipped." in capsys.readouterr().out
+    assert cloudwatch.describe_alarms(AlarmNamePrefix="stsvend-local-")["MetricAlarms"] == []
+    dashboards = {d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]}
+    assert "stsvend-local" not in dashboards
+    assert cloudwatch.describe_alarms(AlarmNames=["someone-elses-alarm"])["MetricAlarms"]
+
+    assert main([*argv, "--delete"]) == 0
+    assert "Deleted: 0 to delete, 1 skipped." in capsys.readouterr().out
+    assert main([*argv, "--delete", "--alarm-topic", f"arn:aws:sns:{REGION}:{ACCOUNT}:t"]) == 2
+
+
+def fill_other_alarm() -> dict[str, Any]:
+    return {
+        "Namespace": "Other", "MetricName": "Thing", "Statistic": "Sum", "Period": 300,
+        "EvaluationPeriods": 1, "Threshold": 1.0, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+    }
+
+
+def test_delete_removes_the_saved_queries_by_their_ids() -> None:
+    logs, stub = stubbed_logs()
+    stage = names("ops-test")
+    mine = [
+        stored(f"stsvend-ops-test/{q.key}", stage.log_group, q.query, number)
+        for number, q in enumerate(saved_queries())
+    ]
+    expect_describe(stub, "stsvend-ops-test/", mine)
+    for definition in sorted(mine, key=lambda d: d["name"]):
+        stub.add_response("delete_query_definition", {"success": True},
+                          {"queryDefinitionId": definition["queryDefinitionId"]})
+
+    class NoAlarms:
+        def describe_alarms(self, **_: Any) -> dict[str, Any]:
+            return {"MetricAlarms": []}
+
+        def list_dashboards(self, **_: Any) -> dict[str, Any]:
+            return {"DashboardEntries": []}
+
+    monitor = Monitor(NoAlarms(), logs, stage, ACCOUNT, REGION)
+    with stub:
+        changes = monitor.removal()
+        assert [c.name for c in changes] == sorted(d["name"] for d in mine)
+        monitor.delete(changes)
+    stub.assert_no_pending_responses()

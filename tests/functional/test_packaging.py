@@ -302,7 +302,10 @@ def test_the_function_is_set_up_for_the_vend_path(packaged: Package) -> None:
 
 
 def test_the_functions_log_group_is_kept_for_a_set_time(packaged: Package) -> None:
-    groups = [r for r in packaged.template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    groups = [
+        r for r in packaged.template["Resources"].values()
+        if r["Type"] == "AWS::Logs::LogGroup" and "/aws/lambda/" in json.dumps(r)
+    ]
     assert len(groups) == 1
     # The function's own name: chalice 1.34 alone would name a resource the template does not have
     # (aws/chalice#2079); .chalice/package-overrides.json corrects it.
@@ -571,7 +574,11 @@ def test_the_template_holds_the_monitoring_of_stsvend_monitor(packaged: Package)
     resources = packaged.template["Resources"]
     wanted = sections(ROOT)
     for name, resource in wanted["Resources"].items():
-        assert resources.get(name) == resource, name
+        if "Type" in resource:
+            assert resources.get(name) == resource, name
+        else:  # properties merged into a resource of Chalice's (the API's stage)
+            merged = resources[name]["Properties"]
+            assert {k: merged.get(k) for k in resource["Properties"]} == resource["Properties"], name
     assert packaged.template["Parameters"][TOPIC_PARAMETER]["Default"] == ""
     kinds = [r["Type"] for r in resources.values()]
     assert kinds.count("AWS::CloudWatch::Alarm") == len(alarms(25))
@@ -593,3 +600,65 @@ def test_the_template_holds_the_monitoring_of_stsvend_monitor(packaged: Package)
     for resource in resources.values():
         if resource["Type"] == "AWS::Logs::QueryDefinition":
             assert resource["Properties"]["LogGroupNames"] == [{"Fn::Sub": "/aws/lambda/${APIHandler}"}]
+
+
+# --- the API stage ----------------------------------------------------------------------------------
+
+
+def test_the_api_stage_traces_throttles_and_logs_access_as_stsvend_deploy_sets_it(packaged: Package) -> None:
+    """What `stsvend deploy` sets after `chalice deploy` (tests/functional/test_deploy_rehearsal.py),
+    the template sets on the stage: one definition, stsvend.ops.deployment."""
+    from stsvend.checkout.checkout import Checkout
+    from stsvend.ops import deployment
+
+    resources = packaged.template["Resources"]
+    stage = resources["RestAPI"]["Properties"]
+    assert stage["TracingEnabled"] is True
+    [throttling] = stage["MethodSettings"]
+    assert throttling == {"ResourcePath": "/*", "HttpMethod": "*",
+                          "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+                          "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"}}
+    assert stage["AccessLogSetting"]["Format"] == deployment.ACCESS_LOG_FORMAT
+    assert "${StsvendAccessLogGroup}" in stage["AccessLogSetting"]["DestinationArn"]["Fn::Sub"]
+    access = resources["StsvendAccessLogGroup"]["Properties"]
+    assert access["RetentionInDays"] == {"Ref": "AccessLogRetentionInDays"}
+    refused = resources["StsvendAccessLogIamRefused"]["Properties"]
+    assert refused["FilterPattern"] == deployment.IAM_REFUSED_PATTERN
+    assert resources["StsvendWebAclAssociation"]["Condition"] == "HasWebAcl"
+    alarm = resources["StsvendAlarmIamRefused"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("stsvend", deployment.IAM_REFUSED_METRIC)
+    # The parameters' defaults are prod's settings; each stage's are what deploy-info prints.
+    checkout = Checkout.open(ROOT)
+    d = deployment.deployment(checkout, packaged.stage)
+    wanted = deployment.template_parameters(d, deployment.stage_settings(ROOT, packaged.stage))
+    parameters = packaged.template["Parameters"]
+    if packaged.stage == "prod":
+        assert {k: parameters[k]["Default"] for k in wanted} == wanted
+    assert wanted["AccessLogRetentionInDays"] == str(d.log_retention_days)
+
+
+def test_the_access_log_format_carries_no_secret(packaged: Package) -> None:
+    fields = json.loads(packaged.template["Resources"]["RestAPI"]["Properties"]["AccessLogSetting"]["Format"])
+    for wanted in ("requestId", "caller", "status", "responseLatency"):
+        assert wanted in fields
+    for value in fields.values():
+        # $context variables only: no header ($context.requestOverride.header, $input.params()),
+        # no body, no authorizer context.
+        assert value.startswith("$context.") and not any(
+            word in value.lower() for word in ("header", "authorizer", "$input", "accesskey", "token")
+        ), value
+
+
+def test_a_web_acl_reaches_the_stage_and_the_template_still_lints(project: Project, tmp_path: Path) -> None:
+    packaged = project.package("prod", tmp_path / "out")
+    acl = "arn:aws:wafv2:us-east-1:999999999999:regional/webacl/stsvend/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    template = json.loads((tmp_path / "out" / "sam.json").read_text())
+    template["Parameters"]["WebAclArn"]["Default"] = acl
+    path = tmp_path / "with-acl.json"
+    path.write_text(json.dumps(template))
+    result = cfn_lint(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # SAM names the stage RestAPI + StageName + Stage; cfn-lint, which runs the transform, checks
+    # that the association's DependsOn names a resource that exists.
+    association = packaged.template["Resources"]["StsvendWebAclAssociation"]
+    assert association["DependsOn"] == "RestAPIapiStage"

@@ -1,0 +1,128 @@
+"""The Terraform forms (deploy/terraform/): formatted as `terraform fmt` wants; the target role's
+trust policy computed by Terraform itself equals what `stsvend trust-policy` renders, and its input
+checks refuse what IAM would; with the AWS provider at hand, `terraform init` and `validate` pass.
+
+Terraform is at /usr/local/bin/terraform on the project's machines, but the AWS provider is fetched
+from a registry that may be unreachable: the provider's tests then skip, saying why. They use a
+provider from $STSVEND_TERRAFORM_PLUGIN_DIR (a `terraform providers mirror` directory) if set, else
+the plugin directories Terraform searches itself (~/.terraform.d/plugins)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stsvend.checkout.checkout import Checkout
+from stsvend.checkout.trust_policy import read_template, render_trust_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULES = ROOT / "deploy" / "terraform"
+SERVICE = "arn:aws:iam::999999999999:role/stsvend-prod-api_handler"
+TERRAFORM = shutil.which("terraform")
+needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed (not on PATH)")
+
+
+def provider_dir() -> Path | None:
+    """A directory holding registry.terraform.io/hashicorp/aws, if there is one."""
+    candidates = [
+        os.environ.get("STSVEND_TERRAFORM_PLUGIN_DIR"), str(Path.home() / ".terraform.d" / "plugins")
+    ]
+    for candidate in filter(None, candidates):
+        if (Path(candidate) / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
+            return Path(candidate)
+    return None
+
+
+def terraform(directory: Path, *args: str, plugins: Path | None = None) -> subprocess.CompletedProcess[str]:
+    assert TERRAFORM is not None
+    rc = directory / ".terraformrc"
+    mirror = (
+        f'provider_installation {{\n  filesystem_mirror {{ path = "{plugins}" }}\n}}\n' if plugins else ""
+    )
+    rc.write_text(mirror)
+    env = {**os.environ, "TF_CLI_CONFIG_FILE": str(rc), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
+    return subprocess.run([TERRAFORM, *args], cwd=directory, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@needs_terraform
+def test_the_modules_are_formatted(tmp_path: Path) -> None:
+    done = terraform(tmp_path, "fmt", "-check", "-recursive", "-diff", str(MODULES))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def computed_trust_policy(tmp_path: Path, **variables: Any) -> subprocess.CompletedProcess[str]:
+    """The trust-policy module applied by Terraform in a root of its own (no provider, no resource)."""
+    arguments = "\n".join(f"  {k} = {json.dumps(v)}" for k, v in variables.items())
+    (tmp_path / "main.tf").write_text(
+        f'module "trust" {{\n  source = "{MODULES / "stsvend-target-role" / "trust-policy"}"\n'
+        f"{arguments}\n}}\n"
+        'output "json" {\n  value = module.trust.json\n}\n'
+    )
+    init = terraform(tmp_path, "init", "-backend=false", "-input=false")
+    assert init.returncode == 0, init.stdout + init.stderr
+    return terraform(tmp_path, "apply", "-auto-approve", "-input=false")
+
+
+def rendered(external_id: str | None) -> dict[str, Any]:
+    return render_trust_policy(read_template(Checkout.open(ROOT)), SERVICE, external_id)
+
+
+@needs_terraform
+@pytest.mark.parametrize("external_id", ["stsvend-prod", None])
+def test_terraform_computes_the_trust_policy_stsvend_renders(tmp_path: Path, external_id: str | None) -> None:
+    variables: dict[str, Any] = {"service_role_arn": SERVICE}
+    if external_id:
+        variables["external_id"] = external_id
+    applied = computed_trust_policy(tmp_path, **variables)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    output = terraform(tmp_path, "output", "-raw", "json")
+    assert json.loads(output.stdout) == rendered(external_id)
+
+
+@needs_terraform
+def test_caller_patterns_reach_both_statements(tmp_path: Path) -> None:
+    callers = ["arn:aws:iam::111111111111:role/ci-*", "arn:aws:iam::111111111111:user/jenkins"]
+    applied = computed_trust_policy(tmp_path, service_role_arn=SERVICE, allowed_callers=callers)
+    assert applied.returncode == 0, applied.stderr
+    policy = json.loads(terraform(tmp_path, "output", "-raw", "json").stdout)
+    assert [s["Condition"]["StringLike"]["aws:RequestTag/stsvend:caller"] for s in policy["Statement"]] == [
+        callers, callers
+    ]
+
+
+@needs_terraform
+@pytest.mark.parametrize("variables", [
+    {"service_role_arn": "arn:aws:iam::999999999999:user/someone"},
+    {"service_role_arn": "*"},
+    {"service_role_arn": SERVICE, "external_id": "a b"},
+    {"service_role_arn": SERVICE, "external_id": "x"},
+    {"service_role_arn": SERVICE, "allowed_callers": []},
+    {"service_role_arn": SERVICE, "allowed_callers": ["*"]},
+])
+def test_terraform_refuses_what_iam_would(tmp_path: Path, variables: dict[str, Any]) -> None:
+    applied = computed_trust_policy(tmp_path, **variables)
+    assert applied.returncode != 0 and "Invalid value for variable" in applied.stderr, applied.stderr
+
+
+@needs_terraform
+@pytest.mark.parametrize("module", ["stsvend-target-role"])
+def test_init_and_validate_with_the_aws_provider(tmp_path: Path, module: str) -> None:
+    plugins = provider_dir()
+    if plugins is None:
+        pytest.skip(
+            "no AWS provider for terraform here (no $STSVEND_TERRAFORM_PLUGIN_DIR, no ~/.terraform.d/plugins"
+            " with registry.terraform.io/hashicorp/aws; the registry is not reachable): init/validate not run"
+        )
+    work = tmp_path / module
+    shutil.copytree(MODULES / module, work)
+    init = terraform(work, "init", "-backend=false", "-input=false", plugins=plugins)
+    assert init.returncode == 0, init.stdout + init.stderr
+    validate = terraform(work, "validate", "-no-color", plugins=plugins)
+    assert validate.returncode == 0, validate.stdout + validate.stderr

@@ -1,0 +1,183 @@
+"""The Terraform form of a stage (`make terraform-package`, tools/terraform_package.py): Chalice's
+`--pkg-format terraform` output adapted to Terraform >= 1.5 and the AWS provider 5.x, with what the
+CloudFormation path and `stsvend deploy` set: the function's log group with the stage's retention
+(created before the function), the API stage's tracing, throttling and JSON access log, the
+IAM-refused metric and alarm, the optional WAF, the grants table as `stsvend bootstrap` makes it.
+
+Offline, every reference in the configuration is checked to name something it declares. Terraform's
+own `init`/`validate` run when the AWS provider is at hand (see tests/functional/test_terraform.py);
+otherwise they skip, saying why."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stsvend.checkout.checkout import Checkout
+from stsvend.checkout.model import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA
+from stsvend.ops import definitions, deployment
+from tests.functional.test_terraform import TERRAFORM, provider_dir, terraform
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGE = "prod"
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("terraform") / "out"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path_factory.mktemp("home")),
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "terraform_package.py"), STAGE, str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def tf(package: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((package / "chalice.tf.json").read_text())
+    return document
+
+
+@pytest.fixture(scope="module")
+def stage() -> deployment.Deployment:
+    return deployment.deployment(Checkout.open(ROOT), STAGE)
+
+
+def test_current_terraform_and_aws_provider_5(tf: dict[str, Any]) -> None:
+    assert tf["terraform"]["required_version"] == ">= 1.5"
+    assert tf["terraform"]["required_providers"] == {
+        "aws": {"source": "hashicorp/aws", "version": ">= 5.0, < 6.0"}
+    }
+    assert "null_data_source" not in json.dumps(tf)
+    # Provider 5 deprecates the deployment's stage; the stage is a resource of its own.
+    assert "stage_name" not in tf["resource"]["aws_api_gateway_deployment"]["rest_api"]
+
+
+def test_the_function_writes_to_a_group_with_the_stages_retention(
+    tf: dict[str, Any], stage: deployment.Deployment
+) -> None:
+    resources = tf["resource"]
+    function = resources["aws_lambda_function"]["api_handler"]
+    group = resources["aws_cloudwatch_log_group"]["function"]
+    assert group["name"] == f"/aws/lambda/{function['function_name']}" == stage.log_group
+    assert group["retention_in_days"] == stage.log_retention_days == 400
+    assert function["depends_on"] == ["aws_cloudwatch_log_group.function"]
+    assert resources["aws_iam_role"]["api_handler_role"]["name"] == stage.service_role_name
+
+
+def test_the_api_stage_traces_throttles_and_logs_access(
+    tf: dict[str, Any], stage: deployment.Deployment
+) -> None:
+    resources = tf["resource"]
+    api_stage = resources["aws_api_gateway_stage"]["rest_api"]
+    assert api_stage["stage_name"] == stage.api_stage and api_stage["xray_tracing_enabled"] is True
+    assert api_stage["access_log_settings"]["format"] == deployment.ACCESS_LOG_FORMAT
+    assert resources["aws_cloudwatch_log_group"]["access"]["name"] == stage.access_log_group
+    settings = resources["aws_api_gateway_method_settings"]["all"]
+    assert settings["method_path"] == "*/*"
+    defaults = deployment.stage_settings(ROOT, STAGE)
+    assert tf["variable"]["throttling_rate_limit"]["default"] == defaults.throttling_rate_limit
+    assert tf["variable"]["throttling_burst_limit"]["default"] == defaults.throttling_burst_limit
+    refused = resources["aws_cloudwatch_log_metric_filter"]["iam_refused"]
+    assert refused["pattern"] == deployment.IAM_REFUSED_PATTERN
+    assert (
+        resources["aws_wafv2_web_acl_association"]["stage"]["count"] == "${var.web_acl_arn == null ? 0 : 1}"
+    )
+    # Every method still demands SigV4, as Chalice wrote the API document.
+    swagger = json.loads(tf["locals"]["chalice_api_swagger"])
+    methods = [m for path in swagger["paths"].values() for m in path.values()]
+    assert methods and all(m["security"] == [{"sigv4": []}] for m in methods)
+    assert swagger["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
+
+
+def test_the_grants_table_is_the_one_bootstrap_makes_and_outlives_a_destroy(
+    tf: dict[str, Any], stage: deployment.Deployment
+) -> None:
+    table = tf["resource"]["aws_dynamodb_table"]["grants"]
+    assert table["name"] == stage.grants_table
+    keys = {table["hash_key"]: "HASH", table["range_key"]: "RANGE"}
+    assert keys == {k["AttributeName"]: k["KeyType"] for k in KEY_SCHEMA}
+    assert table["attribute"] == [
+        {"name": a["AttributeName"], "type": a["AttributeType"]} for a in ATTRIBUTE_DEFINITIONS
+    ]
+    assert table["billing_mode"] == "PAY_PER_REQUEST" and table["deletion_protection_enabled"] is True
+    assert table["point_in_time_recovery"] == {"enabled": True}
+    assert table["lifecycle"] == {"prevent_destroy": True}
+
+
+def test_the_alarms_dashboard_and_queries_of_stsvend_monitor(tf: dict[str, Any]) -> None:
+    resources = tf["resource"]
+    alarms = resources["aws_cloudwatch_metric_alarm"]
+    assert len(alarms) == len(definitions.alarms(25))
+    assert {a["alarm_name"] for a in alarms.values()} == {
+        f"stsvend-prod-{a.key}" for a in definitions.alarms(25)
+    }
+    assert alarms["iam_refused"]["metric_name"] == deployment.IAM_REFUSED_METRIC
+    assert alarms["duration_near_timeout"]["threshold"] == 20000
+    assert len(resources["aws_cloudwatch_query_definition"]) == len(definitions.saved_queries())
+    json.loads(resources["aws_cloudwatch_dashboard"]["stage"]["dashboard_body"])
+
+
+_REFERENCE = re.compile(
+    r"\b(data\.[a-z0-9_]+\.[a-z0-9_]+|var\.[a-z0-9_]+|local\.[a-z0-9_]+|aws_[a-z0-9_]+\.[a-z0-9_]+)"
+)
+
+
+def test_every_reference_names_something_declared(tf: dict[str, Any]) -> None:
+    declared = {f"{kind}.{name}" for kind, blocks in tf["resource"].items() for name in blocks}
+    declared |= {f"data.{kind}.{name}" for kind, blocks in tf.get("data", {}).items() for name in blocks}
+    declared |= {f"var.{name}" for name in tf.get("variable", {})}
+    declared |= {f"local.{name}" for name in tf.get("locals", {})}
+    referenced: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str) and "${" in value:
+            referenced.update(_REFERENCE.findall(value))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(tf)
+    for blocks in tf["resource"].values():
+        for block in blocks.values():
+            referenced.update(block.get("depends_on", []))
+    assert referenced - declared == set()
+    assert {"aws_cloudwatch_log_group.access", "var.alarm_topic_arn", "aws_api_gateway_stage.rest_api"} <= {
+        ".".join(r.split(".")[:2]) for r in referenced
+    }
+
+
+def test_init_and_validate_with_the_aws_provider(package: Path, tmp_path: Path) -> None:
+    plugins = provider_dir()
+    if TERRAFORM is None or plugins is None:
+        pytest.skip(
+            "terraform or its AWS provider is not at hand here (the registry is not reachable; set"
+            " $STSVEND_TERRAFORM_PLUGIN_DIR to a `terraform providers mirror` directory):"
+            " init/validate not run"
+        )
+    work = tmp_path / "stage"
+    shutil.copytree(package, work)
+    init = terraform(work, "init", "-backend=false", "-input=false", plugins=plugins)
+    assert init.returncode == 0, init.stdout + init.stderr
+    validate = terraform(work, "validate", "-no-color", plugins=plugins)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
