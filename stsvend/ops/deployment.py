@@ -27,14 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stsvend.arns import WEB_ACL
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.names import API_HANDLER, chalice_names
 from stsvend.ops import common
 
 SETTINGS = Path("deploy") / "stages.json"
-WEB_ACL_ARN = re.compile(
-    r"arn:aws(?:-cn|-us-gov)?:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/[A-Za-z0-9_-]{1,128}/[0-9a-f-]{36}"
-)
+WEB_ACL_ARN = re.compile(WEB_ACL)
 # API Gateway's access log, one JSON object a request. Only $context variables that describe the
 # request and its outcome: never a header (Authorization and X-Amz-Security-Token carry the
 # signature and the session token), never $input or the body. IAM-refused requests never reach the
