@@ -4,8 +4,9 @@
 It keeps one inline policy on the target role, `stsvend-revoked-sessions`: one Deny-everything
 statement per kind and revocation time, for sessions issued before that time (`aws:TokenIssueTime`)
 and carrying the request id or caller stsvend stamped on them (`aws:PrincipalTag/...`). A session
-stsvend vends lasts at most an hour (role chaining), so an entry older than that (plus a margin for
-clock skew) can deny nothing any more and is pruned: the policy stays small.
+stsvend vends lasts at most the role's maximum session duration (an hour by role chaining; up to 12
+in web-identity mode), so an entry older than that (plus a margin for clock skew) can deny nothing
+any more and is pruned: the policy stays small.
 
 Revoking does not stop new vends: for a caller, it prints the grants change that does."""
 
@@ -151,7 +152,15 @@ class Merge:
         return bool(self.added or self.pruned)
 
 
-def merge(current: set[Entry], kind: str, value: str, now: datetime) -> Merge:
+def prune_after(max_session_seconds: int) -> timedelta:
+    """How long an entry can still deny a session of a role with this maximum session duration."""
+    longest = min(max(max_session_seconds, 3600), common.LONGEST_SESSION_SECONDS)
+    return timedelta(seconds=longest + CLOCK_MARGIN_SECONDS)
+
+
+def merge(
+    current: set[Entry], kind: str, value: str, now: datetime, keep_for: timedelta = PRUNE_AFTER
+) -> Merge:
     """Add one revocation at `now`; prune what can no longer deny anything (or what a later
     revocation of every session covers). Asking again for a request id changes nothing (one request
     id is one session, issued before the first revocation); asking again for a caller or for every
@@ -173,7 +182,7 @@ def merge(current: set[Entry], kind: str, value: str, now: datetime) -> Merge:
     pruned = sorted(
         e
         for e in entries
-        if e.revoked_at < now - PRUNE_AFTER
+        if e.revoked_at < now - keep_for
         or (everything is not None and e.kind != ALL and e.revoked_at <= everything)
     )
     entries -= set(pruned)
@@ -268,6 +277,7 @@ class RoleState:
     current: set[Entry]
     others_size: int  # the role's other inline policies, packed
     server_time: datetime | None
+    max_session_seconds: int = common.LONGEST_SESSION_SECONDS
 
 
 def read_role(iam: Any, arn: str) -> RoleState:
@@ -298,7 +308,9 @@ def read_role(iam: Any, arn: str) -> RoleState:
             current = entries_of(body)
         else:
             others += packed_size(body)
-    return RoleState(current, others, server_time)
+    raw_max = answer["Role"].get("MaxSessionDuration")
+    max_session = raw_max if isinstance(raw_max, int) else common.LONGEST_SESSION_SECONDS
+    return RoleState(current, others, server_time, max_session)
 
 
 def _pages(iam: Any, name: str) -> list[list[str]]:
@@ -374,7 +386,7 @@ def _revoke(args: argparse.Namespace) -> int:
     iam = aws.client("iam")
     state = read_role(iam, role)
     now = max(datetime.now(timezone.utc), state.server_time or datetime.min.replace(tzinfo=timezone.utc))
-    result = merge(state.current, kind, value, now)
+    result = merge(state.current, kind, value, now, prune_after(state.max_session_seconds))
     policy = document(result.entries)
     print(f"Role {role}, inline policy {POLICY_NAME}:")
     for entry in result.added:
