@@ -79,7 +79,7 @@ class Settings:
         )
 
 
-_AUDIENCE = re.compile(r"[A-Za-z0-9._:/-]{1,255}")
+AUDIENCE = re.compile(r"[A-Za-z0-9._:/-]{1,255}")
 
 
 def _issuer(env: Mapping[str, str]) -> tuple[str | None, tuple[str, ...], str]:
@@ -90,7 +90,7 @@ def _issuer(env: Mapping[str, str]) -> tuple[str | None, tuple[str, ...], str]:
     raw_url = env.get("STSVEND_ISSUER_URL", "").strip()
     raw_keys = env.get("STSVEND_ISSUER_KEYS", "").strip()
     audience = env.get("STSVEND_TOKEN_AUDIENCE", "").strip() or DEFAULT_AUDIENCE
-    if not _AUDIENCE.fullmatch(audience):
+    if not AUDIENCE.fullmatch(audience):
         raise ConfigError("STSVEND_TOKEN_AUDIENCE must be 1-255 characters of letters, digits and ._:/-")
     if not raw_url and not raw_keys:
         return None, (), audience

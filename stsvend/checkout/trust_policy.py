@@ -86,3 +86,71 @@ def render_trust_policy(
             "InvalidArgument", f"--external-id must be 2-1224 characters of [{EXTERNAL_ID_CHARS}]", EXIT_USAGE
         )
     return fill_trust_template(template, service_role_arn, external_id)
+
+
+# --- the identity-provider mode (chalicelib.idp) --------------------------------------------------
+
+WEB_IDENTITY_ACTIONS = ["sts:AssumeRoleWithWebIdentity", "sts:TagSession", "sts:SetSourceIdentity"]
+
+
+def provider_path(issuer: str) -> str:
+    """The issuer as IAM names its OIDC provider and condition keys: host and path, no scheme."""
+    return issuer.split("://", 1)[1]
+
+
+def oidc_provider_arn(role_arn: str, issuer: str) -> str:
+    partition, account = role_arn.split(":")[1], role_arn.split(":")[4]
+    return f"arn:{partition}:iam::{account}:oidc-provider/{provider_path(issuer)}"
+
+
+def web_identity_trust_policy(
+    role_arn: str, issuer: str, audience: str, grants: list[str] | None = None
+) -> dict[str, Any]:
+    """The target role's trust policy for a role granted in web-identity mode: tokens of the
+    service's issuer (its IAM OIDC provider in the role's account), for this audience and for a
+    `sub` naming this role and the given grant principals (any grant of the service, without)."""
+    from chalicelib.arns import GRANT_PRINCIPAL
+    from chalicelib.config import AUDIENCE
+    from chalicelib.errors import ConfigError
+    from chalicelib.grants import decision_subject
+    from chalicelib.idp import issuer_url
+
+    if not (role_arn.isascii() and ROLE_ARN.fullmatch(role_arn)):
+        raise CommandError("InvalidArgument", f"--role must be an IAM role ARN, not {role_arn!r}", EXIT_USAGE)
+    try:
+        issuer = issuer_url(issuer)
+    except ConfigError as exc:
+        raise CommandError(
+            "InvalidArgument", str(exc).replace("STSVEND_ISSUER_URL", "--issuer"), EXIT_USAGE
+        ) from None
+    if not AUDIENCE.fullmatch(audience):
+        raise CommandError(
+            "InvalidArgument", "--audience must be 1-255 of letters, digits and ._:/-", EXIT_USAGE
+        )
+    for grant in grants or []:
+        if not grant.isascii() or not GRANT_PRINCIPAL.fullmatch(grant):
+            raise CommandError(
+                "InvalidArgument", f"--grant must be a grant's principal, not {grant!r}", EXIT_USAGE
+            )
+    prefix = provider_path(issuer)
+    if grants:
+        subject: dict[str, Any] = {
+            "StringEquals": {f"{prefix}:sub": [decision_subject(g, role_arn) for g in grants]}
+        }
+    else:
+        subject = {"StringLike": {f"{prefix}:sub": decision_subject("*", role_arn)}}
+    condition: dict[str, Any] = {"StringEquals": {f"{prefix}:aud": audience}}
+    for operator, keys in subject.items():
+        condition.setdefault(operator, {}).update(keys)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AssumeWithStsvendIssuedTokens",
+                "Effect": "Allow",
+                "Principal": {"Federated": oidc_provider_arn(role_arn, issuer)},
+                "Action": list(WEB_IDENTITY_ACTIONS),
+                "Condition": condition,
+            }
+        ],
+    }

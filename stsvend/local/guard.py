@@ -381,6 +381,13 @@ def error_response(environ: dict[str, Any], refusal: Refusal) -> tuple[str, list
     return "403 Forbidden", [*headers, ("Content-Length", str(len(data)))], data
 
 
+def _is_federation(environ: dict[str, Any], body: bytes) -> bool:
+    from stsvend.local.webidentity import is_federation
+
+    _, query = _raw_path_and_query(environ)
+    return is_federation(query, body, _header(environ, "x-amz-target"))
+
+
 def _is_control(environ: dict[str, Any]) -> bool:
     # moto serves its control API for any path starting /moto-api (and its favicon); anything that
     # names it in any spelling is treated as control.
@@ -419,6 +426,9 @@ class Guard:
                 self._check_control(environ, body)
                 # moto needs no secret, and its request recording must not keep it.
                 environ.pop("HTTP_" + CONTROL_HEADER.upper().replace("-", "_"), None)
+            elif _is_federation(environ, body):
+                # moto reads no web identity token: stsvend.local.webidentity checks and answers.
+                return self._federation(environ, body, start_response)
             else:
                 lookup = self._lookup if self.enforcing else self._bootstrap_lookup
                 verify(environ, body, lookup, self._clock())
@@ -431,6 +441,20 @@ class Guard:
             start_response(status, headers)
             return [data]
         return self._app(environ, start_response)
+
+    def _federation(
+        self, environ: dict[str, Any], body: bytes, start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        from stsvend.local import webidentity
+
+        _, query = _raw_path_and_query(environ)
+        status, data, refused = webidentity.answer(query, body, _header(environ, "x-amz-target"))
+        if refused is not None:
+            self._log(f"stsvend guard: refused AssumeRoleWithWebIdentity: {refused}")
+        reason = {200: "OK", 400: "Bad Request", 403: "Forbidden"}.get(status, "Error")
+        headers = [("Content-Type", "text/xml"), ("Content-Length", str(len(data)))]
+        start_response(f"{status} {reason}", headers)
+        return [data]
 
     @staticmethod
     def _read_body(environ: dict[str, Any]) -> bytes:

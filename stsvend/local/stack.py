@@ -18,7 +18,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -77,6 +77,9 @@ class LocalState:
     roles: dict[str, str]
     instances: dict[str, list[str]]
     logs: dict[str, str]
+    # The identity-provider mode: the API's issuer URL and its KMS key ARNs (the signing key first).
+    issuer_url: str | None = None
+    issuer_keys: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +92,7 @@ class LocalState:
             "roles": self.roles,
             "instances": self.instances,
             "logs": self.logs,
+            "issuer": {"url": self.issuer_url, "keys": self.issuer_keys},
         }
 
     @classmethod
@@ -104,6 +108,8 @@ class LocalState:
             roles=dict(data["roles"]),
             instances={k: list(v) for k, v in data["instances"].items()},
             logs=dict(data["logs"]),
+            issuer_url=(data.get("issuer") or {}).get("url"),
+            issuer_keys=list((data.get("issuer") or {}).get("keys") or []),
         )
 
     def environment(self, identity: str) -> dict[str, str]:
@@ -281,7 +287,7 @@ class LocalStack:
         self.emulator.start()
         checkout = Checkout.open(self.root)
         try:
-            made = seed_emulator(self.emulator.url, checkout, self.emulator.bootstrap_key)
+            made = seed_emulator(self.emulator.url, checkout, self.emulator.bootstrap_key, self.api_url)
         except Exception as exc:
             raise StackError(f"seeding the emulator failed: {exc}") from exc
         self.emulator.enforce_iam()
@@ -292,7 +298,7 @@ class LocalStack:
         settings = checkout.stage_environment(STAGE)
         if settings.get("STSVEND_GRANTS_TABLE") != table:
             raise StackError(f"stage {STAGE} reads table {settings.get('STSVEND_GRANTS_TABLE')}")
-        self._start_api(made.identities["service"])
+        self._start_api(made.identities["service"], made.issuer_keys)
         state = LocalState(
             api_url=self.api_url,
             emulator_url=self.emulator.url,
@@ -307,6 +313,8 @@ class LocalStack:
                 "api_errors": str(self.api_errors_log),
                 "emulator": str(self.emulator.process.log_path),
             },
+            issuer_url=self.api_url,
+            issuer_keys=made.issuer_keys,
         )
         self._write(self.state_path, json.dumps(state.to_json(), indent=2) + "\n")
         for name in state.identities:
@@ -319,7 +327,7 @@ class LocalStack:
         self._written.append(path)
         _write_private(path, text)
 
-    def _start_api(self, service: Identity) -> None:
+    def _start_api(self, service: Identity, issuer_keys: list[str]) -> None:
         env = hermetic_environment()
         env.update(
             AWS_ENDPOINT_URL=self.emulator.url,
@@ -329,6 +337,9 @@ class LocalStack:
             AWS_SECRET_ACCESS_KEY=service.secret_access_key,
             # The stage leaves it unset: it depends on the port, and a proof must name this server.
             STSVEND_SERVER_ID=",".join(self.server_ids),
+            # The identity-provider mode: the API is its own issuer, on its loopback URL.
+            STSVEND_ISSUER_URL=self.api_url,
+            STSVEND_ISSUER_KEYS=",".join(issuer_keys),
         )
         argv = [
             sys.executable,
