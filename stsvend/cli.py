@@ -223,8 +223,18 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("--table", help="table name (default: from .chalice/config.json)")
 
     trust = checkout_parser("trust-policy", "print the trust policy a target role needs")
-    trust.add_argument("--service-role", required=True, help="ARN of stsvend's Lambda role")
+    trust.add_argument("--service-role", help="ARN of stsvend's Lambda role (required in assume-role mode)")
     trust.add_argument("--external-id", help="the external id the role's grants require (default: none)")
+    trust.add_argument("--web-identity", action="store_true",
+                       help="for a role granted in web-identity mode: trust the service's issuer"
+                       " (needs --issuer, --role)")
+    trust.add_argument("--issuer", metavar="URL", help="the service's issuer URL (STSVEND_ISSUER_URL)")
+    trust.add_argument("--role", metavar="ARN", help="the target role (its account holds the OIDC provider)")
+    trust.add_argument("--grant", action="append", default=[], metavar="PRINCIPAL",
+                       help="a grant principal the token's sub must name (repeatable; default: any grant)")
+    trust.add_argument("--audience", default="stsvend", help="the tokens' aud (STSVEND_TOKEN_AUDIENCE)")
+    trust.add_argument("--format", choices=("policy", "cloudformation"), default="policy",
+                       help="with --web-identity: the trust policy, or a template with the OIDC provider")
 
     local = checkout_parser("local", "the local stack: emulator + API on 127.0.0.1 (needs the dev extras)")
     local.add_argument("action", choices=("up", "demo"))

@@ -23,7 +23,7 @@ from stsvend.checkout.plan import ABSENT, GrantChange, GrantPlan, plan_changes
 from stsvend.checkout.review import grant_warnings
 from stsvend.checkout.table import create_table, scan_items
 from stsvend.checkout.trust_policy import read_template, render_trust_policy
-from stsvend.errors import CommandError
+from stsvend.errors import EXIT_USAGE, CommandError
 
 _SHOWN_CHARS = 100
 
@@ -197,6 +197,27 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_trust_policy(args: argparse.Namespace) -> int:
-    template = read_template(Checkout.open(args.root))
+    checkout = Checkout.open(args.root)
+    if getattr(args, "web_identity", False):
+        return _web_identity_trust(args)
+    if args.service_role is None:
+        raise CommandError("InvalidArgument", "--service-role is required (or --web-identity)", EXIT_USAGE)
+    template = read_template(checkout)
     print(json.dumps(render_trust_policy(template, args.service_role, args.external_id), indent=2))
+    return 0
+
+
+def _web_identity_trust(args: argparse.Namespace) -> int:
+    from stsvend.checkout.trust_policy import web_identity_template, web_identity_trust_policy
+
+    if args.issuer is None or args.role is None:
+        raise CommandError("InvalidArgument", "--web-identity needs --issuer and --role", EXIT_USAGE)
+    if args.service_role is not None or args.external_id is not None:
+        raise CommandError(
+            "InvalidArgument",
+            "--service-role and --external-id are for assume-role mode: a web identity token has its sub",
+            EXIT_USAGE,
+        )
+    render = web_identity_template if args.format == "cloudformation" else web_identity_trust_policy
+    print(json.dumps(render(args.role, args.issuer, args.audience, args.grant), indent=2))
     return 0

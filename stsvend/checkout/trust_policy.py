@@ -154,3 +154,47 @@ def web_identity_trust_policy(
             }
         ],
     }
+
+
+def web_identity_template(
+    role_arn: str, issuer: str, audience: str, grants: list[str] | None = None
+) -> dict[str, Any]:
+    """A CloudFormation template for the target account: the IAM OIDC provider for the service's
+    issuer (unless the account has one: pass its ARN as `ProviderArn`) and the role, trusting it
+    as `web_identity_trust_policy` says, with IAM's longest session. The role's permissions are
+    the account's to attach."""
+    policy = web_identity_trust_policy(role_arn, issuer, audience, grants)
+    policy["Statement"][0]["Principal"]["Federated"] = {
+        "Fn::If": ["CreateProvider", {"Ref": "StsvendIssuer"}, {"Ref": "ProviderArn"}]
+    }
+    path, _, name = role_arn.split(":", 5)[5].removeprefix("role").rpartition("/")
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "stsvend identity-provider mode: the issuer's IAM OIDC provider and a role that"
+        " trusts its tokens (stsvend trust-policy --web-identity --format cloudformation)",
+        "Parameters": {
+            "ProviderArn": {
+                "Type": "String",
+                "Default": "",
+                "Description": "The account's IAM OIDC provider for the issuer, if it has one already",
+            }
+        },
+        "Conditions": {"CreateProvider": {"Fn::Equals": [{"Ref": "ProviderArn"}, ""]}},
+        "Resources": {
+            "StsvendIssuer": {
+                "Type": "AWS::IAM::OIDCProvider",
+                "Condition": "CreateProvider",
+                "Properties": {"Url": issuer, "ClientIdList": [audience]},
+            },
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "RoleName": name,
+                    "Path": f"{path}/",
+                    "MaxSessionDuration": 43200,
+                    "AssumeRolePolicyDocument": policy,
+                },
+            },
+        },
+        "Outputs": {"RoleArn": {"Value": {"Fn::GetAtt": ["Role", "Arn"]}}},
+    }
