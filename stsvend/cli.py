@@ -24,6 +24,7 @@ _HANDLERS = {
     "serve": ("stsvend.client.credserver", "cmd_serve"),
     "roles": ("stsvend.client.api", "cmd_roles"),
     "whoami": ("stsvend.client.api", "cmd_whoami"),
+    "console": ("stsvend.client.console", "cmd_console"),
     "cache": ("stsvend.client.api", "cmd_cache"),
     "configure": ("stsvend.client.configure", "cmd_configure"),
     "grants": ("stsvend.checkout.commands", "cmd_grants"),
@@ -68,7 +69,8 @@ API_OPTIONS = (
 )
 ROLE_OPTIONS = (
     ("--role", "role", "text", None, "ARN", "ARN of the role to assume (required)"),
-    ("--duration", "duration", "int", None, "SECONDS", "session duration in seconds (900-3600)"),
+    ("--duration", "duration", "int", None, "SECONDS",
+     "session duration in seconds (900-3600; up to 43200 for a role granted in web-identity mode)"),
     ("--tag", "tag", "tag", None, "K=V", "session tag (repeatable)"),
     ("--session-name", "session_name", "text", None, "NAME", "suffix of the role session name"),
 )
@@ -190,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command to run")
     _add_options(client_parser("serve", "serve renewing credentials for a role to local tools"),
                  SERVED_OPTIONS)
+
+    console = client_parser("console", "open the AWS console as a role (sign-in URL from vended credentials)")
+    _add_options(console, (*API_OPTIONS, *ROLE_OPTIONS))
+    console.add_argument("--print", action="store_true",
+                         help="print the sign-in URL (it signs in whoever opens it, once, within 15 minutes)"
+                         " instead of opening a browser")
 
     for name, text in (("roles", "list the roles you may request"), ("whoami", "who the service sees")):
         _add_options(client_parser(name, text), API_OPTIONS)

@@ -40,6 +40,8 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 from xml.sax.saxutils import escape
 
+from stsvend.local.federation import Federation
+
 CONTROL_HEADER = "X-Stsvend-Emulator-Control"
 SECRET_VARIABLE = "STSVEND_EMULATOR_SECRET"
 BOOTSTRAP_KEY_ID = "AKIALOCALBOOTSTRAP00"
@@ -415,11 +417,16 @@ class Guard:
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.enforcing = False
+        self._signin: Federation | None = None
 
     def _bootstrap_lookup(self, key_id: str) -> Key | None:
         return Key(self._secret, None) if key_id == BOOTSTRAP_KEY_ID else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if str(environ.get("PATH_INFO", "")) == "/federation":
+            # The console sign-in stand-in (stsvend.local.federation): its own checks, no SigV4.
+            self._signin = self._signin or Federation()
+            return self._signin.serve(environ, start_response)
         try:
             body = self._read_body(environ)
             if _is_control(environ):

@@ -29,7 +29,7 @@ USER_NAMES = {ADMIN: "admin", SERVICE: "stsvend-service", SAMPLE_APP: "sample-ap
 READ_ONLY_ROLE = f"arn:aws:iam::{INFRA_ACCOUNT}:role/read-only"
 DEPLOYER_ROLE = f"arn:aws:iam::{DEV_ACCOUNT}:role/deployer"
 # Granted in web-identity mode (chalicelib.idp): sessions of up to 12 hours.
-LONG_RUNNING_ROLE = f"arn:aws:iam::{DEV_ACCOUNT}:role/long-running"
+LONG_RUNNING_ROLE = f"arn:aws:iam::{INFRA_ACCOUNT}:role/long-running"
 LONGEST_SESSION_SECONDS = 43200
 TOKEN_AUDIENCE = "stsvend"
 ISSUER_KEY_ALIAS = f"alias/stsvend-issuer-{STAGE}"
@@ -232,13 +232,13 @@ def seed_emulator(
         trust = web_identity_trust_policy(
             LONG_RUNNING_ROLE, issuer, TOKEN_AUDIENCE, [identities[SAMPLE_APP].arn]
         )
-        dev_iam.create_role(
+        iam.create_role(
             RoleName="long-running",
-            Description="Long jobs in the development account; vended by stsvend in web-identity mode",
+            Description="The sample application's long jobs; vended by stsvend in web-identity mode",
             AssumeRolePolicyDocument=json.dumps(trust),
             MaxSessionDuration=LONGEST_SESSION_SECONDS,
         )
-        dev_iam.put_role_policy(
+        iam.put_role_policy(
             RoleName="long-running",
             PolicyName="read-only",
             PolicyDocument=json.dumps(_read_json(sample / "read-only-policy.json")),

@@ -123,6 +123,8 @@ class LocalState:
             "AWS_DEFAULT_REGION": self.region,
             "AWS_ENDPOINT_URL": self.emulator_url,
             "STSVEND_API_URL": self.api_url,
+            # `stsvend console`: the emulator's stand-in for the AWS federation endpoint.
+            "STSVEND_FEDERATION_URL": f"{self.emulator_url}/federation",
         }
 
 

@@ -106,7 +106,7 @@ def test_a_twelve_hour_session_is_vended_in_web_identity_mode(api: Api, state: L
     assert answer.status == 200, answer.body
     expires = datetime.strptime(answer.body["Expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     assert 43100 < (expires - before).total_seconds() <= TWELVE_HOURS + 5
-    assert answer.body["AssumedRoleArn"].startswith("arn:aws:sts::222222222222:assumed-role/long-running/")
+    assert answer.body["AssumedRoleArn"].startswith("arn:aws:sts::111111111111:assumed-role/long-running/")
     assert answer.body["SourceIdentity"] == "sample-app"
     identity = aws(state, "sts", answer.body).get_caller_identity()
     assert identity["Arn"] == answer.body["AssumedRoleArn"]
@@ -132,7 +132,7 @@ def test_a_token_made_as_the_service_makes_it_is_accepted(state: LocalState) -> 
     [
         ({"aud": "someone-else"}, "InvalidIdentityToken"),
         ({"sub": f"{LONG_RUNNING_ROLE}|{JENKINS}"}, "AccessDenied"),
-        ({"sub": f"arn:aws:iam::222222222222:role/deployer|{SAMPLE_APP}"}, "AccessDenied"),
+        ({"sub": f"arn:aws:iam::111111111111:role/read-only|{SAMPLE_APP}"}, "AccessDenied"),
         ({"exp": int(time.time()) - 600, "iat": int(time.time()) - 900}, "ExpiredTokenException"),
         ({"iss": "http://127.0.0.1:9/elsewhere"}, "InvalidIdentityToken"),
         ({"iat": int(time.time()) + 3600, "exp": int(time.time()) + 3900}, "InvalidIdentityToken"),
