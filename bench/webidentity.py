@@ -10,8 +10,8 @@ guard's token checks are not on this path; real STS makes them on its side).
   (the web-identity one also reads the key with kms:GetPublicKey, once per process), ROUNDS each,
   interleaved; spawn to first answer.
 
-What AWS says of kms:Sign's latency: nothing in numbers. KMS publishes request quotas (asymmetric
-RSA Sign requests are shared per account and Region: 500 per second for RSA keys,
+What AWS says of kms:Sign's latency: nothing in numbers. KMS publishes request quotas (Sign with an
+asymmetric key counts against a per-account, per-Region quota shared by key type, RSA or ECC:
 https://docs.aws.amazon.com/kms/latest/developerguide/requests-per-second.html), not latencies; an
 emulator measures none of KMS's network or HSM time, so the warm difference here is stsvend's own
 work plus one more loopback call, and the cost on AWS is one more in-Region KMS round trip.
