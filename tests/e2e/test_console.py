@@ -6,8 +6,6 @@ and the printed URL accepted by the stand-in's login, or refused once the sessio
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,35 +16,22 @@ from typing import Any
 import pytest
 
 from stsvend.local.seed import LONG_RUNNING_ROLE, READ_ONLY_ROLE
-from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
+from stsvend.local.stack import LocalStack, LocalState
 from stsvend.ops.revoke import POLICY_NAME
-from tests.conftest import record_output
-from tests.e2e.conftest import ROOT, aws, own_keys
+from tests.e2e.conftest import aws, own_keys, run_checkout_command
 
 pytestmark = pytest.mark.e2e
 SAMPLE_APP = "arn:aws:iam::111111111111:user/sample-app"
 
 
-def stsvend(state: LocalState, stack: LocalStack, *argv: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+def stsvend(state: LocalState, stack: LocalStack, *argv: str, tmp: Path, identity: str = "sample-app") -> Any:
     env = {
-        **hermetic_environment(),
-        **state.environment("sample-app"),
+        **state.environment(identity),
         "STSVEND_LOCAL_DIR": str(stack.state_dir),
         "XDG_CACHE_HOME": str(tmp / "cache"),
         "BROWSER": "false",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "stsvend.cli", *argv],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    record_output(done.stdout)
-    record_output(done.stderr)
-    return done
+    return run_checkout_command("-m", "stsvend.cli", *argv, env=env)
 
 
 def open_url(url: str) -> tuple[int, str]:
@@ -105,34 +90,21 @@ def test_a_revoked_session_is_refused(stack: LocalStack, state: LocalState, tmp_
     assert done.returncode == 0, done.stderr
     request_id = audit_vends(stack)[-1]["request_id"]
     iam = aws(state, "iam", own_keys(state, "admin"))
-    admin = {
-        **hermetic_environment(),
-        **state.environment("admin"),
-        "STSVEND_LOCAL_DIR": str(stack.state_dir),
-    }
     try:
-        revoke = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "stsvend.cli",
-                "revoke",
-                "--stage",
-                "local",
-                "--role",
-                LONG_RUNNING_ROLE,
-                "--request-id",
-                request_id,
-                "--apply",
-            ],
-            cwd=ROOT,
-            env=admin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        revoke = stsvend(
+            state,
+            stack,
+            "revoke",
+            "--stage",
+            "local",
+            "--role",
+            LONG_RUNNING_ROLE,
+            "--request-id",
+            request_id,
+            "--apply",
+            tmp=tmp_path,
+            identity="admin",
         )
-        record_output(revoke.stdout + revoke.stderr)
         assert revoke.returncode == 0, revoke.stderr
         status, page = open_url(done.stdout.strip())
         assert status == 403 and "revoked" in page
