@@ -109,11 +109,7 @@ def web_identity_trust_policy(
     """The target role's trust policy for a role granted in web-identity mode: tokens of the
     service's issuer (its IAM OIDC provider in the role's account), for this audience and for a
     `sub` naming this role and the given grant principals (any grant of the service, without)."""
-    from chalicelib.arns import GRANT_PRINCIPAL
-    from chalicelib.config import AUDIENCE
-    from chalicelib.errors import ConfigError
-    from chalicelib.grants import decision_subject
-    from chalicelib.idp import issuer_url
+    from stsvend.checkout.model import AUDIENCE, GRANT_PRINCIPAL, ConfigError, decision_subject, issuer_url
 
     if not (role_arn.isascii() and ROLE_ARN.fullmatch(role_arn)):
         raise CommandError("InvalidArgument", f"--role must be an IAM role ARN, not {role_arn!r}", EXIT_USAGE)
