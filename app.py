@@ -1,4 +1,5 @@
-"""stsvend's routes. Every route is behind IAM (SigV4) auth; chalicelib decides everything."""
+"""stsvend's routes. Every route is behind IAM (SigV4) auth except the issuer's two public documents
+(the identity-provider mode, chalicelib.idp); chalicelib decides everything."""
 
 from __future__ import annotations
 
@@ -148,3 +149,38 @@ def roles() -> Response:
 @app.route("/whoami", methods=["GET"], authorizer=iam)
 def whoami() -> Response:
     return _respond(Stsvend.whoami, "/whoami")
+
+
+# The issuer's public side (chalicelib.idp): what STS reads to check the tokens the service signs.
+# Public by nature, so without IAM auth; each answer is still audited.
+_PUBLIC_MAX_AGE = "public, max-age=300"
+
+
+def _published(document: str) -> Response:
+    request = app.current_request
+    assert request is not None
+    context = request.context or {}
+    request_id = str(context.get("requestId") or uuid.uuid4())
+    source_ip = (context.get("identity") or {}).get("sourceIp")
+    try:
+        body = service().published(document, request_id, source_ip)
+    except StsvendError as exc:
+        return _error_response(exc, request_id)
+    except Exception:  # noqa: BLE001 - fail closed, log the cause, show no detail
+        logger.exception("unexpected error", extra={"request_id": request_id})
+        return _error_response(InternalError("the document cannot be served"), request_id)
+    headers: dict[str, str | list[str]] = {
+        "Content-Type": "application/json",
+        "Cache-Control": _PUBLIC_MAX_AGE,
+    }
+    return Response(body=body, status_code=200, headers=headers)
+
+
+@app.route("/.well-known/openid-configuration", methods=["GET"])
+def openid_configuration() -> Response:
+    return _published("openid-configuration")
+
+
+@app.route("/.well-known/jwks.json", methods=["GET"])
+def jwks() -> Response:
+    return _published("jwks")

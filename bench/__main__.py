@@ -23,6 +23,7 @@ BENCHMARKS = {
     "end_to_end": "bench.endtoend",
     "client_cache": "bench.clientcache",
     "grant_scale": "bench.scale",
+    "web_identity_vend": "bench.webidentity",
 }
 RESULTS = ROOT / "bench" / "results.json"
 

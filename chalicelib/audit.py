@@ -29,6 +29,9 @@ NAMESPACE = "stsvend"
 _ANSWERED = {"roles": "roles.listed", "whoami": "whoami.answered"}
 # Every event an audit line can carry (`stsvend audit` reads exactly these).
 EVENTS = ("credentials.vended", "credentials.denied", *_ANSWERED.values(), "roles.denied", "whoami.denied")
+# The issuer's public documents (chalicelib.idp): answered without IAM auth, and not a decision, so
+# not among EVENTS; still one line each, with the caller's address.
+PUBLISHED = "issuer.published"
 logger = Logger(service=SERVICE)
 # The metric is printed in two writes (line, newline): under `chalice local`, which serves requests on
 # threads, another thread's audit line could land between them. One writer at a time keeps every
@@ -56,7 +59,14 @@ class Auditor:
     def __init__(self, log: Logger = logger) -> None:
         self._log = log
 
-    def vended(self, request_id: str, caller: Caller, params: dict[str, Any], answer: dict[str, Any]) -> None:
+    def vended(
+        self,
+        request_id: str,
+        caller: Caller,
+        params: dict[str, Any],
+        answer: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         fields = {
             "event": "credentials.vended",
             "request_id": request_id,
@@ -71,6 +81,8 @@ class Auditor:
             "external_id_used": "ExternalId" in params,
             "access_key_id": answer["AccessKeyId"],
         }
+        if extra:
+            fields.update(extra)  # the identity-provider mode's token subject
         with _write_lock:
             self._log.info("credentials vended", extra=fields)
             self._metric("CredentialsVended", None)
@@ -83,6 +95,12 @@ class Auditor:
         fields = {"event": event, "request_id": request_id, **caller_fields(caller), **(extra or {})}
         with _write_lock:
             self._log.info(event.replace(".", " "), extra=fields)
+
+    def published(self, document: str, request_id: str, source_ip: str | None, status: int) -> None:
+        fields = {"event": PUBLISHED, "request_id": request_id, "document": document,
+                  "source_ip": source_ip, "status": status}
+        with _write_lock:
+            self._log.info("issuer document served", extra=fields)
 
     def denied(
         self,

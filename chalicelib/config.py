@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,6 +23,10 @@ class Settings:
     server_ids: tuple[str, ...]
     grant_cache_seconds: float
     region: str
+    # The identity-provider mode (chalicelib.idp): unset, no role may be granted in web-identity mode.
+    issuer_url: str | None = None
+    issuer_keys: tuple[str, ...] = ()
+    token_audience: str = "stsvend"
 
     # Read on every vend; a region's partition never changes.
     @functools.cached_property
@@ -61,13 +66,37 @@ class Settings:
         if not region:
             raise ConfigError("AWS_REGION (or AWS_DEFAULT_REGION) is not set")
 
+        issuer, keys, audience = _issuer(env)
         return cls(
             grants_table=required("STSVEND_GRANTS_TABLE"),
             identity_mode=mode,
             server_ids=server_ids,
             grant_cache_seconds=ttl,
             region=region,
+            issuer_url=issuer,
+            issuer_keys=keys,
+            token_audience=audience,
         )
+
+
+AUDIENCE = re.compile(r"[A-Za-z0-9._:/-]{1,255}")
+
+
+def _issuer(env: Mapping[str, str]) -> tuple[str | None, tuple[str, ...], str]:
+    """`STSVEND_ISSUER_URL`, `STSVEND_ISSUER_KEYS` and `STSVEND_TOKEN_AUDIENCE`: both of the first
+    two or neither."""
+    from chalicelib.idp import DEFAULT_AUDIENCE, issuer_keys, issuer_url
+
+    raw_url = env.get("STSVEND_ISSUER_URL", "").strip()
+    raw_keys = env.get("STSVEND_ISSUER_KEYS", "").strip()
+    audience = env.get("STSVEND_TOKEN_AUDIENCE", "").strip() or DEFAULT_AUDIENCE
+    if not AUDIENCE.fullmatch(audience):
+        raise ConfigError("STSVEND_TOKEN_AUDIENCE must be 1-255 characters of letters, digits and ._:/-")
+    if not raw_url and not raw_keys:
+        return None, (), audience
+    if not raw_url or not raw_keys:
+        raise ConfigError("STSVEND_ISSUER_URL and STSVEND_ISSUER_KEYS are set together or not at all")
+    return issuer_url(raw_url), issuer_keys(raw_keys), audience
 
 
 def _server_ids(raw: str) -> tuple[str, ...]:

@@ -24,6 +24,14 @@ from chalicelib.timestamps import format_timestamp, parse_timestamp
 MIN_DURATION_SECONDS = 900
 # AssumeRole from the service's own role session is role chaining: STS caps it at one hour.
 MAX_DURATION_SECONDS = 3600
+# The vending modes a grant's role may name (chalicelib.idp): "web-identity" is not role chaining,
+# so its sessions may last up to the role's own maximum, which IAM caps at 12 hours.
+ASSUME_ROLE_MODE = "assume-role"
+WEB_IDENTITY_MODE = "web-identity"
+VENDING_MODES = (ASSUME_ROLE_MODE, WEB_IDENTITY_MODE)
+MAX_WEB_IDENTITY_DURATION_SECONDS = 43200
+# A web identity token's `sub` (STS: 6-255 characters): the role and the grant that decided.
+MAX_SUBJECT_CHARS = 255
 MAX_REQUEST_TAGS = 47  # STS allows 50 session tags; stsvend sets three itself.
 # Every identifier check is ASCII, spelled out: `\\d` and `\\w` also accept other scripts' digits
 # and letters, which IAM and STS refuse.
@@ -47,7 +55,7 @@ _GRANT_FIELDS = {
 }
 _STORED_ONLY = {"account_id"}
 BOOKKEEPING = {"version", "updated_at", "updated_by"}
-_ROLE_FIELDS = {"role_arn", "max_duration_seconds", "session_policy", "policy_arns", "external_id"}
+_ROLE_FIELDS = {"role_arn", "max_duration_seconds", "session_policy", "policy_arns", "external_id", "mode"}
 
 
 class GrantError(ValueError):
@@ -62,6 +70,7 @@ class RoleGrant:
     session_policy_document: str | None = None
     policy_arns: tuple[str, ...] = ()
     external_id: str | None = None
+    mode: str = ASSUME_ROLE_MODE
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -74,6 +83,8 @@ class RoleGrant:
             item["session_policy_document"] = self.session_policy_document
         if self.external_id is not None:
             item["external_id"] = self.external_id
+        if self.mode != ASSUME_ROLE_MODE:
+            item["mode"] = self.mode
         return item
 
 
@@ -145,6 +156,12 @@ class Grant:
         return item
 
 
+def decision_subject(grant_principal: str, role_arn: str) -> str:
+    """The `sub` of a web identity token: the target role and the grant that decided, which a
+    target role's trust policy pins (`<issuer>:sub`). Neither holds `|`, so it splits back."""
+    return f"{role_arn}|{grant_principal}"
+
+
 def _fail(principal: Any, field_name: str, problem: str) -> GrantError:
     return GrantError(f"grant {principal!r}: {field_name} {problem}".replace(":  ", ": "))
 
@@ -181,13 +198,24 @@ def parse_role(
     role_arn = raw.get("role_arn")
     if not isinstance(role_arn, str) or not ROLE_ARN.fullmatch(role_arn):
         raise _fail(principal, f"{where}.role_arn", f"is not an IAM role ARN: {role_arn!r}")
+    mode = raw.get("mode", ASSUME_ROLE_MODE)
+    if not isinstance(mode, str) or mode not in VENDING_MODES:
+        raise _fail(principal, f"{where}.mode", f"must be one of {', '.join(VENDING_MODES)}")
     duration = _int(raw.get("max_duration_seconds", MAX_DURATION_SECONDS))
-    if duration is None or not MIN_DURATION_SECONDS <= duration <= MAX_DURATION_SECONDS:
+    longest, why = MAX_DURATION_SECONDS, " (AssumeRole by the service is role chaining)"
+    if mode == WEB_IDENTITY_MODE:
+        longest, why = MAX_WEB_IDENTITY_DURATION_SECONDS, " (the longest session IAM allows a role)"
+        if len(decision_subject(principal, role_arn)) > MAX_SUBJECT_CHARS:
+            raise _fail(principal, f"{where}.mode", f"web-identity needs the role ARN and principal within"
+                        f" {MAX_SUBJECT_CHARS - 1} characters together (the token's sub)")
+        if raw.get("external_id") is not None:
+            raise _fail(principal, f"{where}.external_id", "is not sent by AssumeRoleWithWebIdentity;"
+                        " in web-identity mode the role's trust policy pins the token's sub instead")
+    if duration is None or not MIN_DURATION_SECONDS <= duration <= longest:
         raise _fail(
             principal,
             f"{where}.max_duration_seconds",
-            f"must be a whole number from {MIN_DURATION_SECONDS} to {MAX_DURATION_SECONDS}"
-            " (AssumeRole by the service is role chaining)",
+            f"must be a whole number from {MIN_DURATION_SECONDS} to {longest}{why}",
         )
     policy_name = raw.get("session_policy")
     document: str | None = None
@@ -220,6 +248,7 @@ def parse_role(
         session_policy_document=document,
         policy_arns=tuple(policy_arns),
         external_id=external_id,
+        mode=mode,
     )
 
 

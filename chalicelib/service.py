@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -13,7 +14,7 @@ from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
 from chalicelib.errors import CallerNotAllowed, InternalError, InvalidRequest, StsvendError
 from chalicelib.grant_store import GrantStore
-from chalicelib.grants import Grant, authorize_caller
+from chalicelib.grants import WEB_IDENTITY_MODE, Grant, authorize_caller, decision_subject
 from chalicelib.identity import (
     ApiGatewayIdentity,
     Caller,
@@ -21,6 +22,7 @@ from chalicelib.identity import (
     StsProofIdentity,
     StsProofVerifier,
 )
+from chalicelib.idp import Issuer, NotFound, vend_web_identity
 from chalicelib.sts import assume_role
 from chalicelib.timestamps import format_timestamp
 from chalicelib.vending import CredentialRequest, Plan, parse_request, plan_assume_role
@@ -91,6 +93,14 @@ class Stsvend:
         self._auditor = auditor
         self._identity = identity
         self._now = now
+        self.issuer: Issuer | None = None
+        if settings.issuer_url is not None:
+            self.issuer = Issuer(
+                settings.issuer_url,
+                settings.issuer_keys,
+                settings.token_audience,
+                lambda: clients.client("kms"),
+            )
 
     @classmethod
     def from_settings(
@@ -153,7 +163,14 @@ class Stsvend:
             request = parse_request(incoming.body, self.settings.partition)
             grant = self._grant_for(caller)
             plan = plan_assume_role(caller, request, grant, incoming.request_id)
-            answer = assume_role(self._clients.sts(), plan)
+            if plan.role.mode == WEB_IDENTITY_MODE:
+                subject = decision_subject(grant.principal, plan.role.role_arn)
+                audit = {"vending_mode": WEB_IDENTITY_MODE, "token_subject": subject}
+                sts = self._clients.sts()
+                answer = vend_web_identity(self.issuer, sts, plan, subject, incoming.request_id)
+            else:
+                audit = None
+                answer = assume_role(self._clients.sts(), plan)
         except Exception as exc:
             # What was asked, as far as it got: built here, on denial only.
             asked: dict[str, Any] = {}
@@ -163,7 +180,7 @@ class Stsvend:
                 asked = {"role_arn": request.role_arn, "requested_tags": sorted(request.tags)}
             self._denied("credentials", incoming, caller, exc, asked)
             raise
-        self._auditor.vended(incoming.request_id, caller, plan.params, answer)
+        self._auditor.vended(incoming.request_id, caller, plan.params, answer, audit)
         answer["RequestId"] = incoming.request_id  # the answer is this request's own dict
         return answer
 
@@ -211,6 +228,21 @@ class Stsvend:
             "IdentityMode": self._identity.mode,
             "RequestId": incoming.request_id,
         }
+
+    def published(self, document: str, request_id: str, source_ip: str | None) -> str:
+        """The issuer's discovery document or JWKS (public, no caller); audited."""
+        try:
+            if self.issuer is None:
+                raise NotFound("this service is not an identity provider (no STSVEND_ISSUER_URL)")
+            if document == "jwks":
+                body = self.issuer.jwks().decode("ascii")
+            else:
+                body = json.dumps(self.issuer.discovery(), separators=(",", ":"))
+        except StsvendError as exc:
+            self._auditor.published(document, request_id, source_ip, exc.status)
+            raise
+        self._auditor.published(document, request_id, source_ip, 200)
+        return body
 
     def rejected(self, route: str, request_id: str, message: str) -> None:
         """Audit a request the web framework refused before any view ran (content type, accept)."""

@@ -24,6 +24,7 @@ _HANDLERS = {
     "serve": ("stsvend.client.credserver", "cmd_serve"),
     "roles": ("stsvend.client.api", "cmd_roles"),
     "whoami": ("stsvend.client.api", "cmd_whoami"),
+    "console": ("stsvend.client.console", "cmd_console"),
     "cache": ("stsvend.client.api", "cmd_cache"),
     "configure": ("stsvend.client.configure", "cmd_configure"),
     "doctor": ("stsvend.client.doctor", "cmd_doctor"),
@@ -74,7 +75,8 @@ API_OPTIONS = (
 )
 ROLE_OPTIONS = (
     ("--role", "role", "text", None, "ARN", "ARN of the role to assume (required)"),
-    ("--duration", "duration", "int", None, "SECONDS", "session duration in seconds (900-3600)"),
+    ("--duration", "duration", "int", None, "SECONDS",
+     "session duration in seconds (900-3600; up to 43200 for a role granted in web-identity mode)"),
     ("--tag", "tag", "tag", None, "K=V", "session tag (repeatable)"),
     ("--session-name", "session_name", "text", None, "NAME", "suffix of the role session name"),
 )
@@ -205,6 +207,12 @@ def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
     _add_options(client_parser("serve", "serve renewing credentials for a role to local tools"),
                  SERVED_OPTIONS)
 
+    console = client_parser("console", "open the AWS console as a role (sign-in URL from vended credentials)")
+    _add_options(console, (*API_OPTIONS, *ROLE_OPTIONS))
+    console.add_argument("--print", action="store_true",
+                         help="print the sign-in URL (it signs in whoever opens it, once, within 15 minutes)"
+                         " instead of opening a browser")
+
     for name, text in (("roles", "list the roles you may request"), ("whoami", "who the service sees")):
         _add_options(client_parser(name, text), API_OPTIONS)
 
@@ -249,7 +257,7 @@ def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
     boot.add_argument("--table", help="table name (default: from .chalice/config.json)")
 
     trust = checkout_parser("trust-policy", "print the trust policy a target role needs")
-    trust.add_argument("--service-role", required=True, help="ARN of stsvend's Lambda role")
+    trust.add_argument("--service-role", help="ARN of stsvend's Lambda role (required in assume-role mode)")
     trust.add_argument("--external-id", help="the external id the role's grants require (default: none)")
     trust.add_argument("--merge", metavar="FILE",
                        help="merge stsvend's statements into this trust policy: the diff on stderr, the"
@@ -257,6 +265,16 @@ def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
     trust.add_argument("--role-name", metavar="NAME",
                        help="merge into this role's trust policy in the ambient account: show the diff")
     trust.add_argument("--apply", action="store_true", help="with --role-name: write the merged policy")
+    trust.add_argument("--web-identity", action="store_true",
+                       help="for a role granted in web-identity mode: trust the service's issuer"
+                       " (needs --issuer, --role)")
+    trust.add_argument("--issuer", metavar="URL", help="the service's issuer URL (STSVEND_ISSUER_URL)")
+    trust.add_argument("--role", metavar="ARN", help="the target role (its account holds the OIDC provider)")
+    trust.add_argument("--grant", action="append", default=[], metavar="PRINCIPAL",
+                       help="a grant principal the token's sub must name (repeatable; default: any grant)")
+    trust.add_argument("--audience", default="stsvend", help="the tokens' aud (STSVEND_TOKEN_AUDIENCE)")
+    trust.add_argument("--format", choices=("policy", "cloudformation"), default="policy",
+                       help="with --web-identity: the trust policy, or a template with the OIDC provider")
 
     local = checkout_parser("local", "the local stack: emulator + API on 127.0.0.1 (needs the dev extras)")
     local.add_argument("action", choices=("up", "demo"))

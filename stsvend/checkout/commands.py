@@ -258,7 +258,12 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_trust_policy(args: argparse.Namespace) -> int:
-    template = read_template(Checkout.open(args.root))
+    checkout = Checkout.open(args.root)
+    if getattr(args, "web_identity", False):
+        return _web_identity_trust(args)
+    if args.service_role is None:
+        raise CommandError("InvalidArgument", "--service-role is required (or --web-identity)", EXIT_USAGE)
+    template = read_template(checkout)
     ours = render_trust_policy(template, args.service_role, args.external_id)
     if args.merge is not None and args.role_name is not None:
         raise CommandError("InvalidArgument", "--merge and --role-name exclude each other", EXIT_USAGE)
@@ -300,4 +305,20 @@ def _trust_role(role_name: str, ours: dict[str, Any], apply: bool) -> int:
         return 0
     iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(merged))
     print(f"Updated the trust policy of {printable(role['Arn'])}.")
+    return 0
+
+
+def _web_identity_trust(args: argparse.Namespace) -> int:
+    from stsvend.checkout.trust_policy import web_identity_template, web_identity_trust_policy
+
+    if args.issuer is None or args.role is None:
+        raise CommandError("InvalidArgument", "--web-identity needs --issuer and --role", EXIT_USAGE)
+    if args.service_role is not None or args.external_id is not None:
+        raise CommandError(
+            "InvalidArgument",
+            "--service-role and --external-id are for assume-role mode: a web identity token has its sub",
+            EXIT_USAGE,
+        )
+    render = web_identity_template if args.format == "cloudformation" else web_identity_trust_policy
+    print(json.dumps(render(args.role, args.issuer, args.audience, args.grant), indent=2))
     return 0

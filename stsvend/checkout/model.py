@@ -11,7 +11,9 @@ from stsvend.checkout.checkout import Checkout
 if "chalicelib.grants" not in sys.modules:
     Checkout.open()
 
-from chalicelib.arns import ROLE_ARN  # noqa: E402
+from chalicelib.arns import GRANT_PRINCIPAL, ROLE_ARN  # noqa: E402
+from chalicelib.config import AUDIENCE  # noqa: E402
+from chalicelib.errors import ConfigError  # noqa: E402
 from chalicelib.grant_store import (  # noqa: E402
     ATTRIBUTE_DEFINITIONS,
     KEY_SCHEMA,
@@ -28,12 +30,15 @@ from chalicelib.grants import (  # noqa: E402
     GrantError,
     case_collisions,
     deciding_candidates,
+    decision_subject,
     parse_grant,
 )
+from chalicelib.idp import issuer_url  # noqa: E402
 from chalicelib.jsontext import JsonTextError, loads_strict  # noqa: E402
 
 __all__ = [
-    "ATTRIBUTE_DEFINITIONS", "BOOKKEEPING", "EXTERNAL_ID", "EXTERNAL_ID_CHARS", "KEY_SCHEMA", "ROLE_ARN",
+    "ATTRIBUTE_DEFINITIONS", "AUDIENCE", "BOOKKEEPING", "GRANT_PRINCIPAL", "ConfigError", "decision_subject",
+    "issuer_url", "EXTERNAL_ID", "EXTERNAL_ID_CHARS", "KEY_SCHEMA", "ROLE_ARN",
     "BrokenGrant", "Grant", "GrantError", "JsonTextError", "case_collisions", "deciding_candidates",
     "from_attribute", "grant_from_item", "loads_strict", "parse_grant", "to_attribute",
 ]

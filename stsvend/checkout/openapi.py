@@ -50,8 +50,9 @@ def _schemas() -> dict[str, Any]:
                 "duration_seconds": {
                     "type": "integer",
                     "minimum": grants.MIN_DURATION_SECONDS,
-                    "maximum": grants.MAX_DURATION_SECONDS,
-                    "description": "Default: the grant's maximum for the role.",
+                    "maximum": grants.MAX_WEB_IDENTITY_DURATION_SECONDS,
+                    "description": "Default: the grant's maximum for the role (at most 3600 in"
+                    " assume-role mode, 43200 in web-identity mode).",
                 },
                 "tags": {
                     "type": "object",
@@ -141,6 +142,33 @@ _SUMMARY = {
 }
 
 
+# The issuer's public documents (chalicelib.idp): no auth, cacheable, their own shapes.
+_PUBLIC = {
+    "openid_configuration": "The issuer's OpenID Provider metadata (identity-provider mode; public)",
+    "jwks": "The issuer's public signing keys, a JWKS (identity-provider mode; public)",
+}
+
+
+def _public_operation(name: str) -> dict[str, Any]:
+    document = {"type": "object", "description": "A public OIDC document (RFC 8414 / RFC 7517)."}
+    return {
+        "operationId": name,
+        "summary": _PUBLIC[name],
+        "security": [],
+        "responses": {
+            "200": {
+                "description": "OK",
+                "headers": {"Cache-Control": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": document}},
+            },
+            "404": {
+                "description": "NotFound: the service has no issuer configured",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        },
+    }
+
+
 def build(app: Any) -> dict[str, Any]:
     from chalice.app import IAMAuthorizer
 
@@ -149,6 +177,9 @@ def build(app: Any) -> dict[str, Any]:
     for path, methods in sorted(app.routes.items()):
         for method, entry in sorted(methods.items()):
             name = entry.view_name
+            if name in _PUBLIC:
+                paths.setdefault(path, {})[method.lower()] = _public_operation(name)
+                continue
             responses: dict[str, Any] = {
                 "200": {
                     "description": "OK",

@@ -166,3 +166,111 @@ def trusts(policy: dict[str, Any], service_role_arn: str) -> bool:
         ):
             return True
     return False
+
+
+# --- the identity-provider mode (chalicelib.idp) --------------------------------------------------
+
+WEB_IDENTITY_ACTIONS = ["sts:AssumeRoleWithWebIdentity", "sts:TagSession", "sts:SetSourceIdentity"]
+
+
+def provider_path(issuer: str) -> str:
+    """The issuer as IAM names its OIDC provider and condition keys: host and path, no scheme."""
+    return issuer.split("://", 1)[1]
+
+
+def oidc_provider_arn(role_arn: str, issuer: str) -> str:
+    partition, account = role_arn.split(":")[1], role_arn.split(":")[4]
+    return f"arn:{partition}:iam::{account}:oidc-provider/{provider_path(issuer)}"
+
+
+def web_identity_trust_policy(
+    role_arn: str, issuer: str, audience: str, grants: list[str] | None = None
+) -> dict[str, Any]:
+    """The target role's trust policy for a role granted in web-identity mode: tokens of the
+    service's issuer (its IAM OIDC provider in the role's account), for this audience and for a
+    `sub` naming this role and the given grant principals (any grant of the service, without)."""
+    from stsvend.checkout.model import AUDIENCE, GRANT_PRINCIPAL, ConfigError, decision_subject, issuer_url
+
+    if not (role_arn.isascii() and ROLE_ARN.fullmatch(role_arn)):
+        raise CommandError("InvalidArgument", f"--role must be an IAM role ARN, not {role_arn!r}", EXIT_USAGE)
+    try:
+        issuer = issuer_url(issuer)
+    except ConfigError as exc:
+        raise CommandError(
+            "InvalidArgument", str(exc).replace("STSVEND_ISSUER_URL", "--issuer"), EXIT_USAGE
+        ) from None
+    if not AUDIENCE.fullmatch(audience):
+        raise CommandError(
+            "InvalidArgument", "--audience must be 1-255 of letters, digits and ._:/-", EXIT_USAGE
+        )
+    for grant in grants or []:
+        if not grant.isascii() or not GRANT_PRINCIPAL.fullmatch(grant):
+            raise CommandError(
+                "InvalidArgument", f"--grant must be a grant's principal, not {grant!r}", EXIT_USAGE
+            )
+    prefix = provider_path(issuer)
+    if grants:
+        subject: dict[str, Any] = {
+            "StringEquals": {f"{prefix}:sub": [decision_subject(g, role_arn) for g in grants]}
+        }
+    else:
+        subject = {"StringLike": {f"{prefix}:sub": decision_subject("*", role_arn)}}
+    condition: dict[str, Any] = {"StringEquals": {f"{prefix}:aud": audience}}
+    for operator, keys in subject.items():
+        condition.setdefault(operator, {}).update(keys)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AssumeWithStsvendIssuedTokens",
+                "Effect": "Allow",
+                "Principal": {"Federated": oidc_provider_arn(role_arn, issuer)},
+                "Action": list(WEB_IDENTITY_ACTIONS),
+                "Condition": condition,
+            }
+        ],
+    }
+
+
+def web_identity_template(
+    role_arn: str, issuer: str, audience: str, grants: list[str] | None = None
+) -> dict[str, Any]:
+    """A CloudFormation template for the target account: the IAM OIDC provider for the service's
+    issuer (unless the account has one: pass its ARN as `ProviderArn`) and the role, trusting it
+    as `web_identity_trust_policy` says, with IAM's longest session. The role's permissions are
+    the account's to attach."""
+    policy = web_identity_trust_policy(role_arn, issuer, audience, grants)
+    policy["Statement"][0]["Principal"]["Federated"] = {
+        "Fn::If": ["CreateProvider", {"Ref": "StsvendIssuer"}, {"Ref": "ProviderArn"}]
+    }
+    path, _, name = role_arn.split(":", 5)[5].removeprefix("role").rpartition("/")
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "stsvend identity-provider mode: the issuer's IAM OIDC provider and a role that"
+        " trusts its tokens (stsvend trust-policy --web-identity --format cloudformation)",
+        "Parameters": {
+            "ProviderArn": {
+                "Type": "String",
+                "Default": "",
+                "Description": "The account's IAM OIDC provider for the issuer, if it has one already",
+            }
+        },
+        "Conditions": {"CreateProvider": {"Fn::Equals": [{"Ref": "ProviderArn"}, ""]}},
+        "Resources": {
+            "StsvendIssuer": {
+                "Type": "AWS::IAM::OIDCProvider",
+                "Condition": "CreateProvider",
+                "Properties": {"Url": issuer, "ClientIdList": [audience]},
+            },
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "RoleName": name,
+                    "Path": f"{path}/",
+                    "MaxSessionDuration": 43200,
+                    "AssumeRolePolicyDocument": policy,
+                },
+            },
+        },
+        "Outputs": {"RoleArn": {"Value": {"Fn::GetAtt": ["Role", "Arn"]}}},
+    }

@@ -75,6 +75,8 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 from xml.sax.saxutils import escape
 
+from stsvend.local.federation import Federation
+
 CONTROL_HEADER = "X-Stsvend-Emulator-Control"
 SECRET_VARIABLE = "STSVEND_EMULATOR_SECRET"
 BOOTSTRAP_KEY_ID = "AKIALOCALBOOTSTRAP00"
@@ -640,6 +642,13 @@ def error_response(environ: dict[str, Any], refusal: Refusal) -> tuple[str, list
     return "403 Forbidden", [*headers, ("Content-Length", str(len(data)))], data
 
 
+def _is_federation(environ: dict[str, Any], body: bytes) -> bool:
+    from stsvend.local.webidentity import is_federation
+
+    _, query = _raw_path_and_query(environ)
+    return is_federation(query, body, _header(environ, "x-amz-target"))
+
+
 def _is_control(environ: dict[str, Any]) -> bool:
     # moto serves its control API for any path starting /moto-api (and its favicon); anything that
     # names it in any spelling is treated as control.
@@ -671,17 +680,25 @@ class Guard:
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._authorization_on = authorization_on
         self.enforcing = False
+        self._signin: Federation | None = None
 
     def _bootstrap_lookup(self, key_id: str) -> Key | None:
         return Key(self._secret, None) if key_id == BOOTSTRAP_KEY_ID else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if str(environ.get("PATH_INFO", "")) == "/federation":
+            # The console sign-in stand-in (stsvend.local.federation): its own checks, no SigV4.
+            self._signin = self._signin or Federation()
+            return self._signin.serve(environ, start_response)
         try:
             body = self._read_body(environ)
             if _is_control(environ):
                 self._check_control(environ, body)
                 # moto needs no secret, and its request recording must not keep it.
                 environ.pop("HTTP_" + CONTROL_HEADER.upper().replace("-", "_"), None)
+            elif _is_federation(environ, body):
+                # moto reads no web identity token: stsvend.local.webidentity checks and answers.
+                return self._federation(environ, body, start_response)
             else:
                 lookup = self._lookup if self.enforcing else self._bootstrap_lookup
                 signed, key = verify(environ, body, lookup, self._clock())
@@ -699,6 +716,20 @@ class Guard:
             start_response(status, headers)
             return [data]
         return self._app(environ, start_response)
+
+    def _federation(
+        self, environ: dict[str, Any], body: bytes, start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        from stsvend.local import webidentity
+
+        _, query = _raw_path_and_query(environ)
+        status, data, refused = webidentity.answer(query, body, _header(environ, "x-amz-target"))
+        if refused is not None:
+            self._log(f"stsvend guard: refused AssumeRoleWithWebIdentity: {refused}")
+        reason = {200: "OK", 400: "Bad Request", 403: "Forbidden"}.get(status, "Error")
+        headers = [("Content-Type", "text/xml"), ("Content-Length", str(len(data)))]
+        start_response(f"{status} {reason}", headers)
+        return [data]
 
     @staticmethod
     def _read_body(environ: dict[str, Any]) -> bytes:

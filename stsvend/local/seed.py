@@ -28,6 +28,11 @@ USER_NAMES = {ADMIN: "admin", SERVICE: "stsvend-service", SAMPLE_APP: "sample-ap
 
 READ_ONLY_ROLE = f"arn:aws:iam::{INFRA_ACCOUNT}:role/read-only"
 DEPLOYER_ROLE = f"arn:aws:iam::{DEV_ACCOUNT}:role/deployer"
+# Granted in web-identity mode (chalicelib.idp): sessions of up to 12 hours.
+LONG_RUNNING_ROLE = f"arn:aws:iam::{INFRA_ACCOUNT}:role/long-running"
+LONGEST_SESSION_SECONDS = 43200
+TOKEN_AUDIENCE = "stsvend"
+ISSUER_KEY_ALIAS = f"alias/stsvend-issuer-{STAGE}"
 INSTANCES_PER_ACCOUNT = 2
 
 ADMINISTRATOR_ACCESS = {
@@ -68,6 +73,7 @@ class Bootstrapped:
     identities: dict[str, Identity]
     roles: dict[str, str]
     instances: dict[str, list[str]]
+    issuer_keys: list[str] = field(default_factory=list)
 
 
 def aws_client(
@@ -131,12 +137,20 @@ def service_policy(root: Path) -> dict[str, Any]:
     The emulator checks DynamoDB calls against resource `*` only (see `emulator`): a statement
     naming the grants table's ARN would never match, so the dynamodb statement names `*` here. It
     still allows nothing but dynamodb:Query, the one call the service makes.
+
+    The same holds for KMS, whose condition keys the emulator does not supply either: the kms
+    statements name `*` without their alias condition here. The service can then sign with any of
+    the emulator's keys, but only the issuer key's signatures verify against the published JWKS,
+    which the guard checks (stsvend.local.webidentity).
     """
     policy: dict[str, Any] = _read_json(root / ".chalice" / "policy-dev.json")
     for statement in policy["Statement"]:
         actions = statement["Action"]
-        if any(a.startswith("dynamodb:") for a in ([actions] if isinstance(actions, str) else actions)):
+        actions = [actions] if isinstance(actions, str) else actions
+        if any(a.startswith(("dynamodb:", "kms:")) for a in actions):
             statement["Resource"] = "*"
+        if any(a.startswith("kms:") for a in actions):
+            statement.pop("Condition", None)
     return policy
 
 
@@ -158,9 +172,13 @@ def deployer_trust_policy(checkout: Checkout, service_arn: str, external_id: str
     return fill_trust_template(read_template(checkout), service_arn, external_id)
 
 
-def seed_emulator(endpoint_url: str, checkout: Checkout, bootstrap_key: tuple[str, str]) -> Bootstrapped:
+def seed_emulator(
+    endpoint_url: str, checkout: Checkout, bootstrap_key: tuple[str, str], issuer: str | None = None
+) -> Bootstrapped:
     """Fill a fresh emulator (IAM authentication off): identities, roles and instances, signed with
-    `bootstrap_key`, the emulator's bootstrap key (the only key its guard accepts until enforcement)."""
+    `bootstrap_key`, the emulator's bootstrap key (the only key its guard accepts until enforcement).
+    With `issuer` (the API's URL), also the identity-provider mode's parts: the issuer's KMS key,
+    the IAM OIDC provider for it in both accounts and the role granted in web-identity mode."""
     root = checkout.root
 
     def client(service: str, account_id: str) -> Any:
@@ -213,11 +231,54 @@ def seed_emulator(endpoint_url: str, checkout: Checkout, bootstrap_key: tuple[st
     if (read_only, deployer) != (READ_ONLY_ROLE, DEPLOYER_ROLE):
         raise ValueError(f"the emulator named the roles {read_only} and {deployer}")
 
+    roles = {"read-only": READ_ONLY_ROLE, "deployer": DEPLOYER_ROLE}
+    keys: list[str] = []
+    if issuer is not None:
+        keys = [create_issuer_key(client("kms", INFRA_ACCOUNT), ISSUER_KEY_ALIAS)]
+        for account in (INFRA_ACCOUNT, DEV_ACCOUNT):
+            client("iam", account).create_open_id_connect_provider(Url=issuer, ClientIDList=[TOKEN_AUDIENCE])
+        trust = web_identity_trust_policy(
+            LONG_RUNNING_ROLE, issuer, TOKEN_AUDIENCE, [identities[SAMPLE_APP].arn]
+        )
+        iam.create_role(
+            RoleName="long-running",
+            Description="The sample application's long jobs; vended by stsvend in web-identity mode",
+            AssumeRolePolicyDocument=json.dumps(trust),
+            MaxSessionDuration=LONGEST_SESSION_SECONDS,
+        )
+        iam.put_role_policy(
+            RoleName="long-running",
+            PolicyName="read-only",
+            PolicyDocument=json.dumps(_read_json(sample / "read-only-policy.json")),
+        )
+        roles["long-running"] = LONG_RUNNING_ROLE
+
     instances = {
         INFRA_ACCOUNT: _launch(client("ec2", INFRA_ACCOUNT), "sample-app-web"),
         DEV_ACCOUNT: _launch(client("ec2", DEV_ACCOUNT), "dev-service"),
     }
-    return Bootstrapped(identities, {"read-only": READ_ONLY_ROLE, "deployer": DEPLOYER_ROLE}, instances)
+    return Bootstrapped(identities, roles, instances, keys)
+
+
+def create_issuer_key(kms: Any, alias: str | None = None, spec: str = "RSA_2048") -> str:
+    """An asymmetric signing key for the issuer (private half never leaves KMS); its ARN."""
+    arn = str(
+        kms.create_key(
+            KeySpec=spec, KeyUsage="SIGN_VERIFY", Description="stsvend issuer: signs web identity tokens"
+        )["KeyMetadata"]["Arn"]
+    )
+    if alias is not None:
+        kms.create_alias(AliasName=alias, TargetKeyId=arn)
+    return arn
+
+
+def web_identity_trust_policy(
+    role_arn: str, issuer: str, audience: str, grants: list[str]
+) -> dict[str, Any]:
+    """The same renderer as `stsvend trust-policy --web-identity`."""
+    from stsvend.checkout.trust_policy import web_identity_trust_policy as render
+
+    return render(role_arn, issuer, audience, grants)
 
 
 def _launch(ec2: Any, name: str) -> list[str]:

@@ -18,7 +18,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -83,6 +83,9 @@ class LocalState:
     logs: dict[str, str]
     # The API in `apigateway` mode behind the local front door, when the stack runs one.
     gateway_url: str | None = None
+    # The identity-provider mode: the API's issuer URL and its KMS key ARNs (the signing key first).
+    issuer_url: str | None = None
+    issuer_keys: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +99,7 @@ class LocalState:
             "instances": self.instances,
             "logs": self.logs,
             "gateway_url": self.gateway_url,
+            "issuer": {"url": self.issuer_url, "keys": self.issuer_keys},
         }
 
     @classmethod
@@ -112,6 +116,8 @@ class LocalState:
             instances={k: list(v) for k, v in data["instances"].items()},
             logs=dict(data["logs"]),
             gateway_url=data.get("gateway_url"),
+            issuer_url=(data.get("issuer") or {}).get("url"),
+            issuer_keys=list((data.get("issuer") or {}).get("keys") or []),
         )
 
     def environment(self, identity: str) -> dict[str, str]:
@@ -125,6 +131,8 @@ class LocalState:
             "AWS_DEFAULT_REGION": self.region,
             "AWS_ENDPOINT_URL": self.emulator_url,
             "STSVEND_API_URL": self.api_url,
+            # `stsvend console`: the emulator's stand-in for the AWS federation endpoint.
+            "STSVEND_FEDERATION_URL": f"{self.emulator_url}/federation",
         }
         if self.gateway_url is not None:
             env["STSVEND_GATEWAY_URL"] = self.gateway_url
@@ -321,7 +329,7 @@ class LocalStack:
         self.emulator.start()
         checkout = Checkout.open(self.root)
         try:
-            made = seed_emulator(self.emulator.url, checkout, self.emulator.bootstrap_key)
+            made = seed_emulator(self.emulator.url, checkout, self.emulator.bootstrap_key, self.api_url)
         except Exception as exc:
             raise StackError(f"seeding the emulator failed: {exc}") from exc
         self.emulator.enforce_iam()
@@ -332,9 +340,9 @@ class LocalStack:
         settings = checkout.stage_environment(STAGE)
         if settings.get("STSVEND_GRANTS_TABLE") != table:
             raise StackError(f"stage {STAGE} reads table {settings.get('STSVEND_GRANTS_TABLE')}")
-        self._start_api(made.identities["service"])
+        self._start_api(made.identities["service"], made.issuer_keys)
         if self.gateway_port is not None:
-            self._start_gateway(made.identities)
+            self._start_gateway(made.identities, made.issuer_keys)
         state = LocalState(
             api_url=self.api_url,
             emulator_url=self.emulator.url,
@@ -351,6 +359,8 @@ class LocalStack:
                 **({"gateway": str(self.gateway_log)} if self.gateway_port is not None else {}),
             },
             gateway_url=self.gateway_url,
+            issuer_url=self.api_url,
+            issuer_keys=made.issuer_keys,
         )
         self._write(self.state_path, json.dumps(state.to_json(), indent=2) + "\n")
         for name in state.identities:
@@ -363,7 +373,7 @@ class LocalStack:
         self._written.append(path)
         _write_private(path, text)
 
-    def _server_environment(self, service: Identity) -> dict[str, str]:
+    def _server_environment(self, service: Identity, issuer_keys: list[str]) -> dict[str, str]:
         """What the API's process runs with: the service's keys, the emulator as every endpoint."""
         env = hermetic_environment()
         env.update(
@@ -374,11 +384,14 @@ class LocalStack:
             AWS_SECRET_ACCESS_KEY=service.secret_access_key,
             # The stage leaves it unset: it depends on the port, and a proof must name this server.
             STSVEND_SERVER_ID=",".join(self.server_ids),
+            # The identity-provider mode: the API is its own issuer, on its loopback URL.
+            STSVEND_ISSUER_URL=self.api_url,
+            STSVEND_ISSUER_KEYS=",".join(issuer_keys),
         )
         return env
 
-    def _start_api(self, service: Identity) -> None:
-        env = self._server_environment(service)
+    def _start_api(self, service: Identity, issuer_keys: list[str]) -> None:
+        env = self._server_environment(service, issuer_keys)
         argv = [
             sys.executable,
             "-c",
@@ -400,10 +413,10 @@ class LocalStack:
         self.api.start()
         wait_until(self._api_answers, self.api, READY_TIMEOUT_SECONDS)
 
-    def _start_gateway(self, identities: dict[str, Identity]) -> None:
+    def _start_gateway(self, identities: dict[str, Identity], issuer_keys: list[str]) -> None:
         """The API in `apigateway` mode behind the local front door, which knows the identities'
         keys (handed over in its environment) and who each is (as the emulator's STS says)."""
-        env = self._server_environment(identities["service"])
+        env = self._server_environment(identities["service"], issuer_keys)
         env[GATEWAY_KEYS_VARIABLE] = json.dumps([
             {
                 "access_key_id": identity.access_key_id,

@@ -24,7 +24,7 @@ from stsvend.arns import SESSION_NAME, principal_matches
 from stsvend.checkout.checkout import Checkout
 from stsvend.errors import CommandError
 from stsvend.ops import common
-from stsvend.ops.definitions import AUDIT_EVENTS
+from stsvend.ops.definitions import AUDIT_EVENTS, PUBLISHED_EVENT
 
 MAX_LINE_CHARS = 65_536
 INSIGHTS_LIMIT = 10_000  # Logs Insights returns at most 10,000 rows per query
@@ -180,9 +180,12 @@ def read_lines(lines: Iterable[str], question: Question) -> Reading:
             reading.skipped += 1
             continue
         try:
-            decision = parse_record(json.loads(line))
+            record = json.loads(line)
         except ValueError:
-            decision = None
+            record = None
+        if isinstance(record, dict) and record.get("event") == PUBLISHED_EVENT:
+            continue  # an issuer document served: not a decision
+        decision = parse_record(record)
         if decision is None:
             reading.skipped += 1
         elif question.matches(decision):

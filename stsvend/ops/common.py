@@ -42,8 +42,10 @@ DENIAL_CODES = (
     "ServiceUnavailable",
     "InternalError",
 )
-# AssumeRole from the Lambda's role is role chaining: STS caps every session stsvend vends at 1 h.
-LONGEST_SESSION_SECONDS = 3600
+# AssumeRole from the Lambda's role is role chaining, capped at 1 h; a role granted in web-identity
+# mode (chalicelib.idp) may hold a session up to IAM's 12-hour maximum. Revocations are kept, and
+# sessions looked for, that long.
+LONGEST_SESSION_SECONDS = 43200
 _RELATIVE = re.compile(r"([0-9]{1,6})([mhd])")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
 MAX_LOOKBACK = timedelta(days=455)  # past the prod log group's 400-day retention

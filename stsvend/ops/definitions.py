@@ -29,6 +29,9 @@ AUDIT_EVENTS = (
     "roles.denied",
     "whoami.denied",
 )
+# chalicelib.audit.PUBLISHED: a line per issuer document served (identity-provider mode), not a
+# decision; `stsvend audit` passes over it (a test holds it equal to the server's).
+PUBLISHED_EVENT = "issuer.published"
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z]+)\}")
 
 

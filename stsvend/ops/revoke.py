@@ -4,8 +4,9 @@
 Each revocation is one inline policy on the target role, `stsvend-revoked-sessions.<kind><time>.<digest>`:
 a Deny-everything statement for sessions issued before that time (`aws:TokenIssueTime`) and carrying
 the request id or caller stsvend stamped on them (`aws:PrincipalTag/...`). A session stsvend vends
-lasts at most an hour (role chaining), so an entry older than that (plus a margin for clock skew) can
-deny nothing any more and is pruned: the role's policies stay small.
+lasts at most the role's maximum session duration (an hour by role chaining; up to 12 in
+web-identity mode), so an entry older than that (plus a margin for clock skew) can deny nothing any
+more and is pruned: the role's policies stay small.
 
 Runs at once never lose each other's revocations. IAM has no conditional write (PutRolePolicy takes
 no expected document or version; CreatePolicyVersion of a managed policy takes no base version
@@ -168,7 +169,15 @@ class Merge:
         return bool(self.added or self.pruned)
 
 
-def merge(current: set[Entry], kind: str, value: str, now: datetime) -> Merge:
+def prune_after(max_session_seconds: int) -> timedelta:
+    """How long an entry can still deny a session of a role with this maximum session duration."""
+    longest = min(max(max_session_seconds, 3600), common.LONGEST_SESSION_SECONDS)
+    return timedelta(seconds=longest + CLOCK_MARGIN_SECONDS)
+
+
+def merge(
+    current: set[Entry], kind: str, value: str, now: datetime, keep_for: timedelta = PRUNE_AFTER
+) -> Merge:
     """Add one revocation at `now`; prune what can no longer deny anything (or what a later
     revocation of every session covers). Asking again for a request id changes nothing (one request
     id is one session, issued before the first revocation); asking again for a caller or for every
@@ -190,7 +199,7 @@ def merge(current: set[Entry], kind: str, value: str, now: datetime) -> Merge:
     pruned = sorted(
         e
         for e in entries
-        if e.revoked_at < now - PRUNE_AFTER
+        if e.revoked_at < now - keep_for
         or (everything is not None and e.kind != ALL and e.revoked_at <= everything)
     )
     entries -= set(pruned)
@@ -320,6 +329,7 @@ class RoleState:
     sizes: dict[str, int]  # the same policies, packed
     others_size: int  # the role's other inline policies, packed
     server_time: datetime | None
+    max_session_seconds: int = common.LONGEST_SESSION_SECONDS
 
     @property
     def current(self) -> set[Entry]:
@@ -374,7 +384,9 @@ def read_role(iam: Any, arn: str) -> RoleState:
             raise not_ours(f"the inline policy {policy} does not hold the one revocation its name says")
         policies[policy] = entries
         sizes[policy] = packed_size(body)
-    return RoleState(policies, sizes, others, server_time)
+    raw_max = answer["Role"].get("MaxSessionDuration")
+    max_session = raw_max if isinstance(raw_max, int) else common.LONGEST_SESSION_SECONDS
+    return RoleState(policies, sizes, others, server_time, max_session)
 
 
 def _pages(iam: Any, name: str) -> list[list[str]]:
@@ -462,7 +474,8 @@ def plan(state: RoleState, result: Merge, now: datetime) -> Plan:
     policy = document({new}) if new else None
     new_size = packed_size(policy) if policy else 0
     expired = sorted(
-        n for n, es in state.policies.items() if all(e.revoked_at < now - PRUNE_AFTER for e in es)
+        n for n, es in state.policies.items()
+        if all(e.revoked_at < now - prune_after(state.max_session_seconds) for e in es)
     )
     gone = sorted(n for n, es in state.policies.items() if n not in expired and not es & result.entries)
     during = state.others_size + new_size + sum(v for n, v in state.sizes.items() if n not in expired)
@@ -531,7 +544,7 @@ def _revoke(args: argparse.Namespace) -> int:
     iam = aws.client("iam")
     state = read_role(iam, role)
     now = max(datetime.now(timezone.utc), state.server_time or datetime.min.replace(tzinfo=timezone.utc))
-    result = merge(state.current, kind, value, now)
+    result = merge(state.current, kind, value, now, prune_after(state.max_session_seconds))
     steps = plan(state, result, now)
     print(f"Role {role}, inline policy {POLICY_NAME}:")
     for entry in result.added:

@@ -41,6 +41,9 @@ VEND_PATH_ACTIONS = {
     "sts:AssumeRole",
     "sts:TagSession",
     "sts:SetSourceIdentity",
+    # The identity-provider mode (chalicelib.idp): sign with the issuer key, publish its public half.
+    "kms:Sign",
+    "kms:GetPublicKey",
     "logs:CreateLogGroup",
     "logs:CreateLogStream",
     "logs:PutLogEvents",
@@ -48,6 +51,7 @@ VEND_PATH_ACTIONS = {
     "xray:PutTelemetryRecords",
 }
 # Actions that support no resource-level permission; only these may have Resource "*".
+PUBLIC_DOCUMENTS = {"/.well-known/openid-configuration", "/.well-known/jwks.json"}
 RESOURCELESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 # Never in the zip: the checkout's other parts; and what the Lambda runtime already provides.
 NEVER = (
@@ -235,6 +239,10 @@ def test_every_api_method_requires_sigv4(packaged: Package) -> None:
     routes = {(path, method) for path, entries in app_module.app.routes.items() for method in entries}
     assert set(methods) == routes
     for (path, method), operation in methods.items():
+        if path in PUBLIC_DOCUMENTS and method == "GET":
+            # The issuer's public documents: what STS reads, public by nature; nothing else.
+            assert not operation.get("security"), f"{method} {path}"
+            continue
         # `security` lists alternatives; an empty one ({}) would admit unsigned requests.
         alternatives = operation.get("security")
         assert alternatives, f"{method} {path} has no authorization"

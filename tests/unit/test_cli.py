@@ -139,7 +139,8 @@ def test_help_opens_with_a_whole_sentence_and_names_the_checkout_commands(
     listed = dict(re.findall(r"^    (\S+)\s+(.*?)(?=^    \S|\Z)", out.split("options:")[0], re.M | re.S))
     marked = {name for name, text in listed.items() if "[checkout]" in text}
     assert set(listed) == {
-        "credentials", "exec", "serve", "roles", "whoami", "cache", "configure", "doctor", "audit", "revoke",
+        "credentials", "exec", "serve", "console", "roles", "whoami", "cache", "configure", "doctor", "audit",
+        "revoke",
         *marked,
     }
     assert marked == {

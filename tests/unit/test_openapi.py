@@ -26,8 +26,13 @@ def test_description_is_valid_openapi_with_sigv4_everywhere() -> None:
         ("/credentials", "post"),
         ("/roles", "get"),
         ("/whoami", "get"),
+        ("/.well-known/openid-configuration", "get"),
+        ("/.well-known/jwks.json", "get"),
     }
-    for _, _, operation in operations:
+    for path, _, operation in operations:
+        if path.startswith("/.well-known/"):
+            assert operation["security"] == []  # the issuer's public documents, and only they
+            continue
         assert {"sigv4": []} in operation["security"]
         assert "401" in operation["responses"] and "503" in operation["responses"]
     assert spec["components"]["securitySchemes"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"

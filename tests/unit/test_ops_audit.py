@@ -14,10 +14,10 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib import errors
-from chalicelib.audit import EVENTS
+from chalicelib.audit import EVENTS, PUBLISHED
 from stsvend.errors import CommandError
 from stsvend.ops import audit, common
-from stsvend.ops.definitions import AUDIT_EVENTS
+from stsvend.ops.definitions import AUDIT_EVENTS, PUBLISHED_EVENT
 
 NOW = datetime(2026, 12, 1, 21, 0, 0, tzinfo=timezone.utc)
 JENKINS = "arn:aws:iam::111111111111:user/jenkins"
@@ -419,6 +419,7 @@ def test_the_caller_tag_value_is_the_one_the_service_stamps(caller: str) -> None
 def test_every_event_the_service_audits_is_read() -> None:
     """The server audits every route (roles and whoami too); the command reads every such event."""
     assert set(AUDIT_EVENTS) == set(EVENTS)
+    assert PUBLISHED_EVENT == PUBLISHED
 
 
 def test_roles_and_whoami_decisions_are_answered_by_request_id_and_code(capsys: Any) -> None:
@@ -484,3 +485,14 @@ def test_the_insights_query_asks_for_the_caller_and_role_in_any_case() -> None:
     query = question.insights_query().split("\n| ")
     assert 'filter tolower(caller_principal) = "arn:aws:iam::111111111111:user/jenkins"' in query
     assert 'filter tolower(role_arn) = "arn:aws:iam::222222222222:role/deployer"' in query
+
+
+def test_issuer_document_lines_are_neither_decisions_nor_malformed() -> None:
+    """The identity-provider mode logs one line per public document served: not a decision, and
+    not counted as a malformed audit record either."""
+    now = datetime.now(timezone.utc)
+    line = json.dumps({"event": PUBLISHED, "request_id": "r-1", "document": "jwks", "status": 200,
+                       "timestamp": now.isoformat()})
+    reading = audit.read_lines([line, '{"event": "credentials.vended"}'], audit.Question(
+        since=now - timedelta(minutes=1), until=now + timedelta(minutes=1)))
+    assert reading.decisions == [] and reading.skipped == 1

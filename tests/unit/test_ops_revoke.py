@@ -26,6 +26,7 @@ from stsvend.ops.revoke import (
     grants_change,
     merge,
     packed_size,
+    prune_after,
     shown,
 )
 from tests.unit.test_iam_documents import ROOT, above_low, analyze, grammar_errors
@@ -136,18 +137,31 @@ def test_revoking_every_session_covers_the_earlier_entries() -> None:
 
 
 def test_the_policy_stays_small_over_a_day_of_revocations() -> None:
-    """A request revoked every five minutes for 24 hours: pruning keeps only the last hour's (and
-    its margin's) entries, well within IAM's inline policy limit."""
+    """A request revoked every five minutes for 24 hours on a role whose sessions last at most an
+    hour: pruning keeps only the last hour's (and its margin's) entries, well within IAM's inline
+    policy limit."""
     entries: set[Entry] = set()
     largest = 0
+    keep_for = prune_after(3600)
     for step in range(24 * 12):
         request = f"{step:08x}-1234-4bcd-9876-0123456789ab"
-        entries = merge(entries, REQUEST, request, NOW + timedelta(minutes=5 * step)).entries
+        entries = merge(entries, REQUEST, request, NOW + timedelta(minutes=5 * step), keep_for).entries
         policy = document(entries)
         assert policy is not None
         largest = max(largest, packed_size(policy))
-    assert len(entries) == PRUNE_AFTER.total_seconds() // 300 + 1
+    assert len(entries) == keep_for.total_seconds() // 300 + 1
     assert largest < MAX_INLINE_CHARS / 2
+
+
+def test_entries_are_kept_as_long_as_the_roles_longest_session() -> None:
+    """A role granted in web-identity mode holds 12-hour sessions: a revocation must outlive them."""
+    assert prune_after(43200) == timedelta(seconds=43200 + 300) == PRUNE_AFTER
+    assert prune_after(7200) == timedelta(seconds=7500)
+    assert prune_after(0) == prune_after(3600)  # never below the hour a chained session may last
+    entry = Entry(REQUEST, REQUEST_ID, REVOKED_AT)
+    later = NOW + timedelta(hours=11)
+    assert entry in merge({entry}, CALLER, JENKINS, later, prune_after(43200)).entries
+    assert entry not in merge({entry}, CALLER, JENKINS, later, prune_after(3600)).entries
 
 
 def test_grants_change_names_the_exact_grant_or_the_pattern_that_admits_the_caller(tmp_path: Any) -> None:
