@@ -2,7 +2,7 @@
 (`stsvend.session`, `stsvend.botocore_session`, `stsvend.vend`: see stsvend.client.library)."""
 
 # The one source of the version: pyproject.toml reads it from here.
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 # How stsvend writes a UTC time: RFC 3339, whole seconds, "Z".
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
