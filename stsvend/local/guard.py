@@ -24,7 +24,10 @@ And where it does check, it checks the action it will run by the name the caller
 matches a policy's actions case-sensitively (`Deny iam:CreateAccessKey` does not match
 `createAccessKey`) and takes the action from an `Action` parameter in the query, in any body that
 reads as a form (gzip undone), or in a header, before `X-Amz-Target` (5). (Its request parser
-happens to fail on a misspelled name today; the guard does not count on it.)
+happens to fail on a misspelled name today; the guard does not count on it.) And it checks the
+resource (IAM's `RoleName`, STS's `RoleArn`) in one place and acts on it from another (6): with a
+form body its `querystring` is the form alone, the URL's query unread, while the parser that gives
+the operation its arguments reads query and form, the query's value first.
 
 So the guard decides:
 
@@ -46,7 +49,8 @@ So the guard decides:
   `X-Amz-Target` naming a public operation (class 2); an `X-Amz-Target` only where the service's
   protocol uses one and of that service's current API (`TARGETS`), with no `Action` beside it that
   moto would run instead; no path moto answers without authorization (class 3); one `Action`, an
-  operation's own name, where there is no `X-Amz-Target` (class 5).
+  operation's own name, where there is no `X-Amz-Target` (class 5); its parameters in the query or
+  in the body, never both (class 6).
 - A verified presigned request is handed to moto as the same request header-signed by the same key
   (`as_header_signed`), so moto routes it by its signed service and authorizes it (class 4).
 
@@ -444,6 +448,13 @@ def check_authorizable(environ: dict[str, Any], body: bytes, signed: _Signature)
         raise Refusal("denied", f"a {signed.service} request goes to path /")
     if signed.service == "s3":  # moto takes S3's action from the method and path, never the caller
         return
+    # moto authorizes with the parameters of a form body (its `querystring`, the URL's query unread
+    # when there is a form) and then acts with the query's first (its parser reads query and form,
+    # query first): `RoleName` in both would have it check one role and change another (class 6).
+    if body and _parameters(query, signed.presigned):
+        raise Refusal(
+            "denied", f"a {signed.service} request carries its parameters in its query or its body, not both"
+        )
     content_type = (_header(environ, "content-type") or "").strip().lower()
     if content_type.startswith("multipart/"):
         raise Refusal("denied", f"a {signed.service} request is not multipart")
@@ -466,6 +477,15 @@ def check_authorizable(environ: dict[str, Any], body: bytes, signed: _Signature)
     # TerminateInstances: only an operation's own name, once, is handed on.
     if len(set(actions)) != 1 or actions[0] not in _query_operations():
         raise Refusal("denied", "a request names one operation, by its name, in one Action parameter")
+
+
+def _parameters(query: str, presigned: bool) -> list[str]:
+    """The query's parameters moto reads (a presigned request's signature parameters are dropped
+    before it is handed on)."""
+    parts = [part for part in query.split("&") if part]
+    if presigned:
+        parts = [part for part in parts if unquote(part.partition("=")[0]) not in _PRESIGNED_PARAMETERS]
+    return parts
 
 
 def _actions(environ: dict[str, Any], body: bytes, query: str) -> list[str]:
