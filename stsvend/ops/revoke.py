@@ -133,7 +133,10 @@ def entries_of(policy: dict[str, Any], name: str = POLICY_NAME) -> set[Entry]:
         if not match:
             raise not_ours(f"the inline policy {name} holds a statement stsvend did not write (Sid {sid!r})")
         kind = match.group(1)
-        when = datetime.strptime(match.group(2), _SID_TIME).replace(tzinfo=timezone.utc)
+        try:
+            when = datetime.strptime(match.group(2), _SID_TIME).replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise not_ours(f"the statement {sid} of the inline policy {name} names no date") from None
         values = [""]
         if kind != ALL:
             operator, key = (
@@ -141,7 +144,10 @@ def entries_of(policy: dict[str, Any], name: str = POLICY_NAME) -> set[Entry]:
                 if kind == REQUEST
                 else ("StringEqualsIgnoreCase", TAG_CALLER)
             )
-            values = _as_list(statement.get("Condition", {}).get(operator, {}).get(key))
+            # Read as data of any shape: what is not the shape written is refused below.
+            condition = statement.get("Condition")
+            block = condition.get(operator) if isinstance(condition, dict) else None
+            values = _as_list(block.get(key) if isinstance(block, dict) else None)
         if statement != _statement(kind, when, values) or not all(_valid(kind, v) for v in values):
             raise not_ours(f"the statement {sid} of the inline policy {name} was changed by hand")
         entries |= {Entry(kind, v, when) for v in values}

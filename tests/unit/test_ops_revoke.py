@@ -179,6 +179,24 @@ def test_without_a_checkout_the_change_is_described() -> None:
     assert '"enabled": false' in text and JENKINS in text
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Sid": "StsvendRevokeCaller20261201T201531Z", "Condition": "not an object"},
+        {"Sid": "StsvendRevokeCaller20261201T201531Z", "Condition": {"StringEqualsIgnoreCase": ["x"]}},
+        {"Sid": "StsvendRevokeRequest20261201T201531Z", "Condition": {"StringEquals": 7}},
+        {"Sid": "StsvendRevokeRequest20261399T996199Z", "Effect": "Deny"},
+        {"Sid": "StsvendRevokeAllStsvendSessions00000000T000000Z"},
+        {"Sid": {"not": "text"}},
+    ],
+    ids=["condition text", "operator list", "operator number", "no such date", "year zero", "sid object"],
+)
+def test_a_policy_shaped_otherwise_than_stsvend_writes_is_refused_by_name(statement: dict[str, Any]) -> None:
+    """Whatever a policy of ours holds, the run says which and leaves it, never an internal error."""
+    with pytest.raises(CommandError, match="^PolicyNotOurs: "):
+        entries_of({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def test_an_entry_value_that_is_not_a_request_id_or_caller_is_refused() -> None:
     policy = document({Entry(REQUEST, REQUEST_ID, REVOKED_AT)})
     assert policy is not None
@@ -247,16 +265,26 @@ def test_grants_change_reads_each_file_as_grants_do_and_names_the_grant_that_dec
         (grants / name).write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
 
     # The more specific pattern decides, not the first one that matches.
-    write("prod.json", [{"principal": f"{account}:user/j*", "roles": roles},
-                        {"principal": f"{account}:user/jen*", "roles": roles, "description": "ci"}])
+    write(
+        "prod.json",
+        [
+            {"principal": f"{account}:user/j*", "roles": roles},
+            {"principal": f"{account}:user/jen*", "roles": roles, "description": "ci"},
+        ],
+    )
     # A repeated key: json.loads would let the last "principal" name the caller.
     (grants / "dev.json").write_text(
         f'[{{"principal": "{account}:user/bob", "principal": "{JENKINS}", "roles": {json.dumps(roles)}}}]'
     )
     write("qa.json", [{"principal": f"{account}:user/jen\u212ains", "roles": roles}])  # KELVIN SIGN
     write("test.json", [{"principal": "arn:aws:iam::*:user/jenkins", "roles": roles}])  # no grant's form
-    write("ops.json", [{"principal": f"{account}:user/jen*", "roles": roles},
-                       {"principal": f"{account}:user/*ins", "roles": roles}])  # equally specific
+    write(
+        "ops.json",
+        [
+            {"principal": f"{account}:user/jen*", "roles": roles},
+            {"principal": f"{account}:user/*ins", "roles": roles},
+        ],
+    )  # equally specific
     write("old.json", [{"principal": JENKINS, "roles": roles, "not_after": "2020-01-01T00:00:00Z"}])
     write("off.json", [{"principal": f"{account}:user/*", "roles": roles, "enabled": False}])
     text = "\n".join(grants_change(tmp_path, JENKINS))
