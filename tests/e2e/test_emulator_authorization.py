@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore import UNSIGNED
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
@@ -347,3 +347,33 @@ def test_a_parameter_in_both_the_query_and_the_body_cannot_aim_an_allowed_call_e
     assert status == 200, body
     names = admin(state, "iam").list_role_policies(RoleName=SANDBOX_ROLE)["PolicyNames"]
     assert names == ["escalated"]
+
+
+def test_s3_which_moto_checks_as_another_action_is_not_served(
+    state: LocalState, keys: dict[str, dict[str, str]]
+) -> None:
+    """moto's S3 checks an action from a table of the query's subresources and runs another: a key
+    allowed only s3:PutBucketAcl set a bucket's policy with `PUT /bucket?policy&acl`. Nothing of
+    stsvend calls S3, so the emulator serves none of it, to any key."""
+    policy = json.dumps({"Version": "2012-10-17", "Statement": []}).encode()
+    for caller in (*CALLERS, "admin"):
+        keys_ = own_keys(state, "admin") if caller == "admin" else keys[caller]
+        request = AWSRequest(
+            method="PUT", url=state.emulator_url + "/stsvend-shared?policy=&acl=", data=policy
+        )
+        S3SigV4Auth(
+            Credentials(keys_["AccessKeyId"], keys_["SecretAccessKey"], keys_.get("SessionToken")),
+            "s3",
+            state.region,
+        ).add_auth(request)
+        prepared = request.prepare()
+        http = urllib.request.Request(  # noqa: S310 - loopback emulator
+            prepared.url, data=policy, method="PUT", headers=dict(prepared.headers.items())
+        )
+        try:
+            with urllib.request.urlopen(http, timeout=10) as response:  # noqa: S310
+                status, body = response.status, bytes(response.read())
+        except urllib.error.HTTPError as error:
+            status, body = error.code, bytes(error.read())
+        assert (status, b"<Code>AccessDenied</Code>" in body) == (403, True), (caller, body)
+    assert refusal(lambda: admin(state, "s3").list_buckets()) == (403, "AccessDenied")

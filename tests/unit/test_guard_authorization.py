@@ -11,7 +11,7 @@ import gzip
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4QueryAuth
+from botocore.auth import S3SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from werkzeug.test import Client
@@ -308,4 +308,39 @@ def test_an_action_header_beside_a_gzip_body_is_read_as_moto_reads_it() -> None:
     hidden = gzip.compress(b"Action=createAccessKey&UserName=admin")
     request = signed("iam", hidden, USER, {"Content-Encoding": "gzip", "Action": "ListUsers"})
     assert refused(send(client, request), "AccessDenied")
+    assert inner.bodies == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "host"),
+    [
+        # moto checks s3:PutBucketAcl and runs PutBucketPolicy; checks s3:CreateBucket, runs encryption.
+        ("PUT", "/bucket?policy=&acl=", "localhost"),
+        ("PUT", "/bucket?encryption=", "localhost"),
+        ("PUT", "/?policy=&acl=", "bucket.s3.amazonaws.com"),
+        ("GET", "/bucket/key", "localhost"),
+        ("GET", "/", "localhost"),
+    ],
+)
+def test_s3_whose_checked_action_is_not_the_one_moto_runs_never_reaches_it(
+    method: str, path: str, host: str
+) -> None:
+    client, inner, _ = guarded()
+    request = AWSRequest(method=method, url=f"http://localhost{path}", data=b"{}" if method == "PUT" else b"")
+    request.headers["Host"] = host
+    signer = S3SigV4Auth(Credentials(*USER), "s3", "us-east-1")
+    request.context["timestamp"] = NOW.strftime("%Y%m%dT%H%M%SZ")
+    signer._modify_request_before_signing(request)  # noqa: SLF001 - the signer's own steps
+    signature = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    signer._inject_signature_to_request(request, signature)  # noqa: SLF001
+    url = request.url.split("localhost", 1)[1]
+    headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()}
+    response = client.open(
+        url.partition("?")[0],
+        method=method,
+        query_string=url.partition("?")[2],
+        headers=headers,
+        data=request.body,
+    )
+    assert refused(response, "AccessDenied"), response.get_data()
     assert inner.bodies == []
