@@ -480,7 +480,9 @@ def plan(state: RoleState, result: Merge, earliest: datetime) -> Plan:
     gone = sorted(
         n
         for n, es in state.policies.items()
-        if n not in expired and not es & result.entries and all(covered(result.entries, e) for e in es)
+        if n not in expired
+        and not es & result.entries
+        and all(e.revoked_at < earliest - PRUNE_AFTER or covered(result.entries, e) for e in es)
     )
     during = state.others_size + new_size + sum(v for n, v in state.sizes.items() if n not in expired)
     final = during - sum(state.sizes[n] for n in gone)
