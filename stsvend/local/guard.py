@@ -729,7 +729,7 @@ class Guard:
         raw_length = str(environ.get("CONTENT_LENGTH") or "").strip()
         stream = environ["wsgi.input"]
         if raw_length:
-            if not raw_length.isdigit():
+            if not (raw_length.isascii() and raw_length.isdigit()):
                 raise Refusal("signature", "Content-Length is not a number")
             if int(raw_length) > MAX_BODY_BYTES:
                 raise Refusal("signature", f"the body is larger than {MAX_BODY_BYTES} bytes")

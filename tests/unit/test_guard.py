@@ -4,6 +4,7 @@ holds by its own check (moto is not involved), with requests signed by botocore'
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import re
 from collections.abc import Iterable
@@ -279,3 +280,17 @@ def test_a_date_that_is_no_date_is_refused_not_a_server_error() -> None:
     response = send(client, request)
     assert (response.status_code, code_of(response)) == (403, "SignatureDoesNotMatch")
     assert inner.bodies == []
+
+
+@pytest.mark.parametrize("length", ["²", "-1", "1e3", " 12x"])
+def test_a_content_length_that_is_not_ascii_digits_is_refused_not_a_server_error(length: str) -> None:
+    guard = Guard(Inner(), SECRET, KEYS.get, clock=lambda: NOW, log=lambda _: None)
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/",
+        "CONTENT_LENGTH": length,
+        "wsgi.input": io.BytesIO(BODY),
+    }
+    statuses: list[str] = []
+    guard(environ, lambda status, headers: statuses.append(status))
+    assert statuses == ["403 Forbidden"]
