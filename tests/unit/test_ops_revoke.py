@@ -265,26 +265,16 @@ def test_grants_change_reads_each_file_as_grants_do_and_names_the_grant_that_dec
         (grants / name).write_text(json.dumps(entries, ensure_ascii=False), encoding="utf-8")
 
     # The more specific pattern decides, not the first one that matches.
-    write(
-        "prod.json",
-        [
-            {"principal": f"{account}:user/j*", "roles": roles},
-            {"principal": f"{account}:user/jen*", "roles": roles, "description": "ci"},
-        ],
-    )
+    write("prod.json", [{"principal": f"{account}:user/j*", "roles": roles},
+                        {"principal": f"{account}:user/jen*", "roles": roles, "description": "ci"}])
     # A repeated key: json.loads would let the last "principal" name the caller.
     (grants / "dev.json").write_text(
         f'[{{"principal": "{account}:user/bob", "principal": "{JENKINS}", "roles": {json.dumps(roles)}}}]'
     )
     write("qa.json", [{"principal": f"{account}:user/jen\u212ains", "roles": roles}])  # KELVIN SIGN
     write("test.json", [{"principal": "arn:aws:iam::*:user/jenkins", "roles": roles}])  # no grant's form
-    write(
-        "ops.json",
-        [
-            {"principal": f"{account}:user/jen*", "roles": roles},
-            {"principal": f"{account}:user/*ins", "roles": roles},
-        ],
-    )  # equally specific
+    write("ops.json", [{"principal": f"{account}:user/jen*", "roles": roles},
+                       {"principal": f"{account}:user/*ins", "roles": roles}])  # equally specific
     write("old.json", [{"principal": JENKINS, "roles": roles, "not_after": "2020-01-01T00:00:00Z"}])
     write("off.json", [{"principal": f"{account}:user/*", "roles": roles, "enabled": False}])
     text = "\n".join(grants_change(tmp_path, JENKINS))
