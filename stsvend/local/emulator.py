@@ -20,7 +20,9 @@ What moto 5.2.5 in server mode does, as checked against this code (check again o
   credentials and can switch authentication off; DynamoDB's 2011-12-05 API, the instance metadata
   paths, SNS's certificate and services never audited (some answer unchecked) skip the IAM check;
   a request without an Authorization header is routed by moto's unsigned rules and never checked
-  (the guard hands a presigned call on header-signed by the same key, so moto checks it too).
+  (the guard hands a presigned call on header-signed by the same key, so moto checks it too); a
+  parameter in both the URL's query and a form body is checked from the form and run from the
+  query; S3 checks an action from a table of subresources, not the one it runs (not served).
 - Resources: only STS (the role ARN), IAM, SQS and S3 requests are matched against a policy's
   Resource. Every other service, DynamoDB included, is checked against resource `*`, so a statement
   naming a table ARN never matches there (see `bootstrap.service_policy`). A DynamoDB denial

@@ -24,7 +24,11 @@ And where it does check, it checks the action it will run by the name the caller
 matches a policy's actions case-sensitively (`Deny iam:CreateAccessKey` does not match
 `createAccessKey`) and takes the action from an `Action` parameter in the query, in any body that
 reads as a form (gzip undone), or in a header, before `X-Amz-Target` (5). (Its request parser
-happens to fail on a misspelled name today; the guard does not count on it.)
+happens to fail on a misspelled name today; the guard does not count on it.) And it checks the
+resource (IAM's `RoleName`, STS's `RoleArn`) in one place and acts on it from another (6): with a
+form body its `querystring` is the form alone, the URL's query unread, while the parser that gives
+the operation its arguments reads query and form, the query's value first. S3's handlers check an
+action from a table of the query's subresources that is not the operation they run (7).
 
 So the guard decides:
 
@@ -42,11 +46,13 @@ So the guard decides:
   the date must be within 15 minutes (presigned: within its expiry); an `x-moto-account-id` header
   must name the key's own account.
 - A signed request reaches moto only in a shape moto authorizes (`check_authorizable`): signed for
-  a service in `SERVICES`, each served only through moto's authorizing dispatch (class 3); no
+  a service in `SERVICES`, each served only through moto's authorizing dispatch (class 3), S3 not
+  at all (class 7; nothing of stsvend calls it); no
   `X-Amz-Target` naming a public operation (class 2); an `X-Amz-Target` only where the service's
   protocol uses one and of that service's current API (`TARGETS`), with no `Action` beside it that
   moto would run instead; no path moto answers without authorization (class 3); one `Action`, an
-  operation's own name, where there is no `X-Amz-Target` (class 5).
+  operation's own name, where there is no `X-Amz-Target` (class 5); its parameters in the query or
+  in the body, never both (class 6).
 - A verified presigned request is handed to moto as the same request header-signed by the same key
   (`as_header_signed`), so moto routes it by its signed service and authorizes it (class 4).
 
@@ -102,10 +108,13 @@ _HEADER_NAME = re.compile(r"[a-z0-9-]+\Z")
 
 # The services (by signing name, as the credential scope names them: moto routes a header-signed
 # request by it) whose every route in moto 5.2.5 runs moto's IAM check: the query and JSON services
-# through `BaseResponse.call_action` (path `/` only), S3 through the check each of its handlers makes.
+# through `BaseResponse.call_action` (path `/` only). Not S3: its handlers check an action from a
+# coarse table of the query's subresources (the last one the table lists) and then run the first their
+# own branches test, or one the table does not know: `PUT /bucket?policy&acl` is checked as
+# s3:PutBucketAcl and runs PutBucketPolicy, `?encryption` is checked as s3:CreateBucket (class 7).
 # What the local stack, its API and the ops commands call. Anything else is refused: most of moto's
 # services were never audited, and some answer without any check.
-SERVICES = frozenset({"sts", "iam", "ec2", "dynamodb", "s3", "monitoring", "logs", "sns", "cloudtrail"})
+SERVICES = frozenset({"sts", "iam", "ec2", "dynamodb", "monitoring", "logs", "sns", "cloudtrail"})
 # The X-Amz-Target prefixes of those services' current APIs; a service not named takes none (its
 # action is in the body or the path). DynamoDB needs one (moto routes by it: an older version goes
 # to a handler that checks nothing, a missing one is a server error).
@@ -442,10 +451,15 @@ def check_authorizable(environ: dict[str, Any], body: bytes, signed: _Signature)
     raw, query = _raw_path_and_query(environ)
     if any(p.lower().startswith(_UNCHECKED_PATH_PREFIXES) for p in (path, raw)):
         raise Refusal("denied", "the emulator answers this path without authorization")
-    if signed.service != "s3" and (path != "/" or raw != "/"):
+    if path != "/" or raw != "/":
         raise Refusal("denied", f"a {signed.service} request goes to path /")
-    if signed.service == "s3":  # moto takes S3's action from the method and path, never the caller
-        return
+    # moto authorizes with the parameters of a form body (its `querystring`, the URL's query unread
+    # when there is a form) and then acts with the query's first (its parser reads query and form,
+    # query first): `RoleName` in both would have it check one role and change another (class 6).
+    if body and _parameters(query, signed.presigned):
+        raise Refusal(
+            "denied", f"a {signed.service} request carries its parameters in its query or its body, not both"
+        )
     content_type = (_header(environ, "content-type") or "").strip().lower()
     if content_type.startswith("multipart/"):
         raise Refusal("denied", f"a {signed.service} request is not multipart")
@@ -468,6 +482,15 @@ def check_authorizable(environ: dict[str, Any], body: bytes, signed: _Signature)
     # TerminateInstances: only an operation's own name, once, is handed on.
     if len(set(actions)) != 1 or actions[0] not in _query_operations():
         raise Refusal("denied", "a request names one operation, by its name, in one Action parameter")
+
+
+def _parameters(query: str, presigned: bool) -> list[str]:
+    """The query's parameters moto reads (a presigned request's signature parameters are dropped
+    before it is handed on)."""
+    parts = [part for part in query.split("&") if part]
+    if presigned:
+        parts = [part for part in parts if unquote(part.partition("=")[0]) not in _PRESIGNED_PARAMETERS]
+    return parts
 
 
 def _actions(environ: dict[str, Any], body: bytes, query: str) -> list[str]:
@@ -737,7 +760,7 @@ class Guard:
         raw_length = str(environ.get("CONTENT_LENGTH") or "").strip()
         stream = environ["wsgi.input"]
         if raw_length:
-            if not raw_length.isdigit():
+            if not (raw_length.isascii() and raw_length.isdigit()):
                 raise Refusal("signature", "Content-Length is not a number")
             if int(raw_length) > MAX_BODY_BYTES:
                 raise Refusal("signature", f"the body is larger than {MAX_BODY_BYTES} bytes")

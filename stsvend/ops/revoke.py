@@ -134,7 +134,10 @@ def entries_of(policy: dict[str, Any], name: str = POLICY_NAME) -> set[Entry]:
         if not match:
             raise not_ours(f"the inline policy {name} holds a statement stsvend did not write (Sid {sid!r})")
         kind = match.group(1)
-        when = datetime.strptime(match.group(2), _SID_TIME).replace(tzinfo=timezone.utc)
+        try:
+            when = datetime.strptime(match.group(2), _SID_TIME).replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise not_ours(f"the statement {sid} of the inline policy {name} names no date") from None
         values = [""]
         if kind != ALL:
             operator, key = (
@@ -142,7 +145,10 @@ def entries_of(policy: dict[str, Any], name: str = POLICY_NAME) -> set[Entry]:
                 if kind == REQUEST
                 else ("StringEqualsIgnoreCase", TAG_CALLER)
             )
-            values = _as_list(statement.get("Condition", {}).get(operator, {}).get(key))
+            # Read as data of any shape: what is not the shape written is refused below.
+            condition = statement.get("Condition")
+            block = condition.get(operator) if isinstance(condition, dict) else None
+            values = _as_list(block.get(key) if isinstance(block, dict) else None)
         if statement != _statement(kind, when, values) or not all(_valid(kind, v) for v in values):
             raise not_ours(f"the statement {sid} of the inline policy {name} was changed by hand")
         entries |= {Entry(kind, v, when) for v in values}
@@ -176,19 +182,28 @@ def prune_after(max_session_seconds: int) -> timedelta:
 
 
 def merge(
-    current: set[Entry], kind: str, value: str, now: datetime, keep_for: timedelta = PRUNE_AFTER
+    current: set[Entry],
+    kind: str,
+    value: str,
+    now: datetime,
+    keep_for: timedelta = PRUNE_AFTER,
+    earliest: datetime | None = None,
 ) -> Merge:
-    """Add one revocation at `now`; prune what can no longer deny anything (or what a later
-    revocation of every session covers). Asking again for a request id changes nothing (one request
+    """Add one revocation at `now`; prune what can no longer deny anything at `earliest` (the
+    earliest of the clocks read: a clock ahead must not prune what still denies) once `keep_for`
+    (the role's longest session) has passed, or what a later
+    revocation of every session covers. Asking again for a request id changes nothing (one request
     id is one session, issued before the first revocation); asking again for a caller or for every
-    session moves its time to `now`, which also covers the sessions issued since."""
+    session moves its time to `now`, which also covers the sessions issued since, and never earlier:
+    a revocation already there at a later time (a run on a clock ahead wrote it) is kept."""
     revoked_at = _whole_second_after(now)
+    earliest = now if earliest is None else min(now, earliest)
     entries = set(current)
     same = sorted(e for e in entries if e.kind == kind and _key(kind, e.value) == _key(kind, value))
     added: list[Entry] = []
     kept: list[Entry] = []
     replaced: list[Entry] = []
-    if same and (kind == REQUEST or [e.revoked_at for e in same] == [revoked_at]):
+    if same and (kind == REQUEST or max(e.revoked_at for e in same) >= revoked_at):
         kept = same
     else:
         replaced = same
@@ -199,7 +214,7 @@ def merge(
     pruned = sorted(
         e
         for e in entries
-        if e.revoked_at < now - keep_for
+        if e.revoked_at < earliest - keep_for
         or (everything is not None and e.kind != ALL and e.revoked_at <= everything)
     )
     entries -= set(pruned)
@@ -469,15 +484,23 @@ class Plan:
     final_size: int  # ... once the covered ones are deleted
 
 
-def plan(state: RoleState, result: Merge, now: datetime) -> Plan:
+def plan(state: RoleState, result: Merge, earliest: datetime) -> Plan:
+    """`earliest`: the earliest clock read (a policy is expired only by every clock)."""
+    keep_for = prune_after(state.max_session_seconds)
     new = result.added[0] if result.added else None
     policy = document({new}) if new else None
     new_size = packed_size(policy) if policy else 0
     expired = sorted(
-        n for n, es in state.policies.items()
-        if all(e.revoked_at < now - prune_after(state.max_session_seconds) for e in es)
+        n for n, es in state.policies.items() if all(e.revoked_at < earliest - keep_for for e in es)
     )
-    gone = sorted(n for n, es in state.policies.items() if n not in expired and not es & result.entries)
+    # Deleted once the new revocation is in force: only what the entries kept deny as well.
+    gone = sorted(
+        n
+        for n, es in state.policies.items()
+        if n not in expired
+        and not es & result.entries
+        and all(e.revoked_at < earliest - keep_for or covered(result.entries, e) for e in es)
+    )
     during = state.others_size + new_size + sum(v for n, v in state.sizes.items() if n not in expired)
     final = during - sum(state.sizes[n] for n in gone)
     return Plan(policy, policy_name(new) if new else None, expired, gone, during, final)
@@ -543,9 +566,12 @@ def _revoke(args: argparse.Namespace) -> int:
     aws = common.Aws.for_stage(args.root, args.stage) if args.stage else common.Aws()
     iam = aws.client("iam")
     state = read_role(iam, role)
-    now = max(datetime.now(timezone.utc), state.server_time or datetime.min.replace(tzinfo=timezone.utc))
-    result = merge(state.current, kind, value, now, prune_after(state.max_session_seconds))
-    steps = plan(state, result, now)
+    # Two clocks, this machine's and IAM's (its answer's Date): a revocation is dated by the later
+    # (it then covers more), a policy pruned by the earlier (it then denies nothing by either).
+    local = datetime.now(timezone.utc)
+    now, earliest = max(local, state.server_time or local), min(local, state.server_time or local)
+    result = merge(state.current, kind, value, now, prune_after(state.max_session_seconds), earliest)
+    steps = plan(state, result, earliest)
     print(f"Role {role}, inline policy {POLICY_NAME}:")
     for entry in result.added:
         print(f"+ deny {entry.describe()}")
@@ -567,7 +593,7 @@ def _revoke(args: argparse.Namespace) -> int:
             f" (and {reserve:,} kept free for --all-before-now), IAM allows {MAX_INLINE_CHARS:,}; nothing"
             " was written. "
             + ("Revoke every session with --all-before-now (one statement), or" if reserve else "Use")
-            + ' the console\'s "Revoke active sessions" (or shrink the role\'s other inline policies)',
+            + " the console's \"Revoke active sessions\" (or shrink the role's other inline policies)",
         )
     if steps.policy is not None:
         print(

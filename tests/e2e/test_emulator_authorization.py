@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore import UNSIGNED
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
@@ -263,3 +264,116 @@ def test_the_limited_key_and_the_session_still_make_the_calls_they_may(
     assert datetime.datetime.fromisoformat(expiration.replace("Z", "+00:00")) > datetime.datetime.now(
         datetime.UTC
     )
+
+
+SANDBOX_ROLE = "review-sandbox"
+LIMITED_USER = "limited-to-sandbox"
+ALLOW_ALL = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+)
+
+
+@pytest.fixture
+def sandbox_key(state: LocalState) -> Any:
+    """A key whose only right is to write inline policies of one role (`SANDBOX_ROLE`)."""
+    iam = admin(state, "iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+    }
+    iam.create_role(RoleName=SANDBOX_ROLE, AssumeRolePolicyDocument=json.dumps(trust))
+    sandbox_arn = f"arn:aws:iam::{INFRA_ACCOUNT}:role/{SANDBOX_ROLE}"
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "iam:PutRolePolicy", "Resource": sandbox_arn}],
+    }
+    iam.create_user(UserName=LIMITED_USER)
+    iam.put_user_policy(UserName=LIMITED_USER, PolicyName="sandbox-only", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=LIMITED_USER)["AccessKey"]
+    yield {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
+    iam.delete_access_key(UserName=LIMITED_USER, AccessKeyId=key["AccessKeyId"])
+    iam.delete_user_policy(UserName=LIMITED_USER, PolicyName="sandbox-only")
+    iam.delete_user(UserName=LIMITED_USER)
+    for name in iam.list_role_policies(RoleName=SANDBOX_ROLE)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=SANDBOX_ROLE, PolicyName=name)
+    iam.delete_role(RoleName=SANDBOX_ROLE)
+    escalated = iam.list_role_policies(RoleName="read-only")["PolicyNames"]
+    for name in set(escalated) - {"read-only"}:  # undo a successful escalation for the next tests
+        iam.delete_role_policy(RoleName="read-only", PolicyName=name)
+
+
+def form_request(
+    state: LocalState, keys: dict[str, str], service: str, query: str, form: str
+) -> tuple[int, bytes]:
+    """A query-protocol request with parameters in both the URL's query and the form body, signed
+    with `keys` (botocore's signer signs both)."""
+    url = f"{state.emulator_url}/?{query}" if query else state.emulator_url + "/"
+    body = form.encode()
+    request = AWSRequest(
+        method="POST", url=url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    credentials = Credentials(keys["AccessKeyId"], keys["SecretAccessKey"], keys.get("SessionToken"))
+    SigV4Auth(credentials, service, state.region).add_auth(request)
+    prepared = request.prepare()
+    http = urllib.request.Request(  # noqa: S310 - loopback emulator
+        prepared.url, data=body, method="POST", headers=dict(prepared.headers.items())
+    )
+    try:
+        with urllib.request.urlopen(http, timeout=10) as response:  # noqa: S310
+            return response.status, bytes(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, bytes(error.read())
+
+
+def test_a_parameter_in_both_the_query_and_the_body_cannot_aim_an_allowed_call_elsewhere(
+    state: LocalState, sandbox_key: dict[str, str]
+) -> None:
+    """moto authorizes the resource named in a form body and then acts on the one named in the URL's
+    query: a key that may write only the sandbox role's policies must not write read-only's."""
+    form = urllib.parse.urlencode(
+        {
+            "Action": "PutRolePolicy",
+            "Version": "2010-05-08",
+            "RoleName": SANDBOX_ROLE,
+            "PolicyName": "escalated",
+            "PolicyDocument": ALLOW_ALL,
+        }
+    )
+    status, body = form_request(state, sandbox_key, "iam", "RoleName=read-only", form)
+    assert status == 403, body
+    assert admin(state, "iam").list_role_policies(RoleName="read-only")["PolicyNames"] == ["read-only"]
+    # The key still does what it may, with its parameters in one place.
+    status, body = form_request(state, sandbox_key, "iam", "", form)
+    assert status == 200, body
+    names = admin(state, "iam").list_role_policies(RoleName=SANDBOX_ROLE)["PolicyNames"]
+    assert names == ["escalated"]
+
+
+def test_s3_which_moto_checks_as_another_action_is_not_served(
+    state: LocalState, keys: dict[str, dict[str, str]]
+) -> None:
+    """moto's S3 checks an action from a table of the query's subresources and runs another: a key
+    allowed only s3:PutBucketAcl set a bucket's policy with `PUT /bucket?policy&acl`. Nothing of
+    stsvend calls S3, so the emulator serves none of it, to any key."""
+    policy = json.dumps({"Version": "2012-10-17", "Statement": []}).encode()
+    for caller in (*CALLERS, "admin"):
+        keys_ = own_keys(state, "admin") if caller == "admin" else keys[caller]
+        request = AWSRequest(
+            method="PUT", url=state.emulator_url + "/stsvend-shared?policy=&acl=", data=policy
+        )
+        S3SigV4Auth(
+            Credentials(keys_["AccessKeyId"], keys_["SecretAccessKey"], keys_.get("SessionToken")),
+            "s3",
+            state.region,
+        ).add_auth(request)
+        prepared = request.prepare()
+        http = urllib.request.Request(  # noqa: S310 - loopback emulator
+            prepared.url, data=policy, method="PUT", headers=dict(prepared.headers.items())
+        )
+        try:
+            with urllib.request.urlopen(http, timeout=10) as response:  # noqa: S310
+                status, body = response.status, bytes(response.read())
+        except urllib.error.HTTPError as error:
+            status, body = error.code, bytes(error.read())
+        assert (status, b"<Code>AccessDenied</Code>" in body) == (403, True), (caller, body)
+    assert refusal(lambda: admin(state, "s3").list_buckets()) == (403, "AccessDenied")

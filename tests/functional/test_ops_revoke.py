@@ -424,3 +424,60 @@ def test_a_full_role_keeps_room_for_revoking_every_session(iam: Any, role: str, 
     time.sleep(1.1)  # a later second: the revocation of every session moves to it
     assert main(["revoke", "--role", role, "--all-before-now", "--apply"]) == 1
     assert 'nothing was written. Use the console\'s "Revoke active sessions"' in capsys.readouterr().err
+
+
+def _clock_off_by(offset: Any) -> Any:
+    """revoke's `datetime`, its clock `offset` away from the real one (a responder's machine whose
+    clock is not IAM's)."""
+    from datetime import datetime
+
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + offset
+
+    return Skewed
+
+
+def test_a_run_on_a_slow_clock_never_moves_a_revocation_earlier(
+    iam: Any, role: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """A colleague's run, on a clock ahead of this one, revoked a caller's sessions issued before its
+    time T; this run, revoking the same caller at its own earlier time, must leave sessions issued
+    before T denied (it reported T's revocation in force)."""
+    from datetime import datetime, timedelta, timezone
+
+    from stsvend.ops import revoke
+
+    caller = f"arn:aws:iam::{ACCOUNT}:user/responder-{uuid.uuid4().hex[:6]}"
+    monkeypatch.setattr(revoke, "datetime", _clock_off_by(timedelta(minutes=10)))
+    assert main(["revoke", "--role", role, "--caller", caller, "--apply", "--root", "/nonexistent"]) == 0
+    later = in_force(iam, role)
+    monkeypatch.setattr(revoke, "datetime", datetime)
+    assert main(["revoke", "--role", role, "--caller", caller, "--apply", "--root", "/nonexistent"]) == 0
+    capsys.readouterr()
+    name = role.rsplit("/", 1)[1]
+    times = []
+    for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        for statement in iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"]["Statement"]:
+            times.append(statement["Condition"]["DateLessThan"]["aws:TokenIssueTime"])
+    assert later["caller"] == {caller.lower()}
+    ahead = datetime.now(timezone.utc) + timedelta(minutes=9)
+    assert max(datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) for t in times) > ahead
+
+
+def test_a_run_on_a_fast_clock_never_prunes_a_revocation_still_in_force(
+    iam: Any, role: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """A revocation written a minute ago still denies sessions for the next hour; a run whose clock is
+    two hours ahead (of IAM's, which it reads) must not delete it as expired."""
+    from datetime import timedelta
+
+    from stsvend.ops import revoke
+
+    first = str(uuid.uuid4())
+    assert main(["revoke", "--role", role, "--request-id", first, "--apply"]) == 0
+    monkeypatch.setattr(revoke, "datetime", _clock_off_by(timedelta(hours=2)))
+    assert main(["revoke", "--role", role, "--request-id", str(uuid.uuid4()), "--apply"]) == 0
+    assert "nothing left for them to deny" not in capsys.readouterr().out
+    assert first in in_force(iam, role)["request"]

@@ -4,6 +4,7 @@ holds by its own check (moto is not involved), with requests signed by botocore'
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import re
 from collections.abc import Iterable
@@ -171,10 +172,11 @@ def test_a_body_altered_after_signing_is_refused() -> None:
     request = signed("iam", BODY, USER)
     response = send(client, request, BODY.replace(b"ListUsers", b"ListRoles"))
     assert (response.status_code, code_of(response)) == (403, "SignatureDoesNotMatch")
+    # S3 is not served (test_guard_authorization.py), but its signature is still checked first.
     s3 = signed("s3", b"object", USER, path="/bucket/key")
-    assert send(client, s3).status_code == 200
+    assert code_of(send(client, s3)) == "AccessDenied"
     assert code_of(send(client, s3, b"changed")) == "SignatureDoesNotMatch"
-    assert inner.bodies == [b"object"]
+    assert inner.bodies == []
 
 
 def test_a_signed_header_changed_after_signing_is_refused() -> None:
@@ -278,3 +280,17 @@ def test_a_date_that_is_no_date_is_refused_not_a_server_error() -> None:
     response = send(client, request)
     assert (response.status_code, code_of(response)) == (403, "SignatureDoesNotMatch")
     assert inner.bodies == []
+
+
+@pytest.mark.parametrize("length", ["²", "-1", "1e3", " 12x"])
+def test_a_content_length_that_is_not_ascii_digits_is_refused_not_a_server_error(length: str) -> None:
+    guard = Guard(Inner(), SECRET, KEYS.get, clock=lambda: NOW, log=lambda _: None)
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/",
+        "CONTENT_LENGTH": length,
+        "wsgi.input": io.BytesIO(BODY),
+    }
+    statuses: list[str] = []
+    guard(environ, lambda status, headers: statuses.append(status))
+    assert statuses == ["403 Forbidden"]

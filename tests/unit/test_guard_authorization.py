@@ -11,7 +11,7 @@ import gzip
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4QueryAuth
+from botocore.auth import S3SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from werkzeug.test import Client
@@ -265,3 +265,82 @@ def test_an_action_inside_a_gzip_body_is_read_as_moto_reads_it() -> None:
     plain = gzip.compress(BODY)
     assert send(client, signed("iam", plain, USER, {"Content-Encoding": "gzip"})).status_code == 200
     assert inner.bodies == [plain]
+
+
+@pytest.mark.parametrize(
+    ("service", "body", "query"),
+    [
+        # moto checks the form's RoleName, then its parser acts on the query's.
+        ("iam", b"Action=PutRolePolicy&Version=2010-05-08&RoleName=sandbox", "RoleName=admin"),
+        (
+            "iam",
+            b"Action=PutRolePolicy&Version=2010-05-08&RoleName=sandbox",
+            "Action=PutRolePolicy&RoleName=admin",
+        ),
+        ("sts", b"Action=AssumeRole&Version=2011-06-15&RoleArn=arn:aws:iam::1:role/a", "RoleArn=x"),
+        ("ec2", b"Action=DescribeInstances&Version=2016-11-15", "InstanceId.1=i-1"),
+        ("iam", b"Action=ListUsers&Version=2010-05-08", "&x"),
+    ],
+    ids=["iam", "iam-both-actions", "sts", "ec2", "bare-name"],
+)
+def test_parameters_in_both_the_query_and_the_body_never_reach_moto(
+    service: str, body: bytes, query: str
+) -> None:
+    client, inner, _ = guarded()
+    for headers in (
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+        {"Content-Type": "text/plain"},
+    ):
+        assert refused(send(client, signed(service, body, USER, headers, path="/?" + query)), DENIED[service])
+    zipped = gzip.compress(body)
+    request = signed(service, zipped, USER, {"Content-Encoding": "gzip"}, path="/?" + query)
+    assert refused(send(client, request), DENIED[service])
+    assert inner.bodies == []
+    # In one place or the other, the same call is handed on.
+    assert send(client, signed(service, body, USER)).status_code == 200
+    assert send(client, signed(service, b"", USER, path="/?" + body.decode())).status_code == 200
+    assert inner.bodies == [body, b""]
+
+
+def test_an_action_header_beside_a_gzip_body_is_read_as_moto_reads_it() -> None:
+    client, inner, _ = guarded()
+    hidden = gzip.compress(b"Action=createAccessKey&UserName=admin")
+    request = signed("iam", hidden, USER, {"Content-Encoding": "gzip", "Action": "ListUsers"})
+    assert refused(send(client, request), "AccessDenied")
+    assert inner.bodies == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "host"),
+    [
+        # moto checks s3:PutBucketAcl and runs PutBucketPolicy; checks s3:CreateBucket, runs encryption.
+        ("PUT", "/bucket?policy=&acl=", "localhost"),
+        ("PUT", "/bucket?encryption=", "localhost"),
+        ("PUT", "/?policy=&acl=", "bucket.s3.amazonaws.com"),
+        ("GET", "/bucket/key", "localhost"),
+        ("GET", "/", "localhost"),
+    ],
+)
+def test_s3_whose_checked_action_is_not_the_one_moto_runs_never_reaches_it(
+    method: str, path: str, host: str
+) -> None:
+    client, inner, _ = guarded()
+    request = AWSRequest(method=method, url=f"http://localhost{path}", data=b"{}" if method == "PUT" else b"")
+    request.headers["Host"] = host
+    signer = S3SigV4Auth(Credentials(*USER), "s3", "us-east-1")
+    request.context["timestamp"] = NOW.strftime("%Y%m%dT%H%M%SZ")
+    signer._modify_request_before_signing(request)  # noqa: SLF001 - the signer's own steps
+    signature = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    signer._inject_signature_to_request(request, signature)  # noqa: SLF001
+    url = request.url.split("localhost", 1)[1]
+    headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in request.headers.items()}
+    response = client.open(
+        url.partition("?")[0],
+        method=method,
+        query_string=url.partition("?")[2],
+        headers=headers,
+        data=request.body,
+    )
+    assert refused(response, "AccessDenied"), response.get_data()
+    assert inner.bodies == []

@@ -193,6 +193,24 @@ def test_without_a_checkout_the_change_is_described() -> None:
     assert '"enabled": false' in text and JENKINS in text
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Sid": "StsvendRevokeCaller20261201T201531Z", "Condition": "not an object"},
+        {"Sid": "StsvendRevokeCaller20261201T201531Z", "Condition": {"StringEqualsIgnoreCase": ["x"]}},
+        {"Sid": "StsvendRevokeRequest20261201T201531Z", "Condition": {"StringEquals": 7}},
+        {"Sid": "StsvendRevokeRequest20261399T996199Z", "Effect": "Deny"},
+        {"Sid": "StsvendRevokeAllStsvendSessions00000000T000000Z"},
+        {"Sid": {"not": "text"}},
+    ],
+    ids=["condition text", "operator list", "operator number", "no such date", "year zero", "sid object"],
+)
+def test_a_policy_shaped_otherwise_than_stsvend_writes_is_refused_by_name(statement: dict[str, Any]) -> None:
+    """Whatever a policy of ours holds, the run says which and leaves it, never an internal error."""
+    with pytest.raises(CommandError, match="^PolicyNotOurs: "):
+        entries_of({"Version": "2012-10-17", "Statement": [statement]})
+
+
 def test_an_entry_value_that_is_not_a_request_id_or_caller_is_refused() -> None:
     policy = document({Entry(REQUEST, REQUEST_ID, REVOKED_AT)})
     assert policy is not None
