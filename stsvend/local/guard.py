@@ -114,7 +114,7 @@ _HEADER_NAME = re.compile(r"[a-z0-9-]+\Z")
 # s3:PutBucketAcl and runs PutBucketPolicy, `?encryption` is checked as s3:CreateBucket (class 7).
 # What the local stack, its API and the ops commands call. Anything else is refused: most of moto's
 # services were never audited, and some answer without any check.
-SERVICES = frozenset({"sts", "iam", "ec2", "dynamodb", "monitoring", "logs", "sns", "cloudtrail"})
+SERVICES = frozenset({"sts", "iam", "ec2", "dynamodb", "monitoring", "logs", "sns", "cloudtrail", "kms"})
 # The X-Amz-Target prefixes of those services' current APIs; a service not named takes none (its
 # action is in the body or the path). DynamoDB needs one (moto routes by it: an older version goes
 # to a handler that checks nothing, a missing one is a server error).
@@ -123,6 +123,8 @@ TARGETS: dict[str, dict[str, str]] = {  # service -> target prefix -> botocore's
     "logs": {"Logs_20140328": "logs"},
     "monitoring": {"GraniteServiceVersion20100801": "cloudwatch"},
     "cloudtrail": {"com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101": "cloudtrail"},
+    # The identity-provider mode's issuer key (kms:Sign): moto routes `/` to call_action.
+    "kms": {"TrentService": "kms"},
 }
 # The models whose operations may be named in an `Action` parameter.
 _QUERY_MODELS = ("sts", "iam", "ec2", "sns", "cloudwatch")
@@ -609,6 +611,7 @@ _PROTOCOLS = {
     "dynamodb": "json",
     "logs": "json",
     "cloudtrail": "json",
+    "kms": "json",
 }
 
 
