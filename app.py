@@ -1,4 +1,6 @@
-"""stsvend's routes. Every route is behind IAM (SigV4) auth; chalicelib decides everything."""
+"""stsvend's routes. Every route is behind IAM (SigV4) auth but one: `POST /oidc/credentials`, where a
+CI job without AWS credentials shows its OIDC token and the function verifies it itself
+(docs/threat-model.md, "The OIDC route"). chalicelib decides everything."""
 
 from __future__ import annotations
 
@@ -95,6 +97,7 @@ def _chalice_rejections_in_the_service_shape(
         request_id = str((request.context or {}).get("requestId") or uuid.uuid4())
         error: StsvendError = InvalidRequest(str(body.get("Message")))
         route = str(request.path).strip("/")
+        route = "credentials" if route == "oidc/credentials" else route  # its event: credentials.denied
         try:
             service().rejected(route if route in _ROUTE_NAMES else "request", request_id, error.message)
         except Exception:  # noqa: BLE001 - a service that cannot start answers as every route does
@@ -148,3 +151,11 @@ def roles() -> Response:
 @app.route("/whoami", methods=["GET"], authorizer=iam)
 def whoami() -> Response:
     return _respond(Stsvend.whoami, "/whoami")
+
+
+# No IAM authorizer: the documented exception (docs/threat-model.md, "The OIDC route"). The function
+# verifies the bearer token against the reviewed issuers; API Gateway throttles the route on its own
+# (.chalice/package-overrides.json); every decision is audited like the other routes'.
+@app.route("/oidc/credentials", methods=["POST"])
+def oidc_credentials() -> Response:
+    return _respond(Stsvend.oidc_vend, "/oidc/credentials")

@@ -157,9 +157,16 @@ def format_apply_failure(result: ApplyResult) -> str:
 def _list(dynamodb: Any, table: str, stage: str) -> int:
     with _reading(table, stage):
         items = scan_items(dynamodb, table)
+    # The oidc partition (issuers and OIDC grants) is listed by its principals.
+    oidc = sorted(str(i["principal"].get("S")) for i in items if i.get("account_id", {}).get("S") == "oidc")
+    items = [i for i in items if i.get("account_id", {}).get("S") != "oidc"]
     grants = sorted((grant_from_item(item) for item in items), key=lambda g: g.principal)
-    if not grants:
+    for principal in oidc:
+        print(f"oidc  {printable(principal)}")
+    if not grants and not oidc:
         print(f"No grants in table {table}.")
+        return 0
+    if not grants:
         return 0
     rows = [("PRINCIPAL", "ENABLED", "NOT_AFTER", "ROLES")]
     for grant in grants:

@@ -26,8 +26,12 @@ def test_description_is_valid_openapi_with_sigv4_everywhere() -> None:
         ("/credentials", "post"),
         ("/roles", "get"),
         ("/whoami", "get"),
+        ("/oidc/credentials", "post"),
     }
-    for _, _, operation in operations:
-        assert {"sigv4": []} in operation["security"]
+    for path, _, operation in operations:
+        if path == "/oidc/credentials":  # the one route without IAM auth: a CI job's OIDC token
+            assert operation["security"] == [{"oidcToken": []}]
+        else:
+            assert {"sigv4": []} in operation["security"]
         assert "401" in operation["responses"] and "503" in operation["responses"]
     assert spec["components"]["securitySchemes"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
