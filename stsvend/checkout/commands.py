@@ -161,12 +161,8 @@ def _list(dynamodb: Any, table: str, stage: str) -> int:
     oidc = sorted(str(i["principal"].get("S")) for i in items if i.get("account_id", {}).get("S") == "oidc")
     items = [i for i in items if i.get("account_id", {}).get("S") != "oidc"]
     grants = sorted((grant_from_item(item) for item in items), key=lambda g: g.principal)
-    for principal in oidc:
-        print(f"oidc  {printable(principal)}")
     if not grants and not oidc:
         print(f"No grants in table {table}.")
-        return 0
-    if not grants:
         return 0
     rows = [("PRINCIPAL", "ENABLED", "NOT_AFTER", "ROLES")]
     for grant in grants:
@@ -178,6 +174,7 @@ def _list(dynamodb: Any, table: str, stage: str) -> int:
         arns = [printable(r.role_arn) for r in grant.roles]
         rows.append((principal, "yes" if grant.enabled else "no", not_after, arns[0]))
         rows += [("", "", "", arn) for arn in arns[1:]]
+    rows += [(printable(principal), "-", "-", "(oidc: see the grants file)") for principal in oidc]
     w0, w1, w2 = (max(len(row[i]) for row in rows) for i in range(3))
     for principal, enabled, not_after, role in rows:
         print(f"{principal:<{w0}}  {enabled:<{w1}}  {not_after:<{w2}}  {role}")

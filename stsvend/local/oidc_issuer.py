@@ -8,6 +8,8 @@ attacker could. Needs PyJWT with its crypto extra (the development dependencies)
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import threading
 import time
@@ -17,9 +19,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 AUDIENCE = "stsvend-local"
+# The local stack's issuers (`make run`), one of each kind, under /<name> on one loopback port; the
+# local grants file (policies/grants/local.json) configures them with the default port's URLs.
+LOCAL_ISSUERS = {
+    "github-local": "github-actions",
+    "gitlab-local": "gitlab-ci",
+    "buildkite-local": "buildkite",
+    "circleci-local": "circleci",
+}
+DEFAULT_PORT = 8100
+PORT_VARIABLE = "STSVEND_OIDC_PORT"
 
 
 def _github(issuer: str, audience: str, now: int) -> dict[str, Any]:
@@ -74,59 +87,37 @@ def _circleci(issuer: str, audience: str, now: int) -> dict[str, Any]:
 SHAPES = {"github-actions": _github, "gitlab-ci": _gitlab, "buildkite": _buildkite, "circleci": _circleci}
 
 
-class LocalIssuer:
-    """An issuer with one RSA key, serving its discovery document and JWKS on 127.0.0.1."""
+def thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 JWK thumbprint of an RSA key: the kid, the same wherever the key is loaded."""
+    canonical = json.dumps({k: jwk[k] for k in ("e", "kty", "n")}, separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    def __init__(self, kind: str = "github-actions", port: int = 0) -> None:
+
+class Signer:
+    """One issuer: its RSA key (kid: the key's thumbprint), its documents, tokens it signs."""
+
+    def __init__(self, kind: str, url: str, key: rsa.RSAPrivateKey | None = None) -> None:
         if kind not in SHAPES:
             raise ValueError(f"kind must be one of {', '.join(sorted(SHAPES))}")
         self.kind = kind
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = uuid.uuid4().hex[:16]
+        self.url = url
+        self.key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = thumbprint(json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key())))
         self.fetches: list[str] = []
         self.extra_keys: list[dict[str, Any]] = []
-        issuer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the standard library's name
-                issuer.fetches.append(self.path)
-                if self.path == "/.well-known/openid-configuration":
-                    body: Any = issuer.discovery()
-                elif self.path == "/.well-known/jwks":
-                    body = issuer.jwks()
-                else:
-                    self.send_error(404)
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    @classmethod
+    def load(cls, kind: str, url: str, pem: bytes) -> Signer:
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise ValueError("not an RSA private key")
+        return cls(kind, url, key)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> LocalIssuer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> LocalIssuer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def private_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
     def discovery(self) -> dict[str, Any]:
         return {
@@ -157,3 +148,81 @@ class LocalIssuer:
 
     def token(self, audience: str = AUDIENCE, **overrides: Any) -> str:
         return self.sign(self.claims(audience, **overrides))
+
+
+class IssuerServer:
+    """Issuers on one loopback port, each under its own path (`/<name>`), or one at the root."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.signers: dict[str, Signer] = {}
+        self._host = host
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+                found = server.route(self.path)
+                if found is None:
+                    self.send_error(404)
+                    return
+                data = json.dumps(found).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+                return
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host}:{self._server.server_address[1]}"
+
+    def add(self, prefix: str, kind: str, pem: bytes | None = None) -> Signer:
+        url = self.base_url + prefix
+        signer = Signer.load(kind, url, pem) if pem else Signer(kind, url)
+        self.signers[prefix] = signer
+        return signer
+
+    def route(self, path: str) -> dict[str, Any] | None:
+        for prefix, signer in self.signers.items():
+            if path == prefix + "/.well-known/openid-configuration":
+                signer.fetches.append(path[len(prefix):])
+                return signer.discovery()
+            if path == prefix + "/.well-known/jwks":
+                signer.fetches.append(path[len(prefix):])
+                return signer.jwks()
+        return None
+
+    def start(self) -> IssuerServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class LocalIssuer(Signer):
+    """One issuer at the root of its own server on a free loopback port (the tests' issuer)."""
+
+    def __init__(self, kind: str = "github-actions") -> None:
+        self._own = IssuerServer()
+        super().__init__(kind, self._own.base_url)
+        self._own.signers[""] = self
+
+    def start(self) -> LocalIssuer:
+        self._own.start()
+        return self
+
+    def stop(self) -> None:
+        self._own.stop()
+
+    def __enter__(self) -> LocalIssuer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -18,7 +18,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,6 +27,10 @@ from stsvend.checkout.checkout import Checkout
 from stsvend.local.emulator import DEFAULT_PORT as DEFAULT_EMULATOR_PORT
 from stsvend.local.emulator import PORT_VARIABLE as EMULATOR_PORT_VARIABLE
 from stsvend.local.emulator import Emulator
+from stsvend.local.oidc_issuer import AUDIENCE as OIDC_AUDIENCE
+from stsvend.local.oidc_issuer import DEFAULT_PORT as DEFAULT_OIDC_PORT
+from stsvend.local.oidc_issuer import LOCAL_ISSUERS, IssuerServer
+from stsvend.local.oidc_issuer import PORT_VARIABLE as OIDC_PORT_VARIABLE
 from stsvend.local.process import (
     LOOPBACK,
     ManagedProcess,
@@ -77,6 +81,8 @@ class LocalState:
     roles: dict[str, str]
     instances: dict[str, list[str]]
     logs: dict[str, str]
+    # The local OIDC issuers the stage trusts: name -> issuer (URL), kind, audience, key_file.
+    oidc_issuers: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +95,7 @@ class LocalState:
             "roles": self.roles,
             "instances": self.instances,
             "logs": self.logs,
+            "oidc_issuers": self.oidc_issuers,
         }
 
     @classmethod
@@ -104,6 +111,7 @@ class LocalState:
             roles=dict(data["roles"]),
             instances={k: list(v) for k, v in data["instances"].items()},
             logs=dict(data["logs"]),
+            oidc_issuers={k: dict(v) for k, v in data.get("oidc_issuers", {}).items()},
         )
 
     def environment(self, identity: str) -> dict[str, str]:
@@ -202,8 +210,11 @@ class LocalStack:
         api_port: int = DEFAULT_API_PORT,
         record_requests: bool = False,
         host: str = LOOPBACK,
+        oidc_port: int = DEFAULT_OIDC_PORT,
     ) -> None:
         self.root = root
+        self.oidc_port = oidc_port
+        self.issuers: IssuerServer | None = None
         self.state_dir = state_dir
         self.host = host
         self.api_port = api_port
@@ -228,11 +239,12 @@ class LocalStack:
             state_dir,
             port_from_environment(EMULATOR_PORT_VARIABLE, DEFAULT_EMULATOR_PORT),
             port_from_environment(API_PORT_VARIABLE, DEFAULT_API_PORT),
+            oidc_port=port_from_environment(OIDC_PORT_VARIABLE, DEFAULT_OIDC_PORT),
         )
 
     @classmethod
     def on_free_ports(cls, root: Path, state_dir: Path, record_requests: bool = False) -> LocalStack:
-        return cls(root, state_dir, free_port(), free_port(), record_requests)
+        return cls(root, state_dir, free_port(), free_port(), record_requests, oidc_port=free_port())
 
     @property
     def api_url(self) -> str:
@@ -271,6 +283,7 @@ class LocalStack:
         make_private(self.state_dir)
         refuse_if_running(self.state_dir)
         ensure_port_free(self.host, self.api_port, "stsvend API", API_PORT_VARIABLE)
+        ensure_port_free(LOOPBACK, self.oidc_port, "local OIDC issuer", OIDC_PORT_VARIABLE)
         try:
             return self._start()
         except BaseException:
@@ -285,8 +298,14 @@ class LocalStack:
         except Exception as exc:
             raise StackError(f"seeding the emulator failed: {exc}") from exc
         self.emulator.enforce_iam()
+        oidc_issuers = self._start_issuers()
         try:
-            table = fill_grants(self.emulator.url, checkout, made.identities["admin"])
+            table = fill_grants(
+                self.emulator.url,
+                checkout,
+                made.identities["admin"],
+                {name: entry["issuer"] for name, entry in oidc_issuers.items()},
+            )
         except Exception as exc:
             raise StackError(f"filling the grants table failed: {exc}") from exc
         settings = checkout.stage_environment(STAGE)
@@ -307,6 +326,7 @@ class LocalStack:
                 "api_errors": str(self.api_errors_log),
                 "emulator": str(self.emulator.process.log_path),
             },
+            oidc_issuers=oidc_issuers,
         )
         self._write(self.state_path, json.dumps(state.to_json(), indent=2) + "\n")
         for name in state.identities:
@@ -314,6 +334,20 @@ class LocalStack:
         make_private(self.state_dir)
         self._state = state
         return state
+
+    def _start_issuers(self) -> dict[str, dict[str, str]]:
+        """The local OIDC issuers (discovery and JWKS on loopback), their keys in the state
+        directory (0600, removed on stop) for `stsvend local token`."""
+        self.issuers = IssuerServer(self.oidc_port, LOOPBACK).start()
+        described: dict[str, dict[str, str]] = {}
+        for name, kind in LOCAL_ISSUERS.items():
+            signer = self.issuers.add(f"/{name}", kind)
+            key_file = self.state_dir / "oidc" / f"{name}.pem"
+            self._write(key_file, signer.private_pem().decode("ascii"))
+            described[name] = {
+                "issuer": signer.url, "kind": kind, "audience": OIDC_AUDIENCE, "key_file": str(key_file),
+            }
+        return described
 
     def _write(self, path: Path, text: str) -> None:
         self._written.append(path)
@@ -376,4 +410,7 @@ class LocalStack:
             self._written.pop().unlink(missing_ok=True)
         if self.api is not None:
             self.api.stop()
+        if self.issuers is not None:
+            self.issuers.stop()
+            self.issuers = None
         self.emulator.stop()
