@@ -113,14 +113,29 @@ KINDS: dict[str, Kind] = {
             id_claims=("repository_id", "repository_owner_id"),
             name_claims=("repository", "repository_owner", "enterprise"),
             condition_claims=(
-                "ref", "ref_type", "ref_protected", "environment", "event_name", "workflow_ref",
-                "job_workflow_ref", "repository_visibility", "runner_environment", "actor_id",
+                "ref",
+                "ref_type",
+                "ref_protected",
+                "environment",
+                "event_name",
+                "workflow_ref",
+                "job_workflow_ref",
+                "repository_visibility",
+                "runner_environment",
+                "actor_id",
             ),
             tags=(
-                ("ci:repository", "repository"), ("ci:repository-id", "repository_id"),
-                ("ci:owner-id", "repository_owner_id"), ("ci:ref", "ref"), ("ci:environment", "environment"),
-                ("ci:workflow", "workflow_ref"), ("ci:event", "event_name"), ("ci:actor", "actor"),
-                ("ci:run-id", "run_id"), ("ci:run-attempt", "run_attempt"), ("ci:sha", "sha"),
+                ("ci:repository", "repository"),
+                ("ci:repository-id", "repository_id"),
+                ("ci:owner-id", "repository_owner_id"),
+                ("ci:ref", "ref"),
+                ("ci:environment", "environment"),
+                ("ci:workflow", "workflow_ref"),
+                ("ci:event", "event_name"),
+                ("ci:actor", "actor"),
+                ("ci:run-id", "run_id"),
+                ("ci:run-attempt", "run_attempt"),
+                ("ci:sha", "sha"),
             ),
             run_claims=("repository_id", "run_id", "run_attempt"),
             pull_request=_pull_request_github,
@@ -134,14 +149,28 @@ KINDS: dict[str, Kind] = {
             id_claims=("project_id", "namespace_id"),
             name_claims=("project_path", "namespace_path"),
             condition_claims=(
-                "ref", "ref_type", "ref_protected", "environment", "environment_protected",
-                "deployment_tier", "pipeline_source", "ci_config_ref_uri", "runner_environment", "user_id",
+                "ref",
+                "ref_type",
+                "ref_protected",
+                "environment",
+                "environment_protected",
+                "deployment_tier",
+                "pipeline_source",
+                "ci_config_ref_uri",
+                "runner_environment",
+                "user_id",
             ),
             tags=(
-                ("ci:project", "project_path"), ("ci:project-id", "project_id"),
-                ("ci:namespace-id", "namespace_id"), ("ci:ref", "ref"), ("ci:environment", "environment"),
-                ("ci:pipeline-source", "pipeline_source"), ("ci:user", "user_login"),
-                ("ci:pipeline-id", "pipeline_id"), ("ci:job-id", "job_id"), ("ci:sha", "sha"),
+                ("ci:project", "project_path"),
+                ("ci:project-id", "project_id"),
+                ("ci:namespace-id", "namespace_id"),
+                ("ci:ref", "ref"),
+                ("ci:environment", "environment"),
+                ("ci:pipeline-source", "pipeline_source"),
+                ("ci:user", "user_login"),
+                ("ci:pipeline-id", "pipeline_id"),
+                ("ci:job-id", "job_id"),
+                ("ci:sha", "sha"),
             ),
             run_claims=("project_id", "pipeline_id", "job_id"),
             pull_request=_pull_request_gitlab,
@@ -156,9 +185,13 @@ KINDS: dict[str, Kind] = {
             name_claims=("organization_slug", "pipeline_slug"),
             condition_claims=("build_branch", "build_tag", "step_key", "build_source"),
             tags=(
-                ("ci:organization", "organization_slug"), ("ci:pipeline", "pipeline_slug"),
-                ("ci:pipeline-id", "pipeline_id"), ("ci:ref", "build_branch"),
-                ("ci:build-number", "build_number"), ("ci:job-id", "job_id"), ("ci:sha", "build_commit"),
+                ("ci:organization", "organization_slug"),
+                ("ci:pipeline", "pipeline_slug"),
+                ("ci:pipeline-id", "pipeline_id"),
+                ("ci:ref", "build_branch"),
+                ("ci:build-number", "build_number"),
+                ("ci:job-id", "job_id"),
+                ("ci:sha", "build_commit"),
             ),
             run_claims=("build_number", "job_id"),
             pull_request=_pull_request_buildkite,
@@ -174,7 +207,8 @@ KINDS: dict[str, Kind] = {
             name_claims=(),
             condition_claims=("oidc.circleci.com/vcs-ref", "oidc.circleci.com/vcs-origin"),
             tags=(
-                ("ci:project-id", "oidc.circleci.com/project-id"), ("ci:ref", "oidc.circleci.com/vcs-ref"),
+                ("ci:project-id", "oidc.circleci.com/project-id"),
+                ("ci:ref", "oidc.circleci.com/vcs-ref"),
                 ("ci:origin", "oidc.circleci.com/vcs-origin"),
             ),
             run_claims=("oidc.circleci.com/project-id",),
@@ -291,8 +325,10 @@ def _fail(what: str, problem: str) -> GrantError:
 
 def _whole(raw: Mapping[str, Any], key: str, default: int, low: int, high: int, what: str) -> int:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) and not (
-        hasattr(value, "to_integral_value") and value == value.to_integral_value()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        and not (hasattr(value, "to_integral_value") and value == value.to_integral_value())
     ):
         raise _fail(what, f"{key} must be a whole number")
     number = int(value)
@@ -329,8 +365,18 @@ def _claim_map(raw: Any, what: str, key: str, allowed: frozenset[str] | None) ->
 
 
 _ISSUER_FIELDS = {
-    "oidc_issuer", "kind", "issuer", "audiences", "jwks_uri", "algorithms", "max_lifetime_seconds",
-    "max_age_seconds", "leeway_seconds", "required_claims", "enabled", "description",
+    "oidc_issuer",
+    "kind",
+    "issuer",
+    "audiences",
+    "jwks_uri",
+    "algorithms",
+    "max_lifetime_seconds",
+    "max_age_seconds",
+    "leeway_seconds",
+    "required_claims",
+    "enabled",
+    "description",
 }
 
 
@@ -401,8 +447,16 @@ def parse_issuer(raw: Mapping[str, Any], name: str) -> Issuer:
 
 
 _GRANT_FIELDS = {
-    "oidc_grant", "issuer", "claims", "roles", "description", "enabled", "not_after", "request_tags",
-    "pull_requests", "names_only",
+    "oidc_grant",
+    "issuer",
+    "claims",
+    "roles",
+    "description",
+    "enabled",
+    "not_after",
+    "request_tags",
+    "pull_requests",
+    "names_only",
 }
 
 
@@ -513,7 +567,7 @@ def config_from_items(items: Iterable[Mapping[str, Any]]) -> OidcConfig:
         principal = str(item.get("principal", ""))
         body = {k: v for k, v in item.items() if k not in ("account_id", "principal", *BOOKKEEPING)}
         if principal.startswith(ISSUER_PREFIX):
-            name = principal[len(ISSUER_PREFIX):]
+            name = principal[len(ISSUER_PREFIX) :]
             try:
                 issuers[name] = parse_issuer(body, name)
             except (GrantError, ValueError, TypeError) as exc:
@@ -528,13 +582,10 @@ def config_from_items(items: Iterable[Mapping[str, Any]]) -> OidcConfig:
         try:
             if not principal.startswith(GRANT_PREFIX):
                 raise GrantError(f"{principal!r} is neither issuer: nor grant:")
-            grants.append(parse_oidc_grant(body, principal[len(GRANT_PREFIX):], issuers))
+            grants.append(parse_oidc_grant(body, principal[len(GRANT_PREFIX) :], issuers))
         except (GrantError, ValueError, TypeError) as exc:
             grants.append(BrokenEntry(principal, str(exc), issuer))
     return OidcConfig(issuers, tuple(grants), tuple(broken_issuers))
-
-
-
 
 
 def parse_file_entries(

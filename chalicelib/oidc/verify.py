@@ -89,7 +89,7 @@ def _allowed_url(url: str) -> bool:
     if url.startswith("https://"):
         return True
     if url.startswith("http://"):
-        host = url[len("http://"):].split("/", 1)[0]
+        host = url[len("http://") :].split("/", 1)[0]
         return host.rsplit(":", 1)[0] in _LOOPBACK_HOSTS
     return False
 

@@ -94,8 +94,11 @@ def _from_github(env: Mapping[str, str], audience: str, transport: api.Transport
     if parts.scheme != "https" and not (parts.scheme == "http" and api._is_loopback(parts.hostname or "")):
         raise CommandError("InvalidRequest", f"{GITHUB_URL_ENV} must be an https URL", EXIT_USAGE)
     request_url = f"{url}{'&' if parts.query else '?'}audience={quote(audience, safe='')}"
-    headers = {"Authorization": f"bearer {bearer}", "Accept": "application/json",
-               "User-Agent": f"stsvend/{__version__}"}
+    headers = {
+        "Authorization": f"bearer {bearer}",
+        "Accept": "application/json",
+        "User-Agent": f"stsvend/{__version__}",
+    }
     try:
         answer = transport("GET", request_url, headers, None)
     except (ConnectionError, TimeoutError) as exc:
@@ -130,8 +133,13 @@ def token_source(
 class OidcApiClient(api.ApiClient):
     """Calls with a bearer token instead of a SigV4 signature and identity proof (no botocore)."""
 
-    def __init__(self, url: str, env: Mapping[str, str], token: Callable[[], str],
-                 transport: api.Transport = api.urllib3_transport) -> None:
+    def __init__(
+        self,
+        url: str,
+        env: Mapping[str, str],
+        token: Callable[[], str],
+        transport: api.Transport = api.urllib3_transport,
+    ) -> None:
         super().__init__(url, "", env, transport=transport)
         self._token = token
 
@@ -146,8 +154,13 @@ class OidcApiClient(api.ApiClient):
         return self._transport(method, self.url + path, headers, body)
 
 
-def vend(url: str, env: Mapping[str, str], request: Mapping[str, Any], token: Callable[[], str],
-         transport: api.Transport = api.urllib3_transport) -> Answer:
+def vend(
+    url: str,
+    env: Mapping[str, str],
+    request: Mapping[str, Any],
+    token: Callable[[], str],
+    transport: api.Transport = api.urllib3_transport,
+) -> Answer:
     """One POST /oidc/credentials with a token read now; the answer checked as a signed vend's."""
     answer = OidcApiClient(url, env, token, transport).call("POST", OIDC_PATH, request)
     problem = answer_problem(answer, time.time())
@@ -164,9 +177,12 @@ def obtain(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> An
     return vend(url, env, api.credential_request(args), token_source(args, env))
 
 
-def vend_again(args: argparse.Namespace, env: Mapping[str, str]) -> Callable[[], Answer]:
+def vend_again(
+    args: argparse.Namespace, env: Mapping[str, str], transport: api.Transport = api.urllib3_transport
+) -> Callable[[], Answer]:
     """What `exec` / `serve` renew with: each renewal reads the token again."""
+    api.refuse_recursion(env)
     url = api.api_url(args.api, env)
     request = api.credential_request(args)
-    source = token_source(args, env)
-    return lambda: vend(url, env, request, source)
+    source = token_source(args, env, transport)
+    return lambda: vend(url, env, request, source, transport)

@@ -26,7 +26,11 @@ PULL_REQUEST = {"event_name": "pull_request", "ref": "refs/pull/7/merge"}
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own command, no shell
         [sys.executable, "-m", "stsvend.cli", *argv],
-        env=env, capture_output=True, text=True, timeout=STEP_TIMEOUT_SECONDS, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STEP_TIMEOUT_SECONDS,
+        check=False,
     )
 
 
@@ -60,7 +64,10 @@ def github_job(root: Path, stack: LocalStack) -> tuple[bool, str]:
         answer = json.loads(result.stdout)
         lines.append(f"vended {answer['AssumedRoleArn']}, source identity {answer['SourceIdentity']}")
         ec2 = aws_client(
-            "ec2", state.emulator_url, answer["AccessKeyId"], answer["SecretAccessKey"],
+            "ec2",
+            state.emulator_url,
+            answer["AccessKeyId"],
+            answer["SecretAccessKey"],
             answer["SessionToken"],
         )
         reservations = ec2.describe_instances()["Reservations"]

@@ -22,7 +22,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-AUDIENCE = "stsvend-local"
+AUDIENCE = "stsvend"  # the client's and the GitHub action's default
 # The local stack's issuers (`make run`), one of each kind, under /<name> on one loopback port; the
 # local grants file (policies/grants/local.json) configures them with the default port's URLs.
 LOCAL_ISSUERS = {
@@ -37,50 +37,96 @@ PORT_VARIABLE = "STSVEND_OIDC_PORT"
 
 def _github(issuer: str, audience: str, now: int) -> dict[str, Any]:
     return {
-        "iss": issuer, "aud": audience, "sub": "repo:octo-org/octo-repo:ref:refs/heads/main",
-        "repository": "octo-org/octo-repo", "repository_id": "400000001", "repository_owner": "octo-org",
-        "repository_owner_id": "9000001", "repository_visibility": "private", "ref": "refs/heads/main",
-        "ref_type": "branch", "ref_protected": "true", "sha": "a" * 40, "workflow": "deploy",
+        "iss": issuer,
+        "aud": audience,
+        "sub": "repo:octo-org/octo-repo:ref:refs/heads/main",
+        "repository": "octo-org/octo-repo",
+        "repository_id": "400000001",
+        "repository_owner": "octo-org",
+        "repository_owner_id": "9000001",
+        "repository_visibility": "private",
+        "ref": "refs/heads/main",
+        "ref_type": "branch",
+        "ref_protected": "true",
+        "sha": "a" * 40,
+        "workflow": "deploy",
         "workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
         "job_workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
-        "event_name": "push", "actor": "octocat", "actor_id": "583231", "run_id": "7000000001",
-        "run_number": "42", "run_attempt": "1", "runner_environment": "github-hosted",
-        "jti": str(uuid.uuid4()), "nbf": now - 5, "iat": now, "exp": now + 300,
+        "event_name": "push",
+        "actor": "octocat",
+        "actor_id": "583231",
+        "run_id": "7000000001",
+        "run_number": "42",
+        "run_attempt": "1",
+        "runner_environment": "github-hosted",
+        "jti": str(uuid.uuid4()),
+        "nbf": now - 5,
+        "iat": now,
+        "exp": now + 300,
     }
 
 
 def _gitlab(issuer: str, audience: str, now: int) -> dict[str, Any]:
     return {
-        "iss": issuer, "aud": audience, "sub": "project_path:acme/app:ref_type:branch:ref:main",
-        "namespace_id": "72", "namespace_path": "acme", "project_id": "2048", "project_path": "acme/app",
-        "user_id": "17", "user_login": "alice", "pipeline_id": "99001", "pipeline_source": "push",
-        "job_id": "550001", "ref": "main", "ref_type": "branch", "ref_protected": "true",
-        "sha": "b" * 40, "runner_environment": "gitlab-hosted",
-        "jti": str(uuid.uuid4()), "nbf": now - 5, "iat": now, "exp": now + 300,
+        "iss": issuer,
+        "aud": audience,
+        "sub": "project_path:acme/app:ref_type:branch:ref:main",
+        "namespace_id": "72",
+        "namespace_path": "acme",
+        "project_id": "2048",
+        "project_path": "acme/app",
+        "user_id": "17",
+        "user_login": "alice",
+        "pipeline_id": "99001",
+        "pipeline_source": "push",
+        "job_id": "550001",
+        "ref": "main",
+        "ref_type": "branch",
+        "ref_protected": "true",
+        "sha": "b" * 40,
+        "runner_environment": "gitlab-hosted",
+        "jti": str(uuid.uuid4()),
+        "nbf": now - 5,
+        "iat": now,
+        "exp": now + 300,
     }
 
 
 def _buildkite(issuer: str, audience: str, now: int) -> dict[str, Any]:
     return {
-        "iss": issuer, "aud": audience,
+        "iss": issuer,
+        "aud": audience,
         "sub": "organization:acme:pipeline:deploy:ref:refs/heads/main:commit:cafe:step:deploy",
-        "organization_slug": "acme", "organization_id": "0a0b0c0d-1111-2222-3333-444455556666",
-        "pipeline_slug": "deploy", "pipeline_id": "0f0e0d0c-7777-8888-9999-aaaabbbbcccc",
-        "build_number": 314, "build_branch": "main", "build_tag": None, "build_commit": "c" * 40,
-        "step_key": "deploy", "job_id": "01900000-0000-7000-8000-000000000001",
-        "agent_id": "01900000-0000-7000-8000-0000000000aa", "nbf": now - 5, "iat": now, "exp": now + 300,
+        "organization_slug": "acme",
+        "organization_id": "0a0b0c0d-1111-2222-3333-444455556666",
+        "pipeline_slug": "deploy",
+        "pipeline_id": "0f0e0d0c-7777-8888-9999-aaaabbbbcccc",
+        "build_number": 314,
+        "build_branch": "main",
+        "build_tag": None,
+        "build_commit": "c" * 40,
+        "step_key": "deploy",
+        "job_id": "01900000-0000-7000-8000-000000000001",
+        "agent_id": "01900000-0000-7000-8000-0000000000aa",
+        "nbf": now - 5,
+        "iat": now,
+        "exp": now + 300,
     }
 
 
 def _circleci(issuer: str, audience: str, now: int) -> dict[str, Any]:
     return {
-        "iss": issuer, "aud": audience,
+        "iss": issuer,
+        "aud": audience,
         "sub": "org/6f7c1f3a-0000-4000-8000-000000000001/project/6f7c1f3a-0000-4000-8000-0000000000p1",
         "oidc.circleci.com/project-id": "6f7c1f3a-0000-4000-8000-000000000002",
         "oidc.circleci.com/vcs-ref": "refs/heads/main",
         "oidc.circleci.com/vcs-origin": "github.com/acme/app",
-        "oidc.circleci.com/context-ids": [], "oidc.circleci.com/ssh-rerun": False,
-        "nbf": now - 5, "iat": now, "exp": now + 3600,
+        "oidc.circleci.com/context-ids": [],
+        "oidc.circleci.com/ssh-rerun": False,
+        "nbf": now - 5,
+        "iat": now,
+        "exp": now + 3600,
     }
 
 
@@ -190,10 +236,10 @@ class IssuerServer:
     def route(self, path: str) -> dict[str, Any] | None:
         for prefix, signer in self.signers.items():
             if path == prefix + "/.well-known/openid-configuration":
-                signer.fetches.append(path[len(prefix):])
+                signer.fetches.append(path[len(prefix) :])
                 return signer.discovery()
             if path == prefix + "/.well-known/jwks":
-                signer.fetches.append(path[len(prefix):])
+                signer.fetches.append(path[len(prefix) :])
                 return signer.jwks()
         return None
 

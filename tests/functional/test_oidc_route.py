@@ -35,9 +35,7 @@ DISCOVERY = "/.well-known/openid-configuration"
 
 
 def _oidc_records(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    return [
-        r.__dict__ for r in caplog.records if getattr(r, "route", None) == "oidc/credentials"
-    ]
+    return [r.__dict__ for r in caplog.records if getattr(r, "route", None) == "oidc/credentials"]
 
 
 def _denied(answer: Invocation, stack: Stack, status: int) -> None:
@@ -394,8 +392,13 @@ def test_a_stored_oidc_entry_that_does_not_parse_denies_its_issuers_callers(
     stack.ddb.put_item(
         TableName=TABLE,
         Item=to_item(
-            {"account_id": "oidc", "principal": "grant:broken", "issuer": "gha", "roles": [],
-             "claims": {"repository": "x"}}
+            {
+                "account_id": "oidc",
+                "principal": "grant:broken",
+                "issuer": "gha",
+                "roles": [],
+                "claims": {"repository": "x"},
+            }
         ),
     )
     _denied(call(stack, trusted.token()), stack, 403)

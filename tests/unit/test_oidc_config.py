@@ -171,7 +171,9 @@ def test_the_grants_file_holds_issuers_and_oidc_grants_beside_iam_grants(tmp_pat
     path.write_text(json.dumps(entries))
     loaded = load_grants_file(path, session)
     assert [e.principal for e in loaded] == [
-        "arn:aws:iam::111111111111:user/sample-app", "issuer:github", "grant:octo-read"
+        "arn:aws:iam::111111111111:user/sample-app",
+        "issuer:github",
+        "grant:octo-read",
     ]
     entries.append(
         {"oidc_grant": "octo-read", "issuer": "github", "claims": {"repository_id": "2"}, "roles": [ROLE]}
