@@ -350,3 +350,23 @@ def test_the_gitlab_snippet_gives_the_job_script_the_role(state: LocalState, tmp
     record_output(done.stderr)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["Arn"].endswith("assumed-role/read-only/gl-2048-99001-550001")
+
+
+def test_exec_serves_the_role_to_the_aws_cli_from_a_token_file(state: LocalState, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(_signer(state, "buildkite-local").token())
+    env = _job_env(state, AWS_ENDPOINT_URL=state.emulator_url, AWS_DEFAULT_REGION=state.region)
+    argv = ["exec", "--role", state.roles["read-only"], "--oidc-token-file", str(token_file), "--"]
+    done = subprocess.run(
+        [sys.executable, "-m", "stsvend.cli", *argv, str(BIN / "aws"), "sts", "get-caller-identity"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    record_output(done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["Arn"].endswith(
+        "assumed-role/read-only/bk-314-01900000-0000-7000-8000-000000000001"
+    )
