@@ -250,6 +250,10 @@ class Verifier:
                             f"the signing keys of issuer {issuer.name} could not be fetched; try again",
                             detail=str(exc)[:300],
                         ) from None
+            if not keys.by_kid:  # never fetched, or every fetch failed: an outage, not a bad token
+                raise ServiceUnavailable(
+                    f"the signing keys of issuer {issuer.name} could not be fetched; try again"
+                )
             jwk = keys.by_kid.get(kid)
             if jwk is None:
                 raise TokenRejected(f"the token's key id is not one of issuer {issuer.name}'s keys")

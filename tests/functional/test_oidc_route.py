@@ -433,3 +433,20 @@ def test_every_oidc_decision_is_audited_once_without_the_token(
 class _ExplodingClients:
     def sts(self) -> Any:
         raise RuntimeError("boom")
+
+
+def test_an_issuer_whose_keys_cannot_be_fetched_is_an_outage_retried_at_most_once_a_minute(
+    stack: Stack,
+    github: LocalIssuer,  # noqa: F811
+) -> None:
+    from stsvend.local.process import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}/jwks"  # nothing listens there
+    issuer = issuer_entry(github, jwks_uri=closed, required_claims={"repository_owner_id": OWNER_ID})
+    store(stack, issuer, grant_entry(issuer))
+    for _ in range(3):
+        answer = call(stack, github.token())
+        assert answer.status == 503 and answer.body["Code"] == "ServiceUnavailable"
+        assert answer.headers["Retry-After"] == "2"
+    assert stack.service.oidc.verifier.fetches == 1
+    assert stack.sent == []
