@@ -1,5 +1,7 @@
-"""stsvend's routes. Every route is behind IAM (SigV4) auth except the issuer's two public documents
-(the identity-provider mode, chalicelib.idp); chalicelib decides everything."""
+"""stsvend's routes. Every route is behind IAM (SigV4) auth but three: `POST /oidc/credentials`, where
+a CI job without AWS credentials shows its OIDC token and the function verifies it itself
+(docs/threat-model.md §8, "A caller of the OIDC route"), and the issuer's two public documents (the
+identity-provider mode, chalicelib.idp). chalicelib decides everything."""
 
 from __future__ import annotations
 
@@ -96,6 +98,7 @@ def _chalice_rejections_in_the_service_shape(
         request_id = str((request.context or {}).get("requestId") or uuid.uuid4())
         error: StsvendError = InvalidRequest(str(body.get("Message")))
         route = str(request.path).strip("/")
+        route = "credentials" if route == "oidc/credentials" else route  # its event: credentials.denied
         try:
             service().rejected(route if route in _ROUTE_NAMES else "request", request_id, error.message)
         except Exception:  # noqa: BLE001 - a service that cannot start answers as every route does
@@ -184,3 +187,11 @@ def openid_configuration() -> Response:
 @app.route("/.well-known/jwks.json", methods=["GET"])
 def jwks() -> Response:
     return _published("jwks")
+
+
+# No IAM authorizer: the documented exception (docs/threat-model.md §8). The function verifies the
+# bearer token against the reviewed issuers; API Gateway throttles the route on its own
+# (.chalice/package-overrides.json); every decision is audited like the other routes'.
+@app.route("/oidc/credentials", methods=["POST"])
+def oidc_credentials() -> Response:
+    return _respond(Stsvend.oidc_vend, "/oidc/credentials")

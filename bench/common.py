@@ -243,3 +243,24 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "load_average_at_start": [round(x, 2) for x in load],
     }
+
+
+def oidc_entries(issuer_url: str) -> list[dict[str, Any]]:
+    """A GitHub-shaped issuer at `issuer_url` and an OIDC grant for the bench's role, stored form."""
+    from chalicelib.oidc.config import parse_issuer, parse_oidc_grant
+
+    issuer = parse_issuer(
+        {"kind": "github-actions", "issuer": issuer_url, "audiences": ["stsvend"],
+         "required_claims": {"repository_owner_id": "9000001"}},
+        "bench",
+    )
+    from bench.events import jenkins_grant
+
+    role = jenkins_grant()["roles"][0]
+    grant = parse_oidc_grant(
+        {"issuer": "bench", "roles": [role],
+         "claims": {"repository_id": "400000001", "ref": "refs/heads/main"}},
+        "bench-deploy",
+        {"bench": issuer},
+    )
+    return [issuer.to_item(), grant.to_item()]

@@ -84,6 +84,17 @@ def credentials_event(request_id: str, body: dict[str, Any] | None = None) -> di
     }
 
 
+def oidc_event(request_id: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST /oidc/credentials as API Gateway delivers it: no IAM identity, a bearer token."""
+    event = credentials_event(request_id, body)
+    event["resource"] = event["path"] = event["requestContext"]["resourcePath"] = "/oidc/credentials"
+    event["requestContext"]["path"] = "/api/oidc/credentials"
+    event["requestContext"]["identity"] = {"sourceIp": "198.51.100.7", "userAgent": "stsvend/0.1.0"}
+    event["headers"] = {**event["headers"], "Authorization": f"Bearer {token}"}
+    event["multiValueHeaders"] = {k: [v] for k, v in event["headers"].items()}
+    return event
+
+
 class LambdaContext:
     function_name = "stsvend-bench"
     function_version = "$LATEST"

@@ -16,13 +16,14 @@ import json  # noqa: E402 - after the clock starts, on purpose
 import os  # noqa: E402
 import sys  # noqa: E402
 
-from bench.events import DEPLOYER, LambdaContext, credentials_event  # noqa: E402
+from bench.events import DEPLOYER, LambdaContext, credentials_event, oidc_event  # noqa: E402
 
 
 def main() -> None:
-    event = credentials_event(
-        "0f0e5a8c-0000-4000-8000-00000000cold", {"role_arn": DEPLOYER, "duration_seconds": 900}
-    )
+    request_id, body = "0f0e5a8c-0000-4000-8000-00000000cold", {"role_arn": DEPLOYER, "duration_seconds": 900}
+    # BENCH_OIDC_TOKEN: the first request is a CI job's OIDC vend instead of a SigV4 one.
+    token = os.environ.get("BENCH_OIDC_TOKEN")
+    event = oidc_event(request_id, token, body) if token else credentials_event(request_id, body)
     before_import = time.perf_counter()
     import app as module  # the handler `app.app`, as Chalice's template names it
 

@@ -12,6 +12,11 @@ holding the caller's grant.
 Baseline, in the same run and started the same way: the smallest Chalice app that creates a boto3
 STS client and calls AssumeRole, packaged by `chalice package` (it ships no dependency: boto3 is
 the runtime's). The variants run interleaved, ROUNDS times each.
+
+The OIDC route (issue 22), in the same run: the same package's first request a CI job's OIDC vend
+(its issuer a local one on loopback: discovery and JWKS fetched over HTTP, the token verified with
+the package's PyJWT and cryptography) against its first SigV4 vend; and the SigV4 cold start of the
+package built from BEFORE_OIDC, the commit before the OIDC route, against today's.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import shutil
 import stat
 import subprocess
 import sysconfig
+import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,15 +46,19 @@ from bench.common import (
     create_grants_table,
     interleaved,
     moto_server,
+    oidc_entries,
     run_child,
     summary,
 )
 from bench.events import jenkins_grant
 
 NAME = "cold_start_package"
+# The last commit before the OIDC route (issue 22): its package is the "before" of the SigV4 path.
+BEFORE_OIDC = "421890a866bb5acd2c44508e4e92c07375f77500"
 TITLE = "Cold start of the deployment package, started as Lambda starts it (prod, X-Ray on)"
 ROUNDS = 15
 GOAL = 1.2
+OIDC_GOAL = 1.2
 STAGE = "prod"
 TRACE_ID = "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1"
 # What the Lambda Python runtime provides besides the standard library (boto3 and what it needs).
@@ -118,6 +128,14 @@ def package(project: Path, out: Path, merge_template: bool = True) -> Path:
         argv += ["--merge-template", ".chalice/package-overrides.json"]
     _run([*argv, str(out)], project)
     return out
+
+
+def project_at(commit: str, directory: Path) -> Path:
+    """What `chalice package` reads, as `commit` had it (git archive of the checkout's history)."""
+    names = ["app.py", "chalicelib", ".chalice", "tools", "requirements.txt", "requirements-vendor.txt"]
+    archive = subprocess.run(["git", "archive", commit, *names], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive.stdout, check=True)
+    return directory
 
 
 def baseline_project(directory: Path) -> Path:
@@ -264,6 +282,8 @@ def run(context: Any) -> dict[str, Any]:
     scratch = context.scratch(NAME)
     built = {
         "stsvend": package(prepared(project_snapshot(_mkdir(scratch / "project"))), scratch / "out"),
+        "stsvend-before-oidc": package(prepared(project_at(BEFORE_OIDC, _mkdir(scratch / "before"))),
+                                       scratch / "before-out"),
         "stsvend-plain": package(project_snapshot(_mkdir(scratch / "plain")), scratch / "plain-out"),
         "baseline": package(baseline_project(_mkdir(scratch / "baseline")), scratch / "baseline-out",
                             merge_template=False),
@@ -279,10 +299,23 @@ def run(context: Any) -> dict[str, Any]:
         baseline_template = json.loads((built["baseline"] / "sam.json").read_text(encoding="utf-8"))
         table = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"][
             "STSVEND_GRANTS_TABLE"]
-        with moto_server(NAME) as url:
-            create_grants_table(botocore_client("dynamodb", url), table, [jenkins_grant()])
+        from stsvend.local.oidc_issuer import LocalIssuer
+
+        with moto_server(NAME) as url, LocalIssuer("github-actions") as issuer:
+            create_grants_table(
+                botocore_client("dynamodb", url), table, [jenkins_grant(), *oidc_entries(issuer.url)]
+            )
+            # One token for the whole run (a job's token lives minutes; the run is shorter than its hour).
+            now = int(time.time())
+            token = issuer.token(iat=now, nbf=now - 5, exp=now + 3500)
             envs = {
                 "stsvend": lambda_environment(template, tasks["stsvend"], runtime, url),
+                "stsvend-oidc": {
+                    **lambda_environment(template, tasks["stsvend"], runtime, url), "BENCH_OIDC_TOKEN": token
+                },
+                "stsvend-before-oidc": lambda_environment(
+                    template, tasks["stsvend-before-oidc"], runtime, url
+                ),
                 "stsvend-plain": lambda_environment(template, tasks["stsvend-plain"], runtime, url),
                 "baseline": lambda_environment(baseline_template, tasks["baseline"], runtime, url),
             }
@@ -300,8 +333,9 @@ def run(context: Any) -> dict[str, Any]:
             for name in names:  # one unmeasured start each: the page cache's first-time costs
                 variant(name)()
             splits.clear()
-            subject, plain, baseline = interleaved(ROUNDS, *(variant(n) for n in names))
+            subject, oidc, before, plain, baseline = interleaved(ROUNDS, *(variant(n) for n in names))
             profile = importtime(envs["stsvend"], root)
+            oidc_profile = importtime(envs["stsvend-oidc"], root)
     how = f"{ROUNDS} fresh processes each, interleaved; spawn to first answer; read-only task root"
     label = "stsvend prod package (X-Ray on) vs Chalice + boto3 STS package"
     return {
@@ -312,12 +346,17 @@ def run(context: Any) -> dict[str, Any]:
                        "minimal Chalice + boto3 STS", how, quantile="p90_ms"),
             comparison("plain `chalice package` (no package-prep: no bytecode, no X-Ray SDK) vs the same",
                        plain, baseline, None, "stsvend package, plain", "minimal Chalice + boto3 STS", how),
+            comparison("first OIDC vend vs first SigV4 vend, the same package (issuer on loopback)",
+                       oidc, subject, OIDC_GOAL, "POST /oidc/credentials", "POST /credentials", how),
+            comparison("SigV4 cold start with the OIDC route vs the package before it (BEFORE_OIDC)",
+                       subject, before, None, "stsvend package", "the package before the OIDC route", how),
         ],
         "before": _before(),
         "package": {name: sizes(out / "deployment.zip") for name, out in built.items()},
         "runtime": template["Resources"]["APIHandler"]["Properties"]["Runtime"],
         "breakdown_p50_ms": {name: _split_p50(results) for name, results in splits.items()},
         "importtime": profile,
+        "importtime_oidc": oidc_profile,
     }
 
 

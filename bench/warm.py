@@ -6,7 +6,10 @@ The stubbed DynamoDB Query answers once: every timed request is a grant-cache hi
 case (the cache lifetime is raised so that no timed request reaches DynamoDB). Every request sends
 the same body, as a credential_process profile does, so its validated form is remembered after the
 first. A second loop, after the first, sends a new body each time (build ids differ) against the
-floor again, to show what a miss costs. Stubbed STS answers are queued before the clock runs; the
+floor again, to show what a miss costs. A third loop sends POST /oidc/credentials with a CI job's
+token (issue 22), verified on every request (signature, claims, grant), against the floor: the
+issuer's keys are fetched once, from a local issuer on loopback, before the clock runs.
+Stubbed STS answers are queued before the clock runs; the
 Stubber skips signing and HTTP on both sides alike. Runs in a child process whose stdout (the audit
 lines and EMF metrics, written as in Lambda) is /dev/null.
 """
@@ -20,7 +23,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bench.common import PYTHON, base_environment, child_main, comparison, run_child
+from bench.common import PYTHON, base_environment, child_main, comparison, oidc_entries, run_child
 
 NAME = "warm_vend"
 TITLE = "Warm vend overhead (in-process, Stubber)"
@@ -60,6 +63,9 @@ def run(context: Any) -> dict[str, Any]:
                        result["new_body"], result["new_body_floor"], None,
                        "app(event with a body not seen before) -> response",
                        "minimal Chalice + powertools vendor", how),
+            comparison("OIDC vend (token verified on every request) vs that framework floor: its own share",
+                       result["oidc"], result["oidc_floor"], None,
+                       "app(POST /oidc/credentials) -> response", "minimal Chalice + powertools vendor", how),
         ],
         "assume_role_parameters": result["parameters"],
     }
@@ -82,9 +88,11 @@ def _sts_answer(params: dict[str, Any], serial: int) -> dict[str, Any]:
     }
 
 
-def prepare(total: int) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]:
+def prepare(
+    total: int, oidc_items: list[dict[str, Any]] | None = None
+) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]:
     """The app, `total` events, the stubbed STS client and the parameters the app sends it; every
-    STS answer the timed loops will need is already queued (five per event)."""
+    STS answer the timed loops will need is already queued (seven per event)."""
     from botocore.stub import Stubber
 
     import app as app_module
@@ -101,6 +109,9 @@ def prepare(total: int) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]
     item = to_item(jenkins_grant())
     ddb_stub = Stubber(ddb)
     ddb_stub.add_response("query", {"Items": [item], "Count": 1, "ScannedCount": 1})
+    if oidc_items is not None:  # the oidc partition, read on the first OIDC request
+        stored = [to_item(i) for i in oidc_items]
+        ddb_stub.add_response("query", {"Items": stored, "Count": len(stored), "ScannedCount": len(stored)})
     ddb_stub.activate()
     sts_stub = Stubber(sts)
     sts_stub.activate()
@@ -121,7 +132,7 @@ def prepare(total: int) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]
     # AssumeRole per timed request (more for the app's fresh parameters than the floor's).
     sts.meta.events.unregister("provide-client-params.sts.AssumeRole", record)
     answer = _sts_answer(params, 1)
-    for _ in range(5 * total):
+    for _ in range(7 * total):
         sts_stub.add_response("assume_role", answer)
     events = [credentials_event(f"00000000-0000-4000-8000-{n:012d}") for n in range(1, total + 1)]
     return app_module.app, events, sts, params
@@ -179,9 +190,16 @@ def new_body_events(total: int) -> list[dict[str, Any]]:
 
 
 def measure() -> dict[str, Any]:
-    from bench.events import LambdaContext
+    from bench.events import DEPLOYER, LambdaContext, oidc_event
+    from stsvend.local.oidc_issuer import LocalIssuer
 
-    app, events, sts, params = prepare(WARMUP + REQUESTS)
+    issuer = LocalIssuer("github-actions").start()
+    app, events, sts, params = prepare(WARMUP + REQUESTS, oidc_entries(issuer.url))
+    token = issuer.token()
+    body = {"role_arn": DEPLOYER, "duration_seconds": 900}
+    oidc_events = [
+        oidc_event(f"00000000-0000-4000-a000-{n:012d}", token, body) for n in range(WARMUP + REQUESTS)
+    ]
     fresh = new_body_events(WARMUP + REQUESTS)
     floor = framework_floor(sts, params)
     context = LambdaContext()
@@ -210,12 +228,23 @@ def measure() -> dict[str, Any]:
             started = clock()
             statuses.add((app(new, context) if side == 0 else floor(event, context))["statusCode"])
             misses[side].append(clock() - started)
+    # Then the OIDC route against the floor, taking turns to go first.
+    ci: list[list[float]] = [[], []]
+    gc.collect()
+    for n, (event, oidc) in enumerate(zip(events, oidc_events, strict=True)):
+        for side in (0, 1) if n % 2 else (1, 0):
+            started = clock()
+            statuses.add((app(oidc, context) if side == 0 else floor(event, context))["statusCode"])
+            ci[side].append(clock() - started)
+    issuer.stop()
     if statuses != {200}:
         raise RuntimeError(f"vend answered {sorted(statuses)}")
     subject, baseline, framework = (times[WARMUP:] for times in sides)
     new_body, new_body_floor = (times[WARMUP:] for times in misses)
+    oidc_times, oidc_floor = (times[WARMUP:] for times in ci)
     return {"subject": subject, "baseline": baseline, "framework": framework, "new_body": new_body,
-            "new_body_floor": new_body_floor, "parameters": sorted(params)}
+            "new_body_floor": new_body_floor, "oidc": oidc_times, "oidc_floor": oidc_floor,
+            "parameters": sorted(params)}
 
 
 def _expected_params() -> dict[str, Any]:

@@ -128,6 +128,18 @@ class Auditor:
             if route == "credentials":
                 self._metric("CredentialsDenied", code)
 
+    def line(self, event: str, fields: dict[str, Any], denied_code: str | None) -> None:
+        """One `credentials.vended` / `credentials.denied` line of a route outside the IAM flow (the
+        OIDC route, `route` "oidc/credentials"), with its metric. `fields` are given in full."""
+        record = {"event": event, "route": "oidc/credentials", **fields}
+        with _write_lock:
+            if event.endswith(".denied"):
+                self._log.warning(event.replace(".", " "), extra=record)
+                self._metric("CredentialsDenied", denied_code)
+            else:
+                self._log.info(event.replace(".", " "), extra=record)
+                self._metric("CredentialsVended", None)
+
     @staticmethod
     def _metric(name: str, code: str | None) -> None:
         with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:

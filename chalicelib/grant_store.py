@@ -104,6 +104,10 @@ class GrantStore:
                 self._cache[account_id] = (now + self._ttl, grants)
         return grants
 
+    def items(self, partition: str) -> list[dict[str, Any]]:
+        """The raw items of one partition (the `oidc` partition holds issuers and OIDC grants)."""
+        return self._query(partition)
+
     def _query(self, account_id: str) -> list[dict[str, Any]]:
         from botocore.exceptions import BotoCoreError, ClientError
 

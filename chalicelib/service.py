@@ -101,6 +101,8 @@ class Stsvend:
                 settings.token_audience,
                 lambda: clients.client("kms"),
             )
+        # POST /oidc/credentials, built on its first request (it imports PyJWT and cryptography).
+        self.oidc: Any = None
 
     @classmethod
     def from_settings(
@@ -243,6 +245,18 @@ class Stsvend:
             raise
         self._auditor.published(document, request_id, source_ip, 200)
         return body
+
+    def oidc_vend(self, incoming: Incoming) -> dict[str, Any]:
+        """A CI job's OIDC token for credentials (chalicelib.oidc): the route without IAM auth."""
+        if self.oidc is None:
+            from chalicelib.oidc.vend import OidcVending
+
+            self.oidc = OidcVending(self.settings, self._clients, self._grants, self._auditor, self._now)
+        source_ip = (incoming.context.get("identity") or {}).get("sourceIp")
+        answer: dict[str, Any] = self.oidc.vend(
+            incoming.request_id, incoming.headers, incoming.body, source_ip
+        )
+        return answer
 
     def rejected(self, route: str, request_id: str, message: str) -> None:
         """Audit a request the web framework refused before any view ran (content type, accept)."""

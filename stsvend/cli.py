@@ -80,9 +80,21 @@ ROLE_OPTIONS = (
     ("--tag", "tag", "tag", None, "K=V", "session tag (repeatable)"),
     ("--session-name", "session_name", "text", None, "NAME", "suffix of the role session name"),
 )
+# A CI job without AWS credentials: its OIDC token instead (POST /oidc/credentials, docs/ci-oidc.md).
+OIDC_OPTIONS = (
+    ("--oidc-token-file", "oidc_token_file", "text", None, "PATH",
+     "use the CI job's OIDC token in PATH (read again for every vend) instead of AWS credentials"),
+    ("--oidc-token-env", "oidc_token_env", "text", None, "VAR",
+     "use the CI job's OIDC token in environment variable VAR instead of AWS credentials"),
+    ("--github-actions", "github_actions", "flag", False, None,
+     "ask the GitHub Actions runner for an OIDC token (needs permissions: id-token: write)"),
+    ("--oidc-audience", "oidc_audience", "text", None, "AUD",
+     "with --github-actions: the token's audience (default: $STSVEND_OIDC_AUDIENCE, else stsvend)"),
+)
 CREDENTIAL_OPTIONS = (
     *API_OPTIONS,
     *ROLE_OPTIONS,
+    *OIDC_OPTIONS,
     (
         "--refresh-window", "refresh_window", "int", None, "SECONDS",
         "fetch anew when the cached credentials expire within this (default: 16 minutes, the SDKs'"
@@ -94,6 +106,7 @@ CREDENTIAL_OPTIONS = (
 SERVED_OPTIONS = (
     *API_OPTIONS,
     *ROLE_OPTIONS,
+    *OIDC_OPTIONS,
     (
         "--refresh-window", "refresh_window", "int", None, "SECONDS",
         "vend anew when the credentials expire within this, below the duration (default: 16"
@@ -277,7 +290,10 @@ def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
                        help="with --web-identity: the trust policy, or a template with the OIDC provider")
 
     local = checkout_parser("local", "the local stack: emulator + API on 127.0.0.1 (needs the dev extras)")
-    local.add_argument("action", choices=("up", "demo"))
+    local.add_argument("action", choices=("up", "demo", "token"))
+    local.add_argument("--issuer", help="token: the local OIDC issuer (oidc_issuers in .stsvend/local.json)")
+    local.add_argument("--claims", default="{}", help="token: JSON object of claims (null removes one)")
+    local.add_argument("--audience", help="token: the aud claim (default: the local stage's audience)")
 
     from stsvend.ops import register as register_ops
 

@@ -20,7 +20,7 @@ from stsvend.checkout.apply import ApplyResult, apply_changes
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.display import printable
 from stsvend.checkout.grants_file import load_grants_file
-from stsvend.checkout.model import BrokenGrant, GrantError, grant_from_item
+from stsvend.checkout.model import BrokenGrant, GrantError, Issuer, grant_from_item
 from stsvend.checkout.plan import ABSENT, GrantChange, GrantPlan, plan_changes
 from stsvend.checkout.review import grant_warnings
 from stsvend.checkout.table import create_table, scan_items
@@ -87,7 +87,8 @@ def _grants(checkout: Checkout, args: argparse.Namespace) -> int:
     if warnings:
         print("Warnings (valid, but wide: look twice):")
         print("\n".join(f"  ! {line}" for line in warnings))
-    trust = trust_warnings(checkout, args.stage, sorted({r.role_arn for g in grants for r in g.roles}))
+    granted_roles = sorted({r.role_arn for g in grants if not isinstance(g, Issuer) for r in g.roles})
+    trust = trust_warnings(checkout, args.stage, granted_roles)
     if trust:
         print("Trust (a granted role that does not trust the service answers 502 AssumeRoleDenied):")
         print("\n".join(f"  ! {line}" for line in trust))
@@ -213,8 +214,11 @@ def format_apply_failure(result: ApplyResult) -> str:
 def _list(dynamodb: Any, table: str, stage: str) -> int:
     with _reading(table, stage):
         items = scan_items(dynamodb, table)
+    # The oidc partition (issuers and OIDC grants) is listed by its principals.
+    oidc = sorted(str(i["principal"].get("S")) for i in items if i.get("account_id", {}).get("S") == "oidc")
+    items = [i for i in items if i.get("account_id", {}).get("S") != "oidc"]
     grants = sorted((grant_from_item(item) for item in items), key=lambda g: g.principal)
-    if not grants:
+    if not grants and not oidc:
         print(f"No grants in table {table}.")
         return 0
     rows = [("PRINCIPAL", "ENABLED", "NOT_AFTER", "ROLES")]
@@ -227,6 +231,7 @@ def _list(dynamodb: Any, table: str, stage: str) -> int:
         arns = [printable(r.role_arn) for r in grant.roles]
         rows.append((principal, "yes" if grant.enabled else "no", not_after, arns[0]))
         rows += [("", "", "", arn) for arn in arns[1:]]
+    rows += [(printable(principal), "-", "-", "(oidc: see the grants file)") for principal in oidc]
     w0, w1, w2 = (max(len(row[i]) for row in rows) for i in range(3))
     for principal, enabled, not_after, role in rows:
         print(f"{principal:<{w0}}  {enabled:<{w1}}  {not_after:<{w2}}  {role}")

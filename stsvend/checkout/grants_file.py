@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from stsvend.checkout.model import (
+    Entry,
     Grant,
     GrantError,
     JsonTextError,
     case_collisions,
     loads_strict,
+    parse_file_entries,
     parse_grant,
 )
 
@@ -83,8 +85,9 @@ def _check_ascii(raw: Any) -> None:
             )
 
 
-def load_grants_file(path: Path, session_dir: Path) -> list[Grant]:
-    """The grants in `path` (a JSON list), session policies resolved from `session_dir/<name>.json`.
+def load_grants_file(path: Path, session_dir: Path) -> list[Entry]:
+    """The grants in `path` (a JSON list), session policies resolved from `session_dir/<name>.json`;
+    then its OIDC issuers and OIDC grants (entries with `oidc_issuer` or `oidc_grant`).
 
     Raises GrantError naming the file, and the grant and field at fault.
     """
@@ -106,7 +109,10 @@ def load_grants_file(path: Path, session_dir: Path) -> list[Grant]:
 
     grants: list[Grant] = []
     index_of: dict[str, int] = {}
+    oidc = [(i, raw) for i, raw in enumerate(entries) if isinstance(raw, Mapping) and _is_oidc(raw)]
     for index, raw in enumerate(entries):
+        if isinstance(raw, Mapping) and _is_oidc(raw):
+            continue
         try:
             _check_ascii(raw)
             grant = parse_grant(raw, resolve_policy=resolve_policy)
@@ -127,4 +133,12 @@ def load_grants_file(path: Path, session_dir: Path) -> list[Grant]:
             f" from {first!r}, granted by grants[{index_of[first]}] (the same principal to IAM);"
             " one grant per principal"
         )
-    return grants
+    try:
+        oidc_entries = parse_file_entries(oidc, resolve_policy)
+    except GrantError as exc:
+        raise GrantError(f"{path}: {exc}") from None
+    return [*grants, *oidc_entries]
+
+
+def _is_oidc(raw: Mapping[str, Any]) -> bool:
+    return "oidc_issuer" in raw or "oidc_grant" in raw

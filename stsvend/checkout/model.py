@@ -35,10 +35,15 @@ from chalicelib.grants import (  # noqa: E402
 )
 from chalicelib.idp import issuer_url  # noqa: E402
 from chalicelib.jsontext import JsonTextError, loads_strict  # noqa: E402
+from chalicelib.oidc.config import Issuer, OidcGrant, parse_file_entries  # noqa: E402
+
+# What a grants file holds: IAM grants, and the OIDC issuers and grants (chalicelib.oidc.config).
+Entry = Grant | Issuer | OidcGrant
 
 __all__ = [
     "ATTRIBUTE_DEFINITIONS", "AUDIENCE", "BOOKKEEPING", "GRANT_PRINCIPAL", "ConfigError", "decision_subject",
     "issuer_url", "EXTERNAL_ID", "EXTERNAL_ID_CHARS", "KEY_SCHEMA", "ROLE_ARN",
-    "BrokenGrant", "Grant", "GrantError", "JsonTextError", "case_collisions", "deciding_candidates",
-    "from_attribute", "grant_from_item", "loads_strict", "parse_grant", "to_attribute",
+    "BrokenGrant", "Entry", "Grant", "GrantError", "Issuer", "JsonTextError", "OidcGrant",
+    "case_collisions", "deciding_candidates", "from_attribute", "parse_file_entries",
+    "grant_from_item", "loads_strict", "parse_grant", "to_attribute",
 ]

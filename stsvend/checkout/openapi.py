@@ -134,11 +134,12 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-_OK = {"credentials": "Credentials", "roles": "Roles", "whoami": "Whoami"}
+_OK = {"credentials": "Credentials", "roles": "Roles", "whoami": "Whoami", "oidc_credentials": "Credentials"}
 _SUMMARY = {
     "credentials": "Vend AssumeRole credentials for a granted role (credential_process format)",
     "roles": "The roles the caller may request, with their limits",
     "whoami": "The caller as the service sees it",
+    "oidc_credentials": "Vend credentials to a CI job for its OIDC token (no AWS credentials needed)",
 }
 
 
@@ -199,8 +200,11 @@ def build(app: Any) -> dict[str, Any]:
             operation: dict[str, Any] = {
                 "operationId": name,
                 "summary": _SUMMARY[name],
+                # The one route without IAM auth takes a CI system's OIDC token (docs/ci-oidc.md).
                 "security": (
-                    [{"sigv4": []}, {"stsProof": []}] if isinstance(entry.authorizer, IAMAuthorizer) else []
+                    [{"sigv4": []}, {"stsProof": []}]
+                    if isinstance(entry.authorizer, IAMAuthorizer)
+                    else [{"oidcToken": []}]
                 ),
                 "responses": responses,
             }
@@ -218,7 +222,8 @@ def build(app: Any) -> dict[str, Any]:
             "title": "stsvend",
             "version": "1",
             "description": "Audited AWS credential vending. Every route requires AWS SigV4 (API Gateway"
-            " AWS_IAM auth); the local stage instead takes an X-Stsvend-Identity proof.",
+            " AWS_IAM auth); the local stage instead takes an X-Stsvend-Identity proof. The exception is"
+            " POST /oidc/credentials, which takes a CI job's OIDC token as a bearer token.",
         },
         "paths": paths,
         "components": {
@@ -231,6 +236,7 @@ def build(app: Any) -> dict[str, Any]:
                     "x-amazon-apigateway-authtype": "awsSigv4",
                 },
                 "stsProof": {"type": "apiKey", "name": "X-Stsvend-Identity", "in": "header"},
+                "oidcToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
             },
         },
     }

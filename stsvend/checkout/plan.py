@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from stsvend.checkout.model import BOOKKEEPING, Grant, from_attribute
+from stsvend.checkout.model import BOOKKEEPING, Entry, from_attribute
 from stsvend.checkout.table import scan_items
 
 
@@ -93,7 +93,7 @@ def _diff(old: Any, new: Any, path: str = "") -> Iterator[FieldChange]:
         yield FieldChange(path, old, new)
 
 
-def plan_changes(client: Any, table: str, grants: Sequence[Grant]) -> GrantPlan:
+def plan_changes(client: Any, table: str, grants: Sequence[Entry]) -> GrantPlan:
     """What writing `grants` would change in the table; the file is the whole truth, so a stored
     grant it does not list is removed. Bookkeeping attributes are not compared."""
     current: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}

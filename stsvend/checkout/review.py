@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stsvend.checkout.model import Grant
+from stsvend.checkout.model import Entry, Grant
 
 
 def _kind_and_name(principal: str) -> tuple[str, str]:
@@ -13,12 +13,15 @@ def _kind_and_name(principal: str) -> tuple[str, str]:
     return kind, name
 
 
-def grant_warnings(grants: Sequence[Grant]) -> list[str]:
+def grant_warnings(grants: Sequence[Entry]) -> list[str]:
     """One line per wide grant, naming it: a pattern that matches every user or every role of its
     account (a name of only `*`), and each granted role that gets no session policy at all (neither
     `session_policy` nor `policy_arns`), so that its sessions have all of the role's permissions."""
     lines: list[str] = []
     for grant in grants:
+        if not isinstance(grant, Grant):
+            lines += _oidc_warnings(grant)
+            continue
         kind, name = _kind_and_name(grant.principal)
         if name and set(name) == {"*"}:
             lines.append(
@@ -31,4 +34,14 @@ def grant_warnings(grants: Sequence[Grant]) -> list[str]:
                     f"grant {grant.principal}: role {role.role_arn} has no session policy: its"
                     " sessions get all of the role's permissions"
                 )
+    return lines
+
+
+def _oidc_warnings(entry: Entry) -> list[str]:
+    """An OIDC grant keyed on names alone, or admitting pull-request contexts."""
+    lines: list[str] = []
+    if getattr(entry, "names_only", False):
+        lines.append(f"oidc grant {entry.principal}: keyed on names alone, which can be re-registered")
+    if getattr(entry, "pull_requests", False):
+        lines.append(f"oidc grant {entry.principal}: admits pull-request runs (code not yet reviewed)")
     return lines

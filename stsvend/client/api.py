@@ -516,6 +516,11 @@ def vend(
 def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Answer:
     """The service's answer for the requested role: from the cache, else from the API."""
     env = os.environ if env is None else env
+    if _oidc_requested(args):
+        from stsvend.client import oidc  # a CI job's token instead of this machine's AWS identity
+
+        oidc.requested(args)  # one source only
+        return oidc.obtain(args, env)
     refuse_recursion(env)
     url = api_url(args.api, env)
     server_id = server_id_for(url, args.server_id, env)
@@ -571,6 +576,14 @@ def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None =
         return answer
 
     return cache.get_or_fetch(key, window, fetch_unless_down, warn=warn, fallback=cached_through_outage)
+
+
+def _oidc_requested(args: argparse.Namespace) -> bool:
+    return (
+        getattr(args, "oidc_token_file", None) is not None
+        or getattr(args, "oidc_token_env", None) is not None
+        or bool(getattr(args, "github_actions", False))
+    )
 
 
 def render(answer: Answer, output_format: str) -> str:

@@ -240,6 +240,14 @@ def refuse_nesting(env: Mapping[str, str]) -> None:
 def _renewing(args: argparse.Namespace) -> RenewingCredentials:
     env = os.environ
     refuse_recursion(env)
+    if api._oidc_requested(args):
+        from stsvend.client import oidc  # a CI job's token: read again for every renewal
+
+        oidc.requested(args)
+        check_window(args.refresh_window, args.duration)
+        renewing = RenewingCredentials(oidc.vend_again(args, env), args.refresh_window, warn=api.warn)
+        renewing.current()
+        return renewing
     url = api_url(args.api, env)
     server_id = server_id_for(url, args.server_id, env)
     request = credential_request(args)

@@ -12,6 +12,10 @@ DEV_EXTRAS = ("chalice", "moto")
 
 
 def cmd_local(args: argparse.Namespace) -> int:
+    if args.action == "token":
+        from stsvend.local.token import cmd_token
+
+        return cmd_token(args)
     missing = [name for name in DEV_EXTRAS if importlib.util.find_spec(name) is None]
     if missing:
         raise CommandError(

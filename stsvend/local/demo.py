@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stsvend.local.demo_oidc import github_job
 from stsvend.local.seed import SAMPLE_APP
 from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
 from stsvend.local.up import state_dir, stop_on_terminate
@@ -108,6 +109,10 @@ STEPS = (
         _example("jenkins_cross_account.py", "--build-id", "demo-1", "--job-name", "demo"),
     ),
     Step("A request for a role the caller was not granted", _role_not_granted),
+    Step(
+        "A GitHub Actions job without AWS credentials: its OIDC token gets read-only, its pull request not",
+        lambda root, stack: Outcome(*github_job(root, stack)),
+    ),
 )
 
 

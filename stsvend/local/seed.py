@@ -8,6 +8,7 @@ same code as `stsvend bootstrap` and `stsvend grants apply`.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,9 +295,12 @@ def _launch(ec2: Any, name: str) -> list[str]:
     return [instance["InstanceId"] for instance in reservation["Instances"]]
 
 
-def fill_grants(endpoint_url: str, checkout: Checkout, admin: Identity) -> str:
+def fill_grants(
+    endpoint_url: str, checkout: Checkout, admin: Identity, issuer_urls: Mapping[str, str] | None = None
+) -> str:
     """Create the grants table and apply `policies/grants/local.json` to it, as `admin` with IAM
     authentication on, with the checkout commands' code (`stsvend bootstrap` + `stsvend grants apply`).
+    `issuer_urls` are where the local OIDC issuers answer (the file names the default port).
     Returns the table's name."""
     # Imported once the checkout is open: the grant model they load must come from it.
     from stsvend.checkout.apply import apply_changes
@@ -308,7 +312,19 @@ def fill_grants(endpoint_url: str, checkout: Checkout, admin: Identity) -> str:
     dynamodb = aws_client("dynamodb", endpoint_url, admin.access_key_id, admin.secret_access_key)
     create_table(dynamodb, table)
     grants = load_grants_file(checkout.grants_file(STAGE), checkout.session_dir)
+    grants = [_at(entry, issuer_urls or {}) for entry in grants]
     result = apply_changes(dynamodb, table, plan_changes(dynamodb, table, grants), updated_by=admin.arn)
     if not result.ok:
         raise ValueError(f"applying the local grants failed: {result.error}")
     return table
+
+
+def _at(entry: Any, issuer_urls: Mapping[str, str]) -> Any:
+    """A local issuer's entry with the URL it answers at on this run."""
+    from dataclasses import replace
+
+    from stsvend.checkout.model import Issuer
+
+    if isinstance(entry, Issuer) and entry.name in issuer_urls:
+        return replace(entry, issuer=issuer_urls[entry.name])
+    return entry

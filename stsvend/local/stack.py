@@ -28,6 +28,10 @@ from stsvend.local.emulator import DEFAULT_PORT as DEFAULT_EMULATOR_PORT
 from stsvend.local.emulator import PORT_VARIABLE as EMULATOR_PORT_VARIABLE
 from stsvend.local.emulator import Emulator
 from stsvend.local.gateway import KEYS_VARIABLE as GATEWAY_KEYS_VARIABLE
+from stsvend.local.oidc_issuer import AUDIENCE as OIDC_AUDIENCE
+from stsvend.local.oidc_issuer import DEFAULT_PORT as DEFAULT_OIDC_PORT
+from stsvend.local.oidc_issuer import LOCAL_ISSUERS, IssuerServer
+from stsvend.local.oidc_issuer import PORT_VARIABLE as OIDC_PORT_VARIABLE
 from stsvend.local.process import (
     LOOPBACK,
     ManagedProcess,
@@ -86,6 +90,8 @@ class LocalState:
     # The identity-provider mode: the API's issuer URL and its KMS key ARNs (the signing key first).
     issuer_url: str | None = None
     issuer_keys: list[str] = field(default_factory=list)
+    # The local OIDC issuers the stage trusts: name -> issuer (URL), kind, audience, key_file.
+    oidc_issuers: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +106,7 @@ class LocalState:
             "logs": self.logs,
             "gateway_url": self.gateway_url,
             "issuer": {"url": self.issuer_url, "keys": self.issuer_keys},
+            "oidc_issuers": self.oidc_issuers,
         }
 
     @classmethod
@@ -118,6 +125,7 @@ class LocalState:
             gateway_url=data.get("gateway_url"),
             issuer_url=(data.get("issuer") or {}).get("url"),
             issuer_keys=list((data.get("issuer") or {}).get("keys") or []),
+            oidc_issuers={k: dict(v) for k, v in data.get("oidc_issuers", {}).items()},
         )
 
     def environment(self, identity: str) -> dict[str, str]:
@@ -235,8 +243,11 @@ class LocalStack:
         record_requests: bool = False,
         host: str = LOOPBACK,
         gateway_port: int | None = None,
+        oidc_port: int = DEFAULT_OIDC_PORT,
     ) -> None:
         self.root = root
+        self.oidc_port = oidc_port
+        self.issuers: IssuerServer | None = None
         self.state_dir = state_dir
         self.host = host
         self.api_port = api_port
@@ -267,6 +278,7 @@ class LocalStack:
             port_from_environment(EMULATOR_PORT_VARIABLE, DEFAULT_EMULATOR_PORT),
             port_from_environment(API_PORT_VARIABLE, DEFAULT_API_PORT),
             gateway_port=port_from_environment(GATEWAY_PORT_VARIABLE, DEFAULT_GATEWAY_PORT),
+            oidc_port=port_from_environment(OIDC_PORT_VARIABLE, DEFAULT_OIDC_PORT),
         )
 
     @classmethod
@@ -274,7 +286,7 @@ class LocalStack:
         cls, root: Path, state_dir: Path, record_requests: bool = False, gateway: bool = False
     ) -> LocalStack:
         return cls(root, state_dir, free_port(), free_port(), record_requests,
-                   gateway_port=free_port() if gateway else None)
+                   gateway_port=free_port() if gateway else None, oidc_port=free_port())
 
     @property
     def api_url(self) -> str:
@@ -319,6 +331,7 @@ class LocalStack:
         ensure_port_free(self.host, self.api_port, "stsvend API", API_PORT_VARIABLE)
         if self.gateway_port is not None:
             ensure_port_free(self.host, self.gateway_port, "stsvend local API Gateway", GATEWAY_PORT_VARIABLE)
+        ensure_port_free(LOOPBACK, self.oidc_port, "local OIDC issuer", OIDC_PORT_VARIABLE)
         try:
             return self._start()
         except BaseException:
@@ -333,8 +346,14 @@ class LocalStack:
         except Exception as exc:
             raise StackError(f"seeding the emulator failed: {exc}") from exc
         self.emulator.enforce_iam()
+        oidc_issuers = self._start_issuers()
         try:
-            table = fill_grants(self.emulator.url, checkout, made.identities["admin"])
+            table = fill_grants(
+                self.emulator.url,
+                checkout,
+                made.identities["admin"],
+                {name: entry["issuer"] for name, entry in oidc_issuers.items()},
+            )
         except Exception as exc:
             raise StackError(f"filling the grants table failed: {exc}") from exc
         settings = checkout.stage_environment(STAGE)
@@ -361,6 +380,7 @@ class LocalStack:
             gateway_url=self.gateway_url,
             issuer_url=self.api_url,
             issuer_keys=made.issuer_keys,
+            oidc_issuers=oidc_issuers,
         )
         self._write(self.state_path, json.dumps(state.to_json(), indent=2) + "\n")
         for name in state.identities:
@@ -368,6 +388,20 @@ class LocalStack:
         make_private(self.state_dir)
         self._state = state
         return state
+
+    def _start_issuers(self) -> dict[str, dict[str, str]]:
+        """The local OIDC issuers (discovery and JWKS on loopback), their keys in the state
+        directory (0600, removed on stop) for `stsvend local token`."""
+        self.issuers = IssuerServer(self.oidc_port, LOOPBACK).start()
+        described: dict[str, dict[str, str]] = {}
+        for name, kind in LOCAL_ISSUERS.items():
+            signer = self.issuers.add(f"/{name}", kind)
+            key_file = self.state_dir / "oidc" / f"{name}.pem"
+            self._write(key_file, signer.private_pem().decode("ascii"))
+            described[name] = {
+                "issuer": signer.url, "kind": kind, "audience": OIDC_AUDIENCE, "key_file": str(key_file),
+            }
+        return described
 
     def _write(self, path: Path, text: str) -> None:
         self._written.append(path)
@@ -458,4 +492,7 @@ class LocalStack:
             self.gateway.stop()
         if self.api is not None:
             self.api.stop()
+        if self.issuers is not None:
+            self.issuers.stop()
+            self.issuers = None
         self.emulator.stop()

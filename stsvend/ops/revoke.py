@@ -276,7 +276,7 @@ def grants_change(root: Path | None, caller: str) -> list[str]:
             "(copy the roles of the grant that admits it); then: stsvend grants plan/apply --stage STAGE.",
         ]
     from stsvend.checkout.grants_file import MAX_GRANTS_FILE_BYTES, load_grants_file, read_json_file
-    from stsvend.checkout.model import GrantError, deciding_candidates
+    from stsvend.checkout.model import Grant, GrantError, deciding_candidates
 
     lines = [f"To stop new vends for {caller} (revoking ends only the sessions it already has):"]
     now = datetime.now(timezone.utc)
@@ -288,7 +288,8 @@ def grants_change(root: Path | None, caller: str) -> list[str]:
         except GrantError as exc:
             lines.append(f"  {where}: cannot be read ({exc}); fix it before it is applied")
             continue
-        candidates = deciding_candidates(grants, caller)
+        # IAM callers' grants only: OIDC issuers and grants never decide for an IAM principal.
+        candidates = deciding_candidates([g for g in grants if isinstance(g, Grant)], caller)
         if not candidates:
             continue
         if len(candidates) > 1:

@@ -64,7 +64,11 @@ def test_demo_command_runs_every_step_on_its_own_stack(tmp_path) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("-> ok") == 3
+    assert result.stdout.count("-> ok") == 4
     assert "FAILED" not in result.stdout
-    assert "Demo passed: all 3 steps behaved as described." in result.stdout
+    assert "Demo passed: all 4 steps behaved as described." in result.stdout
+    # The CI step: a GitHub-shaped job got read-only and described instances; its pull request not.
+    assert "source identity gh-400000001-7000000001-1" in result.stdout
+    assert "describe-instances with them: 2 instances" in result.stdout
+    assert "refused, as expected" in result.stdout
     assert list(tmp_path.iterdir()) == [], "the demo removes its stack's state on success"

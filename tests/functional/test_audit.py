@@ -87,6 +87,7 @@ ROUTE_BODIES: dict[tuple[str, str], Any] = {
     ("/credentials", "POST"): {"role_arn": DEPLOYER},
     ("/roles", "GET"): None,
     ("/whoami", "GET"): None,
+    ("/oidc/credentials", "POST"): {"role_arn": DEPLOYER},
 }
 OUTCOMES: dict[tuple[str, str], dict[str, tuple[int, str, str | None]]] = {
     ("/credentials", "POST"): {
@@ -109,6 +110,12 @@ OUTCOMES: dict[tuple[str, str], dict[str, tuple[int, str, str | None]]] = {
         "unauthenticated": (401, "whoami.denied", "NotAuthenticated"),
         "rejected by the framework": (400, "whoami.denied", "InvalidRequest"),
         "unexpected failure": (500, "whoami.denied", "InternalError"),
+    },
+    # No IAM identity here: its token decisions (vended, 401, 403, 500) are walked in
+    # tests/functional/test_oidc_route.py, with tokens from a real issuer.
+    ("/oidc/credentials", "POST"): {
+        "unauthenticated": (401, "credentials.denied", "NotAuthenticated"),
+        "rejected by the framework": (400, "credentials.denied", "InvalidRequest"),
     },
 }
 

@@ -54,8 +54,13 @@ def table(dynamodb: Any) -> str:
 
 
 def local_grants() -> list[dict[str, Any]]:
+    """The local grants file's entries: IAM grants first, then OIDC issuers and grants."""
     entries: list[dict[str, Any]] = json.loads((ROOT / "policies" / "grants" / "local.json").read_text())
     return entries
+
+
+def iam_principals(items: dict[str, Any]) -> set[str]:
+    return {principal for principal in items if principal.startswith("arn:")}
 
 
 def grants_file(tmp_path: Path, grants: list[dict[str, Any]]) -> str:
@@ -88,7 +93,9 @@ def test_plan_against_an_empty_table_lists_additions_and_writes_nothing(
 
     out = capsys.readouterr().out
     assert f"+ {JENKINS}" in out and f"+ {SAMPLE_APP}" in out
-    assert "2 to add, 0 to change, 0 to remove" in out
+    # The OIDC issuers and grants of the file are planned as the IAM grants are.
+    assert "+ issuer:github-local" in out and "+ grant:octo-repo-main-reads-ec2" in out
+    assert "9 to add, 0 to change, 0 to remove" in out
     assert stored(dynamodb) == {}
 
 
@@ -96,7 +103,7 @@ def test_apply_writes_the_stored_form_and_a_second_plan_has_no_changes(
     dynamodb: Any, table: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert grants("apply") == 0
-    assert "Applied: 2 to add" in capsys.readouterr().out
+    assert "Applied: 9 to add" in capsys.readouterr().out
 
     items = stored(dynamodb)
     expected = {g.principal: g.to_item() for g in load_grants_file(
@@ -146,7 +153,7 @@ def test_a_grant_missing_from_the_file_is_removed(
     dynamodb: Any, table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     apply_local(capsys)
-    file = grants_file(tmp_path, [g for g in local_grants() if g["principal"] != JENKINS])
+    file = grants_file(tmp_path, [g for g in local_grants() if g.get("principal") != JENKINS])
 
     assert grants("plan", file) == 0
     out = capsys.readouterr().out
@@ -154,7 +161,7 @@ def test_a_grant_missing_from_the_file_is_removed(
     assert "0 to add, 0 to change, 1 to remove" in out
 
     assert grants("apply", file) == 0
-    assert set(stored(dynamodb)) == {SAMPLE_APP}
+    assert iam_principals(stored(dynamodb)) == {SAMPLE_APP}
 
 
 def _bump_version(dynamodb: Any, principal: str) -> None:
@@ -172,7 +179,7 @@ def test_a_concurrent_change_fails_the_apply_and_writes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     apply_local(capsys)
-    desired = [g for g in local_grants() if g["principal"] != JENKINS]  # remove jenkins
+    desired = [g for g in local_grants() if g.get("principal") != JENKINS]  # remove jenkins
     desired[0]["description"] = "changed by the file"  # change sample-app
     newcomer = copy.deepcopy(desired[0])
     newcomer["principal"] = NEWCOMER  # add a grant
@@ -197,7 +204,7 @@ def test_a_concurrent_change_fails_the_apply_and_writes_nothing(
     assert "Applied before the failure:\n  (none)" in captured.out
     assert "Applied:" not in captured.out
     after = stored(dynamodb)
-    assert set(after) == {JENKINS, SAMPLE_APP}  # not added, not removed
+    assert iam_principals(after) == {JENKINS, SAMPLE_APP}  # not added, not removed
     assert after[JENKINS] == before[JENKINS]
     assert after[SAMPLE_APP]["description"] == "edited concurrently"
     assert after[SAMPLE_APP]["version"] == 2
@@ -213,7 +220,7 @@ def test_a_grant_added_concurrently_fails_the_apply(dynamodb: Any, table: str) -
 
     assert not result.ok
     assert result.applied == ()
-    assert {c.principal for c in result.not_applied} == {JENKINS, SAMPLE_APP}
+    assert iam_principals({c.principal: c for c in result.not_applied}) == {JENKINS, SAMPLE_APP}
     assert "the table changed since the plan" in (result.error or "")
     assert set(stored(dynamodb)) == {wanted[0].principal}
     assert "version" not in stored(dynamodb)[wanted[0].principal]
@@ -336,7 +343,8 @@ def test_root_option_finds_the_checkout_from_elsewhere(
     monkeypatch.chdir(tmp_path)
 
     assert main(["grants", "apply", "--stage", "local", "--root", str(ROOT)]) == 0
-    assert set(stored(dynamodb)) == {JENKINS, SAMPLE_APP}
+    assert iam_principals(stored(dynamodb)) == {JENKINS, SAMPLE_APP}
+    assert "issuer:github-local" in stored(dynamodb)
 
 
 # --- grants list ---------------------------------------------------------------------------------

@@ -220,7 +220,12 @@ def _role_statements(package: Package) -> list[dict[str, Any]]:
 # --- API Gateway ---------------------------------------------------------------------------------
 
 
-def test_every_api_method_requires_sigv4(packaged: Package) -> None:
+# The one route without IAM auth: a CI job's OIDC token, verified by the function itself
+# (docs/threat-model.md §8); API Gateway throttles it on its own.
+UNSIGNED_ROUTES = {("/oidc/credentials", "POST")}
+
+
+def test_every_api_method_but_the_oidc_route_requires_sigv4(packaged: Package) -> None:
     swagger = packaged.swagger()
     sigv4 = {
         name
@@ -239,9 +244,10 @@ def test_every_api_method_requires_sigv4(packaged: Package) -> None:
     routes = {(path, method) for path, entries in app_module.app.routes.items() for method in entries}
     assert set(methods) == routes
     for (path, method), operation in methods.items():
-        if path in PUBLIC_DOCUMENTS and method == "GET":
-            # The issuer's public documents: what STS reads, public by nature; nothing else.
-            assert not operation.get("security"), f"{method} {path}"
+        if (path in PUBLIC_DOCUMENTS and method == "GET") or (path, method) in UNSIGNED_ROUTES:
+            # The issuer's public documents (public by nature) and the OIDC route (the function
+            # verifies the token itself): unsigned by design; nothing else.
+            assert not operation.get("security"), f"{method} {path} is unsigned by design"
             continue
         # `security` lists alternatives; an empty one ({}) would admit unsigned requests.
         alternatives = operation.get("security")
@@ -249,6 +255,18 @@ def test_every_api_method_requires_sigv4(packaged: Package) -> None:
         for alternative in alternatives:
             assert alternative and set(alternative) <= sigv4, f"{method} {path} admits {alternative}"
     assert "x-amazon-apigateway-policy" not in swagger, "a resource policy is on by default"
+
+
+def test_the_unsigned_oidc_route_is_throttled_on_its_own(packaged: Package) -> None:
+    settings = packaged.resource("RestAPI")["Properties"]["MethodSettings"]
+    # MethodSettings' ResourcePath: each / of the path as ~1, after a leading /.
+    encoded = {("/" + path.replace("/", "~1"), method) for path, method in UNSIGNED_ROUTES}
+    throttled = {
+        (s["ResourcePath"], s["HttpMethod"])
+        for s in settings
+        if 0 < s["ThrottlingRateLimit"] <= 100 and 0 < s["ThrottlingBurstLimit"] <= 200
+    }
+    assert encoded <= throttled
 
 
 def test_the_template_passes_cfn_lint(packaged: Package) -> None:
@@ -358,7 +376,17 @@ def documented(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     return package
 
 
-def test_the_documented_package_has_the_x_ray_sdk_but_not_botocore_and_fits_3_mb(documented: Package) -> None:
+# The cap on the documented package. 3 MB until the OIDC route: its JOSE library needs `cryptography`,
+# whose Rust extension alone is ~4.9 MB zipped (every maintained JOSE library for RSA/EC signatures
+# stands on it; the Lambda Python runtime does not provide it). The SigV4 routes never import it
+# (test_the_documented_package_starts_on_its_own_bytecode_and_the_runtimes_botocore), and
+# `make bench` shows their cold start unchanged; AWS's own limit for a zip upload is 50 MB.
+MAX_DOCUMENTED_ZIP_BYTES = 9 * MB
+
+
+def test_the_documented_package_has_the_x_ray_sdk_but_not_botocore_and_fits_its_cap(
+    documented: Package,
+) -> None:
     zipped, _ = zip_sizes(documented.zip_path)
     with zipfile.ZipFile(documented.zip_path) as archive:
         names = set(archive.namelist())
@@ -368,7 +396,9 @@ def test_the_documented_package_has_the_x_ray_sdk_but_not_botocore_and_fits_3_mb
     # The runtime's boto3 and botocore (compiled) serve the SDK: the package must not shadow them.
     assert sorted({n.split("/")[0] for n in names if n.startswith(RUNTIME_PROVIDED)}) == []
     assert sorted(n for n in names if n.startswith(NEVER)) == []
-    assert zipped <= 3 * MB, f"deployment.zip is {zipped / MB:.2f} MB"
+    assert zipped <= MAX_DOCUMENTED_ZIP_BYTES, f"deployment.zip is {zipped / MB:.2f} MB"
+    for package in ("jwt", "cryptography"):
+        assert f"{package}/__init__.py" in names, f"{package} (the OIDC route's) is not packaged"
 
 
 def _importable(name: str) -> bool:
@@ -419,8 +449,8 @@ class _LambdaLayout:
         self.variables: dict[str, str] = function["Environment"]["Variables"]
         _writable(self.task, False)
 
-    def start(self) -> tuple[dict[str, Any], str, str]:
-        """A cold start serving GET /whoami with X-Ray on: (the child's report, stdout, stderr)."""
+    def start(self, event: dict[str, Any] | None = None) -> tuple[dict[str, Any], str, str]:
+        """A cold start serving `event` (GET /whoami) with X-Ray on: (the child's report, stdout, stderr)."""
         env = {
             **_env(),
             **self.variables,
@@ -434,7 +464,7 @@ class _LambdaLayout:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         env.pop("PYTHONPYCACHEPREFIX", None)
-        event = api_event("GET", "/whoami", None, iam_identity())
+        event = event or api_event("GET", "/whoami", None, iam_identity())
         done = subprocess.run(
             [sys.executable, "-S", "-v", "-c", START], cwd=self.task, env=env, input=json.dumps(event),
             capture_output=True, text=True, timeout=120,
@@ -501,6 +531,22 @@ def test_the_documented_package_starts_on_its_own_bytecode_and_the_runtimes_boto
     from_task = [path for path in loaded if path.startswith(str(layout.task))]
     assert len(from_task) > 100
     assert [path for path in from_task if not path.endswith(".pyc")] == []
+    # The SigV4 routes never load the OIDC route's JOSE library.
+    assert [m for m in files if m.split(".")[0] in ("jwt", "cryptography", "cffi") or m.startswith(
+        "chalicelib.oidc")] == []
+
+
+def test_the_oidc_route_loads_its_jose_library_from_the_package(
+    documented: Package, lambda_layout: Any
+) -> None:
+    layout = lambda_layout(documented)
+    event = api_event("POST", "/oidc/credentials", '{"role_arn": "x"}', {}, {"Authorization": "Bearer a.b.c"})
+    report, _, _ = layout.start(event)
+    assert report["status"] == 401, report["body"]
+    assert report["body"]["Code"] == "NotAuthenticated"
+    files = report["files"]
+    for module in ("jwt", "cryptography", "cryptography.hazmat.bindings._rust"):
+        assert files[module].startswith(str(layout.task)), module
 
 
 def test_a_plain_chalice_deploy_still_builds_a_working_function(

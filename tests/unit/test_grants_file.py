@@ -63,7 +63,12 @@ def test_committed_local_grants_validate_with_the_real_session_policies() -> Non
     grants = load_grants_file(ROOT / "policies" / "grants" / "local.json", SESSION_DIR)
 
     by_principal = {g.principal: g for g in grants}
-    assert set(by_principal) == {JENKINS, "arn:aws:iam::111111111111:user/sample-app"}
+    iam = {p for p in by_principal if p.startswith("arn:")}
+    assert iam == {JENKINS, "arn:aws:iam::111111111111:user/sample-app"}
+    # The local stack's OIDC issuers, one of each kind, and grants for them.
+    assert {p for p in by_principal if p.startswith("issuer:")} == {
+        "issuer:github-local", "issuer:gitlab-local", "issuer:buildkite-local", "issuer:circleci-local"
+    }
     deployer = by_principal[JENKINS].roles[0]
     assert deployer.session_policy == "ec2-deploy"
     assert deployer.session_policy_document == minify_session_policy(

@@ -28,11 +28,14 @@ def test_description_is_valid_openapi_with_sigv4_everywhere() -> None:
         ("/whoami", "get"),
         ("/.well-known/openid-configuration", "get"),
         ("/.well-known/jwks.json", "get"),
+        ("/oidc/credentials", "post"),
     }
     for path, _, operation in operations:
         if path.startswith("/.well-known/"):
-            assert operation["security"] == []  # the issuer's public documents, and only they
-            continue
-        assert {"sigv4": []} in operation["security"]
+            assert operation["security"] == []  # the issuer's public documents
+        elif path == "/oidc/credentials":  # the route without IAM auth: a CI job's OIDC token
+            assert operation["security"] == [{"oidcToken": []}]
+        else:
+            assert {"sigv4": []} in operation["security"]
         assert "401" in operation["responses"] and "503" in operation["responses"]
     assert spec["components"]["securitySchemes"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"

@@ -1,5 +1,5 @@
-"""Every route is behind IAM auth but the issuer's two public documents, and Chalice never answers
-with a stack trace."""
+"""Every route is behind IAM auth but the OIDC one and the issuer's two public documents, and
+Chalice never answers with a stack trace."""
 
 from __future__ import annotations
 
@@ -20,11 +20,16 @@ def test_every_route_has_the_iam_authorizer() -> None:
         ("/whoami", "GET"),
         ("/.well-known/openid-configuration", "GET"),
         ("/.well-known/jwks.json", "GET"),
+        ("/oidc/credentials", "POST"),
     }
     for path, method, entry in entries:
         if path.startswith("/.well-known/"):
             # Public by nature: what STS reads to check the tokens of the identity-provider mode.
             assert entry.authorizer is None and method == "GET"
+            continue
+        if (path, method) == ("/oidc/credentials", "POST"):
+            # The documented exception: the function verifies a CI job's OIDC token itself.
+            assert entry.authorizer is None
             continue
         assert isinstance(entry.authorizer, IAMAuthorizer), f"{method} {path} is not behind IAM auth"
 
