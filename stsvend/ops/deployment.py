@@ -34,6 +34,11 @@ from stsvend.ops import common
 
 SETTINGS = Path("deploy") / "stages.json"
 WEB_ACL_ARN = re.compile(WEB_ACL)
+# `POST /oidc/credentials`, the one route API Gateway does not authenticate (docs/threat-model.md §8):
+# throttled on its own, below every stage's limit. MethodSettings name a path with each `/` as `~1`.
+OIDC_RESOURCE_PATH = "/~1oidc~1credentials"
+OIDC_RATE_LIMIT = 25
+OIDC_BURST_LIMIT = 50
 # API Gateway's access log, one JSON object a request. Only $context variables that describe the
 # request and its outcome: never a header (Authorization and X-Amz-Security-Token carry the
 # signature and the session token), never $input or the body. IAM-refused requests never reach the
@@ -242,7 +247,14 @@ def template_sections(api_stage: str, defaults: dict[str, str]) -> dict[str, Any
                             "HttpMethod": "*",
                             "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
                             "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
-                        }
+                        },
+                        {
+                            # The OIDC route has no IAM auth in front of it: a tighter limit of its own.
+                            "ResourcePath": OIDC_RESOURCE_PATH,
+                            "HttpMethod": "POST",
+                            "ThrottlingRateLimit": OIDC_RATE_LIMIT,
+                            "ThrottlingBurstLimit": OIDC_BURST_LIMIT,
+                        },
                     ],
                     "AccessLogSetting": {
                         "DestinationArn": {"Fn::Sub": access_log_arn},
@@ -438,6 +450,9 @@ def stage_patch(d: Deployment, settings: StageSettings, access_log_arn: str) -> 
         {"op": "replace", "path": "/tracingEnabled", "value": "true" if d.xray else "false"},
         {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": rate},
         {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": burst},
+        {"op": "replace", "path": f"{OIDC_RESOURCE_PATH}/POST/throttling/rateLimit", "value": str(OIDC_RATE_LIMIT)},
+        {"op": "replace", "path": f"{OIDC_RESOURCE_PATH}/POST/throttling/burstLimit",
+         "value": str(OIDC_BURST_LIMIT)},
         {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": access_log_arn},
         {"op": "replace", "path": "/accessLogSettings/format", "value": ACCESS_LOG_FORMAT},
     ]
