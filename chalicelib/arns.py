@@ -53,6 +53,10 @@ POLICY_ARN = re.compile(rf"^arn:{PARTITION}:iam::(?:aws|{ACCOUNT_ID}):policy/[\x
 # An SNS topic (`stsvend monitor --alarm-topic`); the text is also CloudFormation's AllowedPattern.
 SNS_TOPIC = rf"arn:{PARTITION}:sns:[a-z0-9-]+:{ACCOUNT_ID}:[A-Za-z0-9_-]{{1,256}}(?:\.fifo)?"
 SNS_TOPIC_ARN = re.compile(rf"^{SNS_TOPIC}$")
+# A KMS key of the identity-provider mode's issuer (STSVEND_ISSUER_KEYS).
+KMS_KEY = (
+    rf"arn:{PARTITION}:kms:[a-z0-9-]{{1,32}}:{ACCOUNT_ID}:key/(?:mrk-)?[0-9a-f]{{8}}(?:-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}}"
+)
 # A regional WAFv2 web ACL (`stsvend deploy --web-acl`); the text is also CloudFormation's AllowedPattern.
 WEB_ACL = (
     rf"arn:{PARTITION}:wafv2:[a-z0-9-]+:{ACCOUNT_ID}:regional/webacl/[A-Za-z0-9_-]{{1,128}}/[0-9a-f-]{{36}}"

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from chalicelib.arns import KMS_KEY
 from chalicelib.errors import AssumeRoleDenied, ConfigError, ServiceUnavailable, StsvendError
 from chalicelib.jose import JoseError, b64url, compact, ecdsa_raw, jwk_from_spki, thumbprint
 from chalicelib.sts import assume_role
@@ -43,9 +44,7 @@ MAX_ISSUER_KEYS = 3
 MAX_RAW_MESSAGE_BYTES = 4096
 TAGS_CLAIM = "https://aws.amazon.com/tags"
 SOURCE_IDENTITY_CLAIM = "https://aws.amazon.com/source_identity"
-KMS_KEY_ARN = re.compile(
-    r"arn:aws(?:-cn|-us-gov)?:kms:[a-z0-9-]{1,32}:[0-9]{12}:key/(?:mrk-)?[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}"
-)
+KMS_KEY_ARN = re.compile(KMS_KEY)
 _ISSUER = re.compile(r"(https://[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?|http://(?:127\.0\.0\.1|localhost):[0-9]{1,5})(/[A-Za-z0-9._~/-]{1,200})?")
 # KeySpec -> (JWS alg, KMS SigningAlgorithm)
 _ALGORITHMS = {

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from stsvend.arns import NAME
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.display import printable
 from stsvend.checkout.grants_file import MAX_SESSION_POLICY_FILE_BYTES, read_json_file
@@ -96,7 +97,7 @@ def render_trust_policy(
 
 # IAM's limit on a trust policy is 2,048 characters by default and at most 4,096 (a quota increase).
 MAX_TRUST_POLICY_BYTES = 64 * 1024
-ROLE_NAME = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
+ROLE_NAME = re.compile(NAME)
 
 
 def _statements(policy: dict[str, Any], where: str) -> list[dict[str, Any]]:

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape
 
+from stsvend.arns import ROLE_ARN, SESSION_NAME
+
 ACTION = "AssumeRoleWithWebIdentity"
 REFUSED_ACTIONS = ("assumerolewithsaml",)
 _PARAMETERS = {
@@ -55,9 +57,13 @@ _PARAMETERS = {
     "Policy",
 }
 _POLICY_ARN_PARAMETER = re.compile(r"PolicyArns\.member\.([1-9][0-9]?)\.arn")
-_ROLE_ARN = re.compile(r"arn:aws:iam::([0-9]{12}):role/(?:[\x21-\x7e]{1,512}/)?[\w+=,.@-]{1,64}")
-_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}", re.ASCII)
-_TAG_TEXT = re.compile(r"[\w\s_.:/=+\-@]*")
+_SESSION_NAME = re.compile(SESSION_NAME)
+# STS's tag charset, `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`: letters, separators and digits of any script.
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
+
+
+def _tag_text(text: str) -> bool:
+    return all(c.isalnum() or c.isspace() or c in _TAG_PUNCTUATION for c in text)
 CLOCK_SKEW_SECONDS = 60
 JWKS_CACHE_SECONDS = 60
 MAX_TOKEN_CHARS = 20000
@@ -364,11 +370,11 @@ def trust_allows(
 def _role(arn: str) -> Any:
     from moto.iam.models import iam_backends
 
-    match = _ROLE_ARN.fullmatch(arn)
-    if match is None:
+    match = ROLE_ARN.fullmatch(arn)
+    if match is None or match[1] != "aws":
         raise Rejected("ValidationError", "RoleArn is not an IAM role ARN")
     try:
-        return iam_backends[match[1]]["aws"].get_role_by_arn(arn)
+        return iam_backends[match[2]]["aws"].get_role_by_arn(arn)
     except Exception:  # noqa: BLE001 - moto raises its own not-found types
         raise Rejected(
             "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403
@@ -400,9 +406,9 @@ def _session_tags(claims: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]
             raise Rejected("InvalidIdentityToken", f"session tag {key!r} must have exactly one value")
         if not (
             1 <= len(key) <= 128
-            and _TAG_TEXT.fullmatch(key)
+            and _tag_text(key)
             and len(values[0]) <= 256
-            and _TAG_TEXT.fullmatch(values[0])
+            and _tag_text(values[0])
         ) or key.lower().startswith("aws:"):
             raise Rejected("InvalidIdentityToken", f"session tag {key[:40]!r} is not a valid tag")
         tags[key] = values[0]

@@ -284,7 +284,9 @@ def grants_change(root: Path | None, caller: str) -> list[str]:
         where = f"policies/grants/{path.name}"
         try:
             grants = load_grants_file(path, root / "policies" / "session")
-            raw = {g["principal"]: g for g in read_json_file(path, MAX_GRANTS_FILE_BYTES)}
+            entries = read_json_file(path, MAX_GRANTS_FILE_BYTES)
+            # IAM grants only: the file's OIDC entries (issuers, OIDC grants) name no principal.
+            raw = {g["principal"]: g for g in entries if isinstance(g, dict) and "principal" in g}
         except GrantError as exc:
             lines.append(f"  {where}: cannot be read ({exc}); fix it before it is applied")
             continue

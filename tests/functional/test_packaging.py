@@ -264,7 +264,8 @@ def test_the_unsigned_oidc_route_is_throttled_on_its_own(packaged: Package) -> N
     throttled = {
         (s["ResourcePath"], s["HttpMethod"])
         for s in settings
-        if 0 < s["ThrottlingRateLimit"] <= 100 and 0 < s["ThrottlingBurstLimit"] <= 200
+        if isinstance(s["ThrottlingRateLimit"], int) and isinstance(s["ThrottlingBurstLimit"], int)
+        and 0 < s["ThrottlingRateLimit"] <= 100 and 0 < s["ThrottlingBurstLimit"] <= 200
     }
     assert encoded <= throttled
 
@@ -668,10 +669,13 @@ def test_the_api_stage_traces_throttles_and_logs_access_as_stsvend_deploy_sets_i
     resources = packaged.template["Resources"]
     stage = resources["RestAPI"]["Properties"]
     assert stage["TracingEnabled"] is True
-    [throttling] = stage["MethodSettings"]
+    throttling, oidc = stage["MethodSettings"]
     assert throttling == {"ResourcePath": "/*", "HttpMethod": "*",
                           "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
                           "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"}}
+    assert oidc == {"ResourcePath": deployment.OIDC_RESOURCE_PATH, "HttpMethod": "POST",
+                    "ThrottlingRateLimit": deployment.OIDC_RATE_LIMIT,
+                    "ThrottlingBurstLimit": deployment.OIDC_BURST_LIMIT}
     assert stage["AccessLogSetting"]["Format"] == deployment.ACCESS_LOG_FORMAT
     assert "${StsvendAccessLogGroup}" in stage["AccessLogSetting"]["DestinationArn"]["Fn::Sub"]
     access = resources["StsvendAccessLogGroup"]["Properties"]
