@@ -98,12 +98,17 @@ def revocation_statements(role_arn: str) -> list[dict[str, Any]]:
         role = iam_backends[account]["aws"].get_role_by_arn(role_arn)
     except Exception:  # noqa: BLE001 - moto's not-found types
         return []
-    document = role.policies.get(REVOCATION_POLICY)
-    if document is None:
-        return []
-    policy = json.loads(urllib.parse.unquote(document)) if isinstance(document, str) else document
-    statements = policy.get("Statement", [])
-    return [s for s in (statements if isinstance(statements, list) else [statements]) if isinstance(s, dict)]
+    found: list[dict[str, Any]] = []
+    # `stsvend revoke` writes one policy per revocation (`stsvend-revoked-sessions.<...>`); earlier
+    # versions kept every entry in `stsvend-revoked-sessions` itself.
+    for name, document in role.policies.items():
+        if name != REVOCATION_POLICY and not name.startswith(REVOCATION_POLICY + "."):
+            continue
+        policy = json.loads(urllib.parse.unquote(document)) if isinstance(document, str) else document
+        statements = policy.get("Statement", []) if isinstance(policy, dict) else []
+        listed = statements if isinstance(statements, list) else [statements]
+        found += [s for s in listed if isinstance(s, dict)]
+    return found
 
 
 def _strings(value: Any) -> list[str]:

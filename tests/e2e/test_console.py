@@ -113,8 +113,9 @@ def test_a_revoked_session_is_refused(stack: LocalStack, state: LocalState, tmp_
         assert again.returncode == 0, again.stderr
         assert open_url(again.stdout.strip())[0] == 200
     finally:
-        if POLICY_NAME in iam.list_role_policies(RoleName="long-running")["PolicyNames"]:
-            iam.delete_role_policy(RoleName="long-running", PolicyName=POLICY_NAME)
+        for name in iam.list_role_policies(RoleName="long-running")["PolicyNames"]:
+            if name == POLICY_NAME or name.startswith(POLICY_NAME + "."):
+                iam.delete_role_policy(RoleName="long-running", PolicyName=name)
 
 
 def test_a_sign_in_token_for_keys_that_are_not_a_session_is_refused(state: LocalState) -> None:

@@ -45,7 +45,9 @@ def test_the_zipapp_holds_the_client_only(zipapp: Path) -> None:
                           timeout=60, check=False)
     assert done.returncode == 0
     listed = re.findall(r"^    (\S+)", done.stdout.split("options:")[0], re.M)
-    assert listed == ["credentials", "exec", "serve", "roles", "whoami", "cache", "configure", "doctor"]
+    assert listed == [
+        "credentials", "exec", "serve", "console", "roles", "whoami", "cache", "configure", "doctor"
+    ]
     done = subprocess.run([sys.executable, str(zipapp), "grants", "plan", "--stage", "dev"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "invalid choice: 'grants'" in done.stderr
@@ -104,3 +106,21 @@ def test_make_client_zipapp_builds_it(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0
     assert shlex.split(done.stdout.strip().splitlines()[-1])[1:] == ["tools/client_zipapp.py"]
+
+
+def test_every_client_module_imports_from_the_zipapp_alone(zipapp: Path) -> None:
+    """A module the client commands import (stsvend.arns for configure, say) must be in the file:
+    inside the zipapp, `stsvend` is the zipapp's package, so nothing is found elsewhere."""
+    modules = sorted(p.stem for p in (ROOT / "stsvend" / "client").glob("*.py"))
+    import botocore
+
+    # botocore's folder, without running site (where an editable install of stsvend hooks imports).
+    site = str(Path(botocore.__file__).parents[1])
+    code = (
+        f"import sys; sys.path[:0] = [{str(zipapp)!r}, {site!r}]; import stsvend; "
+        f"assert stsvend.__file__.startswith({str(zipapp)!r}), stsvend.__file__; "
+        + "; ".join(f"import stsvend.client.{m}" for m in modules if m != "__init__")
+    )
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr

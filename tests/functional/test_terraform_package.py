@@ -100,10 +100,16 @@ def test_the_api_stage_traces_throttles_and_logs_access(
     assert (
         resources["aws_wafv2_web_acl_association"]["stage"]["count"] == "${var.web_acl_arn == null ? 0 : 1}"
     )
-    # Every method still demands SigV4, as Chalice wrote the API document.
+    # Every method still demands SigV4, as Chalice wrote the API document, but the three unsigned by
+    # design: the OIDC route and the issuer's public documents (docs/threat-model.md §7, §8).
     swagger = json.loads(tf["locals"]["chalice_api_swagger"])
-    methods = [m for path in swagger["paths"].values() for m in path.values()]
-    assert methods and all(m["security"] == [{"sigv4": []}] for m in methods)
+    unsigned = {("/oidc/credentials", "post"), ("/.well-known/openid-configuration", "get"),
+                ("/.well-known/jwks.json", "get")}
+    methods = [(p, v, m) for p, path in swagger["paths"].items() for v, m in path.items()]
+    assert {(p, v) for p, v, _ in methods} >= unsigned
+    signed = [m for p, v, m in methods if (p, v) not in unsigned]
+    assert signed and all(m["security"] == [{"sigv4": []}] for m in signed)
+    assert all(not m.get("security") for p, v, m in methods if (p, v) in unsigned)
     assert swagger["securityDefinitions"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
 
 
