@@ -188,8 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     run = client_parser("exec", "run a command with credentials for a role that renew while it runs")
     _add_options(run, EXEC_OPTIONS)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command to run")
-    _add_options(client_parser("serve", "serve renewing credentials for a role to local tools"),
-                 SERVED_OPTIONS)
+    serve = client_parser("serve", "serve renewing credentials for a role to local tools")
+    _add_options(serve, SERVED_OPTIONS)
+    serve.add_argument(
+        "--env-file", metavar="PATH",
+        help="write the two export lines (they hold the endpoint's token) to PATH, a new file only"
+        " you can read, removed when serve stops; without it they go to stdout, which must not be a"
+        " file others can read",
+    )
 
     for name, text in (("roles", "list the roles you may request"), ("whoami", "who the service sees")):
         _add_options(client_parser(name, text), API_OPTIONS)
