@@ -8,12 +8,12 @@ under the usual umask) is refused before anything is written or vended.
 
 from __future__ import annotations
 
-import os
 import signal
 import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -23,12 +23,13 @@ from tests.functional.test_credserver import get
 TOKEN_VARIABLE = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
 
 
-def start_serve(api: FakeApi, tmp_path: Path, *options: str, stdout: object = subprocess.PIPE
-                ) -> subprocess.Popen[str]:
+def start_serve(
+    api: FakeApi, tmp_path: Path, *options: str, stdout: int | IO[str] = subprocess.PIPE
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "stsvend.cli", "serve", "--api", api.url, "--role", ROLE, *options],
         env=base_env(tmp_path), cwd=ROOT, stdout=stdout, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: os.umask(0o022),
+        umask=0o022,
     )
 
 
