@@ -110,7 +110,7 @@ class RenewingCredentials:
             try:
                 answer = self._vend()
             except CommandError as exc:
-                return self._failed(exc, now)
+                return self._failed(exc, self._clock())  # a hung attempt's time counts toward the retry
             with self._lock:
                 self._store(answer, now)
                 return answer
