@@ -25,7 +25,10 @@ container provider finds nothing (read from each SDK's source; docs/client-exec.
   `AWS_SDK_LOAD_CONFIG` set, and `$HOME/.aws/credentials` otherwise: the child has it set;
 - the Java SDKs read system properties (`-Daws.accessKeyId`, `-Daws.profile`, ...) ahead of the
   environment, which the JVM takes from `JAVA_TOOL_OPTIONS`, `JDK_JAVA_OPTIONS` and `_JAVA_OPTIONS`:
-  a job whose variables set one is refused (`CredentialsElsewhere`), never started with them.
+  a job whose variables set one is refused (`CredentialsElsewhere`), never started with them;
+- the JavaScript SDK v2 and the Java SDKs go on down their chain when the endpoint answers with an
+  error, to the instance metadata service last: `AWS_EC2_METADATA_DISABLED=true`, so a refused
+  renewal never turns into the EC2 instance role's credentials.
 
 `stsvend exec --env` keeps the former behaviour (keys in the environment, no renewal), but the child
 starts with at least half of the requested duration ahead.
@@ -103,7 +106,7 @@ _JAVA_CREDENTIAL_PROPERTIES = frozenset(name.lower() for name in (
     "containerCredentialsFullUri", "containerAuthorizationToken", "containerAuthorizationTokenFile",
     "containerServiceEndpoint",
 ))
-_JAVA_PROPERTY = re.compile(r"-D\s*aws\.([A-Za-z0-9_]+)")
+_JAVA_PROPERTY = re.compile(r"-D\s*aws\.([A-Za-z0-9_]+)(?:=(\S*))?")
 _REGION = re.compile(r"^[a-z0-9-]{1,40}$")
 # Every signal a caller may send to stop or steer a job; the child receives it instead of stsvend.
 _FORWARDED = (
@@ -285,22 +288,28 @@ def child_environment(
         # The JavaScript SDK v2 reads the two files above only with this set, $HOME/.aws/credentials
         # (ahead of the container endpoint) otherwise.
         "AWS_SDK_LOAD_CONFIG": "1",
+        # The JavaScript SDK v2 and the Java SDKs go on down their chain when the endpoint answers
+        # with an error (a renewal refused, an outage past expiry): on an EC2 agent the next link,
+        # the instance metadata service, would hand them the instance role's credentials.
+        "AWS_EC2_METADATA_DISABLED": "true",
         EXEC_MARKER: role,
     })
     return child
 
 
 def refuse_java_credential_properties(env: Mapping[str, str]) -> None:
-    """The Java SDKs read system properties ahead of the environment and the container endpoint;
-    a JVM the job starts takes them from these variables. Refuse rather than start it with them."""
+    """The Java SDKs read system properties ahead of the environment and the container endpoint
+    (and `aws.disableEc2Metadata` over AWS_EC2_METADATA_DISABLED); a JVM the job starts takes them
+    from these variables. Refuse rather than start it with them."""
     for variable in _JAVA_OPTIONS:
         for match in _JAVA_PROPERTY.finditer(env.get(variable, "")):
-            if match.group(1).lower() in _JAVA_CREDENTIAL_PROPERTIES:
+            name, value = match.group(1).lower(), (match.group(2) or "").lower()
+            if name in _JAVA_CREDENTIAL_PROPERTIES or (name == "disableec2metadata" and value != "true"):
                 raise CommandError(
                     "CredentialsElsewhere",
-                    f"{variable} sets the Java system property aws.{match.group(1)}, which the Java "
-                    "SDKs read before the credentials stsvend serves: the job could act as someone "
-                    f"else. Remove that property from {variable} to run it under stsvend",
+                    f"{variable} sets the Java system property aws.{match.group(1)}, which would let "
+                    "the Java SDKs take credentials other than the ones stsvend serves: the job "
+                    f"could act as someone else. Remove it from {variable} to run the job under stsvend",
                     EXIT_USAGE,
                 )
 

@@ -7,13 +7,20 @@ refused rather than handed to a JVM the job starts."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.functional.test_client import ROLE, FakeApi, base_env, run_cli
+from tests.functional.test_client import ROLE, FakeApi, Received, Reply, base_env, run_cli, vended_answer
 
 SECRET_IN_OPTIONS = "java-options-secret-never-printed"
 CHILD = "import json, os; print(json.dumps(dict(os.environ)))"
@@ -67,3 +74,94 @@ def test_other_java_properties_are_left_alone(api: FakeApi, tmp_path: Path) -> N
                    env=environment)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["JAVA_TOOL_OPTIONS"] == environment["JAVA_TOOL_OPTIONS"]
+
+
+# -- when the endpoint answers with an error --------------------------------------------------
+
+DECOY_INSTANCE_KEY = "ASIAINSTANCEROLEDECOY"
+
+
+class FakeInstanceMetadata(BaseHTTPRequestHandler):
+    """An EC2 instance's metadata service (IMDSv2) whose role is the agent's own."""
+
+    hits: list[str] = []
+
+    def _send(self, body: str) -> None:
+        FakeInstanceMetadata.hits.append(f"{self.command} {self.path}")
+        raw = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_PUT(self) -> None:
+        self._send("imds-session-token")
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("security-credentials"):
+            self._send("agent-instance-role")
+            return
+        expiration = datetime.now(timezone.utc) + timedelta(hours=6)
+        self._send(json.dumps({
+            "Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": DECOY_INSTANCE_KEY,
+            "SecretAccessKey": "instance-role-secret", "Token": "instance-role-token",
+            "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "LastUpdated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def instance_metadata() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeInstanceMetadata)
+    FakeInstanceMetadata.hits = []
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# A fresh JavaScript SDK v2 chain at once, and again after the renewal has been refused.
+JS_V2_CHAINS = """
+const AWS = require("aws-sdk");
+const resolve = () => new Promise((done) => new AWS.CredentialProviderChain().resolve(
+  (error, credentials) => done(error ? { error: error.code || error.message }
+                                     : { accessKeyId: credentials.accessKeyId })));
+(async () => {
+  const first = await resolve();
+  await new Promise((done) => setTimeout(done, 4000));
+  console.log(JSON.stringify([first, await resolve()]));
+})();
+"""
+
+
+def test_a_javascript_sdk_v2_child_never_falls_back_to_the_instance_role(
+    api: FakeApi, tmp_path: Path, js_clients: Path, instance_metadata: str
+) -> None:
+    counter = itertools.count(1)
+
+    def first_then_refused(request: Received) -> Reply:
+        if next(counter) == 1:
+            expiration = datetime.now(timezone.utc) + timedelta(minutes=15)
+            return 200, {}, {**vended_answer(), "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        return 403, {}, {"Code": "RoleNotGranted", "Message": "the grant was removed"}
+
+    api.reply("POST", "/credentials", first_then_refused)
+    environment = {**base_env(tmp_path), "AWS_EC2_METADATA_SERVICE_ENDPOINT": instance_metadata}
+    del environment["AWS_EC2_METADATA_DISABLED"]  # an EC2 agent: its metadata service answers
+    done = subprocess.run(
+        [sys.executable, "-m", "stsvend.cli", "exec", "--api", api.url, "--role", ROLE,
+         "--duration", "900", "--refresh-window", "898", "--", "node", "-e", JS_V2_CHAINS],
+        cwd=js_clients, env=environment, capture_output=True, text=True, timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    first, after_refusal = json.loads(done.stdout.splitlines()[-1])
+    assert first == {"accessKeyId": "ASIAVENDEDBYFAKEAPI1"}
+    assert "accessKeyId" not in after_refusal, after_refusal
+    assert not any("security-credentials" in hit for hit in FakeInstanceMetadata.hits)
