@@ -48,6 +48,7 @@ def test_the_child_has_the_javascript_sdk_v2_read_the_runs_shared_files(
         ("-Dfoo=1  -Daws.sharedCredentialsFile=/home/agent/.aws/credentials", "aws.sharedCredentialsFile"),
         ("-Daws.containerCredentialsFullUri=http://127.0.0.1:9/x", "aws.containerCredentialsFullUri"),
         ("-Daws.webIdentityTokenFile=/var/token", "aws.webIdentityTokenFile"),
+        ("-Daws.disableEc2Metadata=false", "aws.disableEc2Metadata"),
     ],
 )
 @pytest.mark.parametrize("mode", [[], ["--env"]])
@@ -69,7 +70,8 @@ def test_a_java_credential_property_in_the_jvm_options_is_refused(
 
 
 def test_other_java_properties_are_left_alone(api: FakeApi, tmp_path: Path) -> None:
-    environment = {**base_env(tmp_path), "JAVA_TOOL_OPTIONS": "-Daws.region=eu-west-1 -Daws.maxAttempts=5"}
+    options = "-Daws.region=eu-west-1 -Daws.disableEc2Metadata=true"
+    environment = {**base_env(tmp_path), "JAVA_TOOL_OPTIONS": options}
     done = run_cli("exec", "--api", api.url, "--role", ROLE, "--", sys.executable, "-c", CHILD,
                    env=environment)
     assert done.returncode == 0, done.stderr
