@@ -38,7 +38,9 @@ def test_the_child_has_the_javascript_sdk_v2_read_the_runs_shared_files(
     assert Path(child["AWS_SHARED_CREDENTIALS_FILE"]).parent == Path(child["AWS_CONFIG_FILE"]).parent
 
 
-@pytest.mark.parametrize("variable", ["JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"])
+@pytest.mark.parametrize(
+    "variable", ["JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "JAVA_OPTS", "MAVEN_OPTS"]
+)
 @pytest.mark.parametrize(
     ("options", "named"),
     [
