@@ -25,8 +25,8 @@ container provider finds nothing (read from each SDK's source; docs/client-exec.
   `AWS_SDK_LOAD_CONFIG` set, and `$HOME/.aws/credentials` otherwise: the child has it set;
 - the Java SDKs read system properties (`-Daws.accessKeyId`, `-Daws.profile`, ...) ahead of the
   environment, which the JVM takes from `JAVA_TOOL_OPTIONS`, `JDK_JAVA_OPTIONS` and `_JAVA_OPTIONS`
-  and launchers from `JAVA_OPTS`, `MAVEN_OPTS`, `GRADLE_OPTS` and the like: a job with a variable
-  that sets one is refused (`CredentialsElsewhere`), never started with it;
+  and launchers from `JAVA_OPTS`, `MAVEN_OPTS`, `GRADLE_OPTS` and the like: a job with a `*OPTS`
+  or `*OPTIONS` variable that sets one is refused (`CredentialsElsewhere`), never started with it;
 - the JavaScript SDK v2 and the Java SDKs go on down their chain when the endpoint answers with an
   error, to the instance metadata service last: `AWS_EC2_METADATA_DISABLED=true`, so a refused
   renewal never turns into the EC2 instance role's credentials.
@@ -100,8 +100,8 @@ _NOT_FOR_THE_CHILD = (
 # The properties that the Java SDKs (v2's SdkSystemSetting and ProfileFileSystemSetting, v1's
 # SDKGlobalConfiguration) read for credentials ahead of the container endpoint, or to point that
 # endpoint elsewhere. A JVM takes system properties from JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS and
-# _JAVA_OPTIONS, and launchers pass on their own variables (JAVA_OPTS, MAVEN_OPTS, GRADLE_OPTS, ...):
-# every variable is looked at.
+# _JAVA_OPTIONS, and launchers pass on their own variables (JAVA_OPTS, MAVEN_OPTS, GRADLE_OPTS,
+# CATALINA_OPTS, ES_JAVA_OPTS, ...): every variable named *OPTS or *OPTIONS is looked at.
 _JAVA_CREDENTIAL_PROPERTIES = frozenset(name.lower() for name in (
     "accessKeyId", "secretAccessKey", "secretKey", "sessionToken", "profile", "sharedCredentialsFile",
     "configFile", "webIdentityTokenFile", "roleArn", "roleSessionName", "containerCredentialsPath",
@@ -302,8 +302,11 @@ def child_environment(
 def refuse_java_credential_properties(env: Mapping[str, str]) -> None:
     """The Java SDKs read system properties ahead of the environment and the container endpoint
     (and `aws.disableEc2Metadata` over AWS_EC2_METADATA_DISABLED); a JVM the job starts may take
-    them from any variable (see _JAVA_CREDENTIAL_PROPERTIES). Refuse rather than start it with them."""
+    them from any *OPTS or *OPTIONS variable (see _JAVA_CREDENTIAL_PROPERTIES). Refuse rather than
+    start it with them."""
     for variable, text in sorted(env.items()):
+        if not variable.upper().endswith(("OPTS", "OPTIONS")):
+            continue
         for match in _JAVA_PROPERTY.finditer(text):
             name, value = match.group(1).lower(), (match.group(2) or "").lower()
             if name in _JAVA_CREDENTIAL_PROPERTIES or (name == "disableec2metadata" and value != "true"):
