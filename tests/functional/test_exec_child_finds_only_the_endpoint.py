@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -130,15 +131,23 @@ def instance_metadata() -> Iterator[str]:
         server.server_close()
 
 
-# A fresh JavaScript SDK v2 chain at once, and again after the renewal has been refused.
+# A fresh JavaScript SDK v2 chain; then, once the endpoint refuses (the renewal was refused), another.
 JS_V2_CHAINS = """
 const AWS = require("aws-sdk");
+const fs = require("fs");
+const http = require("http");
 const resolve = () => new Promise((done) => new AWS.CredentialProviderChain().resolve(
   (error, credentials) => done(error ? { error: error.code || error.message }
                                      : { accessKeyId: credentials.accessKeyId })));
+const status = () => new Promise((done) => http.get(process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI,
+  { headers: { Authorization: process.env.AWS_CONTAINER_AUTHORIZATION_TOKEN } },
+  (answer) => { answer.resume(); done(answer.statusCode); }));
 (async () => {
   const first = await resolve();
-  await new Promise((done) => setTimeout(done, 4000));
+  fs.writeFileSync(process.env.FIRST_RESOLVED, "");
+  for (let tries = 0; tries < 600 && (await status()) === 200; tries += 1) {
+    await new Promise((done) => setTimeout(done, 100));
+  }
   console.log(JSON.stringify([first, await resolve()]));
 })();
 """
@@ -148,15 +157,21 @@ def test_a_javascript_sdk_v2_child_never_falls_back_to_the_instance_role(
     api: FakeApi, tmp_path: Path, js_clients: Path, instance_metadata: str
 ) -> None:
     counter = itertools.count(1)
+    first_resolved = tmp_path / "first-resolved"
 
     def first_then_refused(request: Received) -> Reply:
         if next(counter) == 1:
             expiration = datetime.now(timezone.utc) + timedelta(minutes=15)
             return 200, {}, {**vended_answer(), "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        for _ in range(600):  # the renewal is refused once the child has had its first credentials
+            if first_resolved.exists():
+                break
+            time.sleep(0.1)
         return 403, {}, {"Code": "RoleNotGranted", "Message": "the grant was removed"}
 
     api.reply("POST", "/credentials", first_then_refused)
-    environment = {**base_env(tmp_path), "AWS_EC2_METADATA_SERVICE_ENDPOINT": instance_metadata}
+    environment = {**base_env(tmp_path), "AWS_EC2_METADATA_SERVICE_ENDPOINT": instance_metadata,
+                   "FIRST_RESOLVED": str(first_resolved)}
     del environment["AWS_EC2_METADATA_DISABLED"]  # an EC2 agent: its metadata service answers
     done = subprocess.run(
         [sys.executable, "-m", "stsvend.cli", "exec", "--api", api.url, "--role", ROLE,
