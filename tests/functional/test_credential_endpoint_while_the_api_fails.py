@@ -56,19 +56,27 @@ for _ in range(int(sys.argv[1])):
             seen.append([answer.status, json.loads(answer.read())["AccessKeyId"]])
     except urllib.error.HTTPError as error:
         seen.append([error.code, json.loads(error.read())["Code"]])
+    open(os.environ["FIRST_ANSWERED"], "a").close()
     time.sleep(float(sys.argv[2]))
 print(json.dumps(seen))
 """
 
 
-def first_then(later: Reply | None, hang: float = 0.0) -> Callable[[Received], Reply]:
-    """A route: a 15-minute answer first, then `later` (after `hang` seconds) for every call."""
+def first_then(
+    later: Reply | None, hang: float = 0.0, after: Path | None = None
+) -> Callable[[Received], Reply]:
+    """A route: a 15-minute answer first, then `later` (after `hang` seconds, and once `after`
+    exists) for every call."""
     counter = itertools.count(1)
 
     def reply(request: Received) -> Reply:
         if next(counter) == 1:
             expiration = datetime.now(timezone.utc) + timedelta(minutes=15)
             return 200, {}, {**vended_answer(), "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        for _ in range(600 if after is not None else 0):
+            if after is not None and after.exists():
+                break
+            time.sleep(0.1)
         time.sleep(hang)
         assert later is not None
         return later
@@ -91,10 +99,13 @@ def test_a_botocore_container_fetch_succeeds_at_once_while_the_api_hangs(
 
 
 def test_a_refused_renewal_ends_the_serving_and_is_reported_once(api: FakeApi, tmp_path: Path) -> None:
+    answered = tmp_path / "first-answered"  # the grant is removed once the child has had an answer
     api.reply("POST", "/credentials", first_then((403, {}, {"Code": "RoleNotGranted",
-                                                            "Message": "the grant was removed"})))
+                                                            "Message": "the grant was removed"}),
+                                                 after=answered))
     done = run_cli("exec", "--api", api.url, "--role", ROLE, *RENEWING, "--",
-                   sys.executable, "-c", STATUSES, "16", "0.5", env=base_env(tmp_path))
+                   sys.executable, "-c", STATUSES, "16", "0.5",
+                   env={**base_env(tmp_path), "FIRST_ANSWERED": str(answered)})
 
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.splitlines()[-1])
