@@ -217,8 +217,14 @@ def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
     run = client_parser("exec", "run a command with credentials for a role that renew while it runs")
     _add_options(run, EXEC_OPTIONS)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command to run")
-    _add_options(client_parser("serve", "serve renewing credentials for a role to local tools"),
-                 SERVED_OPTIONS)
+    serve = client_parser("serve", "serve renewing credentials for a role to local tools")
+    _add_options(serve, SERVED_OPTIONS)
+    serve.add_argument(
+        "--env-file", metavar="PATH",
+        help="write the two export lines (they hold the endpoint's token) to PATH, a new file only"
+        " you can read, removed when serve stops; without it they go to stdout, which must not be a"
+        " file others can read",
+    )
 
     console = client_parser("console", "open the AWS console as a role (sign-in URL from vended credentials)")
     _add_options(console, (*API_OPTIONS, *ROLE_OPTIONS))

@@ -1,18 +1,35 @@
 """`stsvend exec` and `stsvend serve`: a local server of the container-credentials protocol.
 
-Every AWS SDK and the AWS CLI read `AWS_CONTAINER_CREDENTIALS_FULL_URI` (a loopback http URL is
+The AWS SDKs and the AWS CLI read `AWS_CONTAINER_CREDENTIALS_FULL_URI` (a loopback http URL is
 accepted) and send `AWS_CONTAINER_AUTHORIZATION_TOKEN` as the `Authorization` header; the answer is
 `{AccessKeyId, SecretAccessKey, Token, Expiration}`, fetched again as the SDK's own refresh comes
 due. So the child of `stsvend exec` never holds a secret in its environment and keeps working past
-the first credentials' hour: the server renews them (stsvend.client.renewal) with the same request.
+the first credentials' hour: the server renews them from a thread of its own ahead of need
+(stsvend.client.renewal.BackgroundRenewal) and answers from memory, whatever the API is doing.
 
 The server listens on 127.0.0.1, on a port the OS picks; the token is random per run and compared in
-constant time; any other path, method or Host is refused. The SDKs look elsewhere first (botocore:
-environment keys, web identity, SSO, the shared credentials file, credential_process, the config
-file, boto2's files, then the container endpoint; the JavaScript SDK v3: environment, SSO, the shared
-files, process, web identity, then the container endpoint), so the child gets an environment in
-which those find nothing: the variables naming other credentials are removed, and the shared
-credentials file, config file and boto2 config point at files of this run that hold at most a region.
+constant time; any other path, method or Host is refused (the Host must name 127.0.0.1, with this
+port or without one, as the AWS Common Runtime sends it: a DNS-rebinding page names its own host).
+Any local user can connect, so each connection has a deadline for its whole request and the number
+served at once is bounded.
+
+The SDKs look elsewhere first, and the child gets an environment in which every step ahead of the
+container provider finds nothing (read from each SDK's source; docs/client-exec.md has the table):
+
+- environment keys, under every name an SDK reads (`AWS_*`, `AMAZON_*`, Go's and Ruby's
+  `AWS_ACCESS_KEY`/`AWS_SECRET_KEY`), profiles (`AWS_PROFILE`, `AWS_DEFAULT_PROFILE`), web identity
+  (`AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`) and the other container variables are removed;
+- the shared credentials file, config file and boto2 config point at files of this run that hold at
+  most a region, so no profile, SSO, login, credential_process or static key is found. The
+  JavaScript SDK v2 reads `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE` only with
+  `AWS_SDK_LOAD_CONFIG` set, and `$HOME/.aws/credentials` otherwise: the child has it set;
+- the Java SDKs read system properties (`-Daws.accessKeyId`, `-Daws.profile`, ...) ahead of the
+  environment, which the JVM takes from `JAVA_TOOL_OPTIONS`, `JDK_JAVA_OPTIONS` and `_JAVA_OPTIONS`
+  and launchers from `JAVA_OPTS`, `MAVEN_OPTS`, `GRADLE_OPTS` and the like: a job with a `*OPTS`
+  or `*OPTIONS` variable that sets one is refused (`CredentialsElsewhere`), never started with it;
+- the JavaScript SDK v2 and the Java SDKs go on down their chain when the endpoint answers with an
+  error, to the instance metadata service last: `AWS_EC2_METADATA_DISABLED=true`, so a refused
+  renewal never turns into the EC2 instance role's credentials.
 
 `stsvend exec --env` keeps the former behaviour (keys in the environment, no renewal), but the child
 starts with at least half of the requested duration ahead.
@@ -23,16 +40,20 @@ from __future__ import annotations
 import argparse
 import configparser
 import hmac
+import io
 import json
 import os
 import re
 import secrets
 import shutil
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,7 +72,7 @@ from stsvend.client.api import (
     server_id_for,
 )
 from stsvend.client.cache import parse_expiration
-from stsvend.client.renewal import RenewingCredentials, check_window
+from stsvend.client.renewal import BackgroundRenewal, RenewingCredentials, check_window
 from stsvend.errors import EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 
 LOOPBACK = "127.0.0.1"
@@ -59,9 +80,12 @@ CREDENTIALS_PATH = "/credentials"
 FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
 AUTH_TOKEN = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
 DEFAULT_DURATION_SECONDS = 3600
-# Any local user may connect: a connection that does not complete its request (or read the answer)
-# within this is closed, so idle ones cannot pile up and take every descriptor of the server.
+# Any local user may connect: a connection that has not sent its whole request (and taken the
+# answer) within this is closed, however it trickles its bytes ...
 REQUEST_TIMEOUT_SECONDS = 10.0
+# ... and at most this many are served at once: one more is closed as soon as it is accepted, so a
+# flood takes neither every thread nor every descriptor of the process (the child's, under exec).
+MAX_CONNECTIONS = 32
 # What would name credentials other than the server's, for any SDK's chain (see the docstring).
 _NOT_FOR_THE_CHILD = (
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
@@ -73,6 +97,18 @@ _NOT_FOR_THE_CHILD = (
     "AMAZON_SESSION_TOKEN",
     RESOLVING_ENV,
 )
+# The properties that the Java SDKs (v2's SdkSystemSetting and ProfileFileSystemSetting, v1's
+# SDKGlobalConfiguration) read for credentials ahead of the container endpoint, or to point that
+# endpoint elsewhere. A JVM takes system properties from JAVA_TOOL_OPTIONS, JDK_JAVA_OPTIONS and
+# _JAVA_OPTIONS, and launchers pass on their own variables (JAVA_OPTS, MAVEN_OPTS, GRADLE_OPTS,
+# CATALINA_OPTS, ES_JAVA_OPTS, ...): every variable named *OPTS or *OPTIONS is looked at.
+_JAVA_CREDENTIAL_PROPERTIES = frozenset(name.lower() for name in (
+    "accessKeyId", "secretAccessKey", "secretKey", "sessionToken", "profile", "sharedCredentialsFile",
+    "configFile", "webIdentityTokenFile", "roleArn", "roleSessionName", "containerCredentialsPath",
+    "containerCredentialsFullUri", "containerAuthorizationToken", "containerAuthorizationTokenFile",
+    "containerServiceEndpoint",
+))
+_JAVA_PROPERTY = re.compile(r"-D\s*aws\.([A-Za-z0-9_]+)(?:=(\S*))?")
 _REGION = re.compile(r"^[a-z0-9-]{1,40}$")
 # Every signal a caller may send to stop or steer a job; the child receives it instead of stsvend.
 _FORWARDED = (
@@ -83,36 +119,39 @@ _FROM_THE_KEYBOARD = (signal.SIGINT, signal.SIGQUIT)
 
 
 class CredentialServer:
-    """The container-credentials endpoint on 127.0.0.1, served from a thread until `stop()`."""
+    """The container-credentials endpoint on 127.0.0.1, served from a thread until `stop()`; the
+    credentials are renewed from another thread (`BackgroundRenewal`) from `start()` on."""
 
     def __init__(self, credentials: RenewingCredentials, warn: Callable[[str], None]) -> None:
         self.token = secrets.token_urlsafe(32)
-        self._credentials = credentials
-        self._warn = warn
+        self._renewal = BackgroundRenewal(credentials, warn)
         self._httpd = _Server((LOOPBACK, 0), _handler(self), warn)
         self.port = int(self._httpd.server_address[1])
         self.url = f"http://{LOOPBACK}:{self.port}{CREDENTIALS_PATH}"
+        self._hosts = (LOOPBACK, f"{LOOPBACK}:{self.port}")
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.2,), daemon=True)
 
     def start(self) -> CredentialServer:
+        self._renewal.start()
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        self._renewal.stop()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
     def answer(self, path: str, host: str | None, authorization: str | None) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, JSON body) for a GET."""
+        """(HTTP status, JSON body) for a GET. Failures are reported by the renewal, once; not here
+        for each request."""
         if not hmac.compare_digest((authorization or "").encode(), self.token.encode()):
             return 401, _error("NotAuthenticated", f"send the {AUTH_TOKEN} value as Authorization")
-        if host != f"{LOOPBACK}:{self.port}" or path != CREDENTIALS_PATH:
+        if host not in self._hosts or path != CREDENTIALS_PATH:
             return 404, _error("NotFound", f"credentials are served at {self.url} only")
         try:
-            current = self._credentials.current()
+            current = self._renewal.answer()
         except CommandError as exc:
-            self._warn(f"cannot serve credentials: {exc.code}: {exc.message}")
             status = 503 if exc.exit_status == EXIT_UNAVAILABLE else 502
             return status, _error(exc.code, exc.message)
         return 200, {
@@ -125,12 +164,31 @@ class CredentialServer:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = MAX_CONNECTIONS
 
     def __init__(
         self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], warn: Callable[[str], None]
     ) -> None:
         super().__init__(address, handler)
         self._warn = warn
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread for the connection if one of MAX_CONNECTIONS is free; else it is closed now."""
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread was started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line, not socketserver's traceback, on the child's stderr; nothing at all for a
@@ -138,6 +196,26 @@ class _Server(ThreadingHTTPServer):
         error = sys.exc_info()[1]
         if not isinstance(error, OSError):
             self._warn(f"the credentials server could not answer a request: {type(error).__name__}")
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A connection's bytes until `deadline` (time.monotonic()): each read waits at most for the
+    time left, so the whole request has one deadline, not one per recv."""
+
+    def __init__(self, connection: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._connection = connection
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request's deadline passed")
+        self._connection.settimeout(left)
+        return self._connection.recv_into(buffer)
 
 
 def _rfc3339(value: str) -> str:
@@ -155,6 +233,12 @@ def _handler(server: CredentialServer) -> type[BaseHTTPRequestHandler]:
         server_version = "stsvend"
         sys_version = ""
         timeout = REQUEST_TIMEOUT_SECONDS
+
+        def setup(self) -> None:
+            super().setup()
+            self.rfile.close()  # the socket's own file: closed, or the socket would outlive the request
+            deadline = time.monotonic() + REQUEST_TIMEOUT_SECONDS
+            self.rfile = io.BufferedReader(_DeadlineReader(self.connection, deadline))
 
         def do_GET(self) -> None:
             status, body = server.answer(
@@ -203,9 +287,36 @@ def child_environment(
         "AWS_CREDENTIAL_PROFILES_FILE": str(empty),  # the Java SDK v1's name for that file
         "AWS_CONFIG_FILE": str(config),
         "BOTO_CONFIG": str(empty),
+        # The JavaScript SDK v2 reads the two files above only with this set, $HOME/.aws/credentials
+        # (ahead of the container endpoint) otherwise.
+        "AWS_SDK_LOAD_CONFIG": "1",
+        # The JavaScript SDK v2 and the Java SDKs go on down their chain when the endpoint answers
+        # with an error (a renewal refused, an outage past expiry): on an EC2 agent the next link,
+        # the instance metadata service, would hand them the instance role's credentials.
+        "AWS_EC2_METADATA_DISABLED": "true",
         EXEC_MARKER: role,
     })
     return child
+
+
+def refuse_java_credential_properties(env: Mapping[str, str]) -> None:
+    """The Java SDKs read system properties ahead of the environment and the container endpoint
+    (and `aws.disableEc2Metadata` over AWS_EC2_METADATA_DISABLED); a JVM the job starts may take
+    them from any *OPTS or *OPTIONS variable (see _JAVA_CREDENTIAL_PROPERTIES). Refuse rather than
+    start it with them."""
+    for variable, text in sorted(env.items()):
+        if not variable.upper().endswith(("OPTS", "OPTIONS")):
+            continue
+        for match in _JAVA_PROPERTY.finditer(text):
+            name, value = match.group(1).lower(), (match.group(2) or "").lower()
+            if name in _JAVA_CREDENTIAL_PROPERTIES or (name == "disableec2metadata" and value != "true"):
+                raise CommandError(
+                    "CredentialsElsewhere",
+                    f"{variable} sets the Java system property aws.{match.group(1)}, which would let "
+                    "the Java SDKs take credentials other than the ones stsvend serves: the job "
+                    f"could act as someone else. Remove it from {variable} to run the job under stsvend",
+                    EXIT_USAGE,
+                )
 
 
 def _profile_region(env: Mapping[str, str]) -> str | None:
@@ -283,11 +394,13 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 def _exec_env(args: argparse.Namespace) -> int:
     refuse_nesting(os.environ)
+    refuse_java_credential_properties(os.environ)
     return api.cmd_exec(args)
 
 
 def _exec_served(args: argparse.Namespace, argv: list[str]) -> int:
     refuse_nesting(os.environ)
+    refuse_java_credential_properties(os.environ)
     if not argv:
         raise CommandError("NoCommand", "usage: stsvend exec --role ARN -- CMD [ARG...]", EXIT_USAGE)
     server = CredentialServer(_renewing(args), api.warn).start()
@@ -352,7 +465,15 @@ def _in_the_foreground(terminal: int | None) -> bool:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     refuse_nesting(os.environ)
-    server = CredentialServer(_renewing(args), api.warn).start()
+    env_file = _ExportFile.create(args.env_file) if args.env_file else None
+    if env_file is None:
+        _refuse_a_stdout_others_can_read()
+    try:
+        server = CredentialServer(_renewing(args), api.warn).start()
+    except BaseException:
+        if env_file is not None:
+            env_file.remove()
+        raise
     stop = threading.Event()
 
     def stopping(signum: int, frame: FrameType | None) -> None:
@@ -360,11 +481,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     previous = {signum: signal.signal(signum, stopping) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        sys.stdout.write(f"export {FULL_URI}={server.url}\nexport {AUTH_TOKEN}={server.token}\n")
-        sys.stdout.flush()
+        exports = f"export {FULL_URI}={server.url}\nexport {AUTH_TOKEN}={server.token}\n"
+        if env_file is not None:
+            env_file.write(exports)
+            where = f"; the variables are in {env_file.path} (only you can read it: . {env_file.path})"
+        else:
+            sys.stdout.write(exports)
+            sys.stdout.flush()
+            where = ""
         print(
-            f"stsvend: serving credentials for {args.role} at {server.url} until interrupted; a "
-            "client uses them only if it finds no other credentials first (environment keys, "
+            f"stsvend: serving credentials for {args.role} at {server.url} until interrupted{where}; "
+            "a client uses them only if it finds no other credentials first (environment keys, "
             "AWS_PROFILE, keys in the shared credentials or config file)",
             file=sys.stderr,
             flush=True,
@@ -374,4 +501,66 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         server.stop()
+        if env_file is not None:
+            env_file.remove()
     return 0
+
+
+def _refuse_a_stdout_others_can_read() -> None:
+    """`serve > FILE` under the usual umask makes FILE 0644: the token in it would let any local
+    user fetch the role's credentials. A terminal, a pipe or a file only this user can read is fine."""
+    try:
+        info = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return  # no stdout to write to: nothing is written
+    if stat.S_ISREG(info.st_mode) and (info.st_mode & 0o077 or info.st_uid != os.geteuid()):
+        raise CommandError(
+            "TokenWouldLeak",
+            f"stdout is a file others can read (mode {stat.S_IMODE(info.st_mode):04o}) and the export "
+            "lines hold the endpoint's token: use --env-file PATH, which serve creates for you alone",
+            EXIT_USAGE,
+        )
+
+
+class _ExportFile:
+    """`serve --env-file PATH`: a new file (never an existing one, never through a symbolic link),
+    readable by its owner only, removed when serve stops if it is still the file serve made."""
+
+    def __init__(self, path: str, descriptor: int) -> None:
+        self.path = path
+        self._descriptor = descriptor
+        self._identity = _identity(os.fstat(descriptor))
+
+    @classmethod
+    def create(cls, path: str) -> _ExportFile:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            descriptor = os.open(path, flags, 0o600)
+        except FileExistsError:
+            raise CommandError(
+                "EnvFileExists",
+                f"{path} exists: --env-file makes a new file (remove it, or name another path)",
+                EXIT_USAGE,
+            ) from None
+        except OSError as exc:
+            raise CommandError("CannotWrite", f"{path}: {exc.strerror or exc}", EXIT_USAGE) from None
+        return cls(path, descriptor)
+
+    def write(self, text: str) -> None:
+        data = text.encode()
+        while data:
+            data = data[os.write(self._descriptor, data):]
+        os.fsync(self._descriptor)
+
+    def remove(self) -> None:
+        try:
+            if _identity(os.stat(self.path, follow_symlinks=False)) == self._identity:
+                os.unlink(self.path)
+        except OSError:
+            pass  # gone already, or its directory is: nothing of ours is left to remove
+        finally:
+            os.close(self._descriptor)
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino

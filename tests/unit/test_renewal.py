@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -149,3 +151,68 @@ def test_check_window_refuses_windows_that_would_vend_on_every_request(
         assert (failure.value.code, failure.value.exit_status) == ("InvalidRequest", 2)
     else:
         check_window(window, duration)
+
+
+def test_an_outage_is_reported_once_however_many_retries_fail() -> None:
+    credentials, vendor, clock, warnings = renewing(900, 600)
+    first = credentials.current()["AccessKeyId"]
+    vendor.failing = True
+    for retry in range(5):
+        clock.now = START + 400 + retry * RETRY_AFTER_FAILURE_SECONDS
+        assert credentials.current()["AccessKeyId"] == first
+    assert vendor.calls == 6 and len(warnings) == 1
+
+    vendor.failing = False  # the service is back: the next outage is reported again
+    clock.now += RETRY_AFTER_FAILURE_SECONDS
+    renewed = credentials.current()["AccessKeyId"]
+    clock.now += 350
+    vendor.failing = True
+    assert credentials.current()["AccessKeyId"] == renewed
+    assert len(warnings) == 2
+
+
+def test_the_background_renewal_vends_ahead_of_need_without_a_request() -> None:
+    """A real clock: 900 s credentials due 0.5 s after each vend; no one asks for them."""
+    from stsvend.client.renewal import BackgroundRenewal
+
+    vendor = Vendor(Clock(), 900)
+    vendor.clock.now = time.time()
+    credentials = RenewingCredentials(vendor, 899.5)
+    credentials.current()
+    renewal = BackgroundRenewal(credentials).start()
+    try:
+        deadline = time.monotonic() + 10
+        while vendor.calls < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            vendor.clock.now = time.time()
+    finally:
+        renewal.stop()
+    assert vendor.calls >= 3
+
+
+def test_the_background_renewal_answers_while_a_vend_hangs() -> None:
+    release = threading.Event()
+    calls = []
+
+    def hanging() -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) > 1:
+            release.wait(30)
+            raise CommandError("ServiceUnreachable", "no answer", 4)
+        expiration = datetime.fromtimestamp(time.time() + 900, timezone.utc)
+        return {"AccessKeyId": "ASIAFIRSTANSWER00001", "SecretAccessKey": "s", "SessionToken": "t",
+                "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    from stsvend.client.renewal import BackgroundRenewal
+
+    credentials = RenewingCredentials(hanging, 899.9)
+    credentials.current()
+    renewal = BackgroundRenewal(credentials).start()
+    try:
+        while len(calls) < 2:
+            time.sleep(0.05)  # the renewal is under way, and hangs
+        for _ in range(20):
+            assert renewal.answer()["AccessKeyId"] == "ASIAFIRSTANSWER00001"
+    finally:
+        release.set()
+        renewal.stop()
