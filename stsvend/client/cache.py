@@ -257,25 +257,8 @@ class CredentialCache:
 
     def write(self, key: str, answer: Answer) -> None:
         """Atomically replace the entry: a temporary 0600 file in the directory, then rename."""
-        # Only on a miss: a cache hit does not pay for their imports.
-        import json
-        import tempfile
-
-        # The directory as the file system resolves it: mkstemp makes `dir` absolute by text, which
-        # would take a `..` after a symlink somewhere else. (Only a real directory gets here: a
-        # symlinked one is refused before any write.)
-        directory = os.path.realpath(self.directory)
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump({"key": key, "fetched": self._clock(), "answer": answer}, handle)
-            os.replace(temporary, self.path(key))
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise
+        record = {"key": key, "fetched": self._clock(), "answer": answer}
+        write_private_json(self.directory, self.path(key), record)
 
     def get_or_fetch(
         self,
@@ -431,3 +414,25 @@ def _self_and_parents(path: str) -> Iterator[str]:
             return
         path = parent
         yield path
+
+
+def write_private_json(directory: str, path: str, record: Any) -> None:
+    """Atomically replace `path` with `record` as JSON: a temporary 0600 file in `directory` (a real
+    directory, checked by the caller), then rename; the temporary file never outlives a failure."""
+    # Only on a miss or a failure: a cache hit does not pay for their imports.
+    import json
+    import tempfile
+
+    # The directory as the file system resolves it: mkstemp makes `dir` absolute by text, which
+    # would take a `..` after a symlink somewhere else.
+    fd, temporary = tempfile.mkstemp(dir=os.path.realpath(directory), prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(record, handle)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise

@@ -14,13 +14,12 @@ Only read on a cache miss or by `doctor`: a cache hit never opens them.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
 
 from stsvend.client import plain
-from stsvend.client.cache import CacheUnavailable, CredentialCache, read_private
+from stsvend.client.cache import CacheUnavailable, CredentialCache, read_private, write_private_json
 
 OUTAGE_MEMORY_SECONDS = 60.0
 LAST_FAILURE = "last-failure.state"
@@ -64,21 +63,9 @@ def last_failure(directory: str) -> dict[str, Any] | None:
 
 def _write(directory: str, path: str, record: dict[str, Any]) -> None:
     """Best effort: a cache directory that cannot be used is not a reason to fail the run."""
-    import tempfile
-
     try:
         CredentialCache(directory).ensure_directory()
-        fd, temporary = tempfile.mkstemp(dir=os.path.realpath(directory), prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record, handle)
-            os.replace(temporary, path)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-            raise
+        write_private_json(directory, path, record)
     except (OSError, CacheUnavailable):
         pass
 
