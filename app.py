@@ -76,8 +76,9 @@ def use_service(replacement: Stsvend | None) -> None:
 
 
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-    # In Lambda, a missing setting fails the cold start, not the first caller's request.
-    service()
+    # In Lambda, a missing setting fails the cold start, not the first caller's request; the AWS
+    # clients a vend uses are created in the init phase too (bench/README.md says why).
+    service().create_clients()
 
 
 _ROUTE_NAMES = ("credentials", "roles", "whoami")

@@ -27,7 +27,14 @@ def main() -> None:
     import app as module  # the handler `app.app`, as Chalice's template names it
 
     imported = time.perf_counter()
-    response = module.app(event, LambdaContext())
+    profiling = os.environ.get("BENCH_PROFILE_FIRST_REQUEST") == "1"
+    if profiling:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        response = profiler.runcall(module.app, event, LambdaContext())
+    else:
+        response = module.app(event, LambdaContext())
     served = time.perf_counter()
     status = response["statusCode"]
     payload = {
@@ -44,11 +51,49 @@ def main() -> None:
             }
         ),
     }
+    if profiling:
+        payload["profile"] = _profile_summary(profiler)
     if status != 200:
         payload["error"] = f"HTTP {status}: {json.loads(response['body']).get('Code')}"
     fd = int(os.environ["BENCH_RESULT_FD"])
     os.write(fd, (json.dumps(payload) + "\n").encode())
     os.close(fd)
+
+
+# What the first request does, by the function that does it (cumulative time, under the profiler).
+PARTS = {
+    "botocore session": ("botocore/session.py", "get_session"),
+    "create client (all)": ("botocore/session.py", "create_client"),
+    "load service model JSON": ("botocore/loaders.py", "load_service_model"),
+    "load any botocore data file": ("botocore/loaders.py", "load_data_with_path"),
+    "endpoint resolver (endpoints.json)": ("botocore/session.py", "_get_internal_component"),
+    "DynamoDB call": ("botocore/client.py", "_api_call"),
+    "grants query (store)": ("chalicelib/grant_store.py", "for_account"),
+    "AssumeRole (chalicelib.sts)": ("chalicelib/sts.py", "assume_role"),
+    "X-Ray SDK, handler capture": ("aws_lambda_powertools/tracing/tracer.py", "decorate"),
+    "HTTP send (urllib3)": ("urllib3/connectionpool.py", "urlopen"),
+}
+
+
+def _profile_summary(profiler) -> dict:
+    import pstats
+
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    parts = {}
+    for label, (suffix, function) in PARTS.items():
+        cumulative = [ct for (file, _, name), (_, _, _, ct, _) in stats.items()
+                      if file.endswith(suffix) and name == function]
+        # a recursive function appears once; several matches (same name, several lines) are summed
+        parts[label] = round(sum(cumulative) * 1000, 1)
+    top = sorted(stats.items(), key=lambda item: -item[1][3])[:25]
+    return {
+        "total_ms": round(max(ct for (_, _, _, ct, _) in stats.values()) * 1000, 1),
+        "parts_cumulative_ms": parts,
+        "top_cumulative": [
+            {"function": f"{'/'.join(file.split('/')[-2:])}:{name}", "cumulative_ms": round(ct * 1000, 1)}
+            for (file, _, name), (_, _, _, ct, _) in top
+        ],
+    }
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ NAME = "cold_start_package"
 TITLE = "Cold start of the deployment package, started as Lambda starts it (prod, X-Ray on)"
 ROUNDS = 15
 GOAL = 1.2
+BROKER_GOAL = 1.0
 STAGE = "prod"
 TRACE_ID = "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1"
 # What the Lambda Python runtime provides besides the standard library (boto3 and what it needs).
@@ -80,6 +81,48 @@ def credentials():
     }
 '''
 BASELINE_CONFIG = {"version": "2.0", "app_name": "baseline", "stages": {STAGE: {"api_gateway_stage": "api"}}}
+# The feature-equivalent baseline: what a team would write instead of stsvend. The caller's role
+# (from API Gateway's IAM identity) looked up in the same grants table with one GetItem, the role
+# asked for checked against the item, then AssumeRole with a session tag naming the caller.
+BROKER_APP = '''\
+import os
+
+import boto3
+from chalice import Chalice, ForbiddenError, IAMAuthorizer
+
+app = Chalice(app_name="broker")
+table = os.environ["GRANTS_TABLE"]
+dynamodb = boto3.client("dynamodb")
+sts = boto3.client("sts")
+
+
+@app.route("/credentials", methods=["POST"], authorizer=IAMAuthorizer())
+def credentials():
+    identity = app.current_request.context["identity"]
+    account, role = identity["accountId"], identity["userArn"].split("/")[1]
+    principal = f"arn:aws:iam::{account}:role/{role}"
+    item = dynamodb.get_item(
+        TableName=table, Key={"account_id": {"S": account}, "principal": {"S": principal}}
+    ).get("Item")
+    request = app.current_request.json_body
+    allowed = [r["M"]["role_arn"]["S"] for r in (item or {}).get("roles", {}).get("L", [])]
+    if request["role_arn"] not in allowed:
+        raise ForbiddenError("not allowed")
+    answer = sts.assume_role(
+        RoleArn=request["role_arn"],
+        RoleSessionName="broker-" + identity["caller"].split(":")[-1][:32],
+        DurationSeconds=request.get("duration_seconds", 3600),
+        Tags=[{"Key": "caller", "Value": identity["userArn"][:256]}],
+    )
+    creds = answer["Credentials"]
+    return {
+        "Version": 1,
+        "AccessKeyId": creds["AccessKeyId"],
+        "SecretAccessKey": creds["SecretAccessKey"],
+        "SessionToken": creds["SessionToken"],
+        "Expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+'''
 
 
 # -- building -------------------------------------------------------------------------------------
@@ -125,6 +168,21 @@ def baseline_project(directory: Path) -> Path:
     (directory / "requirements.txt").write_text("", encoding="utf-8")
     (directory / ".chalice").mkdir()
     (directory / ".chalice" / "config.json").write_text(json.dumps(BASELINE_CONFIG), encoding="utf-8")
+    return directory
+
+
+def broker_project(directory: Path) -> Path:
+    """The feature-equivalent baseline's project: prod-like (X-Ray tracing on, which without the
+    X-Ray SDK in its package is Lambda's own trace only), reading the grants table stsvend's prod
+    stage names."""
+    stsvend = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    table = stsvend["stages"][STAGE]["environment_variables"]["STSVEND_GRANTS_TABLE"]
+    config = {"version": "2.0", "app_name": "broker", "stages": {STAGE: {
+        "api_gateway_stage": "api", "xray": True, "environment_variables": {"GRANTS_TABLE": table}}}}
+    (directory / "app.py").write_text(BROKER_APP, encoding="utf-8")
+    (directory / "requirements.txt").write_text("", encoding="utf-8")
+    (directory / ".chalice").mkdir()
+    (directory / ".chalice" / "config.json").write_text(json.dumps(config), encoding="utf-8")
     return directory
 
 
@@ -260,6 +318,16 @@ def importtime(env: dict[str, str], cwd: Path) -> dict[str, Any]:
     }
 
 
+def first_request_profile(env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """cProfile of one cold start's first invocation (after the import): where its time goes."""
+    _, result = run_child(child_argv(), {**env, "BENCH_PROFILE_FIRST_REQUEST": "1"}, cwd=cwd)
+    return {"note": "one run under cProfile (its overhead inflates every figure)", **result["profile"]}
+
+
+def _load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def run(context: Any) -> dict[str, Any]:
     scratch = context.scratch(NAME)
     built = {
@@ -267,6 +335,8 @@ def run(context: Any) -> dict[str, Any]:
         "stsvend-plain": package(project_snapshot(_mkdir(scratch / "plain")), scratch / "plain-out"),
         "baseline": package(baseline_project(_mkdir(scratch / "baseline")), scratch / "baseline-out",
                             merge_template=False),
+        "broker": package(broker_project(_mkdir(scratch / "broker")), scratch / "broker-out",
+                          merge_template=False),
     }
     runtime = scratch / "runtime"
     tasks = {name: scratch / f"task-{name}" for name in built}
@@ -275,17 +345,14 @@ def run(context: Any) -> dict[str, Any]:
         runtime_library(_mkdir(runtime))
         for name, out in built.items():
             extract(out / "deployment.zip", _mkdir(tasks[name]))
-        template = json.loads((built["stsvend"] / "sam.json").read_text(encoding="utf-8"))
-        baseline_template = json.loads((built["baseline"] / "sam.json").read_text(encoding="utf-8"))
-        table = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"][
+        templates = {name: json.loads((out / "sam.json").read_text(encoding="utf-8"))
+                     for name, out in built.items()}
+        templates["stsvend-plain"] = templates["stsvend"]
+        table = templates["stsvend"]["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"][
             "STSVEND_GRANTS_TABLE"]
         with moto_server(NAME) as url:
             create_grants_table(botocore_client("dynamodb", url), table, [jenkins_grant()])
-            envs = {
-                "stsvend": lambda_environment(template, tasks["stsvend"], runtime, url),
-                "stsvend-plain": lambda_environment(template, tasks["stsvend-plain"], runtime, url),
-                "baseline": lambda_environment(baseline_template, tasks["baseline"], runtime, url),
-            }
+            envs = {name: lambda_environment(templates[name], tasks[name], runtime, url) for name in built}
             splits: dict[str, list[dict[str, Any]]] = {}
 
             def variant(name: str) -> Any:
@@ -300,13 +367,20 @@ def run(context: Any) -> dict[str, Any]:
             for name in names:  # one unmeasured start each: the page cache's first-time costs
                 variant(name)()
             splits.clear()
-            subject, plain, baseline = interleaved(ROUNDS, *(variant(n) for n in names))
+            subject, plain, baseline, broker = interleaved(ROUNDS, *(variant(n) for n in names))
             profile = importtime(envs["stsvend"], root)
+            first_request = first_request_profile(envs["stsvend"], root)
     how = f"{ROUNDS} fresh processes each, interleaved; spawn to first answer; read-only task root"
     label = "stsvend prod package (X-Ray on) vs Chalice + boto3 STS package"
+    broker_label = "stsvend prod package (X-Ray on) vs feature-equivalent broker (GetItem + AssumeRole)"
+    broker_name = "Chalice + boto3 broker: GetItem + AssumeRole with a session tag"
     return {
         "title": TITLE,
+        "machine_load_average": _load_average(),
         "comparisons": [
+            comparison(broker_label, subject, broker, BROKER_GOAL, "stsvend package", broker_name, how),
+            comparison(f"{broker_label}, at p90", subject, broker, BROKER_GOAL, "stsvend package",
+                       broker_name, how, quantile="p90_ms"),
             comparison(label, subject, baseline, GOAL, "stsvend package", "minimal Chalice + boto3 STS", how),
             comparison(f"{label}, at p90", subject, baseline, GOAL, "stsvend package",
                        "minimal Chalice + boto3 STS", how, quantile="p90_ms"),
@@ -315,9 +389,10 @@ def run(context: Any) -> dict[str, Any]:
         ],
         "before": _before(),
         "package": {name: sizes(out / "deployment.zip") for name, out in built.items()},
-        "runtime": template["Resources"]["APIHandler"]["Properties"]["Runtime"],
+        "runtime": templates["stsvend"]["Resources"]["APIHandler"]["Properties"]["Runtime"],
         "breakdown_p50_ms": {name: _split_p50(results) for name, results in splits.items()},
         "importtime": profile,
+        "first_request_profile": first_request,
     }
 
 
