@@ -374,6 +374,12 @@ def run(context: Any) -> dict[str, Any]:
     label = "stsvend prod package (X-Ray on) vs Chalice + boto3 STS package"
     broker_label = "stsvend prod package (X-Ray on) vs feature-equivalent broker (GetItem + AssumeRole)"
     broker_name = "Chalice + boto3 broker: GetItem + AssumeRole with a session tag"
+
+    cpu_how = f"{how}; user + system CPU time of the process, less sensitive to load"
+
+    def cpu(name: str) -> list[float]:
+        return [result["cpu_ms"] / 1000 for result in splits[name]]
+
     return {
         "title": TITLE,
         "machine_load_average": _load_average(),
@@ -381,6 +387,10 @@ def run(context: Any) -> dict[str, Any]:
             comparison(broker_label, subject, broker, BROKER_GOAL, "stsvend package", broker_name, how),
             comparison(f"{broker_label}, at p90", subject, broker, BROKER_GOAL, "stsvend package",
                        broker_name, how, quantile="p90_ms"),
+            comparison(f"{broker_label}: CPU time of the process", cpu("stsvend"), cpu("broker"), None,
+                       "stsvend package", broker_name, cpu_how),
+            comparison(f"{broker_label}: CPU time of the process, at p90", cpu("stsvend"), cpu("broker"),
+                       None, "stsvend package", broker_name, cpu_how, quantile="p90_ms"),
             comparison(label, subject, baseline, GOAL, "stsvend package", "minimal Chalice + boto3 STS", how),
             comparison(f"{label}, at p90", subject, baseline, GOAL, "stsvend package",
                        "minimal Chalice + boto3 STS", how, quantile="p90_ms"),
@@ -425,7 +435,7 @@ def _mkdir(path: Path) -> Path:
 
 
 def _split_p50(results: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("startup_ms", "import_ms", "first_request_ms")
+    keys = ("startup_ms", "import_ms", "first_request_ms", "cpu_ms", "import_cpu_ms", "first_request_cpu_ms")
     out: dict[str, Any] = {key: summary([r[key] / 1000 for r in results])["p50_ms"] for key in keys}
     out["modules_loaded"] = results[-1]["modules"]
     out["top_level_packages_from_task_root"] = results[-1]["loaded_from_task_root"]
