@@ -9,9 +9,17 @@ package ships no bytecode for is compiled on every start, as in Lambda. The cloc
 spawning the process to its answer to one API Gateway event, against a moto server on loopback
 holding the caller's grant.
 
-Baseline, in the same run and started the same way: the smallest Chalice app that creates a boto3
-STS client and calls AssumeRole, packaged by `chalice package` (it ships no dependency: boto3 is
-the runtime's). The variants run interleaved, ROUNDS times each.
+Baselines, in the same run and started the same way, each packaged by `chalice package` (they
+ship no dependency: boto3 is the runtime's):
+- the feature-equivalent broker (BROKER_APP): what a team would write instead of stsvend, the
+  caller's role looked up in the grants table with one DynamoDB GetItem, then AssumeRole with a
+  session tag; prod-like config (X-Ray tracing on: without the X-Ray SDK in its package, Lambda's
+  own trace only). Goal: stsvend below it at p50 and p90;
+- the smallest Chalice app that creates a boto3 STS client and calls AssumeRole.
+The variants run interleaved, ROUNDS times each. Each child also reports its CPU time (user +
+system), which a loaded machine inflates far less than wall time, and the split into start-up,
+import (Lambda's init phase) and first request; one more start of stsvend and of the broker runs
+under cProfile (init and first request apart). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -318,9 +326,9 @@ def importtime(env: dict[str, str], cwd: Path) -> dict[str, Any]:
     }
 
 
-def first_request_profile(env: dict[str, str], cwd: Path) -> dict[str, Any]:
-    """cProfile of one cold start's first invocation (after the import): where its time goes."""
-    _, result = run_child(child_argv(), {**env, "BENCH_PROFILE_FIRST_REQUEST": "1"}, cwd=cwd)
+def phase_profile(env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """cProfile of one cold start, its init (the import) and its first invocation apart."""
+    _, result = run_child(child_argv(), {**env, "BENCH_PROFILE": "1"}, cwd=cwd)
     return {"note": "one run under cProfile (its overhead inflates every figure)", **result["profile"]}
 
 
@@ -369,7 +377,7 @@ def run(context: Any) -> dict[str, Any]:
             splits.clear()
             subject, plain, baseline, broker = interleaved(ROUNDS, *(variant(n) for n in names))
             profile = importtime(envs["stsvend"], root)
-            first_request = first_request_profile(envs["stsvend"], root)
+            profiles = {name: phase_profile(envs[name], root) for name in ("stsvend", "broker")}
     how = f"{ROUNDS} fresh processes each, interleaved; spawn to first answer; read-only task root"
     label = "stsvend prod package (X-Ray on) vs Chalice + boto3 STS package"
     broker_label = "stsvend prod package (X-Ray on) vs feature-equivalent broker (GetItem + AssumeRole)"
@@ -402,7 +410,7 @@ def run(context: Any) -> dict[str, Any]:
         "runtime": templates["stsvend"]["Resources"]["APIHandler"]["Properties"]["Runtime"],
         "breakdown_p50_ms": {name: _split_p50(results) for name, results in splits.items()},
         "importtime": profile,
-        "first_request_profile": first_request,
+        "profile": profiles,
     }
 
 
