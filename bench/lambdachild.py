@@ -83,16 +83,18 @@ def main() -> None:
 
 # What a phase does, by the function that does it (cumulative time, under the profiler).
 PARTS = {
-    "botocore session": ("botocore/session.py", "get_session"),
-    "create clients": ("botocore/session.py", "create_client"),
-    "load service models": ("botocore/loaders.py", "load_service_model"),
-    "endpoint data (endpoints.json)": ("botocore/session.py", "create_default_resolver"),
-    "grants query (chalicelib.grant_store)": ("chalicelib/grant_store.py", "for_account"),
-    "AssumeRole (chalicelib.sts)": ("chalicelib/sts.py", "assume_role"),
-    "HTTP round trips to the emulator (urllib3)": ("urllib3/connectionpool.py", "urlopen"),
-    "X-Ray: Tracer set-up (patching botocore)": ("aws_lambda_powertools/tracing/tracer.py", "__init__"),
-    "X-Ray: begin/end segments and subsegments": ("aws_xray_sdk/core/recorder.py", "begin_subsegment"),
-    "X-Ray: send to the daemon (UDP)": ("aws_xray_sdk/core/emitters/udp_emitter.py", "send_entity"),
+    "botocore session": [("botocore/session.py", "get_session")],
+    "create clients": [("botocore/session.py", "create_client")],
+    # botocore's loader, or the one chalicelib.aws gives the session
+    "load service models": [("botocore/loaders.py", "load_service_model"),
+                            ("chalicelib/aws.py", "load_service_model")],
+    "endpoint data (endpoints.json)": [("botocore/session.py", "create_default_resolver")],
+    "grants query (chalicelib.grant_store)": [("chalicelib/grant_store.py", "for_account")],
+    "AssumeRole (chalicelib.sts)": [("chalicelib/sts.py", "assume_role")],
+    "HTTP round trips to the emulator (urllib3)": [("urllib3/connectionpool.py", "urlopen")],
+    "X-Ray: Tracer set-up (patching botocore)": [("aws_lambda_powertools/tracing/tracer.py", "__init__")],
+    "X-Ray: begin/end segments and subsegments": [("aws_xray_sdk/core/recorder.py", "begin_subsegment")],
+    "X-Ray: send to the daemon (UDP)": [("aws_xray_sdk/core/emitters/udp_emitter.py", "send_entity")],
 }
 
 
@@ -101,9 +103,14 @@ def _profile_summary(profiler) -> dict:  # type: ignore[no-untyped-def]
 
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     parts = {}
-    for label, (suffix, function) in PARTS.items():
+    for label, functions in PARTS.items():
+        # the first function of the label that ran; the others are alternatives to it (the loader
+        # chalicelib.aws gives botocore replaces botocore's own method)
         cumulative = [ct for (file, _, name), (_, _, _, ct, _) in stats.items()
-                      if file.endswith(suffix) and name == function]
+                      if (file.endswith(functions[0][0]) and name == functions[0][1])]
+        if not cumulative:
+            cumulative = [ct for (file, _, name), (_, _, _, ct, _) in stats.items()
+                          if any(file.endswith(f) and name == n for f, n in functions[1:])]
         parts[label] = round(sum(cumulative) * 1000, 1)
     own: dict[str, float] = {}  # time in each package's own code (tottime), by top-level package
     for (file, _, _), (_, _, tottime, _, _) in stats.items():
