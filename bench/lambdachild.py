@@ -92,7 +92,8 @@ PARTS = {
     "grants query (chalicelib.grant_store)": [("chalicelib/grant_store.py", "for_account")],
     "AssumeRole (chalicelib.sts)": [("chalicelib/sts.py", "assume_role")],
     "HTTP round trips to the emulator (urllib3)": [("urllib3/connectionpool.py", "urlopen")],
-    "X-Ray: Tracer set-up (patching botocore)": [("aws_lambda_powertools/tracing/tracer.py", "__init__")],
+    "X-Ray: Tracer set-up (imports the SDK, and botocore with it; patches botocore)": [
+        ("aws_lambda_powertools/tracing/tracer.py", "__init__")],
     "X-Ray: begin/end segments and subsegments": [("aws_xray_sdk/core/recorder.py", "begin_subsegment")],
     "X-Ray: send to the daemon (UDP)": [("aws_xray_sdk/core/emitters/udp_emitter.py", "send_entity")],
 }
