@@ -6,8 +6,9 @@ commits of this repository, started side by side as `cold_start_package` starts 
 Each REF is a commit (`git archive`), packaged the documented way (its own `make package-prep`,
 then `chalice package --stage prod`); `REF:no-models` is that package without its cut-down botocore
 models. The feature-equivalent broker and the STS-only app run in the same interleaved rounds.
-Prints wall p50/p90, CPU p50 and the first request's wall p50 of each; writes nothing to
-results.json (a one-off comparison: bench/README.md quotes it with its load average).
+Prints wall p50/p90, CPU p50 and the first request's wall p50 of each; with --record, also writes
+them to bench/cold_start_package.ablation.json, which the cold_start_package benchmark copies into
+results.json (bench/README.md quotes it with its load average).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import statistics
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,8 @@ from bench.common import (
 from bench.events import jenkins_grant
 
 TABLE = "stsvend-grants-prod"
+# The recorded comparison, which cold_start_package copies into results.json.
+RECORD = ROOT / "bench" / "cold_start_package.ablation.json"
 
 
 def from_commit(ref: str, scratch: Path) -> Path:
@@ -51,6 +55,7 @@ def from_commit(ref: str, scratch: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--record", action="store_true", help=f"also write {RECORD.name}")
     parser.add_argument("refs", nargs="+")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="coldablation-") as temporary:
@@ -93,13 +98,20 @@ def main() -> None:
                     variant(name)()
                     splits[name].clear()
                 timings = interleaved(args.rounds, *(variant(name) for name in built))
-    print(f"load average {', '.join(f'{value:.2f}' for value in os.getloadavg())}; {args.rounds} rounds")
+    load = [round(value, 2) for value in os.getloadavg()]
+    print(f"load average {', '.join(str(value) for value in load)}; {args.rounds} rounds")
+    variants = {}
     for name, seconds in zip(built, timings, strict=True):
         wall = summary(seconds)
         cpu = statistics.median(result["cpu_ms"] for result in splits[name])
         first = statistics.median(result["first_request_ms"] for result in splits[name])
+        variants[name] = {"wall": wall, "cpu_p50_ms": cpu, "first_request_p50_ms": first}
         print(f"{name:28} wall p50 {wall['p50_ms']:7.1f} p90 {wall['p90_ms']:7.1f}  CPU p50 {cpu:7.1f}"
               f"  first request p50 {first:6.1f}")
+    if args.record:
+        recorded = {"finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average": load,
+                    "rounds": args.rounds, "variants": variants}
+        RECORD.write_text(json.dumps(recorded, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

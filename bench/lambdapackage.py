@@ -406,6 +406,7 @@ def run(context: Any) -> dict[str, Any]:
                        plain, baseline, None, "stsvend package, plain", "minimal Chalice + boto3 STS", how),
         ],
         "before": _before(),
+        "what_each_change_bought": _ablation(),
         "package": {name: sizes(out / "deployment.zip") for name, out in built.items()},
         "runtime": templates["stsvend"]["Resources"]["APIHandler"]["Properties"]["Runtime"],
         "breakdown_p50_ms": {name: _split_p50(results) for name, results in splits.items()},
@@ -435,6 +436,13 @@ def _before() -> dict[str, Any]:
         "load_average_at_start": recorded["machine"]["load_average_at_start"],
         "earlier_run_same_code": recorded["earlier_run_same_code"],
     }
+
+
+def _ablation() -> dict[str, Any] | None:
+    """The last recorded `python -m bench.coldablation --record` (bench/README.md quotes it)."""
+    path = ROOT / "bench" / "cold_start_package.ablation.json"
+    recorded: dict[str, Any] | None = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    return recorded
 
 
 def _mkdir(path: Path) -> Path:
