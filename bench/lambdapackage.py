@@ -63,6 +63,17 @@ TRACE_ID = "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sam
 # What the Lambda Python runtime provides besides the standard library (boto3 and what it needs).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
 IMPORTTIME_TOP = 15
+# How both baselines answer: the credentials as the credential_process JSON.
+_ANSWER = '''\
+    creds = answer["Credentials"]
+    return {
+        "Version": 1,
+        "AccessKeyId": creds["AccessKeyId"],
+        "SecretAccessKey": creds["SecretAccessKey"],
+        "SessionToken": creds["SessionToken"],
+        "Expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+'''
 BASELINE_APP = '''\
 import boto3
 from chalice import Chalice, IAMAuthorizer
@@ -79,15 +90,7 @@ def credentials():
         RoleSessionName="baseline-session",
         DurationSeconds=request.get("duration_seconds", 3600),
     )
-    creds = answer["Credentials"]
-    return {
-        "Version": 1,
-        "AccessKeyId": creds["AccessKeyId"],
-        "SecretAccessKey": creds["SecretAccessKey"],
-        "SessionToken": creds["SessionToken"],
-        "Expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-'''
+''' + _ANSWER
 BASELINE_CONFIG = {"version": "2.0", "app_name": "baseline", "stages": {STAGE: {"api_gateway_stage": "api"}}}
 # The feature-equivalent baseline: what a team would write instead of stsvend. The caller's role
 # (from API Gateway's IAM identity) looked up in the same grants table with one GetItem, the role
@@ -122,15 +125,7 @@ def credentials():
         DurationSeconds=request.get("duration_seconds", 3600),
         Tags=[{"Key": "caller", "Value": identity["userArn"][:256]}],
     )
-    creds = answer["Credentials"]
-    return {
-        "Version": 1,
-        "AccessKeyId": creds["AccessKeyId"],
-        "SecretAccessKey": creds["SecretAccessKey"],
-        "SessionToken": creds["SessionToken"],
-        "Expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-'''
+''' + _ANSWER
 
 
 # -- building -------------------------------------------------------------------------------------
