@@ -6,6 +6,7 @@ identity-provider mode, chalicelib.idp). chalicelib decides everything."""
 from __future__ import annotations
 
 import functools
+import gc
 import importlib.util
 import os
 import threading
@@ -13,12 +14,19 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from chalice.app import Chalice, ConvertToMiddleware, IAMAuthorizer, Request, Response
+# Lambda's init phase builds a large graph of objects that live as long as the process (the
+# modules, botocore's models and clients): no cyclic garbage collection rescans it while it is
+# built, and it is frozen out of every later collection once built (end of this module).
+_IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+if _IN_LAMBDA:
+    gc.disable()
 
-from chalicelib.audit import SERVICE, logger
-from chalicelib.config import Settings
-from chalicelib.errors import InternalError, InvalidRequest, StsvendError
-from chalicelib.service import Incoming, Stsvend
+from chalice.app import Chalice, ConvertToMiddleware, IAMAuthorizer, Request, Response  # noqa: E402
+
+from chalicelib.audit import SERVICE, logger  # noqa: E402
+from chalicelib.config import Settings  # noqa: E402
+from chalicelib.errors import InternalError, InvalidRequest, StsvendError  # noqa: E402
+from chalicelib.service import Incoming, Stsvend  # noqa: E402
 
 
 class _ThreadSafeChalice(Chalice):
@@ -78,9 +86,14 @@ def use_service(replacement: Stsvend | None) -> None:
     _service = replacement
 
 
-if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-    # In Lambda, a missing setting fails the cold start, not the first caller's request.
-    service()
+if _IN_LAMBDA:
+    # In Lambda, a missing setting fails the cold start, not the first caller's request; the AWS
+    # clients a vend uses are created in the init phase too (bench/README.md says why).
+    try:
+        service().create_clients()
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 _ROUTE_NAMES = ("credentials", "roles", "whoami")

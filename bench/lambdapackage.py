@@ -9,9 +9,17 @@ package ships no bytecode for is compiled on every start, as in Lambda. The cloc
 spawning the process to its answer to one API Gateway event, against a moto server on loopback
 holding the caller's grant.
 
-Baseline, in the same run and started the same way: the smallest Chalice app that creates a boto3
-STS client and calls AssumeRole, packaged by `chalice package` (it ships no dependency: boto3 is
-the runtime's). The variants run interleaved, ROUNDS times each.
+Baselines, in the same run and started the same way, each packaged by `chalice package` (they
+ship no dependency: boto3 is the runtime's):
+- the feature-equivalent broker (BROKER_APP): what a team would write instead of stsvend, the
+  caller's role looked up in the grants table with one DynamoDB GetItem, then AssumeRole with a
+  session tag; prod-like config (X-Ray tracing on: without the X-Ray SDK in its package, Lambda's
+  own trace only). Goal: stsvend below it at p50 and p90;
+- the smallest Chalice app that creates a boto3 STS client and calls AssumeRole.
+The variants run interleaved, ROUNDS times each. Each child also reports its CPU time (user +
+system), which a loaded machine inflates far less than wall time, and the split into start-up,
+import (Lambda's init phase) and first request; one more start of stsvend and of the broker runs
+under cProfile (init and first request apart). See bench/README.md.
 
 The OIDC route (issue 22), in the same run: the same package's first request a CI job's OIDC vend
 (its issuer a local one on loopback: discovery and JWKS fetched over HTTP, the token verified with
@@ -59,11 +67,23 @@ TITLE = "Cold start of the deployment package, started as Lambda starts it (prod
 ROUNDS = 15
 GOAL = 1.2
 OIDC_GOAL = 1.2
+BROKER_GOAL = 1.0
 STAGE = "prod"
 TRACE_ID = "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1"
 # What the Lambda Python runtime provides besides the standard library (boto3 and what it needs).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
 IMPORTTIME_TOP = 15
+# How both baselines answer: the credentials as the credential_process JSON.
+_ANSWER = '''\
+    creds = answer["Credentials"]
+    return {
+        "Version": 1,
+        "AccessKeyId": creds["AccessKeyId"],
+        "SecretAccessKey": creds["SecretAccessKey"],
+        "SessionToken": creds["SessionToken"],
+        "Expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+'''
 BASELINE_APP = '''\
 import boto3
 from chalice import Chalice, IAMAuthorizer
@@ -80,16 +100,42 @@ def credentials():
         RoleSessionName="baseline-session",
         DurationSeconds=request.get("duration_seconds", 3600),
     )
-    creds = answer["Credentials"]
-    return {
-        "Version": 1,
-        "AccessKeyId": creds["AccessKeyId"],
-        "SecretAccessKey": creds["SecretAccessKey"],
-        "SessionToken": creds["SessionToken"],
-        "Expiration": creds["Expiration"].strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-'''
+''' + _ANSWER
 BASELINE_CONFIG = {"version": "2.0", "app_name": "baseline", "stages": {STAGE: {"api_gateway_stage": "api"}}}
+# The feature-equivalent baseline: what a team would write instead of stsvend. The caller's role
+# (from API Gateway's IAM identity) looked up in the same grants table with one GetItem, the role
+# asked for checked against the item, then AssumeRole with a session tag naming the caller.
+BROKER_APP = '''\
+import os
+
+import boto3
+from chalice import Chalice, ForbiddenError, IAMAuthorizer
+
+app = Chalice(app_name="broker")
+table = os.environ["GRANTS_TABLE"]
+dynamodb = boto3.client("dynamodb")
+sts = boto3.client("sts")
+
+
+@app.route("/credentials", methods=["POST"], authorizer=IAMAuthorizer())
+def credentials():
+    identity = app.current_request.context["identity"]
+    account, role = identity["accountId"], identity["userArn"].split("/")[1]
+    principal = f"arn:aws:iam::{account}:role/{role}"
+    item = dynamodb.get_item(
+        TableName=table, Key={"account_id": {"S": account}, "principal": {"S": principal}}
+    ).get("Item")
+    request = app.current_request.json_body
+    allowed = [r["M"]["role_arn"]["S"] for r in (item or {}).get("roles", {}).get("L", [])]
+    if request["role_arn"] not in allowed:
+        raise ForbiddenError("not allowed")
+    answer = sts.assume_role(
+        RoleArn=request["role_arn"],
+        RoleSessionName="broker-" + identity["caller"].split(":")[-1][:32],
+        DurationSeconds=request.get("duration_seconds", 3600),
+        Tags=[{"Key": "caller", "Value": identity["userArn"][:256]}],
+    )
+''' + _ANSWER
 
 
 # -- building -------------------------------------------------------------------------------------
@@ -143,6 +189,21 @@ def baseline_project(directory: Path) -> Path:
     (directory / "requirements.txt").write_text("", encoding="utf-8")
     (directory / ".chalice").mkdir()
     (directory / ".chalice" / "config.json").write_text(json.dumps(BASELINE_CONFIG), encoding="utf-8")
+    return directory
+
+
+def broker_project(directory: Path) -> Path:
+    """The feature-equivalent baseline's project: prod-like (X-Ray tracing on, which without the
+    X-Ray SDK in its package is Lambda's own trace only), reading the grants table stsvend's prod
+    stage names."""
+    stsvend = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    table = stsvend["stages"][STAGE]["environment_variables"]["STSVEND_GRANTS_TABLE"]
+    config = {"version": "2.0", "app_name": "broker", "stages": {STAGE: {
+        "api_gateway_stage": "api", "xray": True, "environment_variables": {"GRANTS_TABLE": table}}}}
+    (directory / "app.py").write_text(BROKER_APP, encoding="utf-8")
+    (directory / "requirements.txt").write_text("", encoding="utf-8")
+    (directory / ".chalice").mkdir()
+    (directory / ".chalice" / "config.json").write_text(json.dumps(config), encoding="utf-8")
     return directory
 
 
@@ -278,6 +339,16 @@ def importtime(env: dict[str, str], cwd: Path) -> dict[str, Any]:
     }
 
 
+def phase_profile(env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    """cProfile of one cold start, its init (the import) and its first invocation apart."""
+    _, result = run_child(child_argv(), {**env, "BENCH_PROFILE": "1"}, cwd=cwd)
+    return {"note": "one run under cProfile (its overhead inflates every figure)", **result["profile"]}
+
+
+def _load_average() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def run(context: Any) -> dict[str, Any]:
     scratch = context.scratch(NAME)
     built = {
@@ -287,6 +358,8 @@ def run(context: Any) -> dict[str, Any]:
         "stsvend-plain": package(project_snapshot(_mkdir(scratch / "plain")), scratch / "plain-out"),
         "baseline": package(baseline_project(_mkdir(scratch / "baseline")), scratch / "baseline-out",
                             merge_template=False),
+        "broker": package(broker_project(_mkdir(scratch / "broker")), scratch / "broker-out",
+                          merge_template=False),
     }
     runtime = scratch / "runtime"
     tasks = {name: scratch / f"task-{name}" for name in built}
@@ -295,9 +368,10 @@ def run(context: Any) -> dict[str, Any]:
         runtime_library(_mkdir(runtime))
         for name, out in built.items():
             extract(out / "deployment.zip", _mkdir(tasks[name]))
-        template = json.loads((built["stsvend"] / "sam.json").read_text(encoding="utf-8"))
-        baseline_template = json.loads((built["baseline"] / "sam.json").read_text(encoding="utf-8"))
-        table = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"][
+        templates = {name: json.loads((out / "sam.json").read_text(encoding="utf-8"))
+                     for name, out in built.items()}
+        templates["stsvend-plain"] = templates["stsvend"]
+        table = templates["stsvend"]["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"][
             "STSVEND_GRANTS_TABLE"]
         from stsvend.local.oidc_issuer import LocalIssuer
 
@@ -308,17 +382,9 @@ def run(context: Any) -> dict[str, Any]:
             # One token for the whole run (a job's token lives minutes; the run is shorter than its hour).
             now = int(time.time())
             token = issuer.token(iat=now, nbf=now - 5, exp=now + 3500)
-            envs = {
-                "stsvend": lambda_environment(template, tasks["stsvend"], runtime, url),
-                "stsvend-oidc": {
-                    **lambda_environment(template, tasks["stsvend"], runtime, url), "BENCH_OIDC_TOKEN": token
-                },
-                "stsvend-before-oidc": lambda_environment(
-                    template, tasks["stsvend-before-oidc"], runtime, url
-                ),
-                "stsvend-plain": lambda_environment(template, tasks["stsvend-plain"], runtime, url),
-                "baseline": lambda_environment(baseline_template, tasks["baseline"], runtime, url),
-            }
+            envs = {name: lambda_environment(templates[name], tasks[name], runtime, url) for name in built}
+            # The same package, its first request a CI job's OIDC vend instead of a SigV4 one.
+            envs["stsvend-oidc"] = {**envs["stsvend"], "BENCH_OIDC_TOKEN": token}
             splits: dict[str, list[dict[str, Any]]] = {}
 
             def variant(name: str) -> Any:
@@ -333,14 +399,34 @@ def run(context: Any) -> dict[str, Any]:
             for name in names:  # one unmeasured start each: the page cache's first-time costs
                 variant(name)()
             splits.clear()
-            subject, oidc, before, plain, baseline = interleaved(ROUNDS, *(variant(n) for n in names))
+            measured = dict(zip(names, interleaved(ROUNDS, *(variant(n) for n in names)), strict=True))
+            subject, oidc = measured["stsvend"], measured["stsvend-oidc"]
+            before = measured["stsvend-before-oidc"]
+            plain, baseline, broker = measured["stsvend-plain"], measured["baseline"], measured["broker"]
             profile = importtime(envs["stsvend"], root)
             oidc_profile = importtime(envs["stsvend-oidc"], root)
+            profiles = {name: phase_profile(envs[name], root) for name in ("stsvend", "broker")}
     how = f"{ROUNDS} fresh processes each, interleaved; spawn to first answer; read-only task root"
     label = "stsvend prod package (X-Ray on) vs Chalice + boto3 STS package"
+    broker_label = "stsvend prod package (X-Ray on) vs feature-equivalent broker (GetItem + AssumeRole)"
+    broker_name = "Chalice + boto3 broker: GetItem + AssumeRole with a session tag"
+
+    cpu_how = f"{how}; user + system CPU time of the process, less sensitive to load"
+
+    def cpu(name: str) -> list[float]:
+        return [result["cpu_ms"] / 1000 for result in splits[name]]
+
     return {
         "title": TITLE,
+        "machine_load_average": _load_average(),
         "comparisons": [
+            comparison(broker_label, subject, broker, BROKER_GOAL, "stsvend package", broker_name, how),
+            comparison(f"{broker_label}, at p90", subject, broker, BROKER_GOAL, "stsvend package",
+                       broker_name, how, quantile="p90_ms"),
+            comparison(f"{broker_label}: CPU time of the process", cpu("stsvend"), cpu("broker"), None,
+                       "stsvend package", broker_name, cpu_how),
+            comparison(f"{broker_label}: CPU time of the process, at p90", cpu("stsvend"), cpu("broker"),
+                       None, "stsvend package", broker_name, cpu_how, quantile="p90_ms"),
             comparison(label, subject, baseline, GOAL, "stsvend package", "minimal Chalice + boto3 STS", how),
             comparison(f"{label}, at p90", subject, baseline, GOAL, "stsvend package",
                        "minimal Chalice + boto3 STS", how, quantile="p90_ms"),
@@ -352,11 +438,13 @@ def run(context: Any) -> dict[str, Any]:
                        subject, before, None, "stsvend package", "the package before the OIDC route", how),
         ],
         "before": _before(),
+        "what_each_change_bought": _ablation(),
         "package": {name: sizes(out / "deployment.zip") for name, out in built.items()},
-        "runtime": template["Resources"]["APIHandler"]["Properties"]["Runtime"],
+        "runtime": templates["stsvend"]["Resources"]["APIHandler"]["Properties"]["Runtime"],
         "breakdown_p50_ms": {name: _split_p50(results) for name, results in splits.items()},
         "importtime": profile,
         "importtime_oidc": oidc_profile,
+        "profile": profiles,
     }
 
 
@@ -383,13 +471,20 @@ def _before() -> dict[str, Any]:
     }
 
 
+def _ablation() -> dict[str, Any] | None:
+    """The last recorded `python -m bench.coldablation --record` (bench/README.md quotes it)."""
+    path = ROOT / "bench" / "cold_start_package.ablation.json"
+    recorded: dict[str, Any] | None = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    return recorded
+
+
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def _split_p50(results: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("startup_ms", "import_ms", "first_request_ms")
+    keys = ("startup_ms", "import_ms", "first_request_ms", "cpu_ms", "import_cpu_ms", "first_request_cpu_ms")
     out: dict[str, Any] = {key: summary([r[key] / 1000 for r in results])["p50_ms"] for key in keys}
     out["modules_loaded"] = results[-1]["modules"]
     out["top_level_packages_from_task_root"] = results[-1]["loaded_from_task_root"]

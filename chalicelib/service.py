@@ -123,6 +123,12 @@ class Stsvend:
         resolver = identity if identity is not None else identity_resolver(settings, clients)
         return cls(settings, clients, grants, auditor or Auditor(), resolver)
 
+    def create_clients(self) -> None:
+        """Create the AWS clients a vend uses now instead of on the first request: Lambda calls this
+        in its init phase (bench/README.md, "Cold start of the deployment package", says why)."""
+        self._clients.dynamodb()
+        self._clients.sts()
+
     def _grant_for(self, caller: Caller) -> Grant:
         grant = authorize_caller(
             self._grants.for_account(caller.account_id),

@@ -26,6 +26,7 @@ import pytest
 import app as app_module
 from chalicelib.aws import _CONFIG_ARGS as BOTOCORE_CONFIG
 from tests.functional.conftest import JENKINS, api_event, iam_identity
+from tools.package_prep import MODELS, without_documentation
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -402,6 +403,68 @@ def test_the_documented_package_has_the_x_ray_sdk_but_not_botocore_and_fits_its_
         assert f"{package}/__init__.py" in names, f"{package} (the OIDC route's) is not packaged"
 
 
+UNAUTHENTICATED_CALLS = {"sts": {"AssumeRoleWithWebIdentity"}}
+
+
+def test_every_call_the_function_makes_is_in_the_cut_down_models() -> None:
+    """Every DynamoDB and STS operation chalicelib calls has its model in the package: a call whose
+    operation was cut from the models would fail only in Lambda."""
+    import re
+
+    from botocore import xform_name
+    from botocore.loaders import Loader
+
+    from tools.package_prep import MODEL_OPERATIONS
+
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "chalicelib").rglob("*.py"))
+    called = set(re.findall(r"\.([a-z_]+)\(", source))
+    loader = Loader()
+    for service, kept in MODEL_OPERATIONS.items():
+        full = loader.load_service_model(service, "service-2")["operations"]
+        used = {name for name in full if xform_name(name) in called}
+        assert used <= set(kept), (service, used - set(kept))
+
+
+def test_the_documented_package_has_models_of_exactly_the_operations_its_role_may_call(
+    documented: Package,
+) -> None:
+    """Cut-down botocore models (tools/package_prep.py): for each service they cover, exactly the
+    operations the function's role allows, every shape they reach, and no documentation."""
+    from botocore.loaders import Loader
+    from botocore.model import ServiceModel
+
+    loader = Loader()
+    allowed = {a for s in _role_statements(documented) for a in _strings(s["Action"])}
+    with zipfile.ZipFile(documented.zip_path) as archive:
+        models = {n: archive.read(n) for n in archive.namelist() if n.startswith(f"{MODELS}/")}
+    assert {name.split("/")[1] for name in models} == {"dynamodb", "sts"}
+    for service in ("dynamodb", "sts"):
+        version = loader.determine_latest_version(service, "service-2")
+        data = models[f"{MODELS}/{service}/{version}/service-2.json"]
+        assert b"documentation" not in data
+        model = json.loads(data)
+        full = loader.load_service_model(service, "service-2")
+        # sts:TagSession and sts:SetSourceIdentity are permissions of AssumeRole, not operations.
+        may_call = {a.split(":")[1] for a in allowed if a.startswith(f"{service}:")} & set(full["operations"])
+        # Calls that take no IAM permission: the web identity token is their authentication.
+        may_call |= UNAUTHENTICATED_CALLS.get(service, set())
+        assert set(model["operations"]) == may_call, service
+        assert model["metadata"] == full["metadata"]
+        for name in model["operations"]:
+            operation = ServiceModel(model, service).operation_model(name)
+            pending = [operation.input_shape, operation.output_shape, *operation.error_shapes]
+            seen: set[str] = set()
+            while pending:  # every shape the operation reaches resolves, as in botocore's model
+                shape = pending.pop()
+                if shape is None or shape.name in seen:
+                    continue
+                seen.add(shape.name)
+                assert model["shapes"][shape.name] == without_documentation(full["shapes"][shape.name])
+                pending.extend(getattr(shape, "members", {}).values())
+                pending.extend(getattr(shape, a) for a in ("member", "key", "value") if hasattr(shape, a))
+            assert len(seen) > 10, (service, name)
+
+
 def _importable(name: str) -> bool:
     """A module Python can import from the task root: every directory on the way an identifier
     (not a wheel's *.data/ or *.dist-info/ files)."""
@@ -491,7 +554,11 @@ class Context:
 
 answer = app.app(event, Context())
 files = {name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())}
-print(json.dumps({"status": answer["statusCode"], "body": json.loads(answer["body"]), "files": files}))
+# The clients the init phase created, and the operations their models hold.
+clients = app.service()._clients._clients
+operations = {name: client.meta.service_model.operation_names for name, client in clients.items()}
+print(json.dumps({"status": answer["statusCode"], "body": json.loads(answer["body"]), "files": files,
+                  "operations": operations}))
 """
 
 
@@ -526,6 +593,8 @@ def test_the_documented_package_starts_on_its_own_bytecode_and_the_runtimes_boto
     assert files["aws_xray_sdk"].startswith(str(layout.task)), "the X-Ray SDK is not the package's"
     assert files["aws_xray_sdk.ext.botocore.patch"], "the SDK did not patch botocore"
     assert files["botocore"].startswith(str(layout.runtime)), "botocore is not the runtime's"
+    # The vend path's clients were created at init, from the package's cut-down models.
+    assert report["operations"] == {"dynamodb": ["Query"], "sts": ["AssumeRole"]}
     # python -v names where each module's code came from: nothing of the task root was compiled.
     loaded = [line.split("code object from ", 1)[1].strip("'") for line in verbose.splitlines()
               if line.startswith("# code object from ")]
@@ -558,6 +627,9 @@ def test_a_plain_chalice_deploy_still_builds_a_working_function(
     report, logged, _ = layout.start()
     assert report["status"] == 200 and report["body"]["Arn"] == JENKINS
     assert "aws_xray_sdk" not in report["files"]
+    # No cut-down models in a plain package: botocore's whole ones.
+    whole = {name: len(operations) > 5 for name, operations in report["operations"].items()}
+    assert whole == {"dynamodb": True, "sts": True}
     lines = [json.loads(line) for line in logged.splitlines()[:-1]]
     assert [line["message"] for line in lines if line["level"] == "WARNING"] == [
         "the X-Ray SDK is not in the package: run `make package-prep` before deploying"
