@@ -15,11 +15,15 @@ the AWS provider < 5, whose `aws_api_gateway_deployment.stage_name` provider 5 d
    the stage's retention, created before the function; the access log group, its IAM-refused metric
    filter, an optional WAF web ACL; the grants table as `stsvend bootstrap` makes it (and never
    destroyed by Terraform); the alarms, dashboard and saved queries of `stsvend monitor`
-   (stsvend.ops.definitions); the service role's ARN as an output.
+   (stsvend.ops.definitions); the service role's ARN as an output;
+3. releases, as `stsvend deploy` makes them: the function is published as a version on each apply
+   that changes it, the alias `live` serves `var.live_version` (null: the latest), every method of
+   the API invokes the alias and only the alias may be invoked by API Gateway; rolling back is
+   `terraform apply -var live_version=N` (or `aws lambda update-alias`), docs/deploying.md.
 
 Variables: `alarm_topic_arn`, `throttling_rate_limit`, `throttling_burst_limit`, `web_acl_arn`
-(defaults: deploy/stages.json). tests/functional/test_terraform_package.py checks the result, and
-runs `terraform init`/`validate`/`plan` where the AWS provider is available.
+(defaults: deploy/stages.json), `live_version`. tests/functional/test_terraform_package.py checks
+the result, and runs `terraform init`/`validate`/`plan` where the AWS provider is available.
 """
 
 from __future__ import annotations
@@ -154,6 +158,8 @@ def adapt(
         }
     }
 
+    _serve_the_alias(tf)
+
     resources["aws_dynamodb_table"] = {
         "grants": {
             "name": d.grants_table,
@@ -220,12 +226,50 @@ def adapt(
             "default": settings.waf_web_acl_arn,
             "description": "a regional WAFv2 web ACL for the API stage; null: none",
         },
+        "live_version": {
+            "type": "string",
+            "default": None,
+            "description": f"the published version the alias {deployment.ALIAS} serves; null: the latest",
+        },
     }
     outputs = tf.setdefault("output", {})
     outputs["EndpointURL"] = {"value": "${aws_api_gateway_stage.rest_api.invoke_url}/"}
     outputs["ServiceRoleArn"] = {"value": "${aws_iam_role.api_handler_role.arn}"}
     outputs["GrantsTable"] = {"value": "${aws_dynamodb_table.grants.name}"}
+    outputs["LiveVersion"] = {"value": f"${{aws_lambda_alias.{deployment.ALIAS}.function_version}}"}
     return tf
+
+
+_FUNCTION = "aws_lambda_function.api_handler"
+
+
+def _serve_the_alias(tf: dict[str, Any]) -> None:
+    """The function published on each change, the alias `live`, and the API invoking the alias alone.
+    Chalice writes the function's invoke ARN into every integration of the API document and grants
+    API Gateway the function itself: both are moved to the alias, or the package is refused."""
+    resources = tf["resource"]
+    alias = f"aws_lambda_alias.{deployment.ALIAS}"
+    resources["aws_lambda_function"]["api_handler"]["publish"] = True
+    resources["aws_lambda_alias"] = {
+        deployment.ALIAS: {
+            "name": deployment.ALIAS,
+            "function_name": f"${{{_FUNCTION}.function_name}}",
+            "function_version": f"${{coalesce(var.live_version, {_FUNCTION}.version)}}",
+        }
+    }
+    swagger = tf["locals"]["chalice_api_swagger"]
+    invoke = f"${{{_FUNCTION}.invoke_arn}}"
+    if invoke not in swagger:
+        raise SystemExit(f"chalice's API document no longer names {invoke}: adapt tools/terraform_package.py")
+    tf["locals"]["chalice_api_swagger"] = swagger.replace(invoke, f"${{{alias}.invoke_arn}}")
+    permissions = resources["aws_lambda_permission"]
+    if set(permissions) != {"rest_api_invoke"}:
+        raise SystemExit(f"unexpected Lambda permissions from chalice: {sorted(permissions)}")
+    permission = permissions["rest_api_invoke"]
+    permission["function_name"] = f"${{{alias}.function_name}}"
+    permission["qualifier"] = f"${{{alias}.name}}"
+    if _FUNCTION + "." in json.dumps(tf["locals"]):
+        raise SystemExit("chalice's API document still invokes the function itself")
 
 
 def _alarm(properties: dict[str, Any]) -> dict[str, Any]:

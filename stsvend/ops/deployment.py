@@ -186,6 +186,8 @@ RETENTION_DAYS = (
     3653,
 )
 _WEB_ACL_CONDITION = "HasWebAcl"
+# The alias every method of the API invokes, on every deploy path.
+ALIAS = "live"
 # Logical ids that stsvend.ops.template writes besides the monitoring's.
 TEMPLATE_IDS = ("StsvendAccessLog", "StsvendWebAcl")
 
@@ -200,10 +202,14 @@ def template_parameters(d: Deployment, settings: StageSettings) -> dict[str, str
     }
 
 
-def template_sections(api_stage: str, defaults: dict[str, str]) -> dict[str, Any]:
+def template_sections(
+    api_stage: str, defaults: dict[str, str], routes: dict[str, list[str]]
+) -> dict[str, Any]:
     """What `chalice package`'s SAM template lacks for the API stage, as `stsvend deploy` sets it on
     the `chalice deploy` path: tracing, throttling, the JSON access log and its IAM-refused metric,
-    an optional WAF web ACL. `defaults`: the parameters' defaults (prod's settings)."""
+    an optional WAF web ACL, and releases behind the alias `live` (alias_sections). `defaults`: the
+    parameters' defaults (prod's settings); `routes`: the app's paths and their methods."""
+    alias = alias_sections(routes)
     access_log_arn = (
         "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${StsvendAccessLogGroup}"
     )
@@ -238,8 +244,10 @@ def template_sections(api_stage: str, defaults: dict[str, str]) -> dict[str, Any
         },
         "Conditions": {_WEB_ACL_CONDITION: {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebAclArn"}, ""]}]}},
         "Resources": {
+            **alias["Resources"],
             "RestAPI": {
                 "Properties": {
+                    **alias["Resources"]["RestAPI"]["Properties"],
                     "TracingEnabled": True,
                     "MethodSettings": [
                         {
@@ -300,6 +308,35 @@ def template_sections(api_stage: str, defaults: dict[str, str]) -> dict[str, Any
                 },
             },
         },
+    }
+
+
+# The logical id of the alias AutoPublishAlias creates (SAM: <function id>Alias<alias name>); its Ref is
+# the alias's ARN. SAM resolves `APIHandler.Alias` in a Ref but not inside the API's DefinitionBody.
+SAM_ALIAS_ID = "APIHandlerAlias" + ALIAS
+
+
+def alias_sections(routes: dict[str, list[str]]) -> dict[str, Any]:
+    """The CloudFormation path's releases, as `stsvend deploy` makes them: SAM publishes a Lambda
+    version on each stack update that changes the function and moves the alias `live` to it (the
+    versions are kept: SAM retains them); every method of the API invokes the alias, which alone
+    API Gateway may invoke. Rolling back is one `aws lambda update-alias` (docs/deploying.md).
+    Chalice writes each method's integration URI with the function's ARN: each one is overridden,
+    so `routes` must be all of the app's routes (tests/functional/test_packaging.py checks)."""
+    uri = {
+        "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+        "${" + SAM_ALIAS_ID + "}/invocations"
+    }
+    paths = {
+        path: {method.lower(): {"x-amazon-apigateway-integration": {"uri": uri}} for method in methods}
+        for path, methods in sorted(routes.items())
+    }
+    return {
+        "Resources": {
+            "APIHandler": {"Properties": {"AutoPublishAlias": ALIAS}},
+            "APIHandlerInvokePermission": {"Properties": {"FunctionName": {"Ref": SAM_ALIAS_ID}}},
+            "RestAPI": {"Properties": {"DefinitionBody": {"paths": paths}}},
+        }
     }
 
 
@@ -503,7 +540,6 @@ def apply_after_deploy(aws: common.Aws, d: Deployment, settings: StageSettings, 
 
 # --- releases: a Lambda version per deploy, the API calling the alias `live` -------------------------
 
-ALIAS = "live"
 _PERMISSION_ID = "stsvend-apigateway-live"
 
 

@@ -5,6 +5,7 @@ the definitions disagree."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -34,11 +35,19 @@ def sections(root: Path) -> dict[str, Any]:
     # The parameters' defaults are prod's settings; dev passes its own (deploy-info --format parameters).
     prod = deployment.deployment(checkout, "prod")
     defaults = deployment.template_parameters(prod, deployment.stage_settings(root, "prod"))
-    stage = deployment.template_sections(api_stage, defaults)
+    stage = deployment.template_sections(api_stage, defaults, app_routes(root))
     return {
         section: {**monitoring.get(section, {}), **stage.get(section, {})}
         for section in ("Parameters", "Conditions", "Resources")
     }
+
+
+def app_routes(root: Path) -> dict[str, list[str]]:
+    """The paths of the checkout's Chalice app and their methods, as `chalice package` writes them."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    app = importlib.import_module("app").app
+    return {path: sorted(methods) for path, methods in app.routes.items()}
 
 
 def merged(current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:

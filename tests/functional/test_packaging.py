@@ -694,6 +694,15 @@ def test_a_switched_on_api_policy_reaches_the_api_and_the_template_still_lints(
 # --- monitoring: the same alarms, dashboard and saved queries as `stsvend monitor` -----------------
 
 
+def _merged_into(merged: Any, wanted: Any) -> bool:
+    """`wanted` is in `merged` as `chalice package --merge-template` merges: objects key by key."""
+    if isinstance(wanted, dict):
+        return isinstance(merged, dict) and all(
+            k in merged and _merged_into(merged[k], v) for k, v in wanted.items()
+        )
+    return bool(merged == wanted)
+
+
 def test_the_template_holds_the_monitoring_of_stsvend_monitor(packaged: Package) -> None:
     from stsvend.ops.definitions import TIMEOUT_SHARE, TOPIC_PARAMETER, alarms, saved_queries
     from stsvend.ops.template import sections
@@ -703,9 +712,8 @@ def test_the_template_holds_the_monitoring_of_stsvend_monitor(packaged: Package)
     for name, resource in wanted["Resources"].items():
         if "Type" in resource:
             assert resources.get(name) == resource, name
-        else:  # properties merged into a resource of Chalice's (the API's stage)
-            merged = resources[name]["Properties"]
-            assert {k: merged.get(k) for k in resource["Properties"]} == resource["Properties"], name
+        else:  # properties merged into a resource of Chalice's (the API's stage, the function)
+            assert _merged_into(resources[name]["Properties"], resource["Properties"]), name
     assert packaged.template["Parameters"][TOPIC_PARAMETER]["Default"] == ""
     kinds = [r["Type"] for r in resources.values()]
     assert kinds.count("AWS::CloudWatch::Alarm") == len(alarms(25))
@@ -792,3 +800,73 @@ def test_a_web_acl_reaches_the_stage_and_the_template_still_lints(project: Proje
     # that the association's DependsOn names a resource that exists.
     association = packaged.template["Resources"]["StsvendWebAclAssociation"]
     assert association["DependsOn"] == "RestAPIapiStage"
+
+
+# --- releases: the alias `live` ---------------------------------------------------------------------
+
+# Where `aws cloudformation package` puts the zip (the guide's artifact bucket; any valid name).
+PACKAGED_CODE_URI = "s3://stsvend-artifacts-999999999999/stsvend/deployment.zip"
+
+
+def expand_sam(template: dict[str, Any]) -> dict[str, Any]:
+    """The packaged template as CloudFormation runs it: `aws cloudformation package` (the zip's S3
+    URI), then SAM's own transform (aws-sam-translator, what CloudFormation's
+    AWS::Serverless-2016-10-31 runs)."""
+    from samtranslator.translator.transform import transform
+
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {}
+
+    template = json.loads(json.dumps(template))
+    template["Resources"]["APIHandler"]["Properties"]["CodeUri"] = PACKAGED_CODE_URI
+    previous = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"  # the translator's pseudo parameters
+    try:
+        expanded: dict[str, Any] = transform(template, {}, NoManagedPolicies())
+    finally:
+        if previous is None:
+            os.environ.pop("AWS_DEFAULT_REGION", None)
+        else:
+            os.environ["AWS_DEFAULT_REGION"] = previous
+    return expanded
+
+
+def test_every_method_invokes_the_alias_live_which_alone_api_gateway_may_invoke(
+    packaged: Package, tmp_path: Path
+) -> None:
+    """As `stsvend deploy` does on its path: each stack update that changes the function publishes a
+    version (kept when the next one comes) and moves the alias `live` to it; the API calls only the
+    alias, so that a rollback is one alias update (docs/deploying.md)."""
+    from stsvend.ops import deployment
+
+    expanded = expand_sam(packaged.template)
+    resources = expanded["Resources"]
+    alias_id = deployment.SAM_ALIAS_ID
+    alias = resources[alias_id]
+    assert alias["Type"] == "AWS::Lambda::Alias"
+    assert alias["Properties"]["Name"] == deployment.ALIAS
+    assert alias["Properties"]["FunctionName"] == {"Ref": "APIHandler"}
+    version_id = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+    assert resources[version_id]["Type"] == "AWS::Lambda::Version"
+    assert resources[version_id]["DeletionPolicy"] == "Retain"  # earlier releases stay to roll back to
+
+    # Every method of every route of the app, the unsigned ones included.
+    paths = resources["RestAPI"]["Properties"]["Body"]["paths"]
+    served = {(path, m.upper()) for path, spec in paths.items() for m in spec if m in HTTP_METHODS}
+    routes = {(path, method) for path, entry in app_module.app.routes.items() for method in entry}
+    assert served == routes
+    for path, method in served:
+        uri = paths[path][method.lower()]["x-amazon-apigateway-integration"]["uri"]
+        assert uri == {
+            "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+            "${" + alias_id + "}/invocations"
+        }, (path, method)
+    permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    assert [p["FunctionName"] for p in permissions] == [{"Ref": alias_id}]
+    assert permissions[0]["Principal"] == "apigateway.amazonaws.com"
+
+    path = tmp_path / "expanded.json"
+    path.write_text(json.dumps(expanded))
+    result = cfn_lint(path)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import app as app_module
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.model import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA
 from stsvend.ops import definitions, deployment
@@ -144,6 +145,33 @@ def test_the_alarms_dashboard_and_queries_of_stsvend_monitor(tf: dict[str, Any])
 _REFERENCE = re.compile(
     r"\b(data\.[a-z0-9_]+\.[a-z0-9_]+|var\.[a-z0-9_]+|local\.[a-z0-9_]+|aws_[a-z0-9_]+\.[a-z0-9_]+)"
 )
+
+
+def test_every_method_invokes_the_alias_live_which_alone_api_gateway_may_invoke(tf: dict[str, Any]) -> None:
+    """As on the other deploy paths: each apply that changes the function publishes a version, the
+    alias `live` serves it (or `var.live_version`, the rollback), and the API calls only the alias."""
+    resources = tf["resource"]
+    assert resources["aws_lambda_function"]["api_handler"]["publish"] is True
+    alias = resources["aws_lambda_alias"][deployment.ALIAS]
+    assert alias["name"] == deployment.ALIAS
+    assert alias["function_name"] == "${aws_lambda_function.api_handler.function_name}"
+    latest = "aws_lambda_function.api_handler.version"
+    assert alias["function_version"] == f"${{coalesce(var.live_version, {latest})}}"
+    assert tf["variable"]["live_version"]["default"] is None
+    swagger = json.loads(tf["locals"]["chalice_api_swagger"])
+    uris = [
+        spec["x-amazon-apigateway-integration"]["uri"]
+        for path in swagger["paths"].values()
+        for method, spec in path.items()
+        if method != "options"
+    ]
+    assert len(uris) == sum(len(methods) for methods in app_module.app.routes.values())
+    assert set(uris) == {"${aws_lambda_alias.live.invoke_arn}"}
+    permissions = resources["aws_lambda_permission"]
+    assert [(p["function_name"], p.get("qualifier")) for p in permissions.values()] == [
+        ("${aws_lambda_alias.live.function_name}", "${aws_lambda_alias.live.name}")
+    ]
+    assert tf["output"]["LiveVersion"] == {"value": "${aws_lambda_alias.live.function_version}"}
 
 
 def test_every_reference_names_something_declared(tf: dict[str, Any]) -> None:
