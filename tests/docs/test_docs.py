@@ -134,10 +134,17 @@ def user_environment(home: Path) -> dict[str, str]:
     return env
 
 
-def stack_environment(workspace: Path, home: Path, stack: LocalStack) -> dict[str, str]:
-    """After the banner's exports, `sample-app.sh` sourced and the venv activated."""
+# The identity a page tells its reader to take (its opening says which env script to source);
+# every other page's blocks run as `sample-app`, as the banner's examples do.
+PAGE_IDENTITY = {"docs/client-exec.md": "jenkins"}
+
+
+def stack_environment(
+    workspace: Path, home: Path, stack: LocalStack, identity: str = "sample-app"
+) -> dict[str, str]:
+    """After the banner's exports, the identity's env script sourced and the venv activated."""
     env = user_environment(home)
-    env.update(stack.state.environment("sample-app"))
+    env.update(stack.state.environment(identity))
     env["PATH"] = f"{workspace / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -145,7 +152,8 @@ def stack_environment(workspace: Path, home: Path, stack: LocalStack) -> dict[st
 @pytest.mark.e2e
 @pytest.mark.parametrize("block", [b for b in _of("local") if not in_quick_start(b)], ids=_where)
 def test_a_local_block_runs(block: Block, workspace: Path, home: Path, docs_stack: LocalStack) -> None:
-    run_block(block, block.text, workspace, stack_environment(workspace, home, docs_stack))
+    identity = PAGE_IDENTITY.get(block.where.rsplit(":", 1)[0], "sample-app")
+    run_block(block, block.text, workspace, stack_environment(workspace, home, docs_stack, identity))
 
 
 # --- the Quick start, in order ----------------------------------------------------------------
