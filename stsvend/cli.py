@@ -4,6 +4,7 @@ not pay for botocore. Each subcommand imports its module when it runs."""
 
 from __future__ import annotations
 
+import os
 import sys
 from types import SimpleNamespace
 
@@ -318,13 +319,33 @@ def main(argv: Sequence[str] | None = None, client_only: bool = False) -> int:
         return int(handler(args))
     except CommandError as exc:
         print(exc.line(), file=sys.stderr)
+        if args.command == "credentials":  # tools that run it often hide this line: say where to look
+            print(doctor_hint(), file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback that could hold a secret
         print(f"stsvend: InternalError: unexpected {type(exc).__name__} (please report it)",
               file=sys.stderr)
+        if args.command == "credentials":
+            print(doctor_hint(), file=sys.stderr)
         return 1
+
+
+def doctor_hint() -> str:
+    """The second line of a failed `credentials` run: the command that shows why, for the profile
+    a credential_process run was selected by (AWS_PROFILE). A name that is not a plain profile name
+    is not printed (it came from the environment, unvalidated): doctor then asks for one."""
+    profile = os.environ.get("AWS_PROFILE", "")
+    if not profile:
+        return "stsvend: see why: stsvend doctor"
+    if len(profile) > 128 or profile.startswith("-") or not set(profile) <= _PLAIN_PROFILE:
+        return "stsvend: see why: stsvend doctor --profile NAME (the profile AWS_PROFILE names)"
+    return f"stsvend: see why: stsvend doctor --profile {profile}"
+
+
+# Characters a shell passes through unquoted: the hint is a command to copy.
+_PLAIN_PROFILE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@+=,:/-")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ class CommandError(Exception):
         self.request_id = request_id
 
     def line(self) -> str:
-        """What `main()` prints: one line, however many the message had."""
+        """What `main()` prints: one printable line, however many the message had."""
         suffix = f" (request id {self.request_id})" if self.request_id else ""
-        return f"stsvend: {self.code}: {' '.join(self.message.split())}{suffix}"
+        text = f"stsvend: {self.code}: {' '.join(self.message.split())}{suffix}"
+        # A message can quote a name from the environment or a file (a profile name, a path):
+        # a control character is shown escaped, never sent to the terminal.
+        return text if text.isprintable() else "".join(
+            char if char.isprintable() else repr(char)[1:-1] for char in text)

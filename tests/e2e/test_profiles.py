@@ -1,5 +1,6 @@
 """Profiles selected as tools select them (issue 12 sections 2, 3 and 5), against the local stack with
-real clients: the AWS CLI v1, boto3 and the JavaScript SDK v3 pick `AWS_PROFILE=<a profile whose
+real clients: the AWS CLI v1, boto3, the JavaScript SDKs v3 and v2 (v2 with AWS_SDK_LOAD_CONFIG=1,
+as `configure` says) and awscrt's default chain pick `AWS_PROFILE=<a profile whose
 credential_process is stsvend>`, with nothing stsvend-specific exported. stsvend's own identity
 comes from `--source-profile`, or, without it, from the chain without that profile (here a
 container-credentials endpoint on loopback, as on ECS or CodeBuild)."""
@@ -21,11 +22,14 @@ import pytest
 from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
 from tests.conftest import record_output
 from tests.e2e.conftest import ROOT
+from tests.e2e.test_exec_children_act_as_the_role import AWSCRT_CHILD
 
 pytestmark = pytest.mark.e2e
 
 STSVEND = [sys.executable, "-m", "stsvend.cli"]
 PROFILE = "stsvend-read-only"
+CLIENTS = ["aws-cli", "boto3", "js-sdk-v3", "js-sdk-v2", "awscrt"]
+JS = ("js-sdk-v3", "js-sdk-v2")
 
 
 class ContainerCredentials:
@@ -106,6 +110,14 @@ def run_client(client: str, env: dict[str, str], js_dir: Path | None) -> subproc
     elif client == "boto3":
         argv = [sys.executable, "-c", "import boto3, json; "
                 "print(json.dumps(boto3.client('sts').get_caller_identity()))"]
+    elif client == "awscrt":
+        argv = [sys.executable, "-c", AWSCRT_CHILD]
+    elif client == "js-sdk-v2":
+        assert js_dir is not None
+        # The JavaScript SDK v2 reads ~/.aws/config only with AWS_SDK_LOAD_CONFIG=1, which is
+        # what `configure` tells its users; the test gives it exactly that.
+        env = {**env, "AWS_SDK_LOAD_CONFIG": "1"}
+        argv = ["node", str(js_dir / "caller_identity_v2.js")]
     else:
         assert js_dir is not None
         argv = ["node", str(js_dir / "profile_child.mjs")]
@@ -118,11 +130,15 @@ def run_client(client: str, env: dict[str, str], js_dir: Path | None) -> subproc
 
 def arn_of(client: str, output: str) -> str:
     answer = json.loads(output)
-    return str(answer["Arn"] if client != "js-sdk-v3" else answer["arn"])
+    return str(answer["Arn"] if client in ("aws-cli", "boto3") else answer["arn"])
 
 
-@pytest.mark.parametrize("source", ["source-profile", "container", "default"])
-@pytest.mark.parametrize("client", ["aws-cli", "boto3", "js-sdk-v3"])
+# Not JS v2 with container credentials: v2's own default chain asks the container endpoint before
+# credential_process (AWS.CredentialProviderChain.defaultProviders), so the line never runs there.
+@pytest.mark.parametrize(("client", "source"), [
+    (client, source) for source in ("source-profile", "container", "default") for client in CLIENTS
+    if (client, source) != ("js-sdk-v2", "container")
+])
 def test_aws_profile_selecting_the_stsvend_profile_works(
     stack: LocalStack, container: ContainerCredentials, tmp_path: Path,
     request: pytest.FixtureRequest, client: str, source: str,
@@ -131,7 +147,7 @@ def test_aws_profile_selecting_the_stsvend_profile_works(
     env = write_profiles(tmp_path, state, source)
     if source == "container":
         env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = container.url
-    js_dir = request.getfixturevalue("js_clients") if client == "js-sdk-v3" else None
+    js_dir = request.getfixturevalue("js_clients") if client in JS else None
     asked = container.requests
 
     done = run_client(client, env, js_dir)
@@ -144,18 +160,18 @@ def test_aws_profile_selecting_the_stsvend_profile_works(
     assert (container.requests > asked) is (source == "container")
 
 
-@pytest.mark.parametrize("client", ["aws-cli", "boto3", "js-sdk-v3"])
+@pytest.mark.parametrize("client", CLIENTS)
 def test_without_a_source_the_client_shows_what_to_do(
     stack: LocalStack, tmp_path: Path, request: pytest.FixtureRequest, client: str
 ) -> None:
     env = write_profiles(tmp_path, stack.state, "none")
-    js_dir = request.getfixturevalue("js_clients") if client == "js-sdk-v3" else None
+    js_dir = request.getfixturevalue("js_clients") if client in JS else None
     done = run_client(client, env, js_dir)
     assert done.returncode != 0
-    if client != "js-sdk-v3":  # the JS SDK reports only the process's exit status
+    if client in ("aws-cli", "boto3"):
         assert "whose credential_process runs stsvend" in done.stderr
         assert "--source-profile NAME" in done.stderr
-    else:
+    else:  # JS v3 reports only the exit status, v2 and awscrt an error code
         assert "whose credential_process runs stsvend" not in done.stdout + done.stderr
     # Whatever the client showed, doctor shows why (issue 20 section 6).
     doctor = subprocess.run([*STSVEND, "doctor"], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -255,7 +271,7 @@ def test_configure_refuses_a_role_arn_that_could_inject_config(arn: Any) -> None
 
 @pytest.mark.parametrize("installed_as", ["console-script", "one-file"])
 def test_configure_then_the_aws_cli_from_a_shell_whose_path_lacks_stsvend(
-    stack: LocalStack, tmp_path: Path, installed_as: str
+    stack: LocalStack, tmp_path: Path, installed_as: str, js_clients: Path
 ) -> None:
     """Issue 20 sections 2 and 3: keys in `[default]` of the credentials file (a Jenkins agent),
     stsvend run from the venv's bin (not on PATH); `configure` writes lines that run that very
@@ -282,6 +298,7 @@ def test_configure_then_the_aws_cli_from_a_shell_whose_path_lacks_stsvend(
     record_output(done.stdout)
     record_output(done.stderr)
     assert done.returncode == 0, done.stderr
+    configured = done.stdout + done.stderr
     written = config.read_text()
     [line] = [line for line in written.splitlines() if line.startswith("credential_process = ")]
     words = shlex.split(line.partition(" = ")[2])
@@ -298,3 +315,12 @@ def test_configure_then_the_aws_cli_from_a_shell_whose_path_lacks_stsvend(
     record_output(done.stderr)
     assert done.returncode == 0, done.stderr
     assert arn_of("aws-cli", done.stdout).startswith("arn:aws:sts::222222222222:assumed-role/deployer/")
+
+    # The other SDKs through the same written profile: JS v2 given what configure's advice names.
+    assert "AWS_SDK_LOAD_CONFIG=1" in configured
+    for client in ("js-sdk-v2", "awscrt"):
+        done = run_client(client, {**env, "AWS_PROFILE": "stsvend-deployer"},
+                          js_clients if client in JS else None)
+        assert done.returncode == 0, (client, done.stderr)
+        assert arn_of(client, done.stdout).startswith(
+            "arn:aws:sts::222222222222:assumed-role/deployer/"), client

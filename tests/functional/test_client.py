@@ -416,7 +416,8 @@ def test_service_errors_print_code_and_message_and_exit_distinctly(
     out, err = capsys.readouterr()
     assert out == ""
     hint = client.NOT_AUTHENTICATED_HINT if status == 401 else ""
-    assert err == f"stsvend: {code}: {body['Message']}{hint} (request id req-9)\n"
+    assert err == (f"stsvend: {code}: {body['Message']}{hint} (request id req-9)\n"
+                   "stsvend: see why: stsvend doctor\n")
     assert_no_secret(err)
     assert not list((Path(env["XDG_CACHE_HOME"]) / "stsvend").glob("*.json"))
 

@@ -131,7 +131,9 @@ def test_malformed_ambient_credentials_are_one_line_without_the_secret(
     done = run_cli("credentials", "--api", api.url, "--role", ROLE, env=environment)
     assert done.returncode == 3
     assert done.stderr.startswith("stsvend: NoCredentials: the ambient AWS credentials are malformed: ")
-    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    # One error line, then where to see why (the issue-20 contract; no profile selected here).
+    assert done.stderr.splitlines()[1:] == ["stsvend: see why: stsvend doctor"]
+    assert "Traceback" not in done.stderr
     for value in (SECRET_TEXT, AMBIENT_SECRET, *variables.values()):
         assert value not in done.stderr
     assert done.stdout == ""
@@ -193,7 +195,7 @@ def test_an_untrustworthy_answer_is_an_error_and_never_cached(
         out, err = capsys.readouterr()
         assert rc == 1 and out == ""
         assert err.startswith("stsvend: InvalidAnswer: ") and says in err
-        assert err.count("\n") == 1
+        assert len(err.splitlines()) == 2 and err.endswith("\nstsvend: see why: stsvend doctor\n")
         assert_no_secret(err)
     assert cached_entries(env) == []
 
@@ -332,7 +334,8 @@ def test_an_outage_with_nothing_valid_cached_fails(
     down = {"Code": "ServiceUnavailable", "Message": "down"}
     api.reply("POST", "/credentials", (503, {"Retry-After": "0"}, down))
     assert cli.main(["credentials", "--api", api.url, "--role", ROLE]) == 4
-    assert capsys.readouterr().err == "stsvend: ServiceUnavailable: down\n"
+    assert capsys.readouterr().err == ("stsvend: ServiceUnavailable: down\n"
+                                       "stsvend: see why: stsvend doctor\n")
 
 
 def test_a_denial_is_not_an_outage_and_is_not_papered_over(
@@ -343,7 +346,7 @@ def test_a_denial_is_not_an_outage_and_is_not_papered_over(
     api.reply("POST", "/credentials", (403, {}, {"Code": "CallerNotAllowed", "Message": "revoked"}))
     assert cli.main([*argv, "--refresh-window", "3600"]) == 3
     out, err = capsys.readouterr()
-    assert err == "stsvend: CallerNotAllowed: revoked\n"
+    assert err == "stsvend: CallerNotAllowed: revoked\nstsvend: see why: stsvend doctor\n"
 
 
 # -- section 2: where stsvend's own credentials come from ------------------------------------
@@ -420,5 +423,6 @@ def test_a_source_profile_that_cannot_be_the_source_is_refused(
                    env=environment)
     assert done.returncode == 3
     assert done.stderr.startswith("stsvend: NoCredentials: --source-profile 'loop'")
-    assert says in done.stderr and done.stderr.count("\n") == 1
+    error, hint = done.stderr.splitlines()
+    assert says in error and hint == "stsvend: see why: stsvend doctor"
     assert api.received == []

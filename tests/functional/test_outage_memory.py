@@ -115,7 +115,8 @@ def test_a_denial_is_never_remembered_as_an_outage(
         assert cli.main([*argv, *DUE]) == 3  # each run asks, and is told no
         assert len(api.calls("POST", "/credentials")) == expected_calls
     assert not Path(status.outage_path(default_directory(os.environ), api.url)).exists()
-    assert capsys.readouterr().err.endswith("stsvend: CallerNotAllowed: revoked\n")
+    assert capsys.readouterr().err.endswith(
+        "stsvend: CallerNotAllowed: revoked\nstsvend: see why: stsvend doctor\n")
 
 
 def test_a_record_that_is_not_ours_is_ignored(
