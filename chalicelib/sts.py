@@ -9,7 +9,7 @@ from typing import Any
 from chalicelib.errors import AssumeRoleDenied, PolicyTooLarge, ServiceUnavailable, StsvendError
 from chalicelib.grants import RoleGrant
 from chalicelib.timestamps import format_timestamp
-from chalicelib.vending import Plan
+from chalicelib.vending import TAG_CALLER, Plan
 
 _THROTTLED = {
     "Throttling",
@@ -22,12 +22,20 @@ _THROTTLED = {
 }
 
 
-def _denied_message(role: RoleGrant) -> str:
+def _denied_message(role: RoleGrant, params: dict[str, Any]) -> str:
     needs = "sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity"
     external = " with the grant's external id (sts:ExternalId)" if role.external_id else ""
+    caller = next((t["Value"] for t in params.get("Tags", []) if t["Key"] == TAG_CALLER), "")
+    # An OIDC caller's tag is oidc:<issuer>:<grant>, which the trust template's default `arn:*`
+    # does not match: the role's owner admits it explicitly (`--allowed-caller`).
+    patterns = (
+        " and an oidc: pattern of the stsvend:caller session tag (stsvend trust-policy --allowed-caller)"
+        if caller.startswith("oidc:")
+        else ""
+    )
     return (
         f"STS refused to assume {role.role_arn}: check that its trust policy allows the stsvend"
-        f" service role {needs}{external}, and that the service role may call them"
+        f" service role {needs}{external}{patterns}, and that the service role may call them"
     )
 
 
@@ -36,7 +44,7 @@ def assume_role(sts: Any, plan: Plan) -> dict[str, Any]:
     try:
         answer = sts.assume_role(**plan.params)
     except Exception as exc:
-        error = _translated(exc, plan.role)
+        error = _translated(exc, plan.role, plan.params)
         if error is None:
             raise
         raise error from exc
@@ -56,7 +64,7 @@ def assume_role(sts: Any, plan: Plan) -> dict[str, Any]:
     }
 
 
-def _translated(exc: Exception, role: RoleGrant) -> StsvendError | None:
+def _translated(exc: Exception, role: RoleGrant, params: dict[str, Any]) -> StsvendError | None:
     """The service's error for a failed AssumeRole, or None for a failure not botocore's."""
     # Imported here, on failure only: an import statement costs ~1 us a vend even when loaded.
     from botocore.exceptions import BotoCoreError, ClientError
@@ -75,7 +83,7 @@ def _translated(exc: Exception, role: RoleGrant) -> StsvendError | None:
     if code in _THROTTLED or status >= 500:
         return ServiceUnavailable("STS is throttling or unavailable; try again")
     if code == "AccessDenied":
-        return AssumeRoleDenied(_denied_message(role))
+        return AssumeRoleDenied(_denied_message(role, params))
     if code == "RegionDisabledException":
         return AssumeRoleDenied("STS is not activated in the service's region for the target role's account")
     return AssumeRoleDenied(f"STS rejected the AssumeRole request ({code or status})")

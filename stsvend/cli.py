@@ -279,6 +279,10 @@ def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
     trust = checkout_parser("trust-policy", "print the trust policy a target role needs")
     trust.add_argument("--service-role", help="ARN of stsvend's Lambda role (required in assume-role mode)")
     trust.add_argument("--external-id", help="the external id the role's grants require (default: none)")
+    trust.add_argument("--allowed-caller", action="append", default=[], metavar="PATTERN",
+                       help="a pattern of the callers (the stsvend:caller session tag) whose sessions the"
+                       " role admits (repeatable; default: arn:*, every IAM caller the grants allow);"
+                       " OIDC callers are admitted only by an oidc: pattern, e.g. oidc:github:*")
     trust.add_argument("--merge", metavar="FILE",
                        help="merge stsvend's statements into this trust policy: the diff on stderr, the"
                        " merged policy on stdout (other principals' statements kept)")

@@ -269,7 +269,7 @@ def cmd_trust_policy(args: argparse.Namespace) -> int:
     if args.service_role is None:
         raise CommandError("InvalidArgument", "--service-role is required (or --web-identity)", EXIT_USAGE)
     template = read_template(checkout)
-    ours = render_trust_policy(template, args.service_role, args.external_id)
+    ours = render_trust_policy(template, args.service_role, args.external_id, args.allowed_caller)
     if args.merge is not None and args.role_name is not None:
         raise CommandError("InvalidArgument", "--merge and --role-name exclude each other", EXIT_USAGE)
     if args.apply and args.role_name is None:
@@ -318,10 +318,11 @@ def _web_identity_trust(args: argparse.Namespace) -> int:
 
     if args.issuer is None or args.role is None:
         raise CommandError("InvalidArgument", "--web-identity needs --issuer and --role", EXIT_USAGE)
-    if args.service_role is not None or args.external_id is not None:
+    if args.service_role is not None or args.external_id is not None or args.allowed_caller:
         raise CommandError(
             "InvalidArgument",
-            "--service-role and --external-id are for assume-role mode: a web identity token has its sub",
+            "--service-role, --external-id and --allowed-caller are for assume-role mode: a web identity"
+            " token has its sub",
             EXIT_USAGE,
         )
     render = web_identity_template if args.format == "cloudformation" else web_identity_trust_policy

@@ -19,6 +19,10 @@ from stsvend.errors import EXIT_USAGE, CommandError
 
 SERVICE_ROLE_PLACEHOLDER = "${STSVEND_SERVICE_ROLE_ARN}"
 EXTERNAL_ID_PLACEHOLDER = "${EXTERNAL_ID}"
+CALLER_TAG_KEY = "aws:RequestTag/stsvend:caller"
+# A pattern of the `stsvend:caller` session tag: an IAM caller's ARN (`arn:`) or an OIDC caller,
+# `oidc:<issuer>:<grant>` (chalicelib.oidc.vend), with StringLike's `*` and `?`; STS's tag charset.
+CALLER_PATTERN = re.compile(r"(arn|oidc):[A-Za-z0-9_.:/=+@*?-]{1,251}")
 
 
 def read_template(checkout: Checkout) -> dict[str, Any]:
@@ -54,14 +58,25 @@ def _drop_external_id(policy: dict[str, Any]) -> None:
             del statement["Condition"]
 
 
+def _set_callers(policy: dict[str, Any], callers: list[str]) -> None:
+    """Every statement's `stsvend:caller` condition names these patterns (one as a string)."""
+    value: str | list[str] = callers[0] if len(callers) == 1 else list(callers)
+    for statement in policy.get("Statement", []):
+        tests = statement.get("Condition", {}).get("StringLike", {})
+        if CALLER_TAG_KEY in tests:
+            tests[CALLER_TAG_KEY] = value
+
+
 def fill_trust_template(
-    template: dict[str, Any], service_arn: str, external_id: str | None
+    template: dict[str, Any], service_arn: str, external_id: str | None, callers: list[str] | None = None
 ) -> dict[str, Any]:
-    """The template with the service's principal filled in, and the external id condition filled in
-    or, without one, removed."""
+    """The template with the service's principal filled in, the external id condition filled in
+    or, without one, removed, and the caller patterns (default: the template's) set."""
     policy = copy.deepcopy(template)
     if external_id is None:
         _drop_external_id(policy)
+    if callers:
+        _set_callers(policy, callers)
     replacements = {SERVICE_ROLE_PLACEHOLDER: service_arn}
     if external_id is not None:
         replacements[EXTERNAL_ID_PLACEHOLDER] = external_id
@@ -74,11 +89,16 @@ def fill_trust_template(
 
 
 def render_trust_policy(
-    template: dict[str, Any], service_role_arn: str, external_id: str | None
+    template: dict[str, Any],
+    service_role_arn: str,
+    external_id: str | None,
+    callers: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The target role's trust policy for a deployed stsvend: its role, checked, filled in.
+    """The target role's trust policy for a deployed stsvend: its role, checked, filled in. `callers`
+    are the `stsvend:caller` patterns it admits (default: the template's `arn:*`, every IAM caller
+    the grants allow); an OIDC caller's sessions are admitted only by an `oidc:` pattern.
 
-    Both must be ASCII, checked here whatever the model's patterns accept: IAM takes nothing else,
+    All must be ASCII, checked here whatever the model's patterns accept: IAM takes nothing else,
     and a pattern's `\\d` or `\\w` also matches full-width digits and letters of any script."""
     if not (service_role_arn.isascii() and ROLE_ARN.fullmatch(service_role_arn)):
         raise CommandError(
@@ -90,7 +110,15 @@ def render_trust_policy(
         raise CommandError(
             "InvalidArgument", f"--external-id must be 2-1224 characters of [{EXTERNAL_ID_CHARS}]", EXIT_USAGE
         )
-    return fill_trust_template(template, service_role_arn, external_id)
+    for pattern in callers or []:
+        if not (pattern.isascii() and CALLER_PATTERN.fullmatch(pattern)):
+            raise CommandError(
+                "InvalidArgument",
+                f"--allowed-caller must be a pattern of arn:... (an IAM caller) or oidc:<issuer>:<grant>"
+                f" (an OIDC caller) of at most 256 of [A-Za-z0-9_.:/=+@*?-], not {pattern!r}",
+                EXIT_USAGE,
+            )
+    return fill_trust_template(template, service_role_arn, external_id, callers)
 
 
 # --- merging into a role's trust policy --------------------------------------------------------------

@@ -483,6 +483,20 @@ def test_trust_policy_without_external_id_drops_the_condition(
     assert assume["Condition"] == {"StringLike": {"aws:RequestTag/stsvend:caller": "arn:*"}}
 
 
+def test_trust_policy_admits_oidc_callers_only_when_asked(
+    aws: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An OIDC vend tags its session `stsvend:caller` = oidc:<issuer>:<grant>: the default `arn:*`
+    does not match it; `--allowed-caller` patterns replace the default in both statements."""
+    policy = trust_policy(capsys, "--allowed-caller", "arn:*", "--allowed-caller", "oidc:github:*")
+    assert [s["Condition"]["StringLike"] for s in policy["Statement"]] == [
+        {"aws:RequestTag/stsvend:caller": ["arn:*", "oidc:github:*"]}
+    ] * 2
+    assert main(["trust-policy", "--service-role", SERVICE_ROLE, "--allowed-caller", "oidc:github *"]) == 2
+    captured = capsys.readouterr()
+    assert "--allowed-caller must be a pattern" in captured.err and captured.out == ""
+
+
 @pytest.mark.parametrize(
     "arn",
     [

@@ -118,6 +118,16 @@ def test_boundary_policies_path_and_caller_patterns(aws: tuple[Any, Any]) -> Non
         assert statement["Condition"]["StringLike"]["aws:RequestTag/stsvend:caller"] == callers.split(",")
 
 
+def test_oidc_callers_are_admitted_as_trust_policy_renders_them(aws: tuple[Any, Any]) -> None:
+    """OIDC callers' sessions (`stsvend:caller` = oidc:<issuer>:<grant>) only by an explicit pattern."""
+    callers = ["arn:*", "oidc:github:*"]
+    role = create(aws, "oidc", ServiceRoleArn=SERVICE, RoleName="ci-deployer", ExternalId="stsvend-prod",
+                  AllowedCallers=",".join(callers))
+    template = read_template(Checkout.open(ROOT))
+    expected = render_trust_policy(template, SERVICE, "stsvend-prod", callers)
+    assert _single(role["AssumeRolePolicyDocument"]) == _single(expected)
+
+
 def test_the_template_passes_cfn_lint() -> None:
     lint = Path(sys.executable).parent / "cfn-lint"
     result = subprocess.run(

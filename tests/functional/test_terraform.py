@@ -98,6 +98,22 @@ def test_caller_patterns_reach_both_statements(tmp_path: Path) -> None:
 
 
 @needs_terraform
+@pytest.mark.parametrize(
+    "callers", [["arn:*", "oidc:github:*"], ["oidc:gitlab-prod:deploy-*"]], ids=["with-iam", "oidc-only"]
+)
+def test_terraform_admits_oidc_callers_as_trust_policy_renders_them(
+    tmp_path: Path, callers: list[str]
+) -> None:
+    applied = computed_trust_policy(
+        tmp_path, service_role_arn=SERVICE, external_id="stsvend-prod", allowed_callers=callers
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    output = terraform(tmp_path, "output", "-raw", "json")
+    template = read_template(Checkout.open(ROOT))
+    assert json.loads(output.stdout) == render_trust_policy(template, SERVICE, "stsvend-prod", callers)
+
+
+@needs_terraform
 @pytest.mark.parametrize("variables", [
     {"service_role_arn": "arn:aws:iam::999999999999:user/someone"},
     {"service_role_arn": "*"},
@@ -105,6 +121,9 @@ def test_caller_patterns_reach_both_statements(tmp_path: Path) -> None:
     {"service_role_arn": SERVICE, "external_id": "x"},
     {"service_role_arn": SERVICE, "allowed_callers": []},
     {"service_role_arn": SERVICE, "allowed_callers": ["*"]},
+    {"service_role_arn": SERVICE, "allowed_callers": ["arn:*", "gh:*"]},
+    {"service_role_arn": SERVICE, "allowed_callers": ["oidc:github *"]},
+    {"service_role_arn": SERVICE, "allowed_callers": ["oidc:"]},
 ])
 def test_terraform_refuses_what_iam_would(tmp_path: Path, variables: dict[str, Any]) -> None:
     applied = computed_trust_policy(tmp_path, **variables)

@@ -25,6 +25,7 @@ from stsvend.checkout.trust_policy import (
     SERVICE_ROLE_PLACEHOLDER,
     render_trust_policy,
 )
+from stsvend.errors import CommandError
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
@@ -511,6 +512,82 @@ def test_the_trust_template_admits_only_tagged_sessions_of_the_service_role() ->
     assert not assumable(without(params, key="ExternalId"))
 
 
+def oidc_sts_request(issuer_name: str, external_id: str | None = None) -> dict[str, Any]:
+    """The AssumeRole parameters the OIDC route builds (chalicelib.oidc.vend.plan) for a verified
+    GitHub Actions token and its grant."""
+    from chalicelib.oidc.config import parse_issuer, parse_oidc_grant
+    from chalicelib.oidc.vend import plan
+
+    issuer = parse_issuer(
+        {"kind": "github-actions", "issuer": "https://token.actions.githubusercontent.com",
+         "audiences": ["stsvend"], "required_claims": {"repository_owner_id": "9000001"}},
+        issuer_name,
+    )
+    role: dict[str, Any] = {"role_arn": TARGET_ROLE, "max_duration_seconds": 3600}
+    if external_id:
+        role["external_id"] = external_id
+    grant = parse_oidc_grant(
+        {"issuer": issuer_name, "claims": {"repository_id": "400000001"}, "roles": [role]},
+        "octo-main", {issuer_name: issuer},
+    )
+    claims = {"repository_id": "400000001", "repository_owner_id": "9000001", "run_id": "77",
+              "run_attempt": "1", "repository": "octo-org/octo-repo", "ref": "refs/heads/main"}
+    body = json.dumps({"role_arn": TARGET_ROLE}).encode()
+    params: dict[str, Any] = plan(issuer, claims, grant, body, "aws", "req-1")[0].params
+    return params
+
+
+def test_an_oidc_vend_is_refused_by_the_default_trust_and_admitted_by_an_oidc_pattern() -> None:
+    """An OIDC caller's session is tagged `oidc:<issuer>:<grant>`: the default trust (`arn:*`, IAM
+    callers) refuses it; an `oidc:` pattern the role's owner opts into admits it, and only it."""
+    params = oidc_sts_request("github", "stsvend-prod")
+    tag = {t["Key"]: t["Value"] for t in params["Tags"]}["stsvend:caller"]
+    assert tag == "oidc:github:octo-main"
+    template = json.loads(TRUST_TEMPLATE.read_text(encoding="utf-8"))
+
+    def admits(callers: list[str] | None, request: dict[str, Any]) -> bool:
+        policy = render_trust_policy(template, SERVICE_ROLE, "stsvend-prod", callers)
+        return all(
+            allowed(policy, action, TARGET_ROLE, SERVICE_ROLE, request_context(request))
+            for action in required_actions(request)
+        )
+
+    iam_caller = sts_request("stsvend-prod")
+    assert required_actions(params) == ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]
+    assert not admits(None, params) and admits(None, iam_caller)
+    for callers in (["arn:*", "oidc:*"], ["arn:*", "oidc:github:*"], ["oidc:github:octo-main"]):
+        assert admits(callers, params), callers
+    assert not admits(["oidc:github:octo-main"], iam_caller)
+    assert not admits(["arn:*", "oidc:gitlab:*"], params)
+    assert not admits(["arn:*", "oidc:github:other"], params)
+    assert not admits(["arn:*", "oidc:*"], oidc_sts_request("github", "guess"))
+    assert not admits(["arn:*", "oidc:*"], without(params, tag="stsvend:caller"))
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["*", "oidc", "gh:*", "oidc:", "arn:", "oidc:github *", "oidc:gith\u00fcb:*", "arn:aws:iam::1:role/a,b",
+     "oidc:" + "x" * 252, "OIDC:*", "oidc:a\nb"],
+)
+def test_trust_policy_refuses_a_caller_pattern_that_cannot_match_a_caller_tag(pattern: str) -> None:
+    template = json.loads(TRUST_TEMPLATE.read_text(encoding="utf-8"))
+    with pytest.raises(CommandError, match="--allowed-caller"):
+        render_trust_policy(template, SERVICE_ROLE, None, ["arn:*", pattern])
+
+
+@pytest.mark.parametrize(
+    "callers", [["oidc:*"], ["arn:*", "oidc:github:*", "oidc:gitlab-prod:deploy-*", "oidc:buildkite:?*"]]
+)
+def test_a_trust_policy_with_oidc_callers_passes_grammar_and_quota(callers: list[str]) -> None:
+    template = json.loads(TRUST_TEMPLATE.read_text(encoding="utf-8"))
+    rendered = render_trust_policy(template, SERVICE_ROLE, "x" * 1224, callers)
+    assert grammar_errors(rendered, "trust") == []
+    assert len(json.dumps(rendered, separators=(",", ":"))) <= MAX_CHARS["trust"]
+    assert [s["Condition"]["StringLike"]["aws:RequestTag/stsvend:caller"] for s in rendered["Statement"]] == [
+        callers[0] if len(callers) == 1 else callers
+    ] * 2
+
+
 @pytest.mark.parametrize("external_id", [None, "x" * 1224])
 def test_the_rendered_trust_policy_fits_iams_trust_policy_quota(external_id: str | None) -> None:
     rendered = trust_policy(external_id)
@@ -582,3 +659,113 @@ def test_session_policies_allow_create_tags_only_while_launching() -> None:
             if statement["Effect"] == "Allow" and any(a in ("ec2:CreateTags", "ec2:*", "*") for a in actions):
                 create_action = statement.get("Condition", {}).get("StringEquals", {}).get("ec2:CreateAction")
                 assert create_action, f"{path.name} {statement.get('Sid')}: CreateTags not bound to a launch"
+
+
+# --- the API's resource policies, as API Gateway evaluates them --------------------------------
+
+API_ARN = "arn:aws:execute-api:us-east-1:111111111111:a1b2c3d4e5"
+ORGANIZATION = PLACEHOLDERS["ORGANIZATION_ID"]
+ENDPOINT = PLACEHOLDERS["VPC_ENDPOINT_ID"]
+
+
+def _routes() -> dict[tuple[str, str], bool]:
+    """(method, path) -> whether API Gateway checks a SigV4 signature on it, for every route."""
+    import app as app_module
+
+    return {
+        (method, path): entry.authorizer is not None
+        for path, entries in app_module.app.routes.items()
+        for method, entry in entries.items()
+    }
+
+
+def api_gateway_admits(
+    policy: dict[str, Any], method: str, path: str, context: dict[str, list[str]]
+) -> bool:
+    """API Gateway with a resource policy and no other authorizer decision: an explicit Deny wins,
+    an Allow admits, and with neither the call is refused (the API Gateway developer guide, "How
+    API Gateway resource policies affect authorization workflow"). A signed route still needs the
+    caller's own IAM policy, which this does not judge."""
+    resource = f"{API_ARN}/prod/{method}{path}"
+    verdicts = set()
+    for statement in policy["Statement"]:
+        assert statement["Principal"] == "*", "the evaluator knows only Principal *"
+        if not _matches(statement["Action"], "execute-api:Invoke"):
+            continue
+        if "Resource" in statement and not _matches_case(statement["Resource"], resource):
+            continue
+        if "NotResource" in statement and _matches_case(statement["NotResource"], resource):
+            continue
+        if _condition_holds(statement.get("Condition", {}), context):
+            verdicts.add(statement["Effect"])
+    return verdicts == {"Allow"}
+
+
+def _matches_case(patterns: Any, value: str) -> bool:
+    return any(fnmatch.fnmatchcase(value, str(p)) for p in _strings(patterns))
+
+
+def caller(org: str | None, endpoint: str | None) -> dict[str, list[str]]:
+    """The request context: an organization member signs (aws:PrincipalOrgID), a CI runner with no
+    AWS identity does not, and a call through a VPC endpoint carries aws:SourceVpce."""
+    context = {}
+    if org is not None:
+        context["aws:principalorgid"] = [org]
+    if endpoint is not None:
+        context["aws:sourcevpce"] = [endpoint]
+    return context
+
+
+API_POLICIES = {
+    "api-policy-prod.json": None,  # reachable from anywhere
+    "api-policy-prod-private.json": ENDPOINT,  # only through the VPC endpoint
+}
+
+
+@pytest.mark.parametrize("name", sorted(API_POLICIES))
+def test_the_api_policy_admits_the_unsigned_routes_from_anywhere_and_the_rest_from_the_organization(
+    name: str,
+) -> None:
+    policy = Document(CHALICE / name, "resource").filled()
+    endpoint = API_POLICIES[name]
+    routes = _routes()
+    unsigned = {route for route, signed in routes.items() if not signed}
+    assert unsigned == {
+        ("POST", "/oidc/credentials"),
+        ("GET", "/.well-known/openid-configuration"),
+        ("GET", "/.well-known/jwks.json"),
+    }
+    for (method, path), signed in routes.items():
+        member = api_gateway_admits(policy, method, path, caller(ORGANIZATION, endpoint))
+        stranger = api_gateway_admits(policy, method, path, caller("o-zzzzzzzzzz", endpoint))
+        runner = api_gateway_admits(policy, method, path, caller(None, endpoint))
+        assert member, (method, path)
+        assert (stranger, runner) == (not signed, not signed), (method, path)
+    # Only those three: another method, a longer or a sibling path, a case variant stays closed.
+    for method, path in [
+        ("GET", "/oidc/credentials"), ("PUT", "/oidc/credentials"), ("POST", "/oidc/credentials/x"),
+        ("POST", "/OIDC/credentials"), ("GET", "/.well-known/other"), ("POST", "/credentials"),
+        ("GET", "/.well-known/jwks.json/x"), ("POST", "/.well-known/jwks.json"),
+    ]:
+        assert not api_gateway_admits(policy, method, path, caller(None, endpoint)), (method, path)
+
+
+def test_the_private_api_policy_admits_nobody_off_the_endpoint() -> None:
+    policy = Document(CHALICE / "api-policy-prod-private.json", "resource").filled()
+    for method, path in _routes():
+        for org in (ORGANIZATION, None):
+            for endpoint in (None, "vpce-0fffffffffffffff0"):
+                assert not api_gateway_admits(policy, method, path, caller(org, endpoint)), (method, path)
+
+
+def test_the_policy_evaluator_refuses_unsigned_routes_under_an_organization_only_policy() -> None:
+    """The evaluator itself: the organization policy as it was before the OIDC exception refuses
+    a runner on the OIDC route and admits a member."""
+    policy = Document(CHALICE / "api-policy-prod.json", "resource").filled()
+    before = {"Statement": [s for s in policy["Statement"] if "Oidc" not in s["Sid"]]}
+    for statement in before["Statement"]:
+        if "NotResource" in statement:
+            statement["Resource"] = "arn:*:execute-api:*:*:*"
+            del statement["NotResource"]
+    assert not api_gateway_admits(before, "POST", "/oidc/credentials", caller(None, None))
+    assert api_gateway_admits(before, "POST", "/oidc/credentials", caller(ORGANIZATION, None))

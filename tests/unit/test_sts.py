@@ -55,6 +55,22 @@ def test_failures_are_translated_keeping_the_cause(
     assert raised.value.__cause__ is failure
 
 
+@pytest.mark.parametrize(
+    ("caller", "hinted"),
+    [("oidc:github:octo-main", True), ("arn:aws:iam::111111111111:role/ci", False), (None, False)],
+)
+def test_a_refused_oidc_vend_names_the_trust_pattern_it_needs(caller: str | None, hinted: bool) -> None:
+    """An OIDC caller's session tag (oidc:<issuer>:<grant>) is not matched by the trust template's
+    default `arn:*`: the denial says which pattern the role's owner must add (not the grant's name)."""
+    tags = [{"Key": "stsvend:caller", "Value": caller}] if caller else []
+    plan = Plan(ROLE, {**PLAN.params, "Tags": tags})
+    with pytest.raises(AssumeRoleDenied) as raised:
+        assume_role(Sts(client_error("AccessDenied", 403)), plan)
+    message = str(raised.value)
+    assert ("an oidc: pattern" in message and "--allowed-caller" in message) is hinted
+    assert "octo-main" not in message
+
+
 def test_the_answer_is_the_credential_process_shape() -> None:
     expires = datetime(2027, 1, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))
     answer = assume_role(

@@ -47,7 +47,7 @@ variable "external_id" {
 }
 
 variable "allowed_callers" {
-  description = "patterns of the callers (the stsvend:caller session tag) whose sessions the role admits"
+  description = "patterns of the callers (the stsvend:caller session tag) whose sessions the role admits: arn:... for IAM callers, oidc:<issuer>:<grant> for OIDC callers (CI jobs), which only an oidc: pattern admits; default: every IAM caller the grants allow"
   type        = list(string)
   default     = ["arn:*"]
 }

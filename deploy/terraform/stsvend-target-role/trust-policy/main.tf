@@ -27,12 +27,13 @@ variable "external_id" {
 }
 
 variable "allowed_callers" {
-  description = "patterns of the callers (the stsvend:caller session tag) whose sessions the role admits"
+  description = "patterns of the callers (the stsvend:caller session tag) whose sessions the role admits: arn:... for IAM callers, oidc:<issuer>:<grant> for OIDC callers (CI jobs), which only an oidc: pattern admits; default: every IAM caller the grants allow"
   type        = list(string)
   default     = ["arn:*"]
   validation {
-    condition     = length(var.allowed_callers) > 0 && alltrue([for p in var.allowed_callers : startswith(p, "arn:")])
-    error_message = "allowed_callers must be one or more ARN patterns (arn:...)."
+    # As `stsvend trust-policy --allowed-caller` checks them (CALLER_PATTERN).
+    condition     = length(var.allowed_callers) > 0 && alltrue([for p in var.allowed_callers : can(regex("^(arn|oidc):[A-Za-z0-9_.:/=+@*?-]{1,251}$", p))])
+    error_message = "allowed_callers must be one or more patterns of arn:... (IAM callers) or oidc:<issuer>:<grant> (OIDC callers), of [A-Za-z0-9_.:/=+@*?-]."
   }
 }
 
