@@ -34,7 +34,7 @@ BANNER_END = "Ctrl-C stops the servers."
 BANNER_START = "stsvend local: ready."
 # Where the README's banner puts the checkout in the credential_process line.
 CHECKOUT_SHOWN = "/path/to/stsvend"
-DEFAULT_PORTS = {"emulator": 5000, "api": 8000, "gateway": 8001}
+DEFAULT_PORTS = {"emulator": 5000, "api": 8000, "gateway": 8001, "oidc": 8100}
 # Secrets a block may print on stdout (`--format env`, `--format json`, `serve`'s token): each is
 # handed to the suite's secret guard, which fails the run if one shows up on stderr or in a log.
 _SECRETS = re.compile(
@@ -209,7 +209,8 @@ def newcomer(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str], dict[str, i
     state = tmp_path / "state"
     env = user_environment(home)
     env.update(STSVEND_EMULATOR_PORT=str(ports["emulator"]), STSVEND_API_PORT=str(ports["api"]),
-               STSVEND_GATEWAY_PORT=str(ports["gateway"]), STSVEND_LOCAL_DIR=str(state))
+               STSVEND_GATEWAY_PORT=str(ports["gateway"]), STSVEND_OIDC_PORT=str(ports["oidc"]),
+               STSVEND_LOCAL_DIR=str(state))
     yield state, env, ports
 
 

@@ -60,6 +60,11 @@ def test_the_service_may_not_read_ec2_and_only_the_service_is_trusted_by_read_on
     assert untrusted.value.response["Error"]["Code"] == "AccessDenied"
 
 
+def other_ports() -> dict[str, str]:
+    """The stack's other servers on free ports too: a user's own stack may hold the defaults."""
+    return {"STSVEND_GATEWAY_PORT": str(free_port()), "STSVEND_OIDC_PORT": str(free_port())}
+
+
 @pytest.mark.parametrize("busy", ["emulator", "api"])
 def test_a_port_in_use_is_reported_and_the_running_stack_is_left_alone(
     stack: LocalStack, busy: str, tmp_path
@@ -71,7 +76,7 @@ def test_a_port_in_use_is_reported_and_the_running_stack_is_left_alone(
     result = run_checkout_command(
         "-m", "stsvend.cli", "local", "up",
         env={"STSVEND_EMULATOR_PORT": str(emulator_port), "STSVEND_API_PORT": str(api_port),
-             "STSVEND_LOCAL_DIR": str(tmp_path)},
+             **other_ports(), "STSVEND_LOCAL_DIR": str(tmp_path)},
     )
 
     assert result.returncode == 1
@@ -90,7 +95,7 @@ def test_a_second_local_up_in_a_running_stacks_state_dir_is_refused_and_leaves_i
     env_scripts = sorted((stack.state_dir / "env").iterdir())
 
     env = {**hermetic_environment(), "STSVEND_LOCAL_DIR": str(stack.state_dir),
-           "STSVEND_EMULATOR_PORT": str(free_port()), "STSVEND_API_PORT": str(free_port())}
+           "STSVEND_EMULATOR_PORT": str(free_port()), "STSVEND_API_PORT": str(free_port()), **other_ports()}
     second = subprocess.Popen(
         [sys.executable, "-m", "stsvend.cli", "local", "up"], cwd=ROOT, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -115,7 +120,7 @@ def test_a_second_local_up_in_a_running_stacks_state_dir_is_refused_and_leaves_i
 def test_local_up_serves_until_interrupted_then_stops_and_cleans_up(tmp_path) -> None:
     ports = {"STSVEND_EMULATOR_PORT": free_port(), "STSVEND_API_PORT": free_port()}
     env = {**hermetic_environment(), "STSVEND_LOCAL_DIR": str(tmp_path),
-           **{k: str(v) for k, v in ports.items()}}
+           **{k: str(v) for k, v in ports.items()}, **other_ports()}
     up = subprocess.Popen(
         [sys.executable, "-m", "stsvend.cli", "local", "up"], cwd=ROOT, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
