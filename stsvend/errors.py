@@ -4,6 +4,8 @@
 its status. Messages never hold a secret. Only the standard library: the client's cache hit loads it.
 """
 
+from stsvend.terminal import one_line
+
 EXIT_OTHER = 1
 EXIT_USAGE = 2
 EXIT_DENIED = 3
@@ -23,8 +25,6 @@ class CommandError(Exception):
     def line(self) -> str:
         """What `main()` prints: one printable line, however many the message had."""
         suffix = f" (request id {self.request_id})" if self.request_id else ""
-        text = f"stsvend: {self.code}: {' '.join(self.message.split())}{suffix}"
         # A message can quote a name from the environment or a file (a profile name, a path):
         # a control character is shown escaped, never sent to the terminal.
-        return text if text.isprintable() else "".join(
-            char if char.isprintable() else repr(char)[1:-1] for char in text)
+        return one_line(f"stsvend: {self.code}: {self.message}{suffix}")

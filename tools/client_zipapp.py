@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "stsvend"
-CLIENT_FILES = ("__init__.py", "arns.py", "cli.py", "errors.py", "client/*.py")
+CLIENT_FILES = ("__init__.py", "arns.py", "cli.py", "errors.py", "terminal.py", "client/*.py")
 # A fixed time for every member: the same sources make the same file.
 STAMP = (2020, 1, 1, 0, 0, 0)
 MAIN = '''\

@@ -23,9 +23,9 @@ from decimal import Decimal
 from typing import Any
 
 from stsvend import TIMESTAMP_FORMAT
-from stsvend.checkout.display import printable
 from stsvend.checkout.model import to_attribute
 from stsvend.checkout.plan import GrantChange, GrantPlan
+from stsvend.terminal import identifier as printable
 
 # DynamoDB allows 100 actions and 4 MB per transaction; sizes are estimated, so stay well below.
 MAX_TRANSACTION_ITEMS = 100

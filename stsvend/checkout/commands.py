@@ -18,7 +18,6 @@ from typing import Any
 from stsvend import TIMESTAMP_FORMAT
 from stsvend.checkout.apply import ApplyResult, apply_changes
 from stsvend.checkout.checkout import Checkout
-from stsvend.checkout.display import printable
 from stsvend.checkout.grants_file import load_grants_file
 from stsvend.checkout.model import BrokenGrant, GrantError, Issuer, grant_from_item
 from stsvend.checkout.plan import ABSENT, GrantChange, GrantPlan, plan_changes
@@ -34,6 +33,7 @@ from stsvend.checkout.trust_policy import (
     trusts,
 )
 from stsvend.errors import EXIT_USAGE, CommandError
+from stsvend.terminal import identifier as printable
 
 _SHOWN_CHARS = 100
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from stsvend.arns import NAME
 from stsvend.checkout.checkout import Checkout
-from stsvend.checkout.display import printable
 from stsvend.checkout.grants_file import MAX_SESSION_POLICY_FILE_BYTES, read_json_file
 from stsvend.checkout.model import EXTERNAL_ID, EXTERNAL_ID_CHARS, ROLE_ARN, GrantError
 from stsvend.errors import EXIT_USAGE, CommandError
+from stsvend.terminal import identifier as printable
 
 SERVICE_ROLE_PLACEHOLDER = "${STSVEND_SERVICE_ROLE_ARN}"
 EXTERNAL_ID_PLACEHOLDER = "${EXTERNAL_ID}"

@@ -47,6 +47,7 @@ from stsvend.client.cache import (
 )
 from stsvend.client.plain import urlsplit
 from stsvend.errors import EXIT_DENIED, EXIT_OTHER, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
+from stsvend.terminal import one_line
 
 # typing.TYPE_CHECKING without importing typing, which would cost every cache hit ~2 ms. Nor does a
 # hit import `json`, `re`, `shlex` or `urllib.parse` (see stsvend.client.plain): each is imported
@@ -465,14 +466,14 @@ def _service_error(status: int, payload: Any) -> CommandError:
     code = fields.get("Code")
     message = fields.get("Message") or fields.get("message")  # API Gateway says "message"
     request_id = fields.get("RequestId")
-    text = _printable(message, 500) if isinstance(message, str) and message else f"HTTP {status}"
+    text = one_line(message, limit=500) if isinstance(message, str) and message else f"HTTP {status}"
     if status == 401:
         text += NOT_AUTHENTICATED_HINT
     return CommandError(
-        _printable(code, 64) if isinstance(code, str) and code else f"HTTP{status}",
+        one_line(code, limit=64) if isinstance(code, str) and code else f"HTTP{status}",
         text,
         _exit_status(status, code),
-        _printable(request_id, 100) if isinstance(request_id, str) else "",
+        one_line(request_id, limit=100) if isinstance(request_id, str) else "",
     )
 
 
@@ -484,11 +485,6 @@ def _exit_status(status: int, code: Any) -> int:
     if status in (429, 502, 503, 504):
         return EXIT_UNAVAILABLE
     return EXIT_OTHER
-
-
-def _printable(text: str, limit: int) -> str:
-    """The service's text, one line, bounded: it goes to a terminal."""
-    return "".join(c if c.isprintable() else " " for c in text)[:limit]
 
 
 # -- credentials --------------------------------------------------------------------------------
@@ -550,7 +546,7 @@ def obtain_credentials(args: argparse.Namespace, env: Mapping[str, str] | None =
             since = time.strftime("%H:%M:%S", time.gmtime(down["since"]))
             raise CommandError(
                 "ServiceUnavailable",
-                f"the API failed at {since} UTC ({_printable(str(down.get('code')), 64)}); "
+                f"the API failed at {since} UTC ({one_line(str(down.get('code')), limit=64)}); "
                 f"not asked again for {status.OUTAGE_MEMORY_SECONDS:.0f}s after that",
                 EXIT_UNAVAILABLE,
             )
@@ -652,9 +648,9 @@ def record_failure(args: argparse.Namespace, error: CommandError) -> None:
 
     env = os.environ
     status.record_failure(default_directory(env), {
-        "command": args.command, "api": _printable(str(args.api or env.get("STSVEND_API_URL", "")), 300),
-        "role": _printable(str(args.role), 300),
-        "profile": _printable(env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "", 100),
+        "command": args.command, "api": one_line(str(args.api or env.get("STSVEND_API_URL", "")), limit=300),
+        "role": one_line(str(args.role), limit=300),
+        "profile": one_line(env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or "", limit=100),
         "code": error.code, "message": error.message, "exit_status": error.exit_status,
         "request_id": error.request_id,
     })
@@ -711,4 +707,4 @@ def _show(args: argparse.Namespace, path: str) -> int:
 
 
 def warn(message: str) -> None:
-    print(f"stsvend: warning: {message}", file=sys.stderr)
+    print(one_line(f"stsvend: warning: {message}"), file=sys.stderr)

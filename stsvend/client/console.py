@@ -40,6 +40,7 @@ from stsvend.client.api import (
 )
 from stsvend.client.cache import parse_expiration
 from stsvend.errors import EXIT_OTHER, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
+from stsvend.terminal import one_line
 
 ISSUER = "stsvend"
 DEFAULT_SESSION_NAME = "console"
@@ -102,7 +103,7 @@ def _get(url: str) -> bytes:
         raise CommandError(
             "SigninRefused",
             f"the federation endpoint refused the session (HTTP {error.code}"
-            + (f": {_printable(detail[0])}" if detail else "")
+            + (f": {one_line(detail[0], limit=200)}" if detail else "")
             + ")",
             EXIT_OTHER,
         ) from None
@@ -113,10 +114,6 @@ def _get(url: str) -> bytes:
             f"the federation endpoint could not be reached ({type(reason).__name__})",
             EXIT_UNAVAILABLE,
         ) from None
-
-
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)[:200]
 
 
 def signin_url(answer: Mapping[str, Any], federation: str, destination: str, now: float) -> str:

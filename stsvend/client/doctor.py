@@ -30,6 +30,7 @@ from stsvend.client.cache import (
     expiration_seconds,
 )
 from stsvend.errors import EXIT_USAGE, CommandError
+from stsvend.terminal import one_line
 
 
 def _say(mark: str, text: str) -> None:
@@ -42,7 +43,7 @@ def _when(seconds: float) -> str:
 
 def _text(value: Any, limit: int = 300) -> str:
     """A value from a file, the environment or the API, fit for a terminal."""
-    return "".join(c if c.isprintable() else " " for c in str(value))[:limit]
+    return one_line(value, limit=limit)
 
 
 def cmd_doctor(args: Any) -> int:

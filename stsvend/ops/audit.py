@@ -25,6 +25,7 @@ from stsvend.checkout.checkout import Checkout
 from stsvend.errors import CommandError
 from stsvend.ops import common
 from stsvend.ops.definitions import AUDIT_EVENTS, PUBLISHED_EVENT
+from stsvend.terminal import printable
 
 MAX_LINE_CHARS = 65_536
 INSIGHTS_LIMIT = 10_000  # Logs Insights returns at most 10,000 rows per query
@@ -426,7 +427,7 @@ def _trail_row(event: dict[str, Any]) -> dict[str, str]:
 
 
 def table(rows: list[list[str]]) -> list[str]:
-    cells = [[common.printable(c) for c in row] for row in rows]
+    cells = [[printable(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
 

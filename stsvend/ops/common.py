@@ -52,21 +52,13 @@ MAX_LOOKBACK = timedelta(days=455)  # past the prod log group's 400-day retentio
 
 
 def failure(code: str, message: str) -> CommandError:
-    """The command's one error type, exit 1; the message escaped (it may quote a log or AWS)."""
-    return CommandError(code, printable(message), EXIT_OTHER)
+    """The command's one error type, exit 1. The message may quote a log or AWS: `main()` prints it
+    through stsvend.terminal."""
+    return CommandError(code, message, EXIT_OTHER)
 
 
 def bad_input(message: str) -> CommandError:
-    return CommandError("InvalidArgument", printable(message), EXIT_USAGE)
-
-
-def printable(value: object) -> str:
-    """`value` as text a terminal shows as it is: control, format (bidi overrides) and separator
-    characters escaped. Audit lines, log files and AWS messages are not trusted to be harmless."""
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return CommandError("InvalidArgument", message, EXIT_USAGE)
 
 
 def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

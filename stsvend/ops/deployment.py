@@ -31,6 +31,7 @@ from stsvend.arns import WEB_ACL
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.names import API_HANDLER, chalice_names
 from stsvend.ops import common
+from stsvend.terminal import printable
 
 SETTINGS = Path("deploy") / "stages.json"
 WEB_ACL_ARN = re.compile(WEB_ACL)
@@ -396,9 +397,9 @@ def _deploy_info(args: argparse.Namespace) -> int:
         return 0
     print(f"Stage {stage} (chalice deploy; names from .chalice/config.json and {SETTINGS}):")
     for label, value in info_lines(d, settings):
-        print(f"  {label + ':':<20}{common.printable(value)}")
+        print(f"  {label + ':':<20}{printable(value)}")
     if role_arn:
-        print(f"  {'service role ARN:':<20}{common.printable(role_arn)}  (from the Chalice state)")
+        print(f"  {'service role ARN:':<20}{printable(role_arn)}  (from the Chalice state)")
     return 0
 
 
@@ -651,16 +652,16 @@ def _deploy(args: argparse.Namespace) -> int:
     problems = preflight(aws, d)
     if problems:
         for problem in problems:
-            print(f"stsvend: refused: {common.printable(problem)}", file=sys.stderr)
+            print(f"stsvend: refused: {printable(problem)}", file=sys.stderr)
         raise common.failure("DeployRefused", "nothing was deployed")
     if args.dry_run:
         print(f"Preflight of stage {stage} in {region} passed. Dry run: chalice deploy not run.")
         return 0
     run_chalice(checkout.root, stage, region)
     for line in apply_after_deploy(aws, d, settings, region):
-        print(common.printable(line))
+        print(printable(line))
     role_arn = read_state(d.state_file).get(f"{API_HANDLER}_role", {}).get("role_arn", d.service_role_name)
-    print(f"Service role (trust it from every target role): {common.printable(role_arn)}")
+    print(f"Service role (trust it from every target role): {printable(role_arn)}")
     print(f"Keep .chalice/deployed/{stage}.json: the next deploy needs it (docs/deploying.md).")
     return 0
 

@@ -11,6 +11,7 @@ from typing import Any
 from stsvend.checkout.checkout import Checkout
 from stsvend.ops import common
 from stsvend.ops.definitions import alarms, dashboard_body, fill, saved_queries
+from stsvend.terminal import printable
 
 # What stsvend sets on an alarm, compared with DescribeAlarms' answer (one call: a stage's alarms are
 # far fewer than its limit of 100 names).
@@ -47,7 +48,7 @@ class Change:
         text = f"{sign} {self.kind} {self.name}"
         if self.differences:
             text += ": " + "; ".join(self.differences)
-        return common.printable(text)
+        return printable(text)
 
 
 def _shown(value: Any) -> str:

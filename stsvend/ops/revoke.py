@@ -38,6 +38,7 @@ from typing import Any
 from stsvend import TIMESTAMP_FORMAT
 from stsvend.errors import CommandError
 from stsvend.ops import common
+from stsvend.terminal import printable
 
 POLICY_NAME = "stsvend-revoked-sessions"
 # Sessions STS issued up to this long after a revocation time could carry an earlier clock reading.
@@ -618,7 +619,7 @@ def _revoke(args: argparse.Namespace) -> int:
             root = None  # the grants change is then described, not pointed to
         print()
         for line in grants_change(root, common.caller_arn(args.caller)):
-            print(common.printable(line))
+            print(printable(line))
     return 0
 
 

@@ -11,7 +11,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "stsvend"
 # room -> the stsvend rooms (and server packages) its modules may import; "" is the top level
-# (stsvend/__init__.py, cli.py, errors.py, and arns.py: the server's identifiers, chalicelib/arns.py
+# (stsvend/__init__.py, cli.py, errors.py, terminal.py (the one rule for printing untrusted text),
+# and arns.py: the server's identifiers, chalicelib/arns.py
 # itself through a link, which imports only the standard library).
 ALLOWED = {
     # cli.py registers the parsers of the ops commands through stsvend.ops.register (only when it
@@ -27,6 +28,10 @@ ALLOWED_IN_FILE = {"__init__.py": {"client"}}
 # The server's modules enter the command through these two files only: the grant model, and the
 # OpenAPI generator that reads the app itself.
 SERVER_GATEWAYS = {"checkout/model.py", "checkout/openapi.py"}
+
+
+# The top level's modules (and the names stsvend/__init__.py defines).
+TOP_LEVEL = {p.stem for p in PACKAGE.glob("*.py")} | {"__version__", "TIMESTAMP_FORMAT"}
 
 
 def room_of(path: Path) -> str:
@@ -52,7 +57,7 @@ def target_room(name: str) -> str | None:
         return parts[0]
     if parts[0] != "stsvend":
         return None
-    if len(parts) == 1 or parts[1] in ("errors", "cli", "arns", "__version__", "TIMESTAMP_FORMAT"):
+    if len(parts) == 1 or parts[1] in TOP_LEVEL:
         return "errors" if parts[1:2] == ["errors"] else ""
     return parts[1]
 

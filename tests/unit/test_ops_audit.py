@@ -130,11 +130,6 @@ def test_control_characters_from_the_log_are_escaped_in_the_table_and_json(capsy
     assert out.count("\n") == len(out.splitlines())
 
 
-def test_printable_leaves_ordinary_text_alone() -> None:
-    assert common.printable("arn:aws:iam::1:role/a b ü") == "arn:aws:iam::1:role/a b ü"
-    assert common.printable("a\tb\x00c\x7f\u2028") == "a\\tb\\x00c\\x7f\\u2028"
-
-
 def test_the_insights_query_holds_the_checked_filters() -> None:
     question = ask(
         request_id="c0ffee00-1234-4bcd-9876-0123456789ab",
