@@ -88,6 +88,8 @@ ROUTE_BODIES: dict[tuple[str, str], Any] = {
     ("/roles", "GET"): None,
     ("/whoami", "GET"): None,
     ("/oidc/credentials", "POST"): {"role_arn": DEPLOYER},
+    ("/.well-known/openid-configuration", "GET"): None,
+    ("/.well-known/jwks.json", "GET"): None,
 }
 OUTCOMES: dict[tuple[str, str], dict[str, tuple[int, str, str | None]]] = {
     ("/credentials", "POST"): {
@@ -117,6 +119,15 @@ OUTCOMES: dict[tuple[str, str], dict[str, tuple[int, str, str | None]]] = {
         "unauthenticated": (401, "credentials.denied", "NotAuthenticated"),
         "rejected by the framework": (400, "credentials.denied", "InvalidRequest"),
     },
+    # The issuer's public documents decide nothing for a caller: each request is its document's
+    # `issuer.published` line, with the status answered (tests/functional/test_issuer_documents.py
+    # walks the documents served).
+    ("/.well-known/openid-configuration", "GET"): {
+        "rejected by the framework": (400, "issuer.published", None),
+    },
+    ("/.well-known/jwks.json", "GET"): {
+        "rejected by the framework": (400, "issuer.published", None),
+    },
 }
 
 
@@ -128,9 +139,7 @@ def test_every_decision_on_every_route_is_audited_once(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     routes = {(path, method) for path, methods in app_module.app.routes.items() for method in methods}
-    # The issuer's public documents decide nothing for a caller: test_issuer_documents.py audits them.
-    public = {(p, m) for p, m in routes if p.startswith("/.well-known/")}
-    assert routes - public == set(OUTCOMES), "a route without audit cases"
+    assert routes == set(OUTCOMES), "a route without audit cases"
     stack.put_grant(jenkins_grant())
     stranger = iam_identity(
         "arn:aws:sts::111111111111:assumed-role/stranger/sess", "AROASTRANGER00000001:sess"
@@ -159,6 +168,8 @@ def test_every_decision_on_every_route_is_audited_once(
             assert fields["event"] == event, where
             assert fields["request_id"] == answer.body["RequestId"], where
             assert fields.get("code") == code, where
+            if event == "issuer.published":
+                assert fields["status"] == status, where
 
 
 class _Exploding(GrantStore):
