@@ -3,6 +3,7 @@ a secret (docs/design.md §5)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any
@@ -222,3 +223,25 @@ def test_grants_differing_only_in_case_deny_and_the_audit_line_says_ambiguous(
     assert "ambiguous" in record.__dict__["detail"]
     assert "role/Jenkins-Agent" in record.__dict__["detail"]
     assert stack.sent == []
+
+
+def test_the_request_event_is_never_logged_even_when_the_environment_asks(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # POWERTOOLS_LOGGER_LOG_EVENT=true (a debugging switch an operator may well flip) made every
+    # request event a log line: the caller's session token, its Authorization and its proof with
+    # them, on every route and in either identity mode.
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    caplog.set_level(logging.DEBUG)
+    token = "caller-session-token-must-never-be-logged"
+    proof = base64.b64encode(b'{"proof-must-never-be-logged": 1}').decode()
+    answer = stack.invoke(
+        "GET", "/whoami", identity=iam_identity(),
+        headers={"X-Amz-Security-Token": token, "X-Stsvend-Identity": proof},
+    )
+    assert answer.status == 200, answer.body
+    logged = capsys.readouterr().out + "\n".join(r.getMessage() for r in caplog.records)
+    assert token not in logged
+    assert proof not in logged
+    assert "/whoami" not in logged  # no event at all
