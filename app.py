@@ -23,8 +23,9 @@ if _IN_LAMBDA:
 
 from chalice.app import Chalice, ConvertToMiddleware, IAMAuthorizer, Request, Response  # noqa: E402
 
-from chalicelib.audit import SERVICE, logger  # noqa: E402
+from chalicelib.audit import logger  # noqa: E402
 from chalicelib.config import Settings  # noqa: E402
+from chalicelib.contract import ROUTES, SERVICE  # noqa: E402
 from chalicelib.errors import InternalError, InvalidRequest, StsvendError  # noqa: E402
 from chalicelib.service import Incoming, Stsvend  # noqa: E402
 
@@ -96,7 +97,8 @@ if _IN_LAMBDA:
         gc.enable()
 
 
-_ROUTE_NAMES = ("credentials", "roles", "whoami")
+# What each route's audit line is (chalicelib/contract.py): a decision's route, or a document's name.
+_AUDITED_AS = {route.path: route.audited_as for route in ROUTES}
 
 
 @app.middleware("http")
@@ -104,16 +106,18 @@ def _chalice_rejections_in_the_service_shape(
     request: Any, get_response: Callable[[Any], Response]
 ) -> Response:
     """Chalice answers a wrong Content-Type or Accept itself; give those the stable error shape too,
-    and audit them like any other denial."""
+    and audit them as the route audits its own answers."""
     response = get_response(request)
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and "RequestId" not in body:
-        request_id = str((request.context or {}).get("requestId") or uuid.uuid4())
+        context = request.context or {}
+        request_id = str(context.get("requestId") or uuid.uuid4())
         error: StsvendError = InvalidRequest(str(body.get("Message")))
-        route = str(request.path).strip("/")
-        route = "credentials" if route == "oidc/credentials" else route  # its event: credentials.denied
+        # A path of no route (an event API Gateway would not send) is audited as a credentials denial.
+        audited_as = _AUDITED_AS.get(str(request.path), "credentials")
+        source_ip = (context.get("identity") or {}).get("sourceIp")
         try:
-            service().rejected(route if route in _ROUTE_NAMES else "request", request_id, error.message)
+            service().rejected(audited_as, request_id, error.message, source_ip)
         except Exception:  # noqa: BLE001 - a service that cannot start answers as every route does
             logger.exception("unexpected error", extra={"request_id": request_id})
             error = InternalError("the request failed; nothing was vended")

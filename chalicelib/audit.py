@@ -1,10 +1,11 @@
 """Audit: exactly one structured log line per decision on every route (docs/design.md §5), and one metric
 per credentials decision.
 
-Events: `credentials.vended` / `credentials.denied`, `roles.listed` / `roles.denied`,
-`whoami.answered` / `whoami.denied`. A denial carries the caller's `code` and `reason`, and, when
-the service knows more than it may tell the caller (a stored grant that does not parse, an
-ambiguous match), `detail` for the operator.
+Events (chalicelib/contract.py, DECISIONS): `credentials.vended` / `credentials.denied`,
+`roles.listed` / `roles.denied`, `whoami.answered` / `whoami.denied`; and `issuer.published`, one
+line per issuer document served (answered without IAM auth, and not a decision). A denial carries
+the caller's `code` and `reason`, and, when the service knows more than it may tell the caller (a
+stored grant that does not parse, an ambiguous match), `detail` for the operator.
 
 The log line carries the vended `access_key_id` (CloudTrail's join key) and never the secret key or
 session token: records are built from an explicit list of fields, not from the STS answer.
@@ -19,19 +20,22 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from chalicelib.contract import (
+    DECISIONS,
+    DENIED_METRIC,
+    EVENTS,
+    NAMESPACE,
+    PUBLISHED,
+    SERVICE,
+    VENDED_METRIC,
+)
 from chalicelib.identity import Caller
 
-# The one source of the powertools service name and metrics namespace: passed explicitly to the
-# Logger, Metrics and Tracer (which then ignore POWERTOOLS_SERVICE_NAME / _METRICS_NAMESPACE);
-# .chalice/config.json does not set them (tests/unit/test_config.py holds it so).
-SERVICE = "stsvend"
-NAMESPACE = "stsvend"
-_ANSWERED = {"roles": "roles.listed", "whoami": "whoami.answered"}
-# Every event an audit line can carry (`stsvend audit` reads exactly these).
-EVENTS = ("credentials.vended", "credentials.denied", *_ANSWERED.values(), "roles.denied", "whoami.denied")
-# The issuer's public documents (chalicelib.idp): answered without IAM auth, and not a decision, so
-# not among EVENTS; still one line each, with the caller's address.
-PUBLISHED = "issuer.published"
+# The one source of the powertools service name and metrics namespace (chalicelib/contract.py):
+# passed explicitly to the Logger, Metrics and Tracer (which then ignore POWERTOOLS_SERVICE_NAME /
+# _METRICS_NAMESPACE); .chalice/config.json does not set them (tests/unit/test_config.py holds it so).
+_ANSWERED = {route: answered for route, (answered, _) in DECISIONS.items()}
+_DENIED = {route: denied for route, (_, denied) in DECISIONS.items()}
 logger = Logger(service=SERVICE)
 # The metric is printed in two writes (line, newline): under `chalice local`, which serves requests on
 # threads, another thread's audit line could land between them. One writer at a time keeps every
@@ -68,7 +72,7 @@ class Auditor:
         extra: dict[str, Any] | None = None,
     ) -> None:
         fields = {
-            "event": "credentials.vended",
+            "event": _ANSWERED["credentials"],
             "request_id": request_id,
             **caller_fields(caller),
             "role_arn": params["RoleArn"],
@@ -85,7 +89,7 @@ class Auditor:
             fields.update(extra)  # the identity-provider mode's token subject
         with _write_lock:
             self._log.info("credentials vended", extra=fields)
-            self._metric("CredentialsVended", None)
+            self._metric(VENDED_METRIC, None)
 
     def answered(
         self, route: str, request_id: str, caller: Caller, extra: dict[str, Any] | None = None
@@ -114,7 +118,7 @@ class Auditor:
         detail: str | None = None,
     ) -> None:
         fields = {
-            "event": f"{route}.denied",
+            "event": _DENIED[route],
             "request_id": request_id,
             **caller_fields(caller),
             **(request or {}),
@@ -126,19 +130,21 @@ class Auditor:
         with _write_lock:
             self._log.warning(f"{route} denied", extra=fields)
             if route == "credentials":
-                self._metric("CredentialsDenied", code)
+                self._metric(DENIED_METRIC, code)
 
     def line(self, event: str, fields: dict[str, Any], denied_code: str | None) -> None:
         """One `credentials.vended` / `credentials.denied` line of a route outside the IAM flow (the
         OIDC route, `route` "oidc/credentials"), with its metric. `fields` are given in full."""
+        if event not in EVENTS:
+            raise ValueError(f"{event!r} is not an audit event of chalicelib/contract.py")
         record = {"event": event, "route": "oidc/credentials", **fields}
         with _write_lock:
             if event.endswith(".denied"):
                 self._log.warning(event.replace(".", " "), extra=record)
-                self._metric("CredentialsDenied", denied_code)
+                self._metric(DENIED_METRIC, denied_code)
             else:
                 self._log.info(event.replace(".", " "), extra=record)
-                self._metric("CredentialsVended", None)
+                self._metric(VENDED_METRIC, None)
 
     @staticmethod
     def _metric(name: str, code: str | None) -> None:

@@ -1,16 +1,26 @@
 """The one error tree of the service.
 
-Each error carries its HTTP status and its stable `Code` (docs/design.md section 4). Messages are shown to
-callers, so they never hold a secret, a stack trace or anything the caller did not already know.
+Each error carries its stable `Code` (docs/design.md section 4) and the HTTP status the contract gives
+that code (chalicelib/contract.py, ERRORS): a class whose code is not there fails the import. Messages
+are shown to callers, so they never hold a secret, a stack trace or anything the caller did not already
+know.
 """
 
 from __future__ import annotations
 
+from chalicelib.contract import ERRORS
+
 
 class StsvendError(Exception):
-    status = 500
+    status = ERRORS["InternalError"]
     code = "InternalError"
     headers: dict[str, str] = {}
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if cls.code not in ERRORS:
+            raise TypeError(f"{cls.__name__}: error code {cls.code!r} is not in chalicelib/contract.py")
+        cls.status = ERRORS[cls.code]
 
     def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
@@ -21,57 +31,46 @@ class StsvendError(Exception):
 
 
 class InvalidRequest(StsvendError):
-    status = 400
     code = "InvalidRequest"
 
 
 class DurationNotAllowed(StsvendError):
-    status = 400
     code = "DurationNotAllowed"
 
 
 class PolicyTooLarge(StsvendError):
-    status = 400
     code = "PolicyTooLarge"
 
 
 class NotAuthenticated(StsvendError):
-    status = 401
     code = "NotAuthenticated"
 
 
 class CallerNotAllowed(StsvendError):
-    status = 403
     code = "CallerNotAllowed"
 
 
 class SourceNotAllowed(StsvendError):
-    status = 403
     code = "SourceNotAllowed"
 
 
 class RoleNotGranted(StsvendError):
-    status = 403
     code = "RoleNotGranted"
 
 
 class TagNotAllowed(StsvendError):
-    status = 403
     code = "TagNotAllowed"
 
 
 class PayloadTooLarge(StsvendError):
-    status = 413
     code = "PayloadTooLarge"
 
 
 class AssumeRoleDenied(StsvendError):
-    status = 502
     code = "AssumeRoleDenied"
 
 
 class ServiceUnavailable(StsvendError):
-    status = 503
     code = "ServiceUnavailable"
     headers = {"Retry-After": "2"}
 

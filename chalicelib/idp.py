@@ -82,7 +82,6 @@ def issuer_keys(raw: str) -> tuple[str, ...]:
 class NotFound(StsvendError):
     """The issuer's documents on a service that is no identity provider (not a vend's denial)."""
 
-    status = 404
     code = "NotFound"
 
 

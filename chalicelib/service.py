@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 from chalicelib.audit import Auditor
 from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
+from chalicelib.contract import DECISIONS
 from chalicelib.errors import CallerNotAllowed, InternalError, InvalidRequest, StsvendError
 from chalicelib.grant_store import GrantStore
 from chalicelib.grants import WEB_IDENTITY_MODE, Grant, authorize_caller, decision_subject
@@ -264,6 +265,11 @@ class Stsvend:
         )
         return answer
 
-    def rejected(self, route: str, request_id: str, message: str) -> None:
-        """Audit a request the web framework refused before any view ran (content type, accept)."""
-        self._auditor.denied(request_id, None, InvalidRequest.code, message, route=route)
+    def rejected(self, audited_as: str, request_id: str, message: str, source_ip: str | None) -> None:
+        """Audit a request the web framework refused before any view ran (content type, accept), on
+        the line its route writes (chalicelib/contract.py, Route.audited_as): a decision's denial, or
+        for an issuer document the document's line with the status answered."""
+        if audited_as in DECISIONS:
+            self._auditor.denied(request_id, None, InvalidRequest.code, message, route=audited_as)
+        else:
+            self._auditor.published(audited_as, request_id, source_ip, InvalidRequest.status)

@@ -1,8 +1,9 @@
-"""The API's OpenAPI 3 description, generated from the Chalice app and the service's own limits.
+"""The API's OpenAPI 3 description, generated from the command's contract and the service's own limits.
 
 `python -m stsvend.checkout.openapi` (from a checkout) writes docs/openapi.json; `--check` fails when the
-published file is out of date. The routes, their methods and their auth come from `app.routes`;
-the request limits come from chalicelib, so the description cannot drift from the code.
+published file is out of date. The routes, their auth and the error codes come from stsvend/contract.py
+(tests/unit/test_contract.py holds it to `app.routes` and the server's contract); the request limits
+come from chalicelib, so the description cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -13,20 +14,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stsvend import contract
 from stsvend.checkout.checkout import Checkout
 
 PUBLISHED = Path("docs") / "openapi.json"
 
 
 def _error_codes() -> dict[int, list[str]]:
-    from chalicelib import errors
-
+    """A decision's error answers: HTTP status -> its codes."""
     by_status: dict[int, list[str]] = {}
-    for value in vars(errors).values():
-        if isinstance(value, type) and issubclass(value, errors.StsvendError):
-            if value is not errors.StsvendError:
-                by_status.setdefault(value.status, []).append(value.code)
-    return {status: sorted(set(codes)) for status, codes in sorted(by_status.items())}
+    for code, (status, _) in contract.DENIALS.items():
+        by_status.setdefault(status, []).append(code)
+    return {status: sorted(codes) for status, codes in sorted(by_status.items())}
 
 
 def _schemas() -> dict[str, Any]:
@@ -134,7 +133,6 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-_OK = {"credentials": "Credentials", "roles": "Roles", "whoami": "Whoami", "oidc_credentials": "Credentials"}
 _SUMMARY = {
     "credentials": "Vend AssumeRole credentials for a granted role (credential_process format)",
     "roles": "The roles the caller may request, with their limits",
@@ -170,52 +168,50 @@ def _public_operation(name: str) -> dict[str, Any]:
     }
 
 
-def build(app: Any) -> dict[str, Any]:
-    from chalice.app import IAMAuthorizer
+# A route's auth (stsvend/contract.py) as OpenAPI security requirements: IAM is SigV4 through API
+# Gateway, or the local stage's identity proof.
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    contract.IAM: [{"sigv4": []}, {"stsProof": []}],
+    contract.OIDC_TOKEN: [{"oidcToken": []}],
+}
 
+
+def build() -> dict[str, Any]:
     codes = _error_codes()
     paths: dict[str, Any] = {}
-    for path, methods in sorted(app.routes.items()):
-        for method, entry in sorted(methods.items()):
-            name = entry.view_name
-            if name in _PUBLIC:
-                paths.setdefault(path, {})[method.lower()] = _public_operation(name)
+    for method, path, name, auth, answers in sorted(contract.ROUTES, key=lambda route: route[1::-1]):
+        if auth == contract.PUBLIC:
+            paths.setdefault(path, {})[method.lower()] = _public_operation(name)
+            continue
+        responses: dict[str, Any] = {
+            "200": {
+                "description": "OK",
+                "headers": {"Cache-Control": {"schema": {"type": "string", "enum": ["no-store"]}}},
+                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{answers}"}}},
+            }
+        }
+        for status, status_codes in codes.items():
+            if method == "GET" and status in (413,):
                 continue
-            responses: dict[str, Any] = {
-                "200": {
-                    "description": "OK",
-                    "headers": {"Cache-Control": {"schema": {"type": "string", "enum": ["no-store"]}}},
-                    "content": {
-                        "application/json": {"schema": {"$ref": f"#/components/schemas/{_OK[name]}"}}
-                    },
-                }
+            responses[str(status)] = {
+                "description": ", ".join(status_codes),
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             }
-            for status, status_codes in codes.items():
-                if method == "GET" and status in (413,):
-                    continue
-                responses[str(status)] = {
-                    "description": ", ".join(status_codes),
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                }
-            operation: dict[str, Any] = {
-                "operationId": name,
-                "summary": _SUMMARY[name],
-                # The one route without IAM auth takes a CI system's OIDC token (docs/ci-oidc.md).
-                "security": (
-                    [{"sigv4": []}, {"stsProof": []}]
-                    if isinstance(entry.authorizer, IAMAuthorizer)
-                    else [{"oidcToken": []}]
-                ),
-                "responses": responses,
+        operation: dict[str, Any] = {
+            "operationId": name,
+            "summary": _SUMMARY[name],
+            # The one route without IAM auth takes a CI system's OIDC token (docs/ci-oidc.md).
+            "security": _SECURITY[auth],
+            "responses": responses,
+        }
+        if method == "POST":
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/CredentialRequest"}}
+                },
             }
-            if method == "POST":
-                operation["requestBody"] = {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/CredentialRequest"}}
-                    },
-                }
-            paths.setdefault(path, {})[method.lower()] = operation
+        paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",
         "info": {
@@ -243,10 +239,8 @@ def build(app: Any) -> dict[str, Any]:
 
 
 def render(root: Path) -> str:
-    Checkout.open(root)
-    import app
-
-    return json.dumps(build(app.app), indent=2, sort_keys=True) + "\n"
+    Checkout.open(root)  # chalicelib, for the request limits
+    return json.dumps(build(), indent=2, sort_keys=True) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

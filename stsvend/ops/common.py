@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from stsvend import TIMESTAMP_FORMAT, arns
+from stsvend import TIMESTAMP_FORMAT, arns, contract
 from stsvend.checkout.checkout import Checkout
 from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
 
@@ -26,22 +26,8 @@ ROLE_ARN, PRINCIPAL_ARN, SNS_TOPIC_ARN = arns.ROLE_ARN, arns.PRINCIPAL_ARN, arns
 REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{7,63}")
 ACCESS_KEY_ID = re.compile(r"A(?:SIA|KIA)[A-Z0-9]{12,124}")
 STAGE = re.compile(r"[a-z][a-z0-9-]{0,31}")
-# The stable codes of a denial (docs/api.md); tests/unit/test_ops_common.py holds this to
-# chalicelib/errors.py.
-DENIAL_CODES = (
-    "InvalidRequest",
-    "DurationNotAllowed",
-    "PolicyTooLarge",
-    "NotAuthenticated",
-    "CallerNotAllowed",
-    "SourceNotAllowed",
-    "RoleNotGranted",
-    "TagNotAllowed",
-    "PayloadTooLarge",
-    "AssumeRoleDenied",
-    "ServiceUnavailable",
-    "InternalError",
-)
+# The stable codes of a denial (docs/api.md), as the command's contract lists them.
+DENIAL_CODES = contract.DENIAL_CODES
 # AssumeRole from the Lambda's role is role chaining, capped at 1 h; a role granted in web-identity
 # mode (chalicelib.idp) may hold a session up to IAM's 12-hour maximum. Revocations are kept, and
 # sessions looked for, that long.

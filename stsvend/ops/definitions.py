@@ -13,25 +13,47 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from stsvend import contract
 from stsvend.arns import SNS_TOPIC
 
-NAMESPACE = "stsvend"  # chalicelib/audit.py: EMF namespace and `service` dimension
-SERVICE = "stsvend"
+# The metrics and audit events the function writes, as the command's contract lists them
+# (tests/unit/test_contract.py holds them to the server's). `stsvend audit` reads AUDIT_EVENTS and
+# passes over PUBLISHED_EVENT, an issuer document served (not a decision).
+NAMESPACE, SERVICE = contract.NAMESPACE, contract.SERVICE
+AUDIT_EVENTS, PUBLISHED_EVENT = contract.AUDIT_EVENTS, contract.PUBLISHED_EVENT
 PERIOD_SECONDS = 300
 # The Lambda's Maximum Duration alarms at this share of its timeout.
 TIMEOUT_SHARE = 0.8
-# chalicelib.audit.EVENTS, spelled out (the command does not import the server; a test holds them equal).
-AUDIT_EVENTS = (
-    "credentials.vended",
-    "credentials.denied",
-    "roles.listed",
-    "whoami.answered",
-    "roles.denied",
-    "whoami.denied",
-)
-# chalicelib.audit.PUBLISHED: a line per issuer document served (identity-provider mode), not a
-# decision; `stsvend audit` passes over it (a test holds it equal to the server's).
-PUBLISHED_EVENT = "issuer.published"
+# What each denial code's CredentialsDenied count raises: an alarm (its key, threshold in 5 minutes
+# and reason), or None where the denial is the service at work (a caller's mistake, a grant's
+# decision), counted on the dashboard by code only. Every code of contract.DENIAL_CODES has its entry
+# (tests/unit/test_contract.py): a new code is a decision here.
+DENIAL_ALARMS: dict[str, tuple[str, float, str] | None] = {
+    "ServiceUnavailable": (
+        "denied-service-unavailable",
+        3,
+        "STS or DynamoDB failed after retries 3 or more times in 5 minutes",
+    ),
+    "AssumeRoleDenied": (
+        "denied-assume-role-denied",
+        1,
+        "a target role refused the service (trust policy or external id)",
+    ),
+    "InternalError": ("denied-internal-error", 1, "an unexpected error in the service"),
+    "NotAuthenticated": (
+        "not-authenticated-spike",
+        50,
+        "50 or more requests in 5 minutes failed authentication (probing or a broken client fleet)",
+    ),
+    "InvalidRequest": None,
+    "DurationNotAllowed": None,
+    "PolicyTooLarge": None,
+    "CallerNotAllowed": None,
+    "SourceNotAllowed": None,
+    "RoleNotGranted": None,
+    "TagNotAllowed": None,
+    "PayloadTooLarge": None,
+}
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z]+)\}")
 
 
@@ -70,9 +92,9 @@ class Alarm:
         }
 
 
-def _denied(key: str, code: str, threshold: float, why: str) -> Alarm:
+def _denied(code: str, key: str, threshold: float, why: str) -> Alarm:
     dimensions = (("Code", code), ("service", SERVICE))
-    return Alarm(key, why, NAMESPACE, "CredentialsDenied", dimensions, "Sum", threshold)
+    return Alarm(key, why, NAMESPACE, contract.DENIED_METRIC, dimensions, "Sum", threshold)
 
 
 def alarms(timeout_seconds: int) -> list[Alarm]:
@@ -107,25 +129,7 @@ def alarms(timeout_seconds: int) -> list[Alarm]:
             "Sum",
             5,
         ),
-        _denied(
-            "denied-service-unavailable",
-            "ServiceUnavailable",
-            3,
-            "STS or DynamoDB failed after retries 3 or more times in 5 minutes",
-        ),
-        _denied(
-            "denied-assume-role-denied",
-            "AssumeRoleDenied",
-            1,
-            "a target role refused the service (trust policy or external id)",
-        ),
-        _denied("denied-internal-error", "InternalError", 1, "an unexpected error in the service"),
-        _denied(
-            "not-authenticated-spike",
-            "NotAuthenticated",
-            50,
-            "50 or more requests in 5 minutes failed authentication (probing or a broken client fleet)",
-        ),
+        *(_denied(code, *alarm) for code, alarm in DENIAL_ALARMS.items() if alarm is not None),
         # Requests API Gateway refused before the function (no or a bad signature, no
         # execute-api:Invoke): counted from the access log (stsvend.ops.deployment), the only record.
         Alarm(
@@ -199,7 +203,7 @@ def dashboard(alarm_list: list[Alarm]) -> dict[str, Any]:
     function = ["FunctionName", "${Function}"]
     api = ["ApiName", "${ApiName}", "Stage", "${ApiStage}"]
     denied = (
-        "SEARCH('{stsvend,Code,service} MetricName=\"CredentialsDenied\"', 'Sum', "
+        f"SEARCH('{{{NAMESPACE},Code,service}} MetricName=\"{contract.DENIED_METRIC}\"', 'Sum', "
         + str(PERIOD_SECONDS)
         + ")"
     )
@@ -242,7 +246,7 @@ def dashboard(alarm_list: list[Alarm]) -> dict[str, Any]:
             0,
             "Vends and denials by code",
             [
-                [NAMESPACE, "CredentialsVended", "service", SERVICE, {"label": "vended"}],
+                [NAMESPACE, contract.VENDED_METRIC, "service", SERVICE, {"label": "vended"}],
                 [{"expression": denied, "id": "denied", "label": ""}],
             ],
         ),

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
+from stsvend.client.signing import GET_CALLER_IDENTITY_BODY, request_binding
 from stsvend.local.stack import LocalStack, LocalState
 from tests.e2e.conftest import Api
 
@@ -155,3 +161,32 @@ def test_a_zero_signature_proof_signing_x_amz_target_is_not_authenticated(
     assert_refused(answer, 401, "NotAuthenticated")
     assert "x-amz-target" in answer.body["Message"]
     assert assume_role_calls(stack) == before
+
+
+def _proof_with_content_type(api: Api, identity: str, content_type: str) -> str:
+    """A genuine proof by `identity` for `GET /whoami`, whose signed Content-Type is `content-type`."""
+    state = api.state
+    me = state.identities[identity]
+    url = state.emulator_url + "/"
+    request = AWSRequest(
+        method="POST",
+        url=url,
+        data=GET_CALLER_IDENTITY_BODY.encode(),
+        headers={
+            "Content-Type": content_type,
+            "X-Stsvend-Server-Id": api.server_id,
+            "X-Stsvend-Request": request_binding("GET", "/whoami", b""),
+        },
+    )
+    SigV4Auth(Credentials(me.access_key_id, me.secret_access_key), "sts", state.region).add_auth(request)
+    headers = dict(request.headers.items())
+    proof = {"method": "POST", "url": url, "headers": headers, "body": GET_CALLER_IDENTITY_BODY}
+    return base64.b64encode(json.dumps(proof).encode()).decode()
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-amz-json-1.1"])
+def test_a_proof_signing_a_json_content_type_is_401_not_an_outage(api: Api, content_type: str) -> None:
+    answer = api.call("GET", "/whoami", proof=_proof_with_content_type(api, "sample-app", content_type))
+    assert answer.status == 401, answer.body
+    assert answer.code == "NotAuthenticated"
+    assert "Content-Type" in answer.body["Message"]

@@ -12,7 +12,6 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-import app as app_module
 from stsvend.checkout.openapi import build
 from stsvend.client.signing import PROOF_HEADER, request_binding
 from tests.conftest import record_output, record_vended
@@ -21,7 +20,7 @@ from tests.e2e.conftest import Api
 # Undeclared methods (TRACE, ...) never reach the app: API Gateway answers them itself, while chalice
 # local's HTTP server says 501. They are not the service's behaviour, so they are not generated.
 CONFIG = SchemathesisConfig.from_dict({"phases": {"coverage": {"unexpected-methods": []}}})
-schema = schemathesis.openapi.from_dict(build(app_module.app), config=CONFIG)
+schema = schemathesis.openapi.from_dict(build(), config=CONFIG)
 
 
 class ProvingSession(requests.Session):

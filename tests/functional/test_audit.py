@@ -3,6 +3,7 @@ a secret (docs/design.md §5)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any
@@ -88,6 +89,8 @@ ROUTE_BODIES: dict[tuple[str, str], Any] = {
     ("/roles", "GET"): None,
     ("/whoami", "GET"): None,
     ("/oidc/credentials", "POST"): {"role_arn": DEPLOYER},
+    ("/.well-known/openid-configuration", "GET"): None,
+    ("/.well-known/jwks.json", "GET"): None,
 }
 OUTCOMES: dict[tuple[str, str], dict[str, tuple[int, str, str | None]]] = {
     ("/credentials", "POST"): {
@@ -117,6 +120,15 @@ OUTCOMES: dict[tuple[str, str], dict[str, tuple[int, str, str | None]]] = {
         "unauthenticated": (401, "credentials.denied", "NotAuthenticated"),
         "rejected by the framework": (400, "credentials.denied", "InvalidRequest"),
     },
+    # The issuer's public documents decide nothing for a caller: each request is its document's
+    # `issuer.published` line, with the status answered (tests/functional/test_issuer_documents.py
+    # walks the documents served).
+    ("/.well-known/openid-configuration", "GET"): {
+        "rejected by the framework": (400, "issuer.published", None),
+    },
+    ("/.well-known/jwks.json", "GET"): {
+        "rejected by the framework": (400, "issuer.published", None),
+    },
 }
 
 
@@ -128,9 +140,7 @@ def test_every_decision_on_every_route_is_audited_once(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     routes = {(path, method) for path, methods in app_module.app.routes.items() for method in methods}
-    # The issuer's public documents decide nothing for a caller: test_issuer_documents.py audits them.
-    public = {(p, m) for p, m in routes if p.startswith("/.well-known/")}
-    assert routes - public == set(OUTCOMES), "a route without audit cases"
+    assert routes == set(OUTCOMES), "a route without audit cases"
     stack.put_grant(jenkins_grant())
     stranger = iam_identity(
         "arn:aws:sts::111111111111:assumed-role/stranger/sess", "AROASTRANGER00000001:sess"
@@ -159,6 +169,8 @@ def test_every_decision_on_every_route_is_audited_once(
             assert fields["event"] == event, where
             assert fields["request_id"] == answer.body["RequestId"], where
             assert fields.get("code") == code, where
+            if event == "issuer.published":
+                assert fields["status"] == status, where
 
 
 class _Exploding(GrantStore):
@@ -211,3 +223,25 @@ def test_grants_differing_only_in_case_deny_and_the_audit_line_says_ambiguous(
     assert "ambiguous" in record.__dict__["detail"]
     assert "role/Jenkins-Agent" in record.__dict__["detail"]
     assert stack.sent == []
+
+
+def test_the_request_event_is_never_logged_even_when_the_environment_asks(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # POWERTOOLS_LOGGER_LOG_EVENT=true (a debugging switch an operator may well flip) made every
+    # request event a log line: the caller's session token, its Authorization and its proof with
+    # them, on every route and in either identity mode.
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    caplog.set_level(logging.DEBUG)
+    token = "caller-session-token-must-never-be-logged"
+    proof = base64.b64encode(b'{"proof-must-never-be-logged": 1}').decode()
+    answer = stack.invoke(
+        "GET", "/whoami", identity=iam_identity(),
+        headers={"X-Amz-Security-Token": token, "X-Stsvend-Identity": proof},
+    )
+    assert answer.status == 200, answer.body
+    logged = capsys.readouterr().out + "\n".join(r.getMessage() for r in caplog.records)
+    assert token not in logged
+    assert proof not in logged
+    assert "/whoami" not in logged  # no event at all

@@ -22,7 +22,8 @@ from botocore.credentials import Credentials
 
 from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
-from chalicelib.identity import StsProofIdentity, StsProofVerifier, request_binding
+from chalicelib.identity import StsProofIdentity, StsProofVerifier, normalize_server_id, request_binding
+from stsvend.client import api as client
 from tests.functional.conftest import READ_ONLY, Stack, moto_api, settings_env
 
 SERVER_ID = "https://stsvend.example/api"
@@ -572,3 +573,63 @@ def test_sts_answers_map_to_401_or_503_after_exactly_one_call(
         thread.join()
     assert (getattr(raised.value, "status", None), getattr(raised.value, "code", None)) == (status, code)
     assert _FakeSts.hits == ["/"]
+
+
+# --- the proof's signed Content-Type, and server ids --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/x-amz-json-1.0", "application/x-amz-json-1.1", "text/xml"],
+)
+def test_a_signed_content_type_that_is_not_a_form_is_refused_before_sts(
+    proof_stack: ProofStack, content_type: str
+) -> None:
+    # The body STS gets is always the GetCallerIdentity form; a caller-signed JSON media type made
+    # the STS endpoint fail (moto: HTTP 5xx), which the service reported as its own outage (503):
+    # a 5xx any caller could cause at will, that its client then retried.
+    proof = proof_stack.proof("/whoami", extra_headers={"Content-Type": content_type})
+    answer = proof_stack.call("/whoami", proof)
+    assert answer.status == 401, answer.body
+    assert answer.body["Code"] == "NotAuthenticated"
+    assert "Content-Type" in answer.body["Message"]
+    assert proof_stack.sts_calls == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "application/x-www-form-urlencoded",
+        "Application/X-WWW-Form-Urlencoded; Charset=UTF-8",
+    ],
+)
+def test_form_content_types_as_sdks_sign_them_are_accepted(
+    proof_stack: ProofStack, content_type: str
+) -> None:
+    proof = proof_stack.proof("/whoami", extra_headers={"Content-Type": content_type})
+    answer = proof_stack.call("/whoami", proof)
+    assert answer.status == 200, answer.body
+    assert answer.body["Arn"] == proof_stack.caller_arn
+
+
+@pytest.mark.parametrize(
+    ("named", "other"),
+    [
+        ("https://[2001:db8::1]:8443", "https://[2001:db8::1:8443]"),
+        ("http://[::1]:8000", "http://[::1:8000]"),
+    ],
+)
+def test_ipv6_server_ids_keep_their_brackets_so_two_hosts_never_share_one(named: str, other: str) -> None:
+    # Without brackets, host [2001:db8::1] port 8443 and host [2001:db8::1:8443] port 443 both
+    # became https://2001:db8::1:8443: a client sent to the second handed it a proof valid at the first.
+    assert normalize_server_id(named) == named
+    assert normalize_server_id(other) == other
+    assert client.server_id_for(named, None, {}) == named
+    assert client.server_id_for(other, None, {}) == other
+    with pytest.raises(client.CommandError) as refused:
+        client.server_id_for(other, named, {})
+    assert refused.value.exit_status == client.EXIT_USAGE
+    assert Settings.from_env(
+        {**settings_env("http://127.0.0.1:1", mode="sts-proof"), "STSVEND_SERVER_ID": named}
+    ).server_ids == (named,)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from aws_lambda_powertools import Logger
 
-from chalicelib import audit
+from chalicelib import audit, contract
 from chalicelib.config import Settings
 from chalicelib.errors import ConfigError
 
@@ -53,7 +53,7 @@ def test_bad_settings_fail_with_the_variable_named(change: dict[str, str], named
 
 
 def test_the_powertools_service_and_namespace_have_one_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    # chalicelib/audit.py names them; no stage may set another name that some reader would take.
+    # chalicelib/contract.py names them; no stage may set another name that some reader would take.
     config = json.loads((ROOT / ".chalice" / "config.json").read_text(encoding="utf-8"))
     scopes = [config, *config["stages"].values()]
     for scope in scopes:
@@ -62,8 +62,9 @@ def test_the_powertools_service_and_namespace_have_one_source(monkeypatch: pytes
         assert "POWERTOOLS_METRICS_NAMESPACE" not in variables
     # And the code does not depend on the environment for them.
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "other")
-    assert Logger(service=audit.SERVICE).service == audit.SERVICE == "stsvend"
-    assert audit.NAMESPACE == "stsvend"
+    assert Logger(service=contract.SERVICE).service == contract.SERVICE == "stsvend"
+    assert audit.logger.service == contract.SERVICE
+    assert contract.NAMESPACE == "stsvend"
 
 
 def test_server_ids_are_a_comma_separated_list_of_base_urls() -> None:

@@ -26,7 +26,7 @@ ALLOWED = {
 # stsvend/__init__.py also names the library (`stsvend.session`, ...), imported on first use.
 ALLOWED_IN_FILE = {"__init__.py": {"client"}}
 # The server's modules enter the command through these two files only: the grant model, and the
-# OpenAPI generator that reads the app itself.
+# OpenAPI generator (the service's request limits).
 SERVER_GATEWAYS = {"checkout/model.py", "checkout/openapi.py"}
 
 
