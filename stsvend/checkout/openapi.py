@@ -243,9 +243,7 @@ def build(app: Any) -> dict[str, Any]:
 
 
 def render(root: Path) -> str:
-    Checkout.open(root)
-    import app
-
+    app = Checkout.open(root).import_app()
     return json.dumps(build(app.app), indent=2, sort_keys=True) + "\n"
 
 

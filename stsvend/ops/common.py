@@ -4,7 +4,6 @@ checks, safe printing, the stage's names and the AWS clients they use."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -14,8 +13,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from stsvend import TIMESTAMP_FORMAT, arns
+from stsvend import TIMESTAMP_FORMAT, arns, aws
 from stsvend.checkout.checkout import Checkout
+from stsvend.checkout.local_state import read_state
 from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
 
 # ARNs and account ids have one definition, the server's (stsvend/arns.py is chalicelib/arns.py).
@@ -62,18 +62,10 @@ def bad_input(message: str) -> CommandError:
 
 
 def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a command, AWS's refusals and unreachability raised as the command's error."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    """Run a command, AWS's refusals and unreachability raised as the command's error (stsvend.aws)."""
     try:
-        return command(args)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise failure(
-            "AwsRefused", f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
-        ) from None
-    except BotoCoreError as exc:
-        raise failure("AwsUnreachable", f"AWS could not be reached: {exc}") from None
+        with aws.errors():
+            return command(args)
     except BrokenPipeError:
         # The reader went away (`| head`): no traceback, and none when Python flushes stdout on exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -211,26 +203,14 @@ def stage_names(checkout: Checkout, stage: str) -> StageNames:
 LOCAL_STAGE = "local"
 
 
-def local_state_path(root: Path) -> Path:
-    return Path(os.environ.get("STSVEND_LOCAL_DIR") or root / ".stsvend").absolute() / "local.json"
-
-
 def local_state(root: Path) -> dict[str, Any]:
-    path = local_state_path(root)
-    try:
-        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise failure("LocalStackNotRunning", f"no {path}; start the local stack with: make run") from None
-    except (OSError, ValueError) as exc:
-        raise failure("CannotRead", f"{path} cannot be read: {exc}") from None
-    return state
+    """The local stack's `local.json` (stsvend.checkout.local_state, which stsvend/local writes)."""
+    return read_state(root)
 
 
 def region() -> str:
-    """The ambient region, as the AWS SDKs resolve it (stsvend.checkout.awsregion)."""
-    from stsvend.checkout import awsregion
-
-    return awsregion.required()
+    """The ambient region, as the AWS SDKs resolve it (stsvend.aws)."""
+    return aws.required()
 
 
 class Aws:
@@ -248,17 +228,15 @@ class Aws:
         return cls()
 
     def client(self, service: str) -> Any:
-        import botocore.session
-
-        if self._session is None:
-            self._session = botocore.session.get_session()
         if self.local is None:
-            return self._session.create_client(service, region_name=region())
+            if self._session is None:
+                self._session = aws.session()
+            return self._session.create_client(service)
         admin = self.local["identities"]["admin"]
-        return self._session.create_client(
+        return aws.emulator_client(
             service,
-            region_name=self.local["region"],
-            endpoint_url=self.local["emulator_url"],
-            aws_access_key_id=admin["access_key_id"],
-            aws_secret_access_key=admin["secret_access_key"],
+            self.local["emulator_url"],
+            admin["access_key_id"],
+            admin["secret_access_key"],
+            region=self.local["region"],
         )

@@ -603,17 +603,17 @@ def test_plan_and_list_escape_what_they_read_from_the_table(
     assert grants("plan") == 0
     out = capsys.readouterr().out
     _assert_terminal_safe(out)
-    assert "- arn:aws:iam::111111111111:user/x\\x1b[2K\\x0dPlan: 0 to add" in out
+    assert "- arn:aws:iam::111111111111:user/x\\x1b[2K\\rPlan: 0 to add" in out
     assert "\\u202egnp.exe\\u2066" in out
     assert '    description: "ok\\\\r\\\\u001b[31mDENY\\\\u202e" -> ' in out
-    assert "    note\\x1b[1A\\x0d: " in out
+    assert "    note\\x1b[1A\\r: " in out
     assert out.count("Plan: ") == 2  # the real summary, and the escaped one inside the principal
     assert "0 to add, 1 to change, 1 to remove" in out
 
     assert grants("list") == 0
     out = capsys.readouterr().out
     _assert_terminal_safe(out)
-    assert "x\\x1b[2K\\x0dPlan:" in out and "BROKEN" in out
+    assert "x\\x1b[2K\\rPlan:" in out and "BROKEN" in out
 
 
 def test_plan_warns_about_wide_grants_naming_them(
@@ -670,6 +670,6 @@ def test_an_apply_failure_lists_what_it_left_disabled_escaped() -> None:
     assert text.splitlines()[-3:] == [
         "Left disabled, denying until apply runs again:",
         f"  + {NEWCOMER}",
-        "  - arn:aws:iam::111111111111:user/x\\x1b[2K\\x0dPlan: 0 to add, 0 to change, 0 to remove."
+        "  - arn:aws:iam::111111111111:user/x\\x1b[2K\\rPlan: 0 to add, 0 to change, 0 to remove."
         "\\x1b[8m\\u202egnp.exe\\u2066",
     ]

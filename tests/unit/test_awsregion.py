@@ -9,7 +9,7 @@ from pathlib import Path
 import botocore.session
 import pytest
 
-from stsvend.checkout import awsregion
+from stsvend import aws as awsregion
 from stsvend.errors import CommandError
 
 
