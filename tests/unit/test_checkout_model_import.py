@@ -52,7 +52,8 @@ def test_a_model_loaded_from_elsewhere_is_refused(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "chalicelib", other / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / ".chalice", other / ".chalice", ignore=shutil.ignore_patterns("deployed"))
     code = (
-        "import json, sys; from stsvend.checkout.checkout import Checkout; from stsvend.errors import CommandError;"
+        "import json, sys; from stsvend.checkout.checkout import Checkout;"
+        " from stsvend.errors import CommandError;"
         f" Checkout.open({str(ROOT)!r});\n"
         f"try:\n    Checkout.open({str(other)!r}); print(json.dumps({{'code': None}}))\n"
         "except CommandError as exc:\n    print(json.dumps({'code': exc.code, 'message': exc.message}))"
