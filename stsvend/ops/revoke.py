@@ -444,7 +444,8 @@ def _target(args: argparse.Namespace, role: str) -> tuple[str, str]:
 
 def _request_of_key(args: argparse.Namespace, key: str, role: str) -> str:
     """The request id that vended `key`, from the audit log: a session's tags name its request."""
-    from stsvend.ops.audit import Question, gather
+    from stsvend.ops.audit import gather
+    from stsvend.ops.audit_query import Question
 
     if not (args.log or args.stage or args.log_group):
         raise common.bad_input(
