@@ -184,10 +184,7 @@ def errors() -> Iterator[None]:
         yield
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        raise CommandError(
-            "AwsRefused",
-            f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}",
-            EXIT_OTHER,
-        ) from None
+        refusal = f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
+        raise CommandError("AwsRefused", refusal, EXIT_OTHER) from None
     except BotoCoreError as exc:
         raise CommandError("AwsUnreachable", f"AWS could not be reached: {exc}", EXIT_OTHER) from None

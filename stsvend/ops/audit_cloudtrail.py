@@ -15,8 +15,8 @@ from stsvend.arns import SESSION_NAME
 from stsvend.ops import common
 from stsvend.ops.audit_records import MAX_LINE_CHARS, Decision, iso_time, log_time
 
-LOOKUP_PAGES = 20  # LookupEvents: 50 events a page, 2 calls a second per account and region
 _SOURCE_IDENTITY = re.compile(rf"^{SESSION_NAME}$")
+LOOKUP_PAGES = 20  # LookupEvents: 50 events a page, 2 calls a second per account and region
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,16 @@ def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
 # --- input checks ----------------------------------------------------------------------------------
 
 
-def role_arn(value: str, option: str = "--role") -> str:
-    if not ROLE_ARN.fullmatch(value):
-        raise bad_input(f"{option} must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), not {value!r}")
+def _checked(pattern: re.Pattern[str], value: str, option: str, what: str) -> str:
+    """`value` if the whole of it matches `pattern`, else a usage error naming `option` and `what`
+    it must be (the value quoted with repr: escaped, never sent to the terminal as it is)."""
+    if not pattern.fullmatch(value):
+        raise bad_input(f"{option} must be {what}, not {value!r}")
     return value
+
+
+def role_arn(value: str, option: str = "--role") -> str:
+    return _checked(ROLE_ARN, value, option, "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
 
 
 def caller_arn(value: str) -> str:
@@ -101,15 +107,11 @@ def caller_tag_value(caller: str) -> str:
 
 
 def request_id(value: str) -> str:
-    if not REQUEST_ID.fullmatch(value):
-        raise bad_input(f"--request-id must be 8-64 letters, digits and dashes (a UUID), not {value!r}")
-    return value
+    return _checked(REQUEST_ID, value, "--request-id", "8-64 letters, digits and dashes (a UUID)")
 
 
 def access_key_id(value: str) -> str:
-    if not ACCESS_KEY_ID.fullmatch(value):
-        raise bad_input(f"--access-key-id must be an AWS access key id (ASIA... or AKIA...), not {value!r}")
-    return value
+    return _checked(ACCESS_KEY_ID, value, "--access-key-id", "an AWS access key id (ASIA... or AKIA...)")
 
 
 def denial_code(value: str) -> str:
@@ -119,17 +121,13 @@ def denial_code(value: str) -> str:
 
 
 def stage_name(value: str) -> str:
-    if not STAGE.fullmatch(value):
-        raise bad_input(f"--stage must be a stage name such as dev or prod, not {value!r}")
-    return value
+    return _checked(STAGE, value, "--stage", "a stage name such as dev or prod")
 
 
 def topic_arn(value: str) -> str:
-    if not SNS_TOPIC_ARN.fullmatch(value):
-        raise bad_input(
-            f"--alarm-topic must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME), not {value!r}"
-        )
-    return value
+    return _checked(
+        SNS_TOPIC_ARN, value, "--alarm-topic", "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+    )
 
 
 def parse_time(value: str, option: str, now: datetime) -> datetime:

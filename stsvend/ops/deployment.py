@@ -642,29 +642,32 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    info = sub.add_parser(
-        "deploy-info", help="what a stage deploys: names, service role, settings [checkout]"
+    def stage_command(name: str, help: str, dry_run: str | None) -> Any:
+        """A subcommand on one stage of a checkout: --stage, --root and (if named) --dry-run."""
+        parser = sub.add_parser(name, help=help)
+        parser.add_argument("--stage", required=True, help="dev or prod")
+        if dry_run is not None:
+            parser.add_argument("--dry-run", action="store_true", help=dry_run)
+        parser.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
+        return parser
+
+    info = stage_command(
+        "deploy-info", "what a stage deploys: names, service role, settings [checkout]", None
     )
-    info.add_argument("--stage", required=True, help="dev or prod")
     info.add_argument(
         "--format",
         choices=("text", "json", "parameters"),
         default="text",
         help="parameters: the stage's settings as `aws cloudformation deploy --parameter-overrides`",
     )
-    info.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
-    deploy = sub.add_parser(
+    stage_command(
         "deploy",
-        help="chalice deploy a stage (refused without its state), then its stage settings [checkout]",
+        "chalice deploy a stage (refused without its state), then its stage settings [checkout]",
+        "run the preflight checks only",
     )
-    deploy.add_argument("--stage", required=True, help="dev or prod")
-    deploy.add_argument("--dry-run", action="store_true", help="run the preflight checks only")
-    deploy.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
-    rollback = sub.add_parser(
+    rollback = stage_command(
         "rollback",
-        help="point a stage's alias `live` at an earlier (or, with --to-version, any) release [checkout]",
+        "point a stage's alias `live` at an earlier (or, with --to-version, any) release [checkout]",
+        "show the change, make none",
     )
-    rollback.add_argument("--stage", required=True, help="dev or prod")
     rollback.add_argument("--to-version", metavar="N", help="the version to serve (default: the one before)")
-    rollback.add_argument("--dry-run", action="store_true", help="show the change, make none")
-    rollback.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")

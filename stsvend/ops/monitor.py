@@ -16,7 +16,7 @@ from stsvend.terminal import printable
 
 # What stsvend sets on an alarm, compared with DescribeAlarms' answer (one call: a stage's alarms are
 # far fewer than its limit of 100 names).
-_ALARM_FIELDS = (
+ALARM_FIELDS = (
     "AlarmDescription",
     "Namespace",
     "MetricName",
@@ -122,7 +122,7 @@ class Monitor:
             if name not in current:
                 changes.append(Change("alarm", name, "create", write=alarm))
                 continue
-            differences = _differences(alarm, current[name], _ALARM_FIELDS)
+            differences = _differences(alarm, current[name], ALARM_FIELDS)
             changes.append(
                 Change("alarm", name, "update" if differences else "unchanged", differences, alarm)
             )

@@ -4,7 +4,10 @@ every import statement, at module level or in a function body, counts."""
 from __future__ import annotations
 
 import ast
+import io
+import re
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -172,3 +175,42 @@ def test_the_server_imports_only_what_the_deployed_package_holds(path: Path) -> 
     oidc_route = path.name == "verify.py" and path.parent.name == "oidc"
     allowed = SERVER_MAY_IMPORT | (OIDC_MAY_IMPORT if oidc_route else set())
     assert third_party <= allowed, sorted(third_party - allowed)
+
+
+TIMING = re.compile(
+    r"\b[0-9]+(?:\.[0-9]+)?\s?(?:ms|µs|us|ns|milliseconds|microseconds)\b|\b[0-9.]+x (?:faster|slower)\b"
+)
+COMMAND_ROOMS = ("checkout", "local", "ops")
+
+
+def _comments_and_docstrings(path: Path) -> list[tuple[int, str]]:
+    source = path.read_text(encoding="utf-8")
+    found = [
+        (token.start[0], token.string)
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    ]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            docstring = ast.get_docstring(node, clean=False)
+            if docstring:
+                found.append((node.body[0].lineno, docstring))
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in MODULES if room_of(p) in COMMAND_ROOMS] + [PACKAGE / "aws.py"],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_no_timing_figures_in_the_command_rooms_comments(path: Path) -> None:
+    """Timings go stale: they live in bench/ and its README; a comment gives the reason in words."""
+    assert [(line, text) for line, text in _comments_and_docstrings(path) if TIMING.search(text)] == []
+
+
+def test_the_timing_rule_catches_a_figure(tmp_path: Path) -> None:
+    module = tmp_path / "bad.py"
+    module.write_text(
+        '"""Fast."""\n\n\ndef f():\n    """Saves 0.5 ms a call."""\n    return 1  # 3x faster\n'
+    )
+    assert sorted(line for line, text in _comments_and_docstrings(module) if TIMING.search(text)) == [5, 6]
