@@ -43,11 +43,5 @@ def create_table(client: Any, table: str) -> bool:
 
 def scan_items(client: Any, table: str) -> list[dict[str, Any]]:
     """Every item of the table, as DynamoDB attribute values (a consistent, paginated Scan)."""
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    items: list[dict[str, Any]] = []
-    while True:
-        page = client.scan(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+    return [item for page in pages for item in page.get("Items", [])]
