@@ -214,3 +214,21 @@ def test_the_timing_rule_catches_a_figure(tmp_path: Path) -> None:
         '"""Fast."""\n\n\ndef f():\n    """Saves 0.5 ms a call."""\n    return 1  # 3x faster\n'
     )
     assert sorted(line for line, text in _comments_and_docstrings(module) if TIMING.search(text)) == [5, 6]
+
+
+def test_every_command_names_a_handler_that_exists() -> None:
+    """stsvend/cli.py names each command's module and function (the operator commands' too, which
+    stsvend/ops registers parsers for): every parser has one, and it resolves."""
+    import importlib
+
+    from stsvend import cli
+
+    parser = cli.build_parser(False)
+    commands = {
+        name
+        for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+        for name in getattr(action, "choices", {}) or {}
+    }
+    assert commands == set(cli._HANDLERS)
+    for module, function in cli._HANDLERS.values():
+        assert callable(getattr(importlib.import_module(module), function)), (module, function)
