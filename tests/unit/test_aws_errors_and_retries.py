@@ -134,3 +134,20 @@ def test_error_code_reads_only_aws_refusals() -> None:
     assert aws.error_code(_refusal("Throttling")) == "Throttling"
     assert aws.error_code(ValueError("x")) is None
     assert aws.error_code(NoCredentialsError()) is None
+
+
+def test_the_local_stack_reports_an_emulator_refusal_as_aws_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stsvend local up` when the emulator refuses a seeding call: the same AwsRefused line and exit
+    status as the other commands, not a traceback."""
+    from stsvend import local
+    from stsvend.local import up
+
+    def refusing(root: Path) -> int:
+        raise _refusal("EntityAlreadyExists")
+
+    monkeypatch.setattr(up, "up", refusing)
+    root = Path(__file__).resolve().parents[2]
+    with pytest.raises(CommandError) as raised:
+        local.cmd_local(argparse.Namespace(action="up", root=str(root)))
+    assert (raised.value.code, raised.value.exit_status) == ("AwsRefused", EXIT_OTHER)
+    assert "EntityAlreadyExists" in raised.value.message
