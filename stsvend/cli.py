@@ -33,7 +33,8 @@ _HANDLERS = {
     "bootstrap": ("stsvend.checkout.commands", "cmd_bootstrap"),
     "trust-policy": ("stsvend.checkout.commands", "cmd_trust_policy"),
     "local": ("stsvend.local", "cmd_local"),
-    # stsvend.ops.HANDLERS, spelled out: importing it would cost every credential_process cache hit
+    # The operator commands (stsvend/ops, whose `register` adds their parsers): named here, not
+    # imported from there, so that a credential_process cache hit never loads stsvend.ops.
     "monitor": ("stsvend.ops.monitor", "cmd_monitor"),
     "audit": ("stsvend.ops.audit", "cmd_audit"),
     "revoke": ("stsvend.ops.revoke", "cmd_revoke"),

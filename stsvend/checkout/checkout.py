@@ -1,5 +1,5 @@
 """An stsvend checkout: the one way the checkout commands find it, read its stage settings and load
-the server's grant model from its `chalicelib`.
+the server's grant model from its `chalicelib` (by location: sys.path is never changed).
 
 The wheel ships only `stsvend`; the grant model lives in a checkout, so `grants`, `bootstrap`,
 `trust-policy` and `local` run from one: from any directory inside it, or with `--root`.
@@ -8,11 +8,13 @@ The wheel ships only `stsvend`; the grant model lives in a checkout, so `grants`
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from stsvend.errors import CommandError
@@ -23,6 +25,34 @@ MODEL = Path("chalicelib") / "grants.py"
 
 def _not_a_checkout(message: str) -> CommandError:
     return CommandError("NotACheckout", message)
+
+
+def _import_from(root: Path, name: str, location: Path, package: bool) -> ModuleType:
+    """The server's top-level module or package `name`, loaded from its file in the checkout rather
+    than found on sys.path, which is left as it is (a module already loaded is kept)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, location, submodule_search_locations=[str(location.parent)] if package else None
+    )
+    if spec is None or spec.loader is None:
+        raise CommandError("InvalidCheckout", f"{location} cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _same_checkout(module: ModuleType, root: Path, what: str, levels: int = 1) -> None:
+    loaded_from = Path(str(module.__file__)).resolve().parents[levels]
+    if loaded_from != root:
+        raise CommandError(
+            "InvalidCheckout", f"{what} is already loaded from {loaded_from}, not from the checkout {root}"
+        )
 
 
 @dataclass(frozen=True)
@@ -60,16 +90,16 @@ class Checkout:
             raise CommandError("InvalidCheckout", f"{path / CONFIG} cannot be read: {exc}") from None
         if not isinstance(config, dict):
             raise CommandError("InvalidCheckout", f"{path / CONFIG} is not a JSON object")
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
+        _import_from(path, "chalicelib", path / "chalicelib" / "__init__.py", package=True)
         model = importlib.import_module("chalicelib.grants")
-        loaded_from = Path(str(model.__file__)).resolve().parents[1]
-        if loaded_from != path:
-            raise CommandError(
-                "InvalidCheckout",
-                f"the grant model is already loaded from {loaded_from}, not from the checkout {path}",
-            )
+        _same_checkout(model, path, "the grant model")
         return cls(path, config)
+
+    def import_app(self) -> ModuleType:
+        """The checkout's `app.py` (the Chalice app), imported from it as `app`."""
+        app = _import_from(self.root, "app", self.root / "app.py", package=False)
+        _same_checkout(app, self.root, "the app", levels=0)
+        return app
 
     @property
     def session_dir(self) -> Path:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from stsvend import TIMESTAMP_FORMAT
+from stsvend import TIMESTAMP_FORMAT, aws
 from stsvend.checkout.apply import ApplyResult, apply_changes
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.grants_file import load_grants_file
@@ -38,39 +38,19 @@ from stsvend.terminal import identifier as printable
 _SHOWN_CHARS = 100
 
 
-@contextmanager
-def _aws_errors() -> Iterator[None]:
-    """AWS's refusals and unreachability as the command's one error type."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code, message = error.get("Code"), error.get("Message")
-        raise CommandError("AwsRefused", f"AWS refused {exc.operation_name}: {code}: {message}") from None
-    except BotoCoreError as exc:
-        raise CommandError("AwsUnreachable", f"AWS could not be reached: {exc}") from None
-
-
-def _session() -> Any:
-    from stsvend.checkout import awsregion
-
-    return awsregion.session()
-
-
 # --- grants ------------------------------------------------------------------------------------
 
 
 def cmd_grants(args: argparse.Namespace) -> int:
     checkout = Checkout.open(args.root)
-    with _aws_errors():
+    with aws.errors():
         return _grants(checkout, args)
 
 
 def _grants(checkout: Checkout, args: argparse.Namespace) -> int:
     table = args.table or checkout.grants_table(args.stage)
-    dynamodb = _session().create_client("dynamodb")
+    session = aws.session()
+    dynamodb = session.create_client("dynamodb")
     if args.action == "list":
         return _list(dynamodb, table, args.stage)
 
@@ -95,7 +75,7 @@ def _grants(checkout: Checkout, args: argparse.Namespace) -> int:
     if args.action == "plan" or plan.empty:
         return 0
 
-    updated_by = _session().create_client("sts").get_caller_identity()["Arn"]
+    updated_by = session.create_client("sts").get_caller_identity()["Arn"]
     result = apply_changes(dynamodb, table, plan, updated_by=updated_by)
     if result.ok:
         steps = "" if result.transactions <= 1 else (
@@ -117,11 +97,12 @@ def trust_warnings(checkout: Checkout, stage: str, role_arns: list[str]) -> list
 
     if stage == "local":  # the local stack's service role is its own (stsvend local up sets the trust)
         return []
-    identity = _session().create_client("sts").get_caller_identity()
+    session = aws.session()
+    identity = session.create_client("sts").get_caller_identity()
     partition, account = identity["Arn"].split(":")[1], identity["Account"]
     _, role_name = chalice_names(str(checkout.config.get("app_name", "stsvend")), stage)
     service = f"arn:{partition}:iam::{account}:role/{role_name}"
-    iam = _session().create_client("iam")
+    iam = session.create_client("iam")
     lines, elsewhere = [], 0
     for arn in role_arns:
         if arn.split(":")[4] != account:
@@ -130,7 +111,7 @@ def trust_warnings(checkout: Checkout, stage: str, role_arns: list[str]) -> list
         try:
             document = iam.get_role(RoleName=arn.rsplit("/", 1)[1])["Role"]["AssumeRolePolicyDocument"]
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
+            code = aws.error_code(exc)
             why = "does not exist" if code == "NoSuchEntity" else f"not checked (GetRole: {code})"
             lines.append(printable(f"{arn}: {why}"))
             continue
@@ -156,7 +137,7 @@ def _reading(table: str, stage: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+        if aws.error_code(exc) == "ResourceNotFoundException":
             raise CommandError(
                 "NoSuchTable",
                 f"table {table} does not exist; create it with: stsvend bootstrap --stage {stage}"
@@ -244,8 +225,8 @@ def _list(dynamodb: Any, table: str, stage: str) -> int:
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     checkout = Checkout.open(args.root)
     table = args.table or checkout.grants_table(args.stage)
-    with _aws_errors():
-        created = create_table(_session().create_client("dynamodb"), table)
+    with aws.errors():
+        created = create_table(aws.session().create_client("dynamodb"), table)
     if created:
         print(f"Created table {table} (on-demand, encrypted, deletion protection on).")
     else:
@@ -282,7 +263,7 @@ def cmd_trust_policy(args: argparse.Namespace) -> int:
         print(json.dumps(merged, indent=2))
         return 0
     if args.role_name is not None:
-        with _aws_errors():
+        with aws.errors():
             return _trust_role(args.role_name, ours, args.apply)
     print(json.dumps(ours, indent=2))
     return 0
@@ -294,7 +275,7 @@ def _trust_role(role_name: str, ours: dict[str, Any], apply: bool) -> int:
     if not ROLE_NAME.fullmatch(role_name):
         raise CommandError("InvalidArgument", f"--role-name must be an IAM role name, not {role_name!r}",
                            EXIT_USAGE)
-    iam = _session().create_client("iam")
+    iam = aws.session().create_client("iam")
     role = iam.get_role(RoleName=role_name)["Role"]
     current = role["AssumeRolePolicyDocument"]
     if isinstance(current, str):  # IAM's API gives it URL-encoded; botocore decodes it

@@ -1,7 +1,9 @@
 """The server's grant model, from the checkout's `chalicelib`: the one place stsvend imports it.
 
 Importing this module outside a checkout command (a test, the local stack) opens the checkout around
-the current directory first, so the model always comes from a checkout.
+the current directory first, so the model always comes from a checkout. `Checkout.open` loads
+`chalicelib` from the checkout's files by location: importing this module leaves sys.path as it was
+(tests/unit/test_checkout_model_import.py).
 """
 
 import sys

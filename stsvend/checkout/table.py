@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stsvend.aws import unless_refused
 from stsvend.checkout.model import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA
 from stsvend.errors import CommandError
 
@@ -11,22 +12,17 @@ from stsvend.errors import CommandError
 def create_table(client: Any, table: str) -> bool:
     """Create the grants table if it is missing (True if created), wait until it is ACTIVE and make
     sure point-in-time recovery is on. An existing table with another key schema is an error."""
-    from botocore.exceptions import ClientError
-
-    try:
-        client.create_table(
+    created = unless_refused(
+        lambda: client.create_table(
             TableName=table,
             KeySchema=KEY_SCHEMA,
             AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
             BillingMode="PAY_PER_REQUEST",
             SSESpecification={"Enabled": True},
             DeletionProtectionEnabled=True,
-        )
-        created = True
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceInUseException":
-            raise
-        created = False
+        ),
+        "ResourceInUseException",
+    ) is not None
     client.get_waiter("table_exists").wait(
         TableName=table, WaiterConfig={"Delay": 2, "MaxAttempts": 150}
     )
@@ -47,11 +43,5 @@ def create_table(client: Any, table: str) -> bool:
 
 def scan_items(client: Any, table: str) -> list[dict[str, Any]]:
     """Every item of the table, as DynamoDB attribute values (a consistent, paginated Scan)."""
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    items: list[dict[str, Any]] = []
-    while True:
-        page = client.scan(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    pages = client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+    return [item for page in pages for item in page.get("Items", [])]

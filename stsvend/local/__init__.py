@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import sys
 
+from stsvend import aws
 from stsvend.errors import CommandError
 
 DEV_EXTRAS = ("chalice", "moto")
@@ -28,13 +29,15 @@ def cmd_local(args: argparse.Namespace) -> int:
 
     root = Checkout.open(args.root).root
     try:
-        if args.action == "up":
-            from stsvend.local.up import up
+        # The emulator's refusals while seeding or demonstrating, as every command reports AWS's.
+        with aws.errors():
+            if args.action == "up":
+                from stsvend.local.up import up
 
-            return up(root)
-        from stsvend.local.demo import demo
+                return up(root)
+            from stsvend.local.demo import demo
 
-        return demo(root)
+            return demo(root)
     except Terminated as exc:
         print(f"stsvend local: stopped ({exc})", file=sys.stderr)
         return 130

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stsvend.checkout.local_state import state_dir
 from stsvend.local.demo_oidc import github_job
 from stsvend.local.seed import SAMPLE_APP
 from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
-from stsvend.local.up import state_dir, stop_on_terminate
+from stsvend.local.up import stop_on_terminate
 
 STEP_TIMEOUT_SECONDS = 120
 

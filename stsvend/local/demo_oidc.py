@@ -15,8 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from stsvend.checkout.local_state import STATE_DIR_VARIABLE
 from stsvend.local.seed import aws_client
-from stsvend.local.stack import STATE_DIR_VARIABLE, LocalStack, hermetic_environment
+from stsvend.local.stack import LocalStack, hermetic_environment
 
 STEP_TIMEOUT_SECONDS = 120
 ISSUER = "github-local"

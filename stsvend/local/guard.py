@@ -527,9 +527,9 @@ def _gunzipped(body: bytes) -> bytes:
 @functools.cache
 def _operations(model: str) -> frozenset[str]:
     """The operation names of an AWS service, as botocore's model spells them."""
-    import botocore.session
+    from stsvend import aws
 
-    return frozenset(botocore.session.get_session().get_service_model(model).operation_names)
+    return aws.operation_names(model)
 
 
 def _query_operations() -> frozenset[str]:

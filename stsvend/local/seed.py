@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stsvend import aws
 from stsvend.checkout.checkout import Checkout
 
 INFRA_ACCOUNT = "111111111111"
@@ -86,21 +87,10 @@ def aws_client(
     account_id: str | None = None,
     region: str = REGION,
 ) -> Any:
-    """A botocore client for the emulator. `account_id` (bootstrap only, while IAM authentication
-    is off) sends the emulator's account header, so the call acts in that account."""
-    import botocore.session
-    from botocore.config import Config
-
-    client = botocore.session.Session().create_client(
-        service,
-        region_name=region,
-        endpoint_url=endpoint_url,
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        aws_session_token=session_token,
-        # The emulator is on this machine: a slow answer is a busy machine (moto loads a service's
-        # backend on its first request), not an outage, so the read timeout is generous.
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=60),
+    """A botocore client for the emulator (stsvend.aws). `account_id` (bootstrap only, while IAM
+    authentication is off) sends the emulator's account header, so the call acts in that account."""
+    client = aws.emulator_client(
+        service, endpoint_url, access_key_id, secret_access_key, region=region, session_token=session_token
     )
     if account_id is not None:
 

@@ -20,10 +20,10 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from stsvend.checkout.checkout import Checkout
+from stsvend.checkout.local_state import STATE_DIR_VARIABLE, STATE_FILE
 from stsvend.local.emulator import DEFAULT_PORT as DEFAULT_EMULATOR_PORT
 from stsvend.local.emulator import PORT_VARIABLE as EMULATOR_PORT_VARIABLE
 from stsvend.local.emulator import Emulator
@@ -48,9 +48,6 @@ API_PORT_VARIABLE = "STSVEND_API_PORT"
 # `make run` also serves the API behind a local API Gateway (stsvend/local/gateway.py).
 DEFAULT_GATEWAY_PORT = 8001
 GATEWAY_PORT_VARIABLE = "STSVEND_GATEWAY_PORT"
-STATE_FILE = "local.json"
-# Where `make run` keeps its state (stsvend/local/up.py), default `.stsvend` in the checkout.
-STATE_DIR_VARIABLE = "STSVEND_LOCAL_DIR"
 READY_TIMEOUT_SECONDS = 60.0
 # `chalice local` without its reloader: one process, and no restart when someone edits the tree.
 # socketserver's listen backlog is 5: with more concurrent clients (a build's parallel SDK
@@ -316,12 +313,7 @@ class LocalStack:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def start(self) -> LocalState:

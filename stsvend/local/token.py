@@ -12,9 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from stsvend.checkout.local_state import read_state
 from stsvend.errors import CommandError
-from stsvend.local.stack import STATE_FILE
-from stsvend.local.up import state_dir
 
 MAX_CLAIMS_CHARS = 64 * 1024
 
@@ -23,14 +22,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     from stsvend.checkout.checkout import Checkout
 
     root = Checkout.open(args.root).root
-    state_path = state_dir(root) / STATE_FILE
-    try:
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise CommandError(
-            "LocalStackNotRunning",
-            f"no running local stack ({state_path} is missing): start it with make run",
-        ) from None
+    state = read_state(root)
     issuers: dict[str, Any] = state.get("oidc_issuers") or {}
     if not args.issuer or args.issuer not in issuers:
         names = ", ".join(sorted(issuers)) or "none"

@@ -6,7 +6,6 @@ State (`local.json`, `env/`, `logs/`): STSVEND_LOCAL_DIR, default `.stsvend` in 
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -15,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from stsvend.checkout.local_state import state_dir
 from stsvend.local.seed import SAMPLE_APP
-from stsvend.local.stack import STATE_DIR_VARIABLE, LocalStack, LocalState
+from stsvend.local.stack import LocalStack, LocalState
 
-STATE_DIR = ".stsvend"
 _WATCH_INTERVAL_SECONDS = 0.5
 
 
@@ -42,10 +41,6 @@ def stop_on_terminate() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def state_dir(root: Path) -> Path:
-    return Path(os.environ.get(STATE_DIR_VARIABLE) or root / STATE_DIR).absolute()
 
 
 def up(root: Path) -> int:

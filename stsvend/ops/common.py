@@ -4,7 +4,6 @@ checks, safe printing, the stage's names and the AWS clients they use."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -14,8 +13,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from stsvend import TIMESTAMP_FORMAT, arns, contract
+from stsvend import TIMESTAMP_FORMAT, arns, aws, contract
 from stsvend.checkout.checkout import Checkout
+from stsvend.checkout.local_state import read_state
 from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
 
 # ARNs and account ids have one definition, the server's (stsvend/arns.py is chalicelib/arns.py).
@@ -48,18 +48,10 @@ def bad_input(message: str) -> CommandError:
 
 
 def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
-    """Run a command, AWS's refusals and unreachability raised as the command's error."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
+    """Run a command, AWS's refusals and unreachability raised as the command's error (stsvend.aws)."""
     try:
-        return command(args)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise failure(
-            "AwsRefused", f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
-        ) from None
-    except BotoCoreError as exc:
-        raise failure("AwsUnreachable", f"AWS could not be reached: {exc}") from None
+        with aws.errors():
+            return command(args)
     except BrokenPipeError:
         # The reader went away (`| head`): no traceback, and none when Python flushes stdout on exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -69,10 +61,16 @@ def run(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
 # --- input checks ----------------------------------------------------------------------------------
 
 
-def role_arn(value: str, option: str = "--role") -> str:
-    if not ROLE_ARN.fullmatch(value):
-        raise bad_input(f"{option} must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME), not {value!r}")
+def _checked(pattern: re.Pattern[str], value: str, option: str, what: str) -> str:
+    """`value` if the whole of it matches `pattern`, else a usage error naming `option` and `what`
+    it must be (the value quoted with repr: escaped, never sent to the terminal as it is)."""
+    if not pattern.fullmatch(value):
+        raise bad_input(f"{option} must be {what}, not {value!r}")
     return value
+
+
+def role_arn(value: str, option: str = "--role") -> str:
+    return _checked(ROLE_ARN, value, option, "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
 
 
 def caller_arn(value: str) -> str:
@@ -95,15 +93,11 @@ def caller_tag_value(caller: str) -> str:
 
 
 def request_id(value: str) -> str:
-    if not REQUEST_ID.fullmatch(value):
-        raise bad_input(f"--request-id must be 8-64 letters, digits and dashes (a UUID), not {value!r}")
-    return value
+    return _checked(REQUEST_ID, value, "--request-id", "8-64 letters, digits and dashes (a UUID)")
 
 
 def access_key_id(value: str) -> str:
-    if not ACCESS_KEY_ID.fullmatch(value):
-        raise bad_input(f"--access-key-id must be an AWS access key id (ASIA... or AKIA...), not {value!r}")
-    return value
+    return _checked(ACCESS_KEY_ID, value, "--access-key-id", "an AWS access key id (ASIA... or AKIA...)")
 
 
 def denial_code(value: str) -> str:
@@ -113,17 +107,13 @@ def denial_code(value: str) -> str:
 
 
 def stage_name(value: str) -> str:
-    if not STAGE.fullmatch(value):
-        raise bad_input(f"--stage must be a stage name such as dev or prod, not {value!r}")
-    return value
+    return _checked(STAGE, value, "--stage", "a stage name such as dev or prod")
 
 
 def topic_arn(value: str) -> str:
-    if not SNS_TOPIC_ARN.fullmatch(value):
-        raise bad_input(
-            f"--alarm-topic must be an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME), not {value!r}"
-        )
-    return value
+    return _checked(
+        SNS_TOPIC_ARN, value, "--alarm-topic", "an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+    )
 
 
 def parse_time(value: str, option: str, now: datetime) -> datetime:
@@ -197,26 +187,14 @@ def stage_names(checkout: Checkout, stage: str) -> StageNames:
 LOCAL_STAGE = "local"
 
 
-def local_state_path(root: Path) -> Path:
-    return Path(os.environ.get("STSVEND_LOCAL_DIR") or root / ".stsvend").absolute() / "local.json"
-
-
 def local_state(root: Path) -> dict[str, Any]:
-    path = local_state_path(root)
-    try:
-        state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise failure("LocalStackNotRunning", f"no {path}; start the local stack with: make run") from None
-    except (OSError, ValueError) as exc:
-        raise failure("CannotRead", f"{path} cannot be read: {exc}") from None
-    return state
+    """The local stack's `local.json` (stsvend.checkout.local_state, which stsvend/local writes)."""
+    return read_state(root)
 
 
 def region() -> str:
-    """The ambient region, as the AWS SDKs resolve it (stsvend.checkout.awsregion)."""
-    from stsvend.checkout import awsregion
-
-    return awsregion.required()
+    """The ambient region, as the AWS SDKs resolve it (stsvend.aws)."""
+    return aws.required()
 
 
 class Aws:
@@ -234,17 +212,15 @@ class Aws:
         return cls()
 
     def client(self, service: str) -> Any:
-        import botocore.session
-
-        if self._session is None:
-            self._session = botocore.session.get_session()
         if self.local is None:
-            return self._session.create_client(service, region_name=region())
+            if self._session is None:
+                self._session = aws.session()
+            return self._session.create_client(service)
         admin = self.local["identities"]["admin"]
-        return self._session.create_client(
+        return aws.emulator_client(
             service,
-            region_name=self.local["region"],
-            endpoint_url=self.local["emulator_url"],
-            aws_access_key_id=admin["access_key_id"],
-            aws_secret_access_key=admin["secret_access_key"],
+            self.local["emulator_url"],
+            admin["access_key_id"],
+            admin["secret_access_key"],
+            region=self.local["region"],
         )

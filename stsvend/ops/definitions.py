@@ -156,14 +156,16 @@ def alarms(timeout_seconds: int) -> list[Alarm]:
 
 # --- Logs Insights -------------------------------------------------------------------------------
 
-_SHOWN = "fields @timestamp, event, caller_principal, role_arn, code, request_id, access_key_id, source_ip"
-_DECISIONS = "filter event in [" + ", ".join(f'"{event}"' for event in AUDIT_EVENTS) + "]"
-
-
 @dataclass(frozen=True)
 class SavedQuery:
+    """A Logs Insights query `monitor` saves for the stage, named by its key."""
+
     key: str
     query: str
+
+
+_SHOWN = "fields @timestamp, event, caller_principal, role_arn, code, request_id, access_key_id, source_ip"
+_DECISIONS = "filter event in [" + ", ".join(f'"{event}"' for event in AUDIT_EVENTS) + "]"
 
 
 def saved_queries() -> list[SavedQuery]:
@@ -208,37 +210,19 @@ def dashboard(alarm_list: list[Alarm]) -> dict[str, Any]:
         + ")"
     )
 
+    def widget(kind: str, x: int, y: int, title: str, **properties: Any) -> dict[str, Any]:
+        place = {"x": x, "y": y, "width": 12, "height": 6}
+        return {"type": kind, **place, "properties": {"title": title, "region": "${Region}", **properties}}
+
     def metric(x: int, y: int, title: str, metrics: list[Any], stat: str = "Sum") -> dict[str, Any]:
-        return {
-            "type": "metric",
-            "x": x,
-            "y": y,
-            "width": 12,
-            "height": 6,
-            "properties": {
-                "title": title,
-                "region": "${Region}",
-                "period": PERIOD_SECONDS,
-                "stat": stat,
-                "view": "timeSeries",
-                "metrics": metrics,
-            },
-        }
+        return widget(
+            "metric", x, y, title, period=PERIOD_SECONDS, stat=stat, view="timeSeries", metrics=metrics
+        )
 
     def log(x: int, y: int, title: str, query: str) -> dict[str, Any]:
-        return {
-            "type": "log",
-            "x": x,
-            "y": y,
-            "width": 12,
-            "height": 6,
-            "properties": {
-                "title": title,
-                "region": "${Region}",
-                "view": "table",
-                "query": "SOURCE '${LogGroup}' | " + query.replace("\n", " "),
-            },
-        }
+        return widget(
+            "log", x, y, title, view="table", query="SOURCE '${LogGroup}' | " + query.replace("\n", " ")
+        )
 
     widgets = [
         metric(

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from stsvend.arns import WEB_ACL
+from stsvend.aws import child_environment, unless_refused
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.names import API_HANDLER, chalice_names
 from stsvend.ops import common
@@ -406,18 +407,6 @@ def _deploy_info(args: argparse.Namespace) -> int:
 # --- deploy --------------------------------------------------------------------------------------------
 
 
-def _exists(call: Any, *missing: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        call()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in missing:
-            return False
-        raise
-    return True
-
-
 def preflight(aws: common.Aws, d: Deployment) -> list[str]:
     """Why `chalice deploy` must not run now: it would create a second API or function beside the
     stage's live one (no local state), or access logging cannot be switched on."""
@@ -426,10 +415,10 @@ def preflight(aws: common.Aws, d: Deployment) -> list[str]:
         apigateway = aws.client("apigateway")
         pages = apigateway.get_paginator("get_rest_apis").paginate()
         apis = [a["id"] for page in pages for a in page.get("items", []) if a.get("name") == d.api_name]
-        function = _exists(
+        function = unless_refused(
             lambda: aws.client("lambda").get_function(FunctionName=d.function_name),
             "ResourceNotFoundException",
-        )
+        ) is not None
         if apis or function:
             names = [f"REST API {a}" for a in apis] + ([f"function {d.function_name}"] if function else [])
             found = ", ".join(names)
@@ -449,36 +438,24 @@ def preflight(aws: common.Aws, d: Deployment) -> list[str]:
 
 
 def run_chalice(root: Path, stage: str, region: str) -> None:
-    from stsvend.checkout import awsregion
-
     chalice = shutil.which("chalice", path=str(Path(sys.executable).parent)) or shutil.which("chalice")
     if chalice is None:
         raise common.failure("NoChalice", "chalice is not installed here: run from the project's .venv")
     print(f"Running: chalice deploy --stage {stage} (region {region})", flush=True)
     done = subprocess.run(
-        [chalice, "deploy", "--stage", stage], cwd=root, env=awsregion.child_environment(region), check=False
+        [chalice, "deploy", "--stage", stage], cwd=root, env=child_environment(region), check=False
     )
     if done.returncode != 0:
         raise common.failure("ChaliceDeployFailed", f"chalice deploy exited with {done.returncode}")
 
 
 def _ensure_log_group(logs: Any, name: str, days: int | None) -> str:
-    created = _ensure(lambda: logs.create_log_group(logGroupName=name))
+    created = unless_refused(
+        lambda: logs.create_log_group(logGroupName=name), "ResourceAlreadyExistsException"
+    ) is not None
     if days:
         logs.put_retention_policy(logGroupName=name, retentionInDays=days)
     return f"{'+' if created else '='} log group {name}: retention {days or 'never expires'} days"
-
-
-def _ensure(call: Any) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        call()
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceAlreadyExistsException":
-            return False
-        raise
-    return True
 
 
 def stage_patch(d: Deployment, settings: StageSettings, access_log_arn: str) -> list[dict[str, str]]:
@@ -549,31 +526,29 @@ def publish_release(aws: common.Aws, d: Deployment, rest_api_id: str, region: st
     point every method of the API at the alias, so that `stsvend rollback` is one alias update.
     `chalice deploy` points the methods at the function itself again on each run; this step, right
     after it, points them back (in between, the API calls the code just deployed)."""
-    from botocore.exceptions import ClientError
-
     lam = aws.client("lambda")
     version = str(lam.publish_version(FunctionName=d.function_name)["Version"])
-    try:
-        before = str(lam.get_alias(FunctionName=d.function_name, Name=ALIAS)["FunctionVersion"])
+    alias = unless_refused(
+        lambda: lam.get_alias(FunctionName=d.function_name, Name=ALIAS), "ResourceNotFoundException"
+    )
+    if alias is not None:
+        before = str(alias["FunctionVersion"])
         lam.update_alias(FunctionName=d.function_name, Name=ALIAS, FunctionVersion=version)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
+    else:
         before = "(none)"
         lam.create_alias(FunctionName=d.function_name, Name=ALIAS, FunctionVersion=version)
     alias_arn = f"arn:aws:lambda:{region}:{account}:function:{d.function_name}:{ALIAS}"
-    try:
-        lam.add_permission(
+    unless_refused(
+        lambda: lam.add_permission(
             FunctionName=d.function_name,
             Qualifier=ALIAS,
             StatementId=_PERMISSION_ID,
             Action="lambda:InvokeFunction",
             Principal="apigateway.amazonaws.com",
             SourceArn=f"arn:aws:execute-api:{region}:{account}:{rest_api_id}/*",
-        )
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceConflictException":
-            raise
+        ),
+        "ResourceConflictException",
+    )
     uri = f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{alias_arn}/invocations"
     apigateway = aws.client("apigateway")
     pages = apigateway.get_paginator("get_resources").paginate(restApiId=rest_api_id)
@@ -667,29 +642,32 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    info = sub.add_parser(
-        "deploy-info", help="what a stage deploys: names, service role, settings [checkout]"
+    def stage_command(name: str, help: str, dry_run: str | None) -> Any:
+        """A subcommand on one stage of a checkout: --stage, --root and (if named) --dry-run."""
+        parser = sub.add_parser(name, help=help)
+        parser.add_argument("--stage", required=True, help="dev or prod")
+        if dry_run is not None:
+            parser.add_argument("--dry-run", action="store_true", help=dry_run)
+        parser.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
+        return parser
+
+    info = stage_command(
+        "deploy-info", "what a stage deploys: names, service role, settings [checkout]", None
     )
-    info.add_argument("--stage", required=True, help="dev or prod")
     info.add_argument(
         "--format",
         choices=("text", "json", "parameters"),
         default="text",
         help="parameters: the stage's settings as `aws cloudformation deploy --parameter-overrides`",
     )
-    info.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
-    deploy = sub.add_parser(
+    stage_command(
         "deploy",
-        help="chalice deploy a stage (refused without its state), then its stage settings [checkout]",
+        "chalice deploy a stage (refused without its state), then its stage settings [checkout]",
+        "run the preflight checks only",
     )
-    deploy.add_argument("--stage", required=True, help="dev or prod")
-    deploy.add_argument("--dry-run", action="store_true", help="run the preflight checks only")
-    deploy.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")
-    rollback = sub.add_parser(
+    rollback = stage_command(
         "rollback",
-        help="point a stage's alias `live` at an earlier (or, with --to-version, any) release [checkout]",
+        "point a stage's alias `live` at an earlier (or, with --to-version, any) release [checkout]",
+        "show the change, make none",
     )
-    rollback.add_argument("--stage", required=True, help="dev or prod")
     rollback.add_argument("--to-version", metavar="N", help="the version to serve (default: the one before)")
-    rollback.add_argument("--dry-run", action="store_true", help="show the change, make none")
-    rollback.add_argument("--root", help="the stsvend checkout (default: found from the cwd)")

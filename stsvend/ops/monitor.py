@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from stsvend.aws import unless_refused
 from stsvend.checkout.checkout import Checkout
 from stsvend.ops import common
 from stsvend.ops.definitions import alarms, dashboard_body, fill, saved_queries
@@ -15,7 +16,7 @@ from stsvend.terminal import printable
 
 # What stsvend sets on an alarm, compared with DescribeAlarms' answer (one call: a stage's alarms are
 # far fewer than its limit of 100 names).
-_ALARM_FIELDS = (
+ALARM_FIELDS = (
     "AlarmDescription",
     "Namespace",
     "MetricName",
@@ -121,7 +122,7 @@ class Monitor:
             if name not in current:
                 changes.append(Change("alarm", name, "create", write=alarm))
                 continue
-            differences = _differences(alarm, current[name], _ALARM_FIELDS)
+            differences = _differences(alarm, current[name], ALARM_FIELDS)
             changes.append(
                 Change("alarm", name, "update" if differences else "unchanged", differences, alarm)
             )
@@ -131,17 +132,14 @@ class Monitor:
         name = self.names.function_name
         body = fill(dashboard_body(alarms(self.names.timeout_seconds)), self.fill)
         write = {"DashboardName": name, "DashboardBody": body}
-        from botocore.exceptions import ClientError
-
-        try:
-            current = self.cloudwatch.get_dashboard(DashboardName=name)["DashboardBody"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in (
-                "ResourceNotFound",
-                "ResourceNotFoundException",
-            ):
-                raise
+        found = unless_refused(
+            lambda: self.cloudwatch.get_dashboard(DashboardName=name),
+            "ResourceNotFound",
+            "ResourceNotFoundException",
+        )
+        if found is None:
             return Change("dashboard", name, "create", write=write)
+        current = found["DashboardBody"]
         if json.loads(current) == json.loads(body):
             return Change("dashboard", name, "unchanged", write=write)
         return Change("dashboard", name, "update", ["DashboardBody"], write)
@@ -301,16 +299,9 @@ def _delete(monitor: Monitor, stage: str, dry_run: bool) -> int:
 
 
 def _check_topic(sns: Any, topic: str) -> None:
-    from botocore.exceptions import ClientError
-
-    try:
-        sns.get_topic_attributes(TopicArn=topic)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NotFound", "NotFoundException"):
-            raise common.bad_input(
-                f"--alarm-topic {topic} does not exist (in this account and region)"
-            ) from None
-        raise
+    found = unless_refused(lambda: sns.get_topic_attributes(TopicArn=topic), "NotFound", "NotFoundException")
+    if found is None:
+        raise common.bad_input(f"--alarm-topic {topic} does not exist (in this account and region)")
 
 
 def register(sub: Any) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from stsvend import TIMESTAMP_FORMAT
+from stsvend.aws import error_code, unless_refused
 from stsvend.errors import CommandError
 from stsvend.ops import common
 from stsvend.terminal import printable
@@ -360,11 +361,6 @@ def is_ours(policy: str) -> bool:
     return policy == POLICY_NAME or _ENTRY_POLICY.fullmatch(policy) is not None
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    return str(response.get("Error", {}).get("Code")) if isinstance(response, dict) else ""
-
-
 def read_role(iam: Any, arn: str) -> RoleState:
     from botocore.exceptions import ClientError
 
@@ -372,7 +368,7 @@ def read_role(iam: Any, arn: str) -> RoleState:
     try:
         answer = iam.get_role(RoleName=name)
     except ClientError as exc:
-        if _error_code(exc) == "NoSuchEntity":
+        if error_code(exc) == "NoSuchEntity":
             raise common.failure(
                 "NoSuchRole",
                 f"role {name} does not exist in this account; run with credentials of the role's account"
@@ -392,7 +388,7 @@ def read_role(iam: Any, arn: str) -> RoleState:
         try:
             body = _decoded(iam.get_role_policy(RoleName=name, PolicyName=policy)["PolicyDocument"])
         except ClientError as exc:
-            if _error_code(exc) == "NoSuchEntity":
+            if error_code(exc) == "NoSuchEntity":
                 continue  # deleted since the listing (another run pruned it)
             raise
         if not is_ours(policy):
@@ -448,7 +444,8 @@ def _target(args: argparse.Namespace, role: str) -> tuple[str, str]:
 
 def _request_of_key(args: argparse.Namespace, key: str, role: str) -> str:
     """The request id that vended `key`, from the audit log: a session's tags name its request."""
-    from stsvend.ops.audit import Question, gather
+    from stsvend.ops.audit import gather
+    from stsvend.ops.audit_query import Question
 
     if not (args.log or args.stage or args.log_group):
         raise common.bad_input(
@@ -511,13 +508,10 @@ def plan(state: RoleState, result: Merge, earliest: datetime) -> Plan:
 
 
 def _delete(iam: Any, role: str, policy: str) -> None:
-    from botocore.exceptions import ClientError
-
-    try:
-        iam.delete_role_policy(RoleName=role_name(role), PolicyName=policy)
-    except ClientError as exc:
-        if _error_code(exc) != "NoSuchEntity":  # another run deleted it first
-            raise
+    # NoSuchEntity: another run deleted it first.
+    unless_refused(
+        lambda: iam.delete_role_policy(RoleName=role_name(role), PolicyName=policy), "NoSuchEntity"
+    )
 
 
 def _put(iam: Any, role: str, policy: str, document_: dict[str, Any]) -> None:
@@ -526,7 +520,7 @@ def _put(iam: Any, role: str, policy: str, document_: dict[str, Any]) -> None:
     try:
         iam.put_role_policy(RoleName=role_name(role), PolicyName=policy, PolicyDocument=json.dumps(document_))
     except ClientError as exc:
-        if _error_code(exc) == "LimitExceeded":
+        if error_code(exc) == "LimitExceeded":
             raise common.failure(
                 "PolicyTooLarge",
                 f"IAM refused {policy}: the role's inline policies would exceed IAM's {MAX_INLINE_CHARS:,}"

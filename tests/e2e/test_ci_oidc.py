@@ -20,8 +20,9 @@ import jwt
 import pytest
 import yaml
 
+from stsvend.checkout.local_state import STATE_DIR_VARIABLE
 from stsvend.local.oidc_issuer import Signer
-from stsvend.local.stack import STATE_DIR_VARIABLE, LocalStack, LocalState, hermetic_environment
+from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
 from tests.conftest import record_output, record_vended
 
 ROOT = Path(__file__).resolve().parents[2]

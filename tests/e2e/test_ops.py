@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from stsvend.local.stack import LocalStack, LocalState
-from stsvend.ops import audit
+from stsvend.ops import audit_query, audit_records
 from stsvend.ops.revoke import POLICY_NAME, is_ours
 from tests.e2e.conftest import Api, aws, own_keys, run_checkout_command
 
@@ -315,5 +315,6 @@ def test_the_ops_commands_print_no_secret(stack: LocalStack, decisions: dict[str
             assert not secret or secret not in result.stdout + result.stderr
     # Every audit line the service wrote is a well-formed record.
     now = datetime.now(timezone.utc)
-    reading = audit.read_file(Path(stack.api_log), audit.Question(since=now - timedelta(hours=1), until=now))
+    question = audit_query.Question(since=now - timedelta(hours=1), until=now)
+    reading = audit_records.read_file(Path(stack.api_log), question)
     assert reading.skipped == 0 and len(reading.decisions) >= len(decisions)

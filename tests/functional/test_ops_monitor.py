@@ -180,21 +180,10 @@ def _alarm(cloudwatch: Any, name: str) -> dict[str, Any]:
 
 
 def _as_put(alarm: dict[str, Any]) -> dict[str, Any]:
-    keys = (
-        "AlarmName",
-        "AlarmDescription",
-        "Namespace",
-        "MetricName",
-        "Dimensions",
-        "Statistic",
-        "Period",
-        "EvaluationPeriods",
-        "DatapointsToAlarm",
-        "Threshold",
-        "ComparisonOperator",
-        "TreatMissingData",
-    )
-    return {k: alarm[k] for k in keys if k in alarm}
+    """An alarm as DescribeAlarms gives it, as PutMetricAlarm takes it: the fields monitor compares."""
+    from stsvend.ops.monitor import ALARM_FIELDS
+
+    return {k: alarm[k] for k in ("AlarmName", *ALARM_FIELDS) if k in alarm}
 
 
 # --- the command, against the emulator as the local stage --------------------------------------

@@ -1,4 +1,4 @@
-"""The region of the admin and operator commands, resolved as the AWS SDKs and AWS CLI v2 do:
+"""The region of the admin and operator commands (stsvend.aws), resolved as the AWS SDKs and AWS CLI v2 do:
 AWS_REGION, then AWS_DEFAULT_REGION, then the profile's region; an SSO profile's sso_region is where
 its portal is, never a default for API calls."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import botocore.session
 import pytest
 
-from stsvend.checkout import awsregion
+from stsvend import aws
 from stsvend.errors import CommandError
 
 
@@ -34,37 +34,37 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_aws_region_comes_first(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "eu-west-3")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
-    assert awsregion.resolve() == "eu-west-3"
+    assert aws.resolve() == "eu-west-3"
 
 
 def test_aws_default_region_before_the_profile(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
-    assert awsregion.resolve() == "us-west-2"
+    assert aws.resolve() == "us-west-2"
 
 
 def test_the_selected_profiles_region(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert awsregion.resolve() == "ap-southeast-2"
+    assert aws.resolve() == "ap-southeast-2"
     monkeypatch.setenv("AWS_PROFILE", "sso")
-    assert awsregion.resolve() == "eu-central-1"
+    assert aws.resolve() == "eu-central-1"
 
 
 def test_an_sso_region_is_not_a_default_region(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_PROFILE", "sso-no-region")
-    assert awsregion.resolve() is None
+    assert aws.resolve() is None
     with pytest.raises(CommandError) as raised:
-        awsregion.required()
+        aws.required()
     assert raised.value.code == "NoRegion" and "AWS_REGION" in raised.value.message
 
 
 def test_a_profile_without_a_region_is_none(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_PROFILE", "nothing")
-    assert awsregion.resolve() is None
+    assert aws.resolve() is None
 
 
 def test_a_missing_profile_is_a_clear_error(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_PROFILE", "nope")
     with pytest.raises(CommandError) as raised:
-        awsregion.resolve()
+        aws.resolve()
     assert raised.value.code == "NoSuchProfile"
 
 
@@ -75,7 +75,7 @@ def test_a_value_that_is_no_region_is_refused(
 ) -> None:
     monkeypatch.setenv("AWS_REGION", value)
     with pytest.raises(CommandError) as raised:
-        awsregion.resolve()
+        aws.resolve()
     assert raised.value.code == "InvalidRegion" and "\n" not in raised.value.message
 
 
@@ -83,16 +83,16 @@ def test_a_value_that_is_no_region_is_refused(
                                    "ap-southeast-5", "il-central-1", "mx-central-1"])
 def test_every_kind_of_region_name(config: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("AWS_REGION", value)
-    assert awsregion.resolve() == value
+    assert aws.resolve() == value
 
 
 def test_the_session_gives_its_clients_the_region(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "eu-west-3")
     assert botocore.session.get_session().get_config_variable("region") == "ap-southeast-2"  # botocore alone
-    client = awsregion.session().create_client("dynamodb", aws_access_key_id="a", aws_secret_access_key="b")
+    client = aws.session().create_client("dynamodb", aws_access_key_id="a", aws_secret_access_key="b")
     assert client.meta.region_name == "eu-west-3"
 
 
 def test_a_child_gets_both_variables() -> None:
-    env = awsregion.child_environment("eu-west-3", {"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/bin"})
+    env = aws.child_environment("eu-west-3", {"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/bin"})
     assert env == {"AWS_DEFAULT_REGION": "eu-west-3", "AWS_REGION": "eu-west-3", "PATH": "/bin"}

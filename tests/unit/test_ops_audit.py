@@ -15,7 +15,7 @@ from botocore.stub import Stubber
 
 from chalicelib.audit import PUBLISHED
 from stsvend.errors import CommandError
-from stsvend.ops import audit, common
+from stsvend.ops import audit_cloudtrail, audit_output, audit_query, audit_records, common
 
 NOW = datetime(2026, 12, 1, 21, 0, 0, tzinfo=timezone.utc)
 JENKINS = "arn:aws:iam::111111111111:user/jenkins"
@@ -50,8 +50,8 @@ def line(event: str = "credentials.vended", minutes_ago: int = 10, **fields: Any
     return json.dumps(record)
 
 
-def ask(**filters: Any) -> audit.Question:
-    return audit.Question(since=NOW - timedelta(hours=24), until=NOW, **filters)
+def ask(**filters: Any) -> audit_query.Question:
+    return audit_query.Question(since=NOW - timedelta(hours=24), until=NOW, **filters)
 
 
 LINES = [
@@ -89,14 +89,14 @@ LINES = [
     ],
 )
 def test_each_filter_answers_its_question(filters: dict[str, Any], requests: list[str]) -> None:
-    reading = audit.read_lines(LINES, ask(**filters))
+    reading = audit_records.read_lines(LINES, ask(**filters))
     assert [d.request_id[:8] for d in reading.decisions] == requests
     assert reading.skipped == 0  # the metric line and the plain text are not audit records
 
 
 def test_the_time_range_bounds_the_answer() -> None:
-    question = audit.Question(since=NOW - timedelta(minutes=9), until=NOW - timedelta(minutes=6))
-    assert [d.request_id[:8] for d in audit.read_lines(LINES, question).decisions] == ["0badf00d"]
+    question = audit_query.Question(since=NOW - timedelta(minutes=9), until=NOW - timedelta(minutes=6))
+    assert [d.request_id[:8] for d in audit_records.read_lines(LINES, question).decisions] == ["0badf00d"]
 
 
 @pytest.mark.parametrize(
@@ -106,21 +106,21 @@ def test_the_time_range_bounds_the_answer() -> None:
         line(role_arn={"an": "object"}),
         line(timestamp="yesterday"),
         line(request_id=""),
-        '{"event": "credentials.vended", "request_id": "x"' + " " * audit.MAX_LINE_CHARS + "}",
+        '{"event": "credentials.vended", "request_id": "x"' + " " * audit_records.MAX_LINE_CHARS + "}",
         '{"event": "credentials.vended", broken',
     ],
     ids=["list", "object", "time", "empty id", "huge", "broken json"],
 )
 def test_a_malformed_audit_record_is_skipped_and_counted(bad: str) -> None:
-    reading = audit.read_lines([bad, LINES[0]], ask())
+    reading = audit_records.read_lines([bad, LINES[0]], ask())
     assert reading.skipped == 1 and len(reading.decisions) == 1
 
 
 def test_control_characters_from_the_log_are_escaped_in_the_table_and_json(capsys: Any) -> None:
     hostile = line(caller_principal="arn:aws:iam::111111111111:user/x\x1b[2J\u202e\r\nFAKE")
-    decisions = audit.read_lines([hostile], ask()).decisions
-    audit.print_table(decisions, "us-east-1", None)
-    audit.print_json(decisions, "us-east-1")
+    decisions = audit_records.read_lines([hostile], ask()).decisions
+    audit_output.print_table(decisions, "us-east-1", None)
+    audit_output.print_json(decisions, "us-east-1")
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\u202e" not in out and "\r" not in out
     assert "x\\x1b[2J\\u202e\\r\\nFAKE" in out  # the table
@@ -203,13 +203,13 @@ def test_bad_times_are_refused(text: str) -> None:
 # --- CloudTrail ---------------------------------------------------------------------------------
 
 
-def _vend() -> audit.Decision:
-    decision = audit.read_lines([LINES[0]], ask()).decisions[0]
+def _vend() -> audit_records.Decision:
+    decision = audit_records.read_lines([LINES[0]], ask()).decisions[0]
     return decision
 
 
 def test_the_cloudtrail_questions_of_a_vend() -> None:
-    trail = audit.TrailQuestion.of(_vend())
+    trail = audit_cloudtrail.TrailQuestion.of(_vend())
     assert trail is not None
     assert trail.lookup_events("eu-west-1") == (
         "aws cloudtrail lookup-events --region eu-west-1 --lookup-attributes"
@@ -233,13 +233,13 @@ def test_the_cloudtrail_questions_of_a_vend() -> None:
     [{"access_key_id": "ASIA' OR 1=1 --"}, {"request_id": "c0ffee00' OR '1'='1"}, {"role_arn": "x'y"}],
 )
 def test_a_vend_whose_values_would_break_the_sql_gets_no_cloudtrail_text(field: dict[str, str]) -> None:
-    decision = audit.read_lines([line(**field)], ask()).decisions[0]
-    assert audit.TrailQuestion.of(decision) is None
+    decision = audit_records.read_lines([line(**field)], ask()).decisions[0]
+    assert audit_cloudtrail.TrailQuestion.of(decision) is None
 
 
 def test_a_source_identity_that_is_not_a_name_is_left_out() -> None:
-    decision = audit.read_lines([line(source_identity="jen'kins")], ask()).decisions[0]
-    trail = audit.TrailQuestion.of(decision)
+    decision = audit_records.read_lines([line(source_identity="jen'kins")], ask()).decisions[0]
+    trail = audit_cloudtrail.TrailQuestion.of(decision)
     assert (
         trail is not None and len(trail.lake_sql()) == 2 and "jen'kins" not in json.dumps(trail.as_json("r"))
     )
@@ -273,7 +273,7 @@ def _event(name: str, minutes: int, error: str | None = None) -> dict[str, Any]:
 
 
 def test_lookup_events_reads_every_page_by_the_access_key(capsys: Any) -> None:
-    trail = audit.TrailQuestion.of(_vend())
+    trail = audit_cloudtrail.TrailQuestion.of(_vend())
     assert trail is not None
     client = _cloudtrail()
     expected = {
@@ -291,7 +291,7 @@ def test_lookup_events_reads_every_page_by_the_access_key(capsys: Any) -> None:
             {"Events": [_event("TerminateInstances", 8, "UnauthorizedOperation\x1b[31m")]},
             {**expected, "NextToken": "t1"},
         )
-        audit.print_trail(client, trail)
+        audit_output.print_trail(client, trail)
         stub.assert_no_pending_responses()
     out = capsys.readouterr().out
     assert "LookupEvents (eu-west-1), 2 events:" in out
@@ -317,7 +317,7 @@ def test_insights_is_polled_until_complete_with_progress_and_read_like_a_file() 
                 "startTime": int(question.since.timestamp()),
                 "endTime": int(question.until.timestamp()) + 1,
                 "queryString": question.insights_query(),
-                "limit": audit.INSIGHTS_LIMIT,
+                "limit": audit_query.INSIGHTS_LIMIT,
             },
         )
         stub.add_response(
@@ -330,7 +330,7 @@ def test_insights_is_polled_until_complete_with_progress_and_read_like_a_file() 
             {"status": "Complete", "results": rows, "statistics": {"recordsScanned": 4000.0}},
             {"queryId": "q-1"},
         )
-        reading = audit.read_insights(
+        reading = audit_query.read_insights(
             client, "/aws/lambda/stsvend-prod", question, progress=progress.append, sleep=lambda s: None
         )
         stub.assert_no_pending_responses()
@@ -354,7 +354,7 @@ def test_insights_past_its_deadline_is_stopped() -> None:
         stub.add_response("get_query_results", {"status": "Running", "results": []}, {"queryId": "q-2"})
         stub.add_response("stop_query", {"success": True}, {"queryId": "q-2"})
         with pytest.raises(CommandError, match="QueryTimedOut: .* did not finish within 15 s"):
-            audit.read_insights(
+            audit_query.read_insights(
                 client,
                 "g",
                 ask(),
@@ -408,12 +408,12 @@ def test_roles_and_whoami_decisions_are_answered_by_request_id_and_code(capsys: 
         line("credentials.denied", 7, request_id="0badf00d-1234-4bcd-9876-0123456789ab",
              code="NotAuthenticated"),
     ]
-    by_id = audit.read_lines(lines, ask(request_id=probe_id)).decisions
+    by_id = audit_records.read_lines(lines, ask(request_id=probe_id)).decisions
     assert [(d.event, d.code) for d in by_id] == [("whoami.denied", "NotAuthenticated")]
-    denied = audit.read_lines(lines, ask(code="NotAuthenticated")).decisions
+    denied = audit_records.read_lines(lines, ask(code="NotAuthenticated")).decisions
     assert [d.request_id[:8] for d in denied] == ["fee1dead", "0badf00d"]
-    everything = audit.read_lines(lines, ask()).decisions
-    print("\n".join(audit.table(audit.decision_rows(everything))))
+    everything = audit_records.read_lines(lines, ask()).decisions
+    print("\n".join(audit_output.table(audit_output.decision_rows(everything))))
     out = capsys.readouterr().out.splitlines()
     assert "listed roles" in out[1] and "denied NotAuthenticated (whoami)" in out[2]
     assert "denied NotAuthenticated" in out[3] and "(" not in out[3].split("NotAuthenticated")[1][:3]
@@ -453,7 +453,8 @@ def test_a_caller_or_role_is_matched_as_grants_match_it_ignoring_case(
 
 def test_a_lookalike_of_the_caller_in_the_log_is_not_the_caller() -> None:
     kelvin = line(caller_principal="arn:aws:iam::111111111111:user/\u212aate")
-    assert audit.read_lines([kelvin], ask(caller="arn:aws:iam::111111111111:user/kate")).decisions == []
+    kate = ask(caller="arn:aws:iam::111111111111:user/kate")
+    assert audit_records.read_lines([kelvin], kate).decisions == []
 
 
 def test_the_insights_query_asks_for_the_caller_and_role_in_any_case() -> None:
@@ -471,6 +472,6 @@ def test_issuer_document_lines_are_neither_decisions_nor_malformed() -> None:
     now = datetime.now(timezone.utc)
     line = json.dumps({"event": PUBLISHED, "request_id": "r-1", "document": "jwks", "status": 200,
                        "timestamp": now.isoformat()})
-    reading = audit.read_lines([line, '{"event": "credentials.vended"}'], audit.Question(
+    reading = audit_records.read_lines([line, '{"event": "credentials.vended"}'], audit_query.Question(
         since=now - timedelta(minutes=1), until=now + timedelta(minutes=1)))
     assert reading.decisions == [] and reading.skipped == 1

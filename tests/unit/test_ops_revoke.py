@@ -302,3 +302,50 @@ def test_grants_change_reads_each_file_as_grants_do_and_names_the_grant_that_dec
     )
     assert f"old.json: the grant for {JENKINS}: already expired" in text
     assert f"off.json: {account}:user/* decides for it and is already disabled" in text
+
+
+@pytest.mark.parametrize(
+    ("principal", "decides"),
+    [
+        ("arn:aws:iam::111111111111:user/JENKINS", True),  # IAM names ignore case, and so do grants
+        ("arn:aws:iam::111111111111:user/jen*s", True),
+        ("arn:aws:iam::111111111111:user/jenkins-old", False),  # a prefix of the name is not the name
+        ("arn:aws:iam::111111111111:user/jenk", False),
+        ("arn:aws:iam::111111111111:user/jenkins*x", False),
+        ("arn:aws:iam::222222222222:user/jenkins", False),  # another account
+        ("arn:aws:iam::111111111111:role/jenkins", False),  # a role is not the user
+        ("arn:aws:iam::111111111111:user/*", True),
+        ("arn:aws:iam::111111111111:user/x*", False),
+        # Not a grant's form at all: the file is refused, as `stsvend grants` refuses it.
+        ("arn:aws:iam::111111111111:user/*/jenkins", None),
+        ("arn:aws:iam::111111111111:user/j?nkins", None),
+        ("arn:aws:iam::111111111111:user/[j]enkins", None),
+    ],
+)
+def test_grants_change_matches_callers_exactly_as_the_service_does(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, principal: str, decides: bool | None
+) -> None:
+    """`revoke --caller` names the grant the service's own matcher (chalicelib, through
+    stsvend.checkout.model) lets decide for the caller, and no grant a looser match would find."""
+    from stsvend.checkout import model
+
+    grants = tmp_path / "policies" / "grants"
+    grants.mkdir(parents=True)
+    roles = [{"role_arn": "arn:aws:iam::222222222222:role/deployer"}]
+    (grants / "prod.json").write_text(json.dumps([{"principal": principal, "roles": roles}]))
+    asked: list[str] = []
+    server = model.deciding_candidates
+
+    def spy(grant_list: Any, caller: str) -> Any:
+        asked.append(caller)
+        return server(grant_list, caller)
+
+    monkeypatch.setattr(model, "deciding_candidates", spy)
+    text = "\n".join(grants_change(tmp_path, JENKINS))
+    if decides is None:
+        assert asked == [] and "prod.json: cannot be read" in text
+        return
+    assert asked == [JENKINS]
+    assert ("prod.json" in text) is decides, text
+    if not decides:
+        assert "no grant in policies/grants/ admits" in text
