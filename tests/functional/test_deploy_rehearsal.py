@@ -303,6 +303,9 @@ def iam_action(entry: dict[str, Any]) -> tuple[str, str]:
         return key, f"{prefix}:{path.rsplit('/', 1)[1]}"
     if service == "apigateway":
         return key, f"apigateway:{entry['method']}"
+    if service == "s3":  # objects only (`aws cloudformation package`): HEAD/GET read one, the rest write it
+        assert path.strip("/").count("/") >= 1, f"not an object: {entry['method']} {path}"
+        return key, "s3:GetObject" if entry["method"] in ("GET", "HEAD") else "s3:PutObject"
     if service == "lambda":
         for method, pattern, name in _lambda_operations():
             if method == entry["method"] and pattern.fullmatch(path):
@@ -311,16 +314,21 @@ def iam_action(entry: dict[str, Any]) -> tuple[str, str]:
     return key, f"{prefix}:{urllib.parse.parse_qs(body.decode())['Action'][0]}"
 
 
-def test_the_deployer_policy_allows_every_call_the_deploy_made(deployed: Rehearsal) -> None:
-    """Every request `stsvend bootstrap` and `stsvend deploy` (with `chalice deploy`) sent, as the
-    emulator recorded it, names an action of deploy/iam/deployer-chalice.json. (moto matches a
-    policy's resources for few services, so the resources are held by parliament and review.)"""
-    policy = json.loads((ROOT / "deploy" / "iam" / "deployer-chalice.json").read_text())
-    allowed = {
+def allowed_actions(policy_path: Path) -> set[str]:
+    """The actions a policy's Allow statements name, in lower case (IAM matches them so)."""
+    policy = json.loads(policy_path.read_text())
+    return {
         action.lower()
         for statement in policy["Statement"] if statement["Effect"] == "Allow"
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
+
+
+def test_the_deployer_policy_allows_every_call_the_deploy_made(deployed: Rehearsal) -> None:
+    """Every request `stsvend bootstrap` and `stsvend deploy` (with `chalice deploy`) sent, as the
+    emulator recorded it, names an action of deploy/iam/deployer-chalice.json. (moto matches a
+    policy's resources for few services, so the resources are held by parliament and review.)"""
+    allowed = allowed_actions(ROOT / "deploy" / "iam" / "deployer-chalice.json")
     entries = [json.loads(line) for line in deployed.recording.read_text().splitlines()]
     called = {action for key, action in map(iam_action, entries) if key == DEPLOYER_KEY}
     assert {"lambda:CreateFunction", "apigateway:POST", "iam:CreateRole", "logs:PutRetentionPolicy"} <= called

@@ -19,7 +19,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +30,17 @@ from stsvend.ops import definitions, deployment
 from tests.docs.blocks import blocks_of
 from tests.functional.test_deploy_rehearsal import (
     BIN,
+    DEPLOYER_KEY,
     REGION,
     ROOT,
     STAGE,
     TEST_KEY,
     _copy_checkout,
+    allowed_actions,
     assert_json_access_log,
     deployer_env,
     emulator,
+    iam_action,
 )
 
 GUIDE = ROOT / "docs" / "deploying.md"
@@ -60,6 +63,8 @@ class CloudFormationRehearsal:
     url: str
     checkout: Path
     env: dict[str, str]
+    recording: Path
+    deploy_calls: set[str] = field(default_factory=set)  # the IAM actions the deployer's deploys called
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=self.url,
@@ -71,8 +76,17 @@ class CloudFormationRehearsal:
 
     def deploy(self) -> None:
         """The guide's CloudFormation block, as it stands in the guide."""
+        before = self._recorded()
         done = self.run(guide_block("The CloudFormation path", "aws cloudformation deploy"))
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        self.deploy_calls |= {
+            action for key, action in map(iam_action, self._recorded()[len(before):]) if key == DEPLOYER_KEY
+        }
+
+    def _recorded(self) -> list[dict[str, Any]]:
+        if not self.recording.exists():
+            return []
+        return [json.loads(line) for line in self.recording.read_text().splitlines()]
 
     def outputs(self) -> dict[str, str]:
         [stack] = self.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"]
@@ -98,14 +112,16 @@ class CloudFormationRehearsal:
 
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudFormationRehearsal]:
-    with emulator() as url:
+    recording = tmp_path_factory.mktemp("recording") / "requests.jsonl"
+    recording_env = {**os.environ, "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)}
+    with emulator(recording_env) as url:
         checkout = tmp_path_factory.mktemp("checkout")
         _copy_checkout(checkout)
         (checkout / ".venv").symlink_to(BIN.parent)  # `make venv && . .venv/bin/activate`
         env = deployer_env(url, tmp_path_factory.mktemp("home"))
         # The guide: `chalice` and the AWS CLI read only AWS_DEFAULT_REGION; set both.
         env.update(AWS_DEFAULT_REGION=REGION, PATH=f"{BIN}{os.pathsep}{env['PATH']}")
-        rehearsal = CloudFormationRehearsal(url, checkout, env)
+        rehearsal = CloudFormationRehearsal(url, checkout, env, recording)
         rehearsal.client("s3").create_bucket(
             Bucket=ARTIFACTS, CreateBucketConfiguration={"LocationConstraint": REGION})
         yield rehearsal
@@ -270,3 +286,13 @@ def test_a_release_is_a_new_version_and_the_guide_rolls_it_back_and_forward(
                                                                   f"--function-version {second}"))
     assert done.returncode == 0, done.stderr
     assert _serving(deployed) == (second, alias_arn)
+
+
+def test_the_pipelines_policy_allows_every_call_the_deploys_made(deployed: CloudFormationRehearsal) -> None:
+    """Every request the guide's CloudFormation block sent with the deployer's key (both releases), as
+    the emulator recorded it, names an action of deploy/iam/deployer-cloudformation.json. (The stack's
+    own work is CloudFormation's, under the execution role: the emulator makes it in process.)"""
+    allowed = allowed_actions(ROOT / "deploy" / "iam" / "deployer-cloudformation.json")
+    assert {"cloudformation:CreateChangeSet", "cloudformation:ExecuteChangeSet", "s3:PutObject"} <= (
+        deployed.deploy_calls)
+    assert sorted(a for a in deployed.deploy_calls if a.lower() not in allowed) == []

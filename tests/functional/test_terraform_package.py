@@ -248,7 +248,7 @@ def emulator_provider(url: str) -> dict[str, Any]:
     return {"provider": {"aws": {
         "region": REHEARSAL_REGION, "access_key": "testing", "secret_key": "testing",
         "skip_credentials_validation": True, "skip_metadata_api_check": True,
-        "skip_requesting_account_id": True, "skip_region_validation": True, "s3_use_path_style": True,
+        "skip_region_validation": True, "s3_use_path_style": True,
         "endpoints": {service: url for service in EMULATED_SERVICES},
     }}}
 
