@@ -250,6 +250,10 @@ def template_sections(
             "RestAPI": {
                 "Properties": {
                     **alias["Resources"]["RestAPI"]["Properties"],
+                    # Without it, SAM's deployment also makes a stage named `Stage`: a second URL
+                    # without this stage's throttling, access log, tracing or web ACL. "2.0" is the
+                    # version of the document Chalice writes (SAM: OpenApiVersion).
+                    "OpenApiVersion": "2.0",
                     "TracingEnabled": True,
                     "MethodSettings": [
                         {
@@ -335,7 +339,10 @@ def alias_sections(routes: dict[str, list[str]]) -> dict[str, Any]:
     }
     return {
         "Resources": {
-            "APIHandler": {"Properties": {"AutoPublishAlias": ALIAS}},
+            # AllProperties: a new version for any change of the function's configuration (timeout,
+            # role, tracing, ...), not only of its code, environment or memory (SAM's default): a
+            # version's configuration is fixed, and the alias would keep serving the old one.
+            "APIHandler": {"Properties": {"AutoPublishAlias": ALIAS, "AutoPublishAliasAllProperties": True}},
             "APIHandlerInvokePermission": {"Properties": {"FunctionName": {"Ref": SAM_ALIAS_ID}}},
             "RestAPI": {"Properties": {"DefinitionBody": {"paths": paths}}},
         }

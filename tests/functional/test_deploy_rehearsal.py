@@ -20,6 +20,7 @@ import subprocess
 import sys
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,30 +77,43 @@ def _copy_checkout(target: Path) -> None:
             shutil.copy2(source, target / name)
 
 
+@contextmanager
+def emulator(env: dict[str, str] | None = None) -> Iterator[str]:
+    """The rehearsal's AWS (tests/deploy_emulator.py) in a process of its own: its URL."""
+    command = [sys.executable, "-c", "from tests.deploy_emulator import main; main()"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def deployer_env(url: str, home: Path) -> dict[str, str]:
+    """A deployer's environment as the guide starts it: `AWS_REGION` only, a profile without a region."""
+    (home / "config").write_text("[default]\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STSVEND_"))}
+    env.update(
+        AWS_REGION=REGION, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID=DEPLOYER_KEY,
+        AWS_SECRET_ACCESS_KEY="testing", AWS_CONFIG_FILE=str(home / "config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(home / "credentials"),
+    )
+    return env
+
+
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsal]:
     recording = tmp_path_factory.mktemp("recording") / "requests.jsonl"
     emulator_env = {**os.environ, "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)}
-    emulator = subprocess.Popen([sys.executable, "-m", "tests.deploy_emulator"], cwd=ROOT, env=emulator_env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert emulator.stdout is not None
-        url = emulator.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), url
+    with emulator(emulator_env) as url:
         checkout = tmp_path_factory.mktemp("checkout")
         _copy_checkout(checkout)
-        home = tmp_path_factory.mktemp("home")
-        (home / "config").write_text("[default]\n")  # a profile without a region
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STSVEND_"))}
-        env.update(
-            AWS_REGION=REGION, AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID=DEPLOYER_KEY,
-            AWS_SECRET_ACCESS_KEY="testing", AWS_CONFIG_FILE=str(home / "config"),
-            AWS_SHARED_CREDENTIALS_FILE=str(home / "credentials"),
-        )
+        env = deployer_env(url, tmp_path_factory.mktemp("home"))
         yield Rehearsal(url, checkout, env, recording)
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +180,18 @@ def test_the_functions_log_group_keeps_the_stages_retention(deployed: Rehearsal)
     assert retention[writes_to] == config["stages"][STAGE]["log_retention_in_days"] == 400
 
 
+def assert_json_access_log(stage: dict[str, Any], group: str) -> None:
+    """The stage writes its access log to `group`, one JSON object a request, of $context values only
+    (no header: the Authorization and X-Amz-Security-Token headers carry the secrets)."""
+    access = stage["accessLogSettings"]
+    assert access["destinationArn"].endswith(f":log-group:{group}")
+    fields = json.loads(access["format"])
+    for wanted in ("requestId", "caller", "userArn", "status", "responseLatency", "errorType"):
+        assert wanted in fields
+    for value in fields.values():
+        assert value.startswith("$context.") and "header" not in value.lower() and "$input" not in value
+
+
 def test_the_api_stage_traces_throttles_and_writes_a_json_access_log(deployed: Rehearsal) -> None:
     info = deployed.info()
     api_id = deployed.state()["rest_api"]["rest_api_id"]
@@ -175,13 +201,7 @@ def test_the_api_stage_traces_throttles_and_writes_a_json_access_log(deployed: R
     throttling = stage["methodSettings"]["*/*"]
     assert throttling["throttlingRateLimit"] == settings["throttling_rate_limit"]
     assert throttling["throttlingBurstLimit"] == settings["throttling_burst_limit"]
-    access = stage["accessLogSettings"]
-    assert access["destinationArn"].endswith(f":log-group:{info['access_log_group']}")
-    fields = json.loads(access["format"])
-    for wanted in ("requestId", "caller", "userArn", "status", "responseLatency", "errorType"):
-        assert wanted in fields
-    for value in fields.values():
-        assert value.startswith("$context.") and "header" not in value.lower() and "$input" not in value
+    assert_json_access_log(stage, info["access_log_group"])
     groups = deployed.client("logs").describe_log_groups(logGroupNamePrefix=info["access_log_group"])
     assert [g.get("retentionInDays") for g in groups["logGroups"]] == [400]
     filters = deployed.client("logs").describe_metric_filters(logGroupName=info["access_log_group"])
@@ -283,6 +303,9 @@ def iam_action(entry: dict[str, Any]) -> tuple[str, str]:
         return key, f"{prefix}:{path.rsplit('/', 1)[1]}"
     if service == "apigateway":
         return key, f"apigateway:{entry['method']}"
+    if service == "s3":  # objects only (`aws cloudformation package`): HEAD/GET read one, the rest write it
+        assert path.strip("/").count("/") >= 1, f"not an object: {entry['method']} {path}"
+        return key, "s3:GetObject" if entry["method"] in ("GET", "HEAD") else "s3:PutObject"
     if service == "lambda":
         for method, pattern, name in _lambda_operations():
             if method == entry["method"] and pattern.fullmatch(path):
@@ -291,16 +314,21 @@ def iam_action(entry: dict[str, Any]) -> tuple[str, str]:
     return key, f"{prefix}:{urllib.parse.parse_qs(body.decode())['Action'][0]}"
 
 
-def test_the_deployer_policy_allows_every_call_the_deploy_made(deployed: Rehearsal) -> None:
-    """Every request `stsvend bootstrap` and `stsvend deploy` (with `chalice deploy`) sent, as the
-    emulator recorded it, names an action of deploy/iam/deployer-chalice.json. (moto matches a
-    policy's resources for few services, so the resources are held by parliament and review.)"""
-    policy = json.loads((ROOT / "deploy" / "iam" / "deployer-chalice.json").read_text())
-    allowed = {
+def allowed_actions(policy_path: Path) -> set[str]:
+    """The actions a policy's Allow statements name, in lower case (IAM matches them so)."""
+    policy = json.loads(policy_path.read_text())
+    return {
         action.lower()
         for statement in policy["Statement"] if statement["Effect"] == "Allow"
         for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
     }
+
+
+def test_the_deployer_policy_allows_every_call_the_deploy_made(deployed: Rehearsal) -> None:
+    """Every request `stsvend bootstrap` and `stsvend deploy` (with `chalice deploy`) sent, as the
+    emulator recorded it, names an action of deploy/iam/deployer-chalice.json. (moto matches a
+    policy's resources for few services, so the resources are held by parliament and review.)"""
+    allowed = allowed_actions(ROOT / "deploy" / "iam" / "deployer-chalice.json")
     entries = [json.loads(line) for line in deployed.recording.read_text().splitlines()]
     called = {action for key, action in map(iam_action, entries) if key == DEPLOYER_KEY}
     assert {"lambda:CreateFunction", "apigateway:POST", "iam:CreateRole", "logs:PutRetentionPolicy"} <= called

@@ -26,6 +26,7 @@ import pytest
 import app as app_module
 from chalicelib.aws import _CONFIG_ARGS as BOTOCORE_CONFIG
 from tests.functional.conftest import JENKINS, api_event, iam_identity
+from tests.sam_transform import sam_transform
 from tools.package_prep import MODELS, without_documentation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -810,26 +811,10 @@ PACKAGED_CODE_URI = "s3://stsvend-artifacts-999999999999/stsvend/deployment.zip"
 
 def expand_sam(template: dict[str, Any]) -> dict[str, Any]:
     """The packaged template as CloudFormation runs it: `aws cloudformation package` (the zip's S3
-    URI), then SAM's own transform (aws-sam-translator, what CloudFormation's
-    AWS::Serverless-2016-10-31 runs)."""
-    from samtranslator.translator.transform import transform
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
+    URI), then SAM's own transform (tests/sam_transform.py)."""
     template = json.loads(json.dumps(template))
     template["Resources"]["APIHandler"]["Properties"]["CodeUri"] = PACKAGED_CODE_URI
-    previous = os.environ.get("AWS_DEFAULT_REGION")
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"  # the translator's pseudo parameters
-    try:
-        expanded: dict[str, Any] = transform(template, {}, NoManagedPolicies())
-    finally:
-        if previous is None:
-            os.environ.pop("AWS_DEFAULT_REGION", None)
-        else:
-            os.environ["AWS_DEFAULT_REGION"] = previous
-    return expanded
+    return sam_transform(template)
 
 
 def test_every_method_invokes_the_alias_live_which_alone_api_gateway_may_invoke(
@@ -870,3 +855,33 @@ def test_every_method_invokes_the_alias_live_which_alone_api_gateway_may_invoke(
     path.write_text(json.dumps(expanded))
     result = cfn_lint(path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_api_has_one_stage_the_one_that_throttles_and_logs(packaged: Package) -> None:
+    """SAM's deployment makes a stage of its own, `Stage`, unless the API names its document's version
+    (OpenApiVersion): a second URL without the stage's throttling, access log, tracing or web ACL."""
+    resources = expand_sam(packaged.template)["Resources"]
+    def of(kind: str) -> list[dict[str, Any]]:
+        return [r["Properties"] for r in resources.values() if r["Type"] == f"AWS::ApiGateway::{kind}"]
+
+    stages = [stage["StageName"] for stage in of("Stage")]
+    deployments = of("Deployment")
+    assert stages == [packaged.resource("RestAPI")["Properties"]["StageName"]] == ["api"]
+    assert [d.get("StageName") for d in deployments] == [None]
+
+
+def test_any_change_of_the_functions_configuration_publishes_a_new_version(packaged: Package) -> None:
+    """A version's configuration is fixed: a change the alias did not follow (SAM's default publishes
+    only for code, environment and memory) would never reach the function that serves."""
+
+    def version_id(**changes: Any) -> str:
+        template = json.loads(json.dumps(packaged.template))
+        template["Resources"]["APIHandler"]["Properties"].update(changes)
+        resources = expand_sam(template)["Resources"]
+        [logical_id] = [k for k, r in resources.items() if r["Type"] == "AWS::Lambda::Version"]
+        return logical_id
+
+    timeout = packaged.resource("APIHandler")["Properties"]["Timeout"]
+    assert version_id() != version_id(Timeout=timeout - 1)
+    assert version_id() != version_id(ReservedConcurrentExecutions=7)
+    assert version_id() == version_id()

@@ -2,10 +2,11 @@
 trust policy computed by Terraform itself equals what `stsvend trust-policy` renders, and its input
 checks refuse what IAM would; with the AWS provider at hand, `terraform init` and `validate` pass.
 
-Terraform is at /usr/local/bin/terraform on the project's machines, but the AWS provider is fetched
-from a registry that may be unreachable: the provider's tests then skip, saying why. They use a
-provider from $STSVEND_TERRAFORM_PLUGIN_DIR (a `terraform providers mirror` directory) if set, else
-the plugin directories Terraform searches itself (~/.terraform.d/plugins)."""
+Terraform is at /usr/local/bin/terraform on the project's machines (OpenTofu's `tofu` serves too),
+but the AWS provider is fetched from a registry that may be unreachable: the provider's tests then
+skip, saying what is missing. They use a provider from $STSVEND_TERRAFORM_PLUGIN_DIR (a `terraform
+providers mirror` directory) if set, else the plugin directory Terraform searches itself
+(~/.terraform.d/plugins)."""
 
 from __future__ import annotations
 
@@ -24,17 +25,26 @@ from stsvend.checkout.trust_policy import read_template, render_trust_policy
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = ROOT / "deploy" / "terraform"
 SERVICE = "arn:aws:iam::999999999999:role/stsvend-prod-api_handler"
-TERRAFORM = shutil.which("terraform")
-needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform is not installed (not on PATH)")
+TERRAFORM = shutil.which("terraform") or shutil.which("tofu")
+NO_TERRAFORM = "neither terraform (>= 1.5) nor OpenTofu's tofu is on PATH: install one to run these"
+needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason=NO_TERRAFORM)
+# Where `hashicorp/aws` resolves: Terraform's registry, or OpenTofu's.
+PROVIDER_PATHS = ("registry.terraform.io/hashicorp/aws", "registry.opentofu.org/hashicorp/aws")
+NO_PROVIDER = (
+    "no AWS provider (hashicorp/aws 5.x) in a local mirror, and the tests never download one: set"
+    " STSVEND_TERRAFORM_PLUGIN_DIR to a directory made by `terraform providers mirror DIR` (run where the"
+    " registry is reachable, in out/terraform-prod after `make terraform-package`), or unpack the provider"
+    " under ~/.terraform.d/plugins/registry.terraform.io/hashicorp/aws/"
+)
 
 
 def provider_dir() -> Path | None:
-    """A directory holding registry.terraform.io/hashicorp/aws, if there is one."""
+    """A directory holding the AWS provider (a filesystem mirror's layout), if there is one."""
     candidates = [
         os.environ.get("STSVEND_TERRAFORM_PLUGIN_DIR"), str(Path.home() / ".terraform.d" / "plugins")
     ]
     for candidate in filter(None, candidates):
-        if (Path(candidate) / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
+        if any((Path(candidate) / path).is_dir() for path in PROVIDER_PATHS):
             return Path(candidate)
     return None
 
@@ -135,10 +145,7 @@ def test_terraform_refuses_what_iam_would(tmp_path: Path, variables: dict[str, A
 def test_init_and_validate_with_the_aws_provider(tmp_path: Path, module: str) -> None:
     plugins = provider_dir()
     if plugins is None:
-        pytest.skip(
-            "no AWS provider for terraform here (no $STSVEND_TERRAFORM_PLUGIN_DIR, no ~/.terraform.d/plugins"
-            " with registry.terraform.io/hashicorp/aws; the registry is not reachable): init/validate not run"
-        )
+        pytest.skip(f"{NO_PROVIDER}: init/validate not run")
     work = tmp_path / module
     shutil.copytree(MODULES / module, work)
     init = terraform(work, "init", "-backend=false", "-input=false", plugins=plugins)

@@ -4,9 +4,11 @@ CloudFormation path and `stsvend deploy` set: the function's log group with the 
 (created before the function), the API stage's tracing, throttling and JSON access log, the
 IAM-refused metric and alarm, the optional WAF, the grants table as `stsvend bootstrap` makes it.
 
-Offline, every reference in the configuration is checked to name something it declares. Terraform's
-own `init`/`validate` run when the AWS provider is at hand (see tests/functional/test_terraform.py);
-otherwise they skip, saying why."""
+Offline, every reference in the configuration is checked to name something it declares, and
+Terraform itself loads the configuration (`init` with no provider at hand). With the AWS provider
+from a mirror ($STSVEND_TERRAFORM_PLUGIN_DIR, see tests/functional/test_terraform.py), `terraform
+init`, `validate` and `plan` run, the plan against the rehearsal's emulator (tests/deploy_emulator.py)
+as AWS; without one they skip, and the skip says what is missing and how to provide it."""
 
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ import app as app_module
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.model import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA
 from stsvend.ops import definitions, deployment
-from tests.functional.test_terraform import TERRAFORM, provider_dir, terraform
+from tests.functional.test_deploy_rehearsal import REGION as REHEARSAL_REGION
+from tests.functional.test_deploy_rehearsal import emulator
+from tests.functional.test_terraform import NO_PROVIDER, NO_TERRAFORM, TERRAFORM, provider_dir, terraform
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGE = "prod"
@@ -201,17 +205,92 @@ def test_every_reference_names_something_declared(tf: dict[str, Any]) -> None:
     }
 
 
-def test_init_and_validate_with_the_aws_provider(package: Path, tmp_path: Path) -> None:
-    plugins = provider_dir()
-    if TERRAFORM is None or plugins is None:
-        pytest.skip(
-            "terraform or its AWS provider is not at hand here (the registry is not reachable; set"
-            " $STSVEND_TERRAFORM_PLUGIN_DIR to a `terraform providers mirror` directory):"
-            " init/validate not run"
-        )
+# --- Terraform itself -----------------------------------------------------------------------------------
+
+
+def _config_errors(output: str) -> list[str]:
+    """Terraform's error titles, but the one that says the AWS provider is not at hand."""
+    titles = [line.strip() for line in output.splitlines() if line.strip().startswith("Error: ")]
+    return [t for t in titles if t != "Error: Failed to query available provider packages"]
+
+
+@pytest.mark.skipif(TERRAFORM is None, reason=NO_TERRAFORM)
+def test_terraform_loads_the_configuration_without_the_provider(package: Path, tmp_path: Path) -> None:
+    """Where no provider can be had, `terraform init` still reads and decodes the whole configuration
+    (the terraform block and version constraints, variables, locals, outputs, every block's meta-arguments
+    such as depends_on and lifecycle) before it looks for the provider: the only error is the missing
+    provider. A configuration broken on purpose shows that the check sees such errors."""
+    empty_mirror = tmp_path / "no-providers"
+    empty_mirror.mkdir()
     work = tmp_path / "stage"
     shutil.copytree(package, work)
-    init = terraform(work, "init", "-backend=false", "-input=false", plugins=plugins)
+    init = terraform(work, "init", "-backend=false", "-input=false", "-no-color", plugins=empty_mirror)
+    output = init.stdout + init.stderr
+    assert "Error: Failed to query available provider packages" in output, output
+    assert _config_errors(output) == [], output
+
+    broken = tmp_path / "broken"
+    shutil.copytree(package, broken)
+    document = json.loads((broken / "chalice.tf.json").read_text())
+    document["resource"]["aws_lambda_alias"]["live"]["depends_on"] = ["not a reference"]
+    (broken / "chalice.tf.json").write_text(json.dumps(document))
+    init = terraform(broken, "init", "-backend=false", "-input=false", "-no-color", plugins=empty_mirror)
+    assert _config_errors(init.stdout + init.stderr) != [], init.stdout + init.stderr
+
+
+# The services the configuration calls, all answered by the emulator (the AWS provider's `endpoints`).
+EMULATED_SERVICES = ("apigateway", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "s3", "sts", "wafv2")
+TOPIC = "arn:aws:sns:eu-west-1:999999999999:platform-oncall"
+
+
+def emulator_provider(url: str) -> dict[str, Any]:
+    """The AWS provider pointed at the emulator: its endpoints, fixed credentials, no account lookup."""
+    return {"provider": {"aws": {
+        "region": REHEARSAL_REGION, "access_key": "testing", "secret_key": "testing",
+        "skip_credentials_validation": True, "skip_metadata_api_check": True,
+        "skip_region_validation": True, "s3_use_path_style": True,
+        "endpoints": {service: url for service in EMULATED_SERVICES},
+    }}}
+
+
+def test_init_validate_and_plan_against_the_emulator(
+    package: Path, tmp_path: Path, stage: deployment.Deployment
+) -> None:
+    """`terraform init`, `validate` and `plan` on `make terraform-package`'s output, with the AWS
+    provider from a mirror and the emulator as AWS; the plan creates what the guide says."""
+    if TERRAFORM is None:
+        pytest.skip(f"{NO_TERRAFORM}: init/validate/plan not run")
+    plugins = provider_dir()
+    if plugins is None:
+        pytest.skip(f"{NO_PROVIDER}: init/validate/plan not run")
+    work = tmp_path / "stage"
+    shutil.copytree(package, work)
+    init = terraform(work, "init", "-backend=false", "-input=false", "-no-color", plugins=plugins)
     assert init.returncode == 0, init.stdout + init.stderr
     validate = terraform(work, "validate", "-no-color", plugins=plugins)
     assert validate.returncode == 0, validate.stdout + validate.stderr
+    with emulator() as url:
+        (work / "emulator.tf.json").write_text(json.dumps(emulator_provider(url)))
+        plan = terraform(work, "plan", "-input=false", "-no-color", "-out=stage.plan",
+                         f"-var=alarm_topic_arn={TOPIC}", plugins=plugins)
+        assert plan.returncode == 0, plan.stdout + plan.stderr
+    shown = terraform(work, "show", "-json", "stage.plan", plugins=plugins)
+    assert shown.returncode == 0, shown.stderr
+    planned = {
+        r["address"]: r.get("values", {})
+        for r in json.loads(shown.stdout)["planned_values"]["root_module"]["resources"]
+    }
+    assert planned["aws_iam_role.api_handler_role"]["name"] == stage.service_role_name
+    group = planned["aws_cloudwatch_log_group.function"]
+    assert (group["name"], group["retention_in_days"]) == (stage.log_group, stage.log_retention_days)
+    api_stage = planned["aws_api_gateway_stage.rest_api"]
+    assert (api_stage["stage_name"], api_stage["xray_tracing_enabled"]) == (stage.api_stage, True)
+    assert api_stage["access_log_settings"][0]["format"] == deployment.ACCESS_LOG_FORMAT
+    settings = deployment.stage_settings(ROOT, STAGE)
+    throttling = planned["aws_api_gateway_method_settings.all"]["settings"][0]
+    assert (throttling["throttling_rate_limit"], throttling["throttling_burst_limit"]) == (
+        settings.throttling_rate_limit, settings.throttling_burst_limit)
+    assert planned["aws_lambda_alias.live"]["name"] == deployment.ALIAS
+    alarms = [v for address, v in planned.items() if address.startswith("aws_cloudwatch_metric_alarm.")]
+    assert len(alarms) == len(definitions.alarms(25))
+    assert all(a["alarm_actions"] == [TOPIC] for a in alarms)
