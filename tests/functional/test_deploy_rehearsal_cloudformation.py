@@ -274,7 +274,9 @@ def test_a_release_is_a_new_version_and_the_guide_rolls_it_back_and_forward(
     [forward] = [i for i, line in enumerate(lines) if "--function-version 7" in line]
     assert back < forward == len(lines) - 1
     roll_back = "\n".join(lines[:forward]).replace("--function-version 6", f"--function-version {first}")
+    before = len(deployed._recorded())
     done = deployed.run(roll_back)
+    rollback_calls = {action for _, action in map(iam_action, deployed._recorded()[before:])}
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == f'"{second}"'  # get-alias: the version serving
     assert {line.split()[0] for line in done.stdout.splitlines()[1:]} >= {"$LATEST", first, second}
@@ -282,10 +284,16 @@ def test_a_release_is_a_new_version_and_the_guide_rolls_it_back_and_forward(
     assert _invoked(deployed) == uris
 
     fn_line = "\n".join(lines[:2])  # fn=$(aws cloudformation describe-stacks …)
+    before = len(deployed._recorded())
     done = deployed.run(fn_line + "\n" + lines[forward].replace("--function-version 7",
                                                                   f"--function-version {second}"))
     assert done.returncode == 0, done.stderr
     assert _serving(deployed) == (second, alias_arn)
+    # Every call the rollback block made is one deploy/iam/rollback-cloudformation.json allows.
+    rollback_calls |= {action for _, action in map(iam_action, deployed._recorded()[before:])}
+    assert {"cloudformation:DescribeStacks", "lambda:UpdateAlias"} <= rollback_calls
+    allowed = allowed_actions(ROOT / "deploy" / "iam" / "rollback-cloudformation.json")
+    assert sorted(a for a in rollback_calls if a.lower() not in allowed) == []
 
 
 def test_the_pipelines_policy_allows_every_call_the_deploys_made(deployed: CloudFormationRehearsal) -> None:

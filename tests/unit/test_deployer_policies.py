@@ -33,7 +33,7 @@ def as_list(value: Any) -> list[str]:
 
 def test_there_are_policies() -> None:
     assert {p.name for p in POLICIES} >= {"deployer-chalice.json", "deployer-cloudformation.json",
-                                          "cloudformation-execution.json"}
+                                          "cloudformation-execution.json", "rollback-cloudformation.json"}
 
 
 @pytest.mark.parametrize("path", POLICIES, ids=lambda p: p.name)
