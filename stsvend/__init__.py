@@ -1,10 +1,9 @@
 """The stsvend command: credential_process client, grants as code, local stack; and the library
 (`stsvend.session`, `stsvend.botocore_session`, `stsvend.vend`: see stsvend.client.library)."""
 
-# The one source of the version: pyproject.toml reads it from here.
-__version__ = "0.2.0"
-# How stsvend writes a UTC time: RFC 3339, whole seconds, "Z".
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# The version and the time format live in stsvend.constants, which imports nothing: the modules of
+# the package take them from there, so none imports this root (which loads the library on first use).
+from stsvend.constants import TIMESTAMP_FORMAT, __version__
 
 # typing.TYPE_CHECKING without importing typing: `import stsvend` is on every cache hit's path.
 TYPE_CHECKING = False

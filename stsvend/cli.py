@@ -8,7 +8,7 @@ import os
 import sys
 from types import SimpleNamespace
 
-from stsvend import __version__
+from stsvend.constants import __version__
 from stsvend.errors import CommandError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (a cache hit counts every ms)
@@ -20,27 +20,20 @@ if TYPE_CHECKING:
 
 # subcommand -> (module, function); the function takes the parsed args and returns an exit code.
 _HANDLERS = {
-    "credentials": ("stsvend.client.api", "cmd_credentials"),
-    "exec": ("stsvend.client.credserver", "cmd_exec"),
+    "credentials": ("stsvend.client.commands", "cmd_credentials"),
+    "exec": ("stsvend.client.exec", "cmd_exec"),
     "serve": ("stsvend.client.credserver", "cmd_serve"),
-    "roles": ("stsvend.client.api", "cmd_roles"),
-    "whoami": ("stsvend.client.api", "cmd_whoami"),
+    "roles": ("stsvend.client.commands", "cmd_roles"),
+    "whoami": ("stsvend.client.commands", "cmd_whoami"),
     "console": ("stsvend.client.console", "cmd_console"),
-    "cache": ("stsvend.client.api", "cmd_cache"),
+    "cache": ("stsvend.client.commands", "cmd_cache"),
     "configure": ("stsvend.client.configure", "cmd_configure"),
     "doctor": ("stsvend.client.doctor", "cmd_doctor"),
     "grants": ("stsvend.checkout.commands", "cmd_grants"),
     "bootstrap": ("stsvend.checkout.commands", "cmd_bootstrap"),
     "trust-policy": ("stsvend.checkout.commands", "cmd_trust_policy"),
     "local": ("stsvend.local", "cmd_local"),
-    # stsvend.ops.HANDLERS, spelled out: importing it would cost every credential_process cache hit
-    "monitor": ("stsvend.ops.monitor", "cmd_monitor"),
-    "audit": ("stsvend.ops.audit", "cmd_audit"),
-    "revoke": ("stsvend.ops.revoke", "cmd_revoke"),
-    "deploy-info": ("stsvend.ops.deployment", "cmd_deploy_info"),
-    "deploy": ("stsvend.ops.deployment", "cmd_deploy"),
-    "rollback": ("stsvend.ops.deployment", "cmd_rollback"),
-}
+}  # and the ops commands: stsvend.ops.HANDLERS, imported only for one of them (never on a cache hit)
 
 _CLIENT_EPILOG = """\
 exit codes: 0 ok; 1 other failure; 2 usage or bad request (400, 413); 3 not authenticated or
@@ -125,9 +118,9 @@ FORMATS = ("process", "env", "json")
 
 
 # `credentials` is what credential_process runs on every AWS CLI call. Its common, well-formed
-# argument lists are read here without argparse (importing it and building the parser is ~40% of a
-# cache hit); anything else — help, abbreviations, a bad value, an unknown option — goes to
-# argparse, which then also writes the error. tests/unit/test_cli.py holds the two to the same
+# argument lists are read here without argparse (importing it and building the parser would be most
+# of a cache hit's own time); anything else — help, abbreviations, a bad value, an unknown option —
+# goes to argparse, which then also writes the error. tests/unit/test_cli.py holds the two to the same
 # results for every argument list the fast path takes.
 def fast_credentials_args(argv: Sequence[str]) -> SimpleNamespace | None:
     if not argv or argv[0] != "credentials":
@@ -315,9 +308,9 @@ def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, client_only: bool = False) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = fast_credentials_args(argv) or build_parser(client_only).parse_args(argv)
-    module_name, function_name = _HANDLERS[args.command]
+    module_name, function_name = _handler(args.command)
     try:
-        # __import__, not importlib.import_module: importlib's import costs every cache hit ~0.5 ms.
+        # __import__, not importlib.import_module: importing importlib would cost every cache hit.
         __import__(module_name)
         handler = getattr(sys.modules[module_name], function_name)
         return int(handler(args))
@@ -334,6 +327,14 @@ def main(argv: Sequence[str] | None = None, client_only: bool = False) -> int:
         if args.command == "credentials":
             print(doctor_hint(), file=sys.stderr)
         return 1
+
+
+def _handler(command: str) -> tuple[str, str]:
+    if command in _HANDLERS:
+        return _HANDLERS[command]
+    from stsvend.ops import HANDLERS  # the parser registered them: stsvend.ops is loaded already
+
+    return HANDLERS[command]
 
 
 def doctor_hint() -> str:

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from stsvend import TIMESTAMP_FORMAT
 from stsvend.checkout.apply import ApplyResult, apply_changes
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.grants_file import load_grants_file
@@ -32,6 +31,7 @@ from stsvend.checkout.trust_policy import (
     render_trust_policy,
     trusts,
 )
+from stsvend.constants import TIMESTAMP_FORMAT
 from stsvend.errors import EXIT_USAGE, CommandError
 from stsvend.terminal import identifier as printable
 

@@ -35,7 +35,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from stsvend import TIMESTAMP_FORMAT
+from stsvend.constants import TIMESTAMP_FORMAT
 from stsvend.errors import CommandError
 from stsvend.ops import common
 from stsvend.terminal import printable

@@ -14,7 +14,9 @@ import pytest
 
 from chalicelib.config import Settings
 from chalicelib.identity import normalize_server_id
-from stsvend.client import api as client
+from stsvend.client.location import server_id_for
+from stsvend.client.transport import proxy_for, urllib3_transport
+from stsvend.errors import EXIT_USAGE, CommandError
 from tests.functional.conftest import Stack, iam_identity, settings_env
 from tests.functional.test_sts_proof import ProofStack, proof_stack  # noqa: F401 - the fixture
 
@@ -107,7 +109,7 @@ def test_a_plain_http_loopback_api_is_never_called_through_a_proxy(
     # a proxy from the environment, the proof (replayable for 5 minutes) and the vended secret
     # would cross the network in clear, and the proxy could send them anywhere.
     api_url, _proxy_url, api_seen, proxy_seen = api_and_proxy
-    answer = client.urllib3_transport(
+    answer = urllib3_transport(
         "GET", api_url + "/whoami", {"X-Stsvend-Identity": "proof-for-this-api"}, None
     )
     assert answer.status == 200
@@ -122,8 +124,8 @@ def test_an_https_api_elsewhere_still_goes_through_the_environments_proxy(
 ) -> None:
     _api_url, proxy_url, _api_seen, _proxy_seen = api_and_proxy
     remote = "https://abc123.execute-api.eu-west-1.amazonaws.com/api/whoami"
-    assert client.proxy_for(remote) == proxy_url
-    assert client.proxy_for("http://localhost:8000/whoami") is None
+    assert proxy_for(remote) == proxy_url
+    assert proxy_for("http://localhost:8000/whoami") is None
 
 
 @pytest.mark.parametrize(
@@ -138,11 +140,11 @@ def test_ipv6_server_ids_keep_their_brackets_so_two_hosts_never_share_one(named:
     # became https://2001:db8::1:8443: a client sent to the second handed it a proof valid at the first.
     assert normalize_server_id(named) == named
     assert normalize_server_id(other) == other
-    assert client.server_id_for(named, None, {}) == named
-    assert client.server_id_for(other, None, {}) == other
-    with pytest.raises(client.CommandError) as refused:
-        client.server_id_for(other, named, {})
-    assert refused.value.exit_status == client.EXIT_USAGE
+    assert server_id_for(named, None, {}) == named
+    assert server_id_for(other, None, {}) == other
+    with pytest.raises(CommandError) as refused:
+        server_id_for(other, named, {})
+    assert refused.value.exit_status == EXIT_USAGE
     assert Settings.from_env(
         {**settings_env("http://127.0.0.1:1", mode="sts-proof"), "STSVEND_SERVER_ID": named}
     ).server_ids == (named,)
