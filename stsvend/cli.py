@@ -8,7 +8,6 @@ import os
 import sys
 from types import SimpleNamespace
 
-from stsvend.constants import __version__
 from stsvend.errors import CommandError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (a cache hit counts every ms)
@@ -179,6 +178,8 @@ CLIENT_COMMANDS = (
 
 def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
     import argparse
+
+    from stsvend.constants import __version__
 
     parser = argparse.ArgumentParser(
         prog="stsvend",

@@ -30,7 +30,6 @@ import stat
 import time
 
 from stsvend.client import plain
-from stsvend.constants import TIMESTAMP_FORMAT
 
 # typing.TYPE_CHECKING without importing typing, which every cache hit would pay for. A hit
 # imports no more than it needs: `json`, `datetime` and `contextlib` only on a miss or for text
@@ -145,6 +144,8 @@ def rfc3339(value: str) -> str:
     form is passed on without importing `datetime`."""
     if plain.utc_seconds(value) is not None:
         return value
+    from stsvend.constants import TIMESTAMP_FORMAT
+
     parsed = parse_expiration(value)
     assert parsed is not None  # answers are checked before they are cached, served or rendered
     return parsed.strftime(TIMESTAMP_FORMAT)

@@ -10,6 +10,7 @@ Only a cache miss comes here: botocore (stsvend.client.signing) is loaded by the
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from stsvend.client import plain
@@ -21,7 +22,7 @@ from stsvend.client.answers import (
 )
 from stsvend.client.cache import Answer
 from stsvend.client.location import server_id_for
-from stsvend.client.reentry import RESOLVING_ENV, RESOLVING_LOCK
+from stsvend.client.reentry import RESOLVING_ENV
 from stsvend.client.transport import HttpAnswer, urllib3_transport
 from stsvend.constants import __version__
 from stsvend.errors import EXIT_DENIED, EXIT_OTHER, EXIT_UNAVAILABLE, CommandError
@@ -38,6 +39,9 @@ CREDENTIALS_PATH = "/credentials"
 # The oldest botocore the client is tested with (pyproject.toml), which reads AWS_ENDPOINT_URL and
 # AWS_ENDPOINT_URL_<SERVICE>: the one-file client (`make client-zipapp`) uses whatever is installed.
 MIN_BOTOCORE = (1, 34)
+# The library's threads load ambient credentials one at a time: RESOLVING_ENV is process-wide, and
+# one thread's removal must not pull it from under another (nor fail because it is gone already).
+_RESOLVING_LOCK = threading.Lock()
 
 
 class ApiClient:
@@ -122,7 +126,7 @@ class ApiClient:
             Signer = import_signing().Signer
             marker = plain.sha256_hex(os.urandom(32))[:32]
 
-            with RESOLVING_LOCK:
+            with _RESOLVING_LOCK:
                 os.environ[RESOLVING_ENV] = marker
                 try:
                     self._signer = self._guard(

@@ -11,8 +11,6 @@ Only the standard library, and nothing of it imported here: the cache hit checks
 
 from __future__ import annotations
 
-import _thread
-
 from stsvend.errors import EXIT_DENIED, EXIT_USAGE, CommandError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the cache hit loads this
@@ -21,9 +19,6 @@ if TYPE_CHECKING:
 
 # Set while stsvend loads its own ambient credentials (to a marker of the run: see recursion_tag).
 RESOLVING_ENV = "STSVEND_RESOLVING_CREDENTIALS"
-# The library's threads load ambient credentials one at a time: the variable is process-wide, and
-# one thread's removal must not pull it from under another (nor fail because it is gone already).
-RESOLVING_LOCK = _thread.allocate_lock()
 # Set for the child of `stsvend exec` (the role ARN): a nested exec or serve refuses to run.
 EXEC_MARKER = "STSVEND_EXEC"
 
