@@ -21,16 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.functional.fake_api import (
-    ROLE,
-    FakeApi,
-    Received,
-    Reply,
-    assert_no_secret,
-    base_env,
-    run_cli,
-    vended_answer,
-)
+from tests.functional import fake_api
+from tests.functional.fake_api import ROLE, FakeApi, Received, Reply, base_env, run_cli, vended_answer
 
 SECRET_IN_OPTIONS = "java-options-secret-never-printed"
 CHILD = "import json, os; print(json.dumps(dict(os.environ)))"
@@ -224,4 +216,4 @@ def test_exec_child_sees_no_credentials_under_the_names_other_sdks_read(
     assert OTHER_SECRET not in json.dumps(child)
     # Java v1's credentials file is the run's empty one, as every other SDK's.
     assert child["AWS_CREDENTIAL_PROFILES_FILE"] == child["AWS_SHARED_CREDENTIALS_FILE"]
-    assert_no_secret(done.stdout, done.stderr)
+    fake_api.assert_no_secret(done.stdout, done.stderr)
