@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.txt stsvend/__init__.py
+$(STAMP): pyproject.toml requirements.txt stsvend/constants.py
 	@echo "Creating $(VENV) and installing stsvend with its development dependencies (pip, once; a minute or two)..."
 	$(PYTHON) -m venv $(VENV)
 	@# chalice 1.34 requires pip<26.3 (it runs pip to fetch the function's dependencies).

@@ -213,7 +213,7 @@ def measure_outage(scratch: Path, python: Path) -> dict[str, Any]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     env = {**base_environment(), "XDG_CACHE_HOME": str(scratch / "cache"), "HOME": str(scratch / "home")}
-    entry = (f"import sys;import stsvend.client.api as api;api.READ_TIMEOUT_SECONDS={OUTAGE_TIMEOUT!r};"
+    entry = (f"import sys;import stsvend.client.transport as api;api.READ_TIMEOUT_SECONDS={OUTAGE_TIMEOUT!r};"
              "from stsvend.cli import main;sys.exit(main())")
     argv = [str(python), "-I", "-c", entry, "credentials", "--api", url, "--role", DEPLOYER]
     try:

@@ -122,8 +122,11 @@ def measure() -> dict[str, Any]:
 
     from bench.common import summary
     from stsvend.cli import build_parser
-    from stsvend.client.api import ApiClient, api_url, credential_request, obtain_credentials, resolve_region
     from stsvend.client.cache import is_credential_answer
+    from stsvend.client.calls import ApiClient
+    from stsvend.client.commands import obtain_credentials
+    from stsvend.client.location import api_url, resolve_region
+    from stsvend.client.request import credential_request
 
     env = os.environ
     args = build_parser().parse_args(CLI_ARGS)

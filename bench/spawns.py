@@ -84,7 +84,7 @@ def shim(argv: list[str]) -> int:
     time.time = lambda: real() + offset[0]  # before stsvend is imported: its cache binds it
 
     from stsvend.cli import main
-    from stsvend.client import api
+    from stsvend.client import calls as api
 
     vend = api.vend
 

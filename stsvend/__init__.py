@@ -1,24 +1,27 @@
 """The stsvend command: credential_process client, grants as code, local stack; and the library
 (`stsvend.session`, `stsvend.botocore_session`, `stsvend.vend`: see stsvend.client.library)."""
 
-# The one source of the version: pyproject.toml reads it from here.
-__version__ = "0.2.0"
-# How stsvend writes a UTC time: RFC 3339, whole seconds, "Z".
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-
 # typing.TYPE_CHECKING without importing typing: `import stsvend` is on every cache hit's path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from stsvend.client.library import CommandError, VendedCredentials, botocore_session, session, vend
+    from stsvend.constants import TIMESTAMP_FORMAT, __version__
 
 __all__ = [
     "TIMESTAMP_FORMAT", "CommandError", "VendedCredentials", "__version__", "botocore_session",
     "session", "vend",
 ]
 _LIBRARY = frozenset(("CommandError", "VendedCredentials", "botocore_session", "session", "vend"))
+# The version and the time format live in stsvend.constants, which imports nothing: the package's
+# modules take them from there (none imports this root), and a cache hit never loads it.
+_CONSTANTS = frozenset(("TIMESTAMP_FORMAT", "__version__"))
 
 
 def __getattr__(name: str) -> object:
+    if name in _CONSTANTS:
+        from stsvend import constants
+
+        return getattr(constants, name)
     # The library (and botocore with it) loads on first use, never on the command's cache hit.
     if name in _LIBRARY:
         from stsvend.client import library

@@ -8,7 +8,6 @@ import os
 import sys
 from types import SimpleNamespace
 
-from stsvend import __version__
 from stsvend.errors import CommandError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (a cache hit counts every ms)
@@ -20,13 +19,13 @@ if TYPE_CHECKING:
 
 # subcommand -> (module, function); the function takes the parsed args and returns an exit code.
 _HANDLERS = {
-    "credentials": ("stsvend.client.api", "cmd_credentials"),
-    "exec": ("stsvend.client.credserver", "cmd_exec"),
+    "credentials": ("stsvend.client.commands", "cmd_credentials"),
+    "exec": ("stsvend.client.exec", "cmd_exec"),
     "serve": ("stsvend.client.credserver", "cmd_serve"),
-    "roles": ("stsvend.client.api", "cmd_roles"),
-    "whoami": ("stsvend.client.api", "cmd_whoami"),
+    "roles": ("stsvend.client.commands", "cmd_roles"),
+    "whoami": ("stsvend.client.commands", "cmd_whoami"),
     "console": ("stsvend.client.console", "cmd_console"),
-    "cache": ("stsvend.client.api", "cmd_cache"),
+    "cache": ("stsvend.client.commands", "cmd_cache"),
     "configure": ("stsvend.client.configure", "cmd_configure"),
     "doctor": ("stsvend.client.doctor", "cmd_doctor"),
     "grants": ("stsvend.checkout.commands", "cmd_grants"),
@@ -126,9 +125,9 @@ FORMATS = ("process", "env", "json")
 
 
 # `credentials` is what credential_process runs on every AWS CLI call. Its common, well-formed
-# argument lists are read here without argparse (importing it and building the parser is ~40% of a
-# cache hit); anything else — help, abbreviations, a bad value, an unknown option — goes to
-# argparse, which then also writes the error. tests/unit/test_cli.py holds the two to the same
+# argument lists are read here without argparse (importing it and building the parser would be most
+# of a cache hit's own time); anything else — help, abbreviations, a bad value, an unknown option —
+# goes to argparse, which then also writes the error. tests/unit/test_cli.py holds the two to the same
 # results for every argument list the fast path takes.
 def fast_credentials_args(argv: Sequence[str]) -> SimpleNamespace | None:
     if not argv or argv[0] != "credentials":
@@ -187,6 +186,8 @@ CLIENT_COMMANDS = (
 
 def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
     import argparse
+
+    from stsvend.constants import __version__
 
     parser = argparse.ArgumentParser(
         prog="stsvend",
@@ -316,9 +317,9 @@ def build_parser(client_only: bool = False) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, client_only: bool = False) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = fast_credentials_args(argv) or build_parser(client_only).parse_args(argv)
-    module_name, function_name = _HANDLERS[args.command]
+    module_name, function_name = _handler(args.command)
     try:
-        # __import__, not importlib.import_module: importlib's import costs every cache hit ~0.5 ms.
+        # __import__, not importlib.import_module: importing importlib would cost every cache hit.
         __import__(module_name)
         handler = getattr(sys.modules[module_name], function_name)
         return int(handler(args))
@@ -335,6 +336,10 @@ def main(argv: Sequence[str] | None = None, client_only: bool = False) -> int:
         if args.command == "credentials":
             print(doctor_hint(), file=sys.stderr)
         return 1
+
+
+def _handler(command: str) -> tuple[str, str]:
+    return _HANDLERS[command]
 
 
 def doctor_hint() -> str:

@@ -1,8 +1,10 @@
-"""The one error type of the `stsvend` command, and its exit statuses.
+"""The one error type of the `stsvend` command, its exit statuses, and its warnings.
 
 `main()` reports a `CommandError` once, as `stsvend: <Code>: <Message>` on stderr, and exits with
 its status. Messages never hold a secret. Only the standard library: the client's cache hit loads it.
 """
+
+import sys
 
 from stsvend.terminal import one_line
 
@@ -28,3 +30,8 @@ class CommandError(Exception):
         # A message can quote a name from the environment or a file (a profile name, a path):
         # a control character is shown escaped, never sent to the terminal.
         return one_line(f"stsvend: {self.code}: {self.message}{suffix}")
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, `stsvend: warning: <message>`, one printable line."""
+    print(one_line(f"stsvend: warning: {message}"), file=sys.stderr)

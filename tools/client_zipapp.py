@@ -1,9 +1,10 @@
 """`make client-zipapp`: the client as one file, dist/stsvend-client.pyz.
 
-It holds stsvend's client commands only (stsvend/__init__.py, cli.py, errors.py and
-stsvend/client/: not the checkout, local stack or ops code) and runs with any Python 3.10 or later
-that has botocore (>= stsvend.client.api.MIN_BOTOCORE, checked on the first cache miss): copy it
-to an agent and run `python3 stsvend-client.pyz configure ...` or make it executable.
+It holds stsvend's client commands only (stsvend/__init__.py, cli.py, constants.py, errors.py,
+terminal.py, arns.py and stsvend/client/: not the checkout, local stack or ops code) and runs with
+any Python 3.10 or later that has botocore (>= stsvend.client.calls.MIN_BOTOCORE, checked on the
+first cache miss): copy it to an agent and run `python3 stsvend-client.pyz configure ...` or make it
+executable.
 
 Each module is stored twice: its source, and its bytecode compiled by the Python that builds it
 (unchecked-hash .pyc beside the .py, which zipimport reads first). Another Python version finds
@@ -24,7 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "stsvend"
-CLIENT_FILES = ("__init__.py", "arns.py", "cli.py", "errors.py", "terminal.py", "client/*.py")
+CLIENT_FILES = (
+    "__init__.py", "arns.py", "cli.py", "constants.py", "errors.py", "contract.py", "terminal.py", "client/*.py"
+)
 # A fixed time for every member: the same sources make the same file.
 STAMP = (2020, 1, 1, 0, 0, 0)
 MAIN = '''\

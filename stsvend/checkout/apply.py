@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from stsvend import TIMESTAMP_FORMAT
 from stsvend.checkout.model import to_attribute
 from stsvend.checkout.plan import GrantChange, GrantPlan
+from stsvend.constants import TIMESTAMP_FORMAT
 from stsvend.terminal import identifier as printable
 
 # DynamoDB allows 100 actions and 4 MB per transaction; sizes are estimated, so stay well below.

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from stsvend import TIMESTAMP_FORMAT, aws
+from stsvend import aws
 from stsvend.checkout.apply import ApplyResult, apply_changes
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.grants_file import load_grants_file
@@ -32,6 +32,7 @@ from stsvend.checkout.trust_policy import (
     render_trust_policy,
     trusts,
 )
+from stsvend.constants import TIMESTAMP_FORMAT
 from stsvend.errors import EXIT_USAGE, CommandError
 from stsvend.terminal import identifier as printable
 

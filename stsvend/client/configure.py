@@ -36,7 +36,9 @@ from typing import Any
 
 from stsvend.arns import NAME_CHARS, ROLE_ARN
 from stsvend.client import plain
-from stsvend.client.api import ApiClient, api_url, refuse_recursion, resolve_region, server_id_for
+from stsvend.client.calls import ApiClient
+from stsvend.client.location import api_url, resolve_region, server_id_for
+from stsvend.client.reentry import refuse_recursion
 from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
 
 MARKER = "# written by stsvend configure; it rewrites this profile, edit the others freely"
@@ -63,7 +65,7 @@ def profiles_for(
     """profile name -> its lines (without the header), one per role the answer lists, in order.
 
     Each line asks for `duration`, else the role's MaxDurationSeconds: the longest credentials let
-    a long-lived SDK client run stsvend about once per lifetime (docs/client-reference.md, "Refresh timing").
+    a long-lived SDK client run stsvend about once per lifetime (docs/client.md, "Refresh timing").
     `existing` maps the profiles this command wrote before to the API and role ARN each vends
     (`written_roles`): they keep their names, and no other role may take one of them.
     """
@@ -318,7 +320,7 @@ def command_runs_stsvend(command: Sequence[str], env: Mapping[str, str]) -> str 
     shell, with a PATH that lacks stsvend's directory), or None."""
     import subprocess
 
-    from stsvend import __version__
+    from stsvend.constants import __version__
 
     try:
         done = subprocess.run([*command, "--version"], capture_output=True, timeout=60, check=False,

@@ -30,15 +30,11 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from stsvend.client.api import (
-    api_url,
-    credential_request,
-    refuse_recursion,
-    resolve_region,
-    server_id_for,
-    vend,
-)
 from stsvend.client.cache import parse_expiration
+from stsvend.client.calls import vend
+from stsvend.client.location import api_url, resolve_region, server_id_for
+from stsvend.client.reentry import refuse_recursion
+from stsvend.client.request import credential_request
 from stsvend.errors import EXIT_OTHER, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 from stsvend.terminal import one_line
 

@@ -21,7 +21,7 @@ import subprocess
 import time
 from typing import Any
 
-from stsvend.client import api, status
+from stsvend.client import calls, status
 from stsvend.client.cache import (
     CredentialCache,
     cache_key,
@@ -29,6 +29,8 @@ from stsvend.client.cache import (
     default_directory,
     expiration_seconds,
 )
+from stsvend.client.location import api_url, resolve_region, server_id_for
+from stsvend.client.request import credential_request
 from stsvend.errors import EXIT_USAGE, CommandError
 from stsvend.terminal import one_line
 
@@ -52,7 +54,7 @@ def cmd_doctor(args: Any) -> int:
     if args.profile:
         # As the SDK's child sees it when AWS_PROFILE selects the profile.
         os.environ["AWS_PROFILE"] = args.profile
-    signing = api.import_signing()
+    signing = calls.import_signing()
     import botocore.session
     from botocore.exceptions import BotoCoreError
 
@@ -101,15 +103,15 @@ def cmd_doctor(args: Any) -> int:
 def _explain(args: Any, signing: Any) -> None:
     env = os.environ
     try:
-        url = api.api_url(args.api, env)
-        server_id = api.server_id_for(url, args.server_id, env)
-        region = api.resolve_region(args.region, url, env)
-        request = api.credential_request(args)
+        url = api_url(args.api, env)
+        server_id = server_id_for(url, args.server_id, env)
+        region = resolve_region(args.region, url, env)
+        request = credential_request(args)
     except CommandError as error:
         _say("FAIL", f"{error.code}: {error.message}")
         return
     _say("ok", f"API {url}, server id {server_id}, signed for region {region}, role {args.role}")
-    client = api.ApiClient(url, region, env, server_id=args.server_id,
+    client = calls.ApiClient(url, region, env, server_id=args.server_id,
                            source_profile=args.source_profile)
     try:
         client._load_signer()

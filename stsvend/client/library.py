@@ -19,17 +19,18 @@ service's `code` and `message` (never a secret).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from stsvend.client.api import api_url as resolve_api_url
-from stsvend.client.api import resolve_region, server_id_for
-from stsvend.client.api import vend as vend_answer
 from stsvend.client.cache import Answer, parse_expiration
+from stsvend.client.calls import vend as vend_answer
+from stsvend.client.location import api_url as resolve_api_url
+from stsvend.client.location import resolve_region, server_id_for
 from stsvend.client.renewal import RenewingCredentials, check_window
 from stsvend.errors import CommandError
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     import botocore.session
 
 _LOG = logging.getLogger("stsvend")
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 __all__ = ["CommandError", "VendedCredentials", "botocore_session", "session", "vend"]
 
@@ -178,19 +181,21 @@ def botocore_session(
     return session
 
 
-def session(
-    role_arn: str,
-    *,
-    api_url: str | None = None,
-    api_region: str | None = None,
-    duration_seconds: int | None = None,
-    tags: Mapping[str, str] | None = None,
-    session_name: str | None = None,
-    server_id: str | None = None,
-    source_profile: str | None = None,
-    refresh_window: float | None = None,
-    region_name: str | None = None,
-) -> boto3.Session:
+def _arguments_of(origin: Callable[_P, object]) -> Callable[[Callable[..., _R]], Callable[_P, _R]]:
+    """The decorated function takes `origin`'s arguments (for type checkers and `help()`)."""
+
+    def decorate(function: Callable[..., _R]) -> Callable[_P, _R]:
+        returns = inspect.signature(function).return_annotation
+        function.__signature__ = inspect.signature(origin).replace(  # type: ignore[attr-defined]
+            return_annotation=returns
+        )
+        return function
+
+    return decorate
+
+
+@_arguments_of(botocore_session)
+def session(role_arn: str, **options: Any) -> boto3.Session:
     """A boto3 session on `botocore_session(...)` (same arguments); needs boto3 installed."""
     try:
         import boto3
@@ -199,9 +204,4 @@ def session(
             "stsvend.session() returns a boto3.Session: pip install boto3, or use "
             "stsvend.botocore_session()"
         ) from exc
-    core = botocore_session(
-        role_arn, api_url=api_url, api_region=api_region, duration_seconds=duration_seconds,
-        tags=tags, session_name=session_name, server_id=server_id, source_profile=source_profile,
-        refresh_window=refresh_window, region_name=region_name,
-    )
-    return boto3.Session(botocore_session=core)
+    return boto3.Session(botocore_session=botocore_session(role_arn, **options))

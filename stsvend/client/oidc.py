@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from stsvend import __version__
-from stsvend.client import api
-from stsvend.client.cache import Answer, answer_problem
+from stsvend.client.cache import Answer
+from stsvend.client.calls import ApiClient
+from stsvend.client.location import api_url, is_loopback
+from stsvend.client.reentry import refuse_recursion
+from stsvend.client.request import credential_request
+from stsvend.client.transport import urllib3_transport
+from stsvend.constants import __version__
 from stsvend.errors import EXIT_DENIED, EXIT_OTHER, EXIT_USAGE, CommandError
+
+if TYPE_CHECKING:
+    from stsvend.client.transport import Transport
 
 OIDC_PATH = "/oidc/credentials"
 # The server refuses tokens over 8 KiB; a file or variable over this is not a token.
@@ -80,7 +85,7 @@ def _from_env(name: str, env: Mapping[str, str]) -> str:
     return _checked(env[name], f"--oidc-token-env {name}")
 
 
-def _from_github(env: Mapping[str, str], audience: str, transport: api.Transport) -> str:
+def _from_github(env: Mapping[str, str], audience: str, transport: Transport) -> str:
     """Ask the runner for a token with `audience` (the job needs `permissions: id-token: write`)."""
     url, bearer = env.get(GITHUB_URL_ENV), env.get(GITHUB_TOKEN_ENV)
     if not url or not bearer:
@@ -91,7 +96,7 @@ def _from_github(env: Mapping[str, str], audience: str, transport: api.Transport
             EXIT_DENIED,
         )
     parts = urlsplit(url)
-    if parts.scheme != "https" and not (parts.scheme == "http" and api._is_loopback(parts.hostname or "")):
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname or "")):
         raise CommandError("InvalidRequest", f"{GITHUB_URL_ENV} must be an https URL", EXIT_USAGE)
     request_url = f"{url}{'&' if parts.query else '?'}audience={quote(audience, safe='')}"
     headers = {
@@ -117,7 +122,7 @@ def _from_github(env: Mapping[str, str], audience: str, transport: api.Transport
 
 
 def token_source(
-    args: argparse.Namespace, env: Mapping[str, str], transport: api.Transport = api.urllib3_transport
+    args: argparse.Namespace, env: Mapping[str, str], transport: Transport = urllib3_transport
 ) -> Callable[[], str]:
     """A function that gets the token anew each time it is called (once per vend)."""
     if getattr(args, "oidc_token_file", None) is not None:
@@ -130,7 +135,7 @@ def token_source(
     return lambda: _from_github(env, audience, transport)
 
 
-class OidcApiClient(api.ApiClient):
+class OidcApiClient(ApiClient):
     """Calls with a bearer token instead of a SigV4 signature and identity proof (no botocore)."""
 
     def __init__(
@@ -138,20 +143,13 @@ class OidcApiClient(api.ApiClient):
         url: str,
         env: Mapping[str, str],
         token: Callable[[], str],
-        transport: api.Transport = api.urllib3_transport,
+        transport: Transport = urllib3_transport,
     ) -> None:
         super().__init__(url, "", env, transport=transport)
         self._token = token
 
-    def _send(self, method: str, path: str, body: bytes | None) -> api.HttpAnswer:
-        headers = {
-            "Accept": "application/json",
-            "Authorization": f"Bearer {self._token()}",
-            "User-Agent": f"stsvend/{__version__}",
-        }
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        return self._transport(method, self.url + path, headers, body)
+    def _authorized(self, method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+        return {**headers, "Authorization": f"Bearer {self._token()}"}
 
 
 def vend(
@@ -159,30 +157,19 @@ def vend(
     env: Mapping[str, str],
     request: Mapping[str, Any],
     token: Callable[[], str],
-    transport: api.Transport = api.urllib3_transport,
+    transport: Transport = urllib3_transport,
 ) -> Answer:
     """One POST /oidc/credentials with a token read now; the answer checked as a signed vend's."""
-    answer = OidcApiClient(url, env, token, transport).call("POST", OIDC_PATH, request)
-    problem = answer_problem(answer, time.time())
-    if problem is not None:
-        raise CommandError("InvalidAnswer", problem, EXIT_OTHER)
-    return answer
-
-
-def obtain(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Answer:
-    """`stsvend credentials` / `exec --env` with an OIDC token: vended now, never cached."""
-    env = os.environ if env is None else env
-    api.refuse_recursion(env)
-    url = api.api_url(args.api, env)
-    return vend(url, env, api.credential_request(args), token_source(args, env))
+    return OidcApiClient(url, env, token, transport).vend(OIDC_PATH, request)
 
 
 def vend_again(
-    args: argparse.Namespace, env: Mapping[str, str], transport: api.Transport = api.urllib3_transport
+    args: argparse.Namespace, env: Mapping[str, str], transport: Transport = urllib3_transport
 ) -> Callable[[], Answer]:
-    """What `exec` / `serve` renew with: each renewal reads the token again."""
-    api.refuse_recursion(env)
-    url = api.api_url(args.api, env)
-    request = api.credential_request(args)
+    """What `credentials` and `exec --env` vend with (once, never cached) and `exec` / `serve`
+    renew with: each call reads the token again."""
+    refuse_recursion(env)
+    url = api_url(args.api, env)
+    request = credential_request(args)
     source = token_source(args, env, transport)
     return lambda: vend(url, env, request, source, transport)

@@ -2,7 +2,7 @@
 
 A cache hit runs on every AWS CLI call, and importing `json`, `urllib.parse`, `datetime`,
 `pathlib` and `hashlib` (with the `re`, `enum`, `functools`, `collections`, `ipaddress` and OpenSSL
-they pull in) cost it about 14 ms, more than everything else it does. Each function here handles
+they pull in) cost it more than everything else it does (bench/README.md, 4). Each function here handles
 one narrow, usual form with the interpreter's own C parts and hands anything else to the library
 it stands in for (imported then), so every result is the library's:
 `tests/unit/test_client_plain.py` holds each to its library on the narrow form and on inputs just
@@ -20,8 +20,8 @@ try:  # CPython's JSON accelerator: what `json` itself runs, without json.decode
 except ImportError:  # pragma: no cover - other interpreters take the library's way
     _json = None  # type: ignore[assignment]
 
-# SHA-256 from CPython's own built-in module: `hashlib` first loads OpenSSL's (~3.5 ms). The same
-# function, digest for digest; an interpreter without it takes hashlib's.
+# SHA-256 from CPython's own built-in module: `hashlib` first loads OpenSSL's, one of the heaviest imports.
+# The same function, digest for digest; an interpreter without it takes hashlib's.
 try:
     from _sha256 import sha256  # CPython 3.11
 except ImportError:  # pragma: no cover - the module's name from 3.12 on, then anything else

@@ -10,7 +10,7 @@ A renewal that fails because the service is unavailable or unreachable, while th
 credentials are still valid, is reported through `warn` once per outage and the current ones are
 served; it is tried again after RETRY_AFTER_FAILURE_SECONDS, not on every request. Any other
 failure (a denial, a bad answer) is not covered up: the current credentials are dropped and the
-failure is raised, as the credential cache does (stsvend.client.api.obtain_credentials).
+failure is raised, as the credential cache does (stsvend.client.commands.obtain_credentials).
 
 `RenewingCredentials.current()` vends in the caller's thread when a renewal is due (the library's
 botocore sessions call it from their own refresh). `BackgroundRenewal` renews from a thread of its
@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from stsvend.client.api import vend
 from stsvend.client.cache import Answer, parse_expiration
+from stsvend.client.calls import vend
 from stsvend.errors import EXIT_OTHER, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
 
 AUTOMATIC_WINDOW_SECONDS = 16 * 60

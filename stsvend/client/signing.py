@@ -17,7 +17,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.exceptions import BotoCoreError
 
-from stsvend.client.api import recursion_tag
+from stsvend.client.reentry import recursion_tag
 
 GET_CALLER_IDENTITY_BODY = "Action=GetCallerIdentity&Version=2011-06-15"
 SERVER_ID_HEADER = "X-Stsvend-Server-Id"
@@ -143,7 +143,7 @@ def resolve_source(source_profile: str | None, env: Mapping[str, str], marker: s
     without AWS_PROFILE, which reads `[default]`; if that runs stsvend too, the chain without any
     profile (environment keys, web identity, container, instance role). A profile "runs stsvend"
     when loading it started an stsvend that saw this run's `marker` in its environment and
-    refused (stsvend.client.api.RESOLVING_ENV): the run itself, never a word in a command line.
+    refused (stsvend.client.reentry.RESOLVING_ENV): the run itself, never a word in a command line.
     """
     if source_profile:
         session = botocore.session.Session(profile=source_profile)

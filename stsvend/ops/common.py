@@ -13,9 +13,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from stsvend import TIMESTAMP_FORMAT, arns, aws, contract
+from stsvend import arns, aws, contract
 from stsvend.checkout.checkout import Checkout
 from stsvend.checkout.local_state import read_state
+from stsvend.constants import TIMESTAMP_FORMAT
 from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
 
 # ARNs and account ids have one definition, the server's (stsvend/arns.py is chalicelib/arns.py).

@@ -35,8 +35,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
-from stsvend import TIMESTAMP_FORMAT
 from stsvend.aws import error_code, unless_refused
+from stsvend.constants import TIMESTAMP_FORMAT
 from stsvend.errors import CommandError
 from stsvend.ops import common
 from stsvend.terminal import printable

@@ -23,7 +23,7 @@ import boto3
 import pytest
 from botocore.credentials import Credentials
 
-from stsvend.client.api import server_id_for
+from stsvend.client.location import server_id_for
 from stsvend.client.signing import PROOF_HEADER, build_identity_proof, request_binding
 from stsvend.local.stack import LocalStack, LocalState, hermetic_environment
 from tests.conftest import record_output, record_vended

@@ -26,7 +26,7 @@ from typing import Any
 
 from botocore.credentials import Credentials
 
-from stsvend.client.api import server_id_for
+from stsvend.client.location import server_id_for
 from stsvend.client.signing import PROOF_HEADER, build_identity_proof, request_binding
 from stsvend.local.stack import LocalStack
 

@@ -22,7 +22,7 @@ from chalicelib.grant_store import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, GrantStore
 from chalicelib.identity import IdentityResolver
 from chalicelib.service import Stsvend
 from tests.conftest import record_output, record_vended
-from tests.functional.test_client import api  # noqa: F401 - the fake stsvend API, for test_credserver
+from tests.functional.fake_api import api, env  # noqa: F401 - the fake stsvend API and its environment
 
 TABLE = "stsvend-grants-test"
 REGION = "us-east-1"

@@ -509,7 +509,7 @@ def test_trust_policy_admits_oidc_callers_only_when_asked(
 def test_trust_policy_refuses_a_service_role_that_is_not_a_role_arn(
     aws: None, capsys: pytest.CaptureFixture[str], arn: str
 ) -> None:
-    # A bad argument exits 2, as argparse's and the ops commands' do (docs/client-reference.md: 2
+    # A bad argument exits 2, as argparse's and the ops commands' do (docs/client.md: 2
     # for a bad request).
     assert main(["trust-policy", "--service-role", arn]) == 2
 

@@ -1,22 +1,19 @@
-"""The `stsvend` client over real HTTP: a small fake stsvend API on loopback stands in for the
-service, and a moto server (its own process, IAM auth enforced) checks the identity proofs."""
+"""The `stsvend` client over real HTTP: the fake stsvend API on loopback (tests/functional/fake_api.py)
+stands in for the service, and a moto server (its own process, IAM auth enforced) checks the
+identity proofs."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import shlex
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,164 +28,28 @@ from botocore.session import Session
 from chalicelib.errors import NotAuthenticated
 from chalicelib.identity import StsProofVerifier
 from stsvend import cli
-from stsvend.client import api as client
+from stsvend.client.answers import NOT_AUTHENTICATED_HINT
+from stsvend.client.location import server_id_for
 from stsvend.client.signing import Signer, request_binding
 from stsvend.errors import CommandError
+from tests.functional.fake_api import (
+    AMBIENT_KEY,
+    AMBIENT_SECRET,
+    ROLE,
+    ROOT,
+    VENDED_SECRET,
+    VENDED_TOKEN,
+    FakeApi,
+    Received,
+    Reply,
+    assert_no_secret,
+    base_env,
+    run_cli,
+    vended_answer,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-ROLE = "arn:aws:iam::222222222222:role/deployer"
-AMBIENT_KEY = "AKIAAMBIENTCALLER001"
-AMBIENT_SECRET = "ambient-secret-must-never-be-printed"
-VENDED_SECRET = "vended-secret-must-never-reach-stderr"
-VENDED_TOKEN = "vended-token-must-never-reach-stderr"
 SERVER_ID = "https://stsvend.example/api"
 BINDING = request_binding("GET", "/whoami", b"")
-
-
-def vended_answer() -> dict[str, Any]:
-    expiration = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
-    return {
-        "Version": 1,
-        "AccessKeyId": "ASIAVENDEDBYFAKEAPI1",
-        "SecretAccessKey": VENDED_SECRET,
-        "SessionToken": VENDED_TOKEN,
-        "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "AssumedRoleArn": "arn:aws:sts::222222222222:assumed-role/deployer/ci",
-        "RoleSessionName": "ci",
-        "SourceIdentity": "ci",
-        "RequestId": "req-1",
-    }
-
-
-# -- a fake stsvend API -----------------------------------------------------------------------
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-Reply = tuple[int, dict[str, str], Any]
-Route = Callable[[Received], Reply]
-
-
-@dataclass
-class FakeApi:
-    """Answers each route from a queue of replies (the last one repeats), counting what it got."""
-
-    url: str = ""
-    routes: dict[tuple[str, str], list[Reply | Route]] = field(default_factory=dict)
-    received: list[Received] = field(default_factory=list)
-    delay: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def reply(self, method: str, path: str, *replies: Reply | Route) -> None:
-        self.routes[(method, path)] = list(replies)
-
-    def calls(self, method: str, path: str) -> list[Received]:
-        return [r for r in self.received if (r.method, r.path) == (method, path)]
-
-    def handle(self, request: Received) -> Reply:
-        with self.lock:
-            self.received.append(request)
-            queue = self.routes.get((request.method, request.path))
-            if not queue:
-                return 404, {}, {"message": "Missing Authentication Token"}
-            reply = queue.pop(0) if len(queue) > 1 else queue[0]
-        time.sleep(self.delay)  # lets concurrent callers pile up behind the first
-        return reply(request) if callable(reply) else reply
-
-
-def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            request = Received(
-                self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
-            )
-            status, headers, body = api.handle(request)
-            raw = json.dumps(body).encode() if not isinstance(body, bytes) else body
-            self.send_response(status)
-            for name, value in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            try:
-                self.wfile.write(raw)
-            except (BrokenPipeError, ConnectionResetError):
-                # The client stops reading an answer over its size limit and hangs up; the server's
-                # report of that would land in the stderr the test is checking.
-                pass
-
-        do_GET = do_POST = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApi]:
-    fake = FakeApi()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    fake.reply("POST", "/credentials", (200, {"Cache-Control": "no-store"}, vended_answer()))
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-# -- environment ------------------------------------------------------------------------------
-
-
-def base_env(tmp_path: Path) -> dict[str, str]:
-    """A clean environment: ambient key in env vars, empty AWS config, cache under tmp_path."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STSVEND_"))}
-    env.update(
-        AWS_ACCESS_KEY_ID=AMBIENT_KEY,
-        AWS_SECRET_ACCESS_KEY=AMBIENT_SECRET,
-        AWS_CONFIG_FILE=str(tmp_path / "aws-config"),
-        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "aws-credentials"),
-        AWS_EC2_METADATA_DISABLED="true",
-        XDG_CACHE_HOME=str(tmp_path / "cache"),
-    )
-    return env
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """base_env applied to this process, for in-process runs of the CLI."""
-    values = base_env(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "STSVEND_")):
-            monkeypatch.delenv(name)
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(client, "DEFAULT_RETRY_AFTER_SECONDS", 0.0)
-    return values
-
-
-def run_cli(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stsvend.cli", *argv],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
-
-
-def assert_no_secret(*texts: str) -> None:
-    for text in texts:
-        for secret in (AMBIENT_SECRET, VENDED_SECRET, VENDED_TOKEN):
-            assert secret not in text
 
 
 # -- credentials, cache and concurrency ------------------------------------------------------
@@ -415,7 +276,7 @@ def test_service_errors_print_code_and_message_and_exit_distinctly(
     assert cli.main(["credentials", "--api", api.url, "--role", ROLE]) == exit_status
     out, err = capsys.readouterr()
     assert out == ""
-    hint = client.NOT_AUTHENTICATED_HINT if status == 401 else ""
+    hint = NOT_AUTHENTICATED_HINT if status == 401 else ""
     assert err == (f"stsvend: {code}: {body['Message']}{hint} (request id req-9)\n"
                    "stsvend: see why: stsvend doctor\n")
     assert_no_secret(err)
@@ -669,16 +530,16 @@ def test_a_server_id_for_another_host_is_refused_before_any_request(
 
 def test_server_id_is_the_api_urls_normalized_base() -> None:
     env: dict[str, str] = {}
-    assert client.server_id_for("https://ABC.execute-api.eu-west-1.amazonaws.com:443/api/", None, env) == (
+    assert server_id_for("https://ABC.execute-api.eu-west-1.amazonaws.com:443/api/", None, env) == (
         "https://abc.execute-api.eu-west-1.amazonaws.com/api"
     )
-    assert client.server_id_for("http://127.0.0.1:8000", None, env) == "http://127.0.0.1:8000"
-    assert client.server_id_for("http://localhost:80", None, env) == "http://localhost"
+    assert server_id_for("http://127.0.0.1:8000", None, env) == "http://127.0.0.1:8000"
+    assert server_id_for("http://localhost:80", None, env) == "http://localhost"
     # An explicit server id may name the base the API lies under, never an API beside it.
-    assert client.server_id_for("https://h.example/prod/api", "https://H.example:443/prod", env) == (
+    assert server_id_for("https://h.example/prod/api", "https://H.example:443/prod", env) == (
         "https://h.example/prod"
     )
-    assert client.server_id_for("https://h.example/api", "https://H.example:443/", env) == "https://h.example"
+    assert server_id_for("https://h.example/api", "https://H.example:443/", env) == "https://h.example"
 
 
 @pytest.mark.parametrize(
@@ -694,6 +555,6 @@ def test_a_server_id_for_another_api_on_the_same_host_is_refused(api_url: str, s
     """Two APIs mapped under different paths of one custom domain: a proof for one is never handed to
     the other, which could replay it there as the identical request."""
     with pytest.raises(CommandError) as raised:
-        client.server_id_for(api_url, server_id, {})
+        server_id_for(api_url, server_id, {})
     assert raised.value.code == "InvalidServerId"
     assert raised.value.exit_status == 2

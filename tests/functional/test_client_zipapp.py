@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from stsvend import __version__
-from tests.functional.test_client import (
+from stsvend.constants import __version__
+from tests.functional.fake_api import (
     ROLE,
     ROOT,
     FakeApi,
-    api,  # noqa: F401 - the fixture
     base_env,
 )
 from tools.client_zipapp import build
@@ -34,8 +33,8 @@ def zipapp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_zipapp_holds_the_client_only(zipapp: Path) -> None:
     names = zipfile.ZipFile(zipapp).namelist()
-    assert "__main__.py" in names and "stsvend/client/api.py" in names
-    assert "stsvend/client/api.pyc" in names
+    assert "__main__.py" in names and "stsvend/client/commands.py" in names
+    assert "stsvend/client/commands.pyc" in names
     assert not [n for n in names if n.startswith(("stsvend/checkout", "stsvend/local", "stsvend/ops"))]
     assert not [n for n in names if not n.startswith("stsvend/") and not n.startswith("__main__")]
     # The same sources make the same file.
@@ -58,7 +57,7 @@ def test_the_zipapp_holds_the_client_only(zipapp: Path) -> None:
 
 
 def test_a_cache_hit_needs_no_botocore_and_a_miss_says_what_is_missing(
-    zipapp: Path, tmp_path: Path, api: FakeApi  # noqa: F811
+    zipapp: Path, tmp_path: Path, api: FakeApi
 ) -> None:
     environment = base_env(tmp_path)
     argv = ["credentials", "--api", api.url, "--role", ROLE]
@@ -78,7 +77,7 @@ def test_a_cache_hit_needs_no_botocore_and_a_miss_says_what_is_missing(
     assert len(api.calls("POST", "/credentials")) == 1
 
 
-def test_an_old_botocore_or_python_is_named(zipapp: Path, tmp_path: Path, api: FakeApi) -> None:  # noqa: F811
+def test_an_old_botocore_or_python_is_named(zipapp: Path, tmp_path: Path, api: FakeApi) -> None:
     old = tmp_path / "old" / "botocore"
     old.mkdir(parents=True)
     (old / "__init__.py").write_text("__version__ = '1.29.165'\n")

@@ -19,12 +19,11 @@ import pytest
 from stsvend.client.configure import MARKER, profile_names, profiles_for, updated_config
 from stsvend.client.configure import written_roles as written
 from stsvend.errors import CommandError
-from tests.functional.test_client import (
+from tests.functional.fake_api import (
     ROLE,
     ROOT,
     FakeApi,
     Received,
-    api,  # noqa: F401 - the fixture
     base_env,
     run_cli,
 )
@@ -33,6 +32,7 @@ X_111 = "arn:aws:iam::111111111111:role/x"
 X_333 = "arn:aws:iam::333333333333:role/x"
 NAMED_LIKE_AN_ACCOUNT = "arn:aws:iam::333333333333:role/111111111111-x"
 URL = "http://127.0.0.1:8000"
+CONFIG_SECRET = "config-file-secret-must-never-be-printed"
 
 
 def written_roles(text: str) -> dict[str, str]:
@@ -73,7 +73,7 @@ def test_a_profile_keeps_its_name_and_no_profile_changes_role() -> None:
     assert profile_names({X_111: "x"}, "p-", {"p-x": ("https://other", X_111)}, URL) != {X_111: "p-x"}
 
 
-def test_the_whole_file_never_holds_one_name_twice(tmp_path: Path, api: FakeApi) -> None:  # noqa: F811
+def test_the_whole_file_never_holds_one_name_twice(tmp_path: Path, api: FakeApi) -> None:
     config = tmp_path / "config"
     api.reply("GET", "/roles", (200, {}, {"Roles": [{"RoleArn": X_111}]}))
     assert run_cli("configure", "--api", api.url, "--config-file", str(config),
@@ -102,7 +102,7 @@ def test_a_collision_with_no_free_name_is_refused() -> None:
 
 
 def test_new_files_are_private_and_an_existing_one_loses_write_access_for_others(
-    tmp_path: Path, api: FakeApi  # noqa: F811
+    tmp_path: Path, api: FakeApi
 ) -> None:
     api.reply("GET", "/roles", (200, {}, {"Roles": [{"RoleArn": ROLE}]}))
     environment = base_env(tmp_path)
@@ -124,7 +124,7 @@ def test_new_files_are_private_and_an_existing_one_loses_write_access_for_others
     assert oct(config.stat().st_mode & 0o777) == oct(0o644)
 
 
-def test_concurrent_runs_lose_no_profile(tmp_path: Path, api: FakeApi) -> None:  # noqa: F811
+def test_concurrent_runs_lose_no_profile(tmp_path: Path, api: FakeApi) -> None:
     """Six runs with six prefixes get their answers at the same moment (the fake API holds each
     until all have asked), then all read, change and write the one file."""
     runs = 6
@@ -153,7 +153,7 @@ def test_concurrent_runs_lose_no_profile(tmp_path: Path, api: FakeApi) -> None: 
 
 
 def test_profiles_run_the_stsvend_that_wrote_them_and_name_its_source(
-    tmp_path: Path, api: FakeApi  # noqa: F811
+    tmp_path: Path, api: FakeApi
 ) -> None:
     """Run as `.venv/bin/stsvend` (not on PATH), as `python -m stsvend.cli` or as the one-file
     client: the line runs that Python by its absolute path, isolated (a `stsvend` directory where
@@ -193,7 +193,7 @@ def test_profiles_run_the_stsvend_that_wrote_them_and_name_its_source(
     assert MARKER in config.read_text()
 
 
-def test_a_command_that_cannot_be_found_is_refused(tmp_path: Path, api: FakeApi) -> None:  # noqa: F811
+def test_a_command_that_cannot_be_found_is_refused(tmp_path: Path, api: FakeApi) -> None:
     api.reply("GET", "/roles", (200, {}, {"Roles": [{"RoleArn": ROLE}]}))
     config = tmp_path / "config"
     environment = {**base_env(tmp_path), "PATH": "/usr/bin:/bin"}
@@ -203,3 +203,89 @@ def test_a_command_that_cannot_be_found_is_refused(tmp_path: Path, api: FakeApi)
     assert "stsvend: CommandNotFound: --command 'stsvend' is not an executable file" in done.stderr
     assert not config.exists()
     assert os.environ.get("PATH")  # the test's own PATH is untouched
+
+
+def test_configure_writes_through_a_symlinked_config_file(api: FakeApi, tmp_path: Path) -> None:
+    """~/.aws/config kept in a dotfiles repository is a symlink: it stays one, and the file it
+    points at gets the profiles (with its mode), instead of being silently cut loose."""
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "aws-config"
+    target.write_text("[default]\nregion = eu-west-1\n")
+    target.chmod(0o640)
+    link = tmp_path / "config"
+    link.symlink_to(target)
+    api.reply("GET", "/roles", (200, {}, {"Roles": [{"RoleArn": ROLE}]}))
+
+    done = run_cli("configure", "--api", api.url, "--config-file", str(link),
+                   env=base_env(tmp_path))
+
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and link.resolve() == target
+    text = target.read_text()
+    assert text.startswith("[default]\nregion = eu-west-1\n\n[profile stsvend-deployer]\n")
+    assert f"--role {ROLE}" in text
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in dotfiles.iterdir()] == ["aws-config"]
+
+
+def test_configure_refuses_a_role_that_would_become_the_default_profile(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    """`[profile default]` is the default profile to botocore and the CLI: with `--prefix ''`, a
+    role named `default` would make every tool on the machine run as the vended role."""
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-west-1\n")
+    api.reply("GET", "/roles", (200, {}, {"Roles": [
+        {"RoleArn": "arn:aws:iam::222222222222:role/default"}]}))
+
+    done = run_cli("configure", "--api", api.url, "--config-file", str(config), "--prefix", "",
+                   env=base_env(tmp_path))
+
+    assert done.returncode == 2
+    assert "as the default profile" in done.stderr and "nothing was written" in done.stderr
+    assert config.read_text() == "[default]\nregion = eu-west-1\n"
+
+
+def test_configure_dry_run_never_prints_a_secret_of_the_config_file(api: FakeApi, tmp_path: Path) -> None:
+    """Keys may live in ~/.aws/config; the diff's context lines around an appended profile are the
+    file's last lines, and a dry run in a CI job goes to its log."""
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = eu-west-1\naws_access_key_id = AKIAUSERCONFIG000001\n"
+                      f"aws_secret_access_key = {CONFIG_SECRET}\naws_session_token = {CONFIG_SECRET}\n")
+    done = _dry_run(api, config, tmp_path)
+    assert "+[profile stsvend-deployer]\n" in done.stdout
+    assert CONFIG_SECRET not in done.stdout + done.stderr
+
+
+def test_configure_dry_run_redacts_a_secret_in_a_profile_it_rewrites(api: FakeApi, tmp_path: Path) -> None:
+    """A line someone added to a profile `configure` wrote is among the removed lines of the diff."""
+    from stsvend.client.configure import MARKER
+
+    config = tmp_path / "config"
+    config.write_text(f"[profile stsvend-deployer]\n{MARKER}\nAWS_Session_Token={CONFIG_SECRET}\n")
+    done = _dry_run(api, config, tmp_path)
+    assert "-AWS_Session_Token= <redacted>\n" in done.stdout
+    assert CONFIG_SECRET not in done.stdout + done.stderr
+
+
+def test_configure_sees_a_section_header_with_a_trailing_comment_as_botocore_does() -> None:
+    """botocore's configparser reads `[profile NAME] ; note` as section NAME: appending another
+    `[profile NAME]` made the file a duplicate-section error for every AWS tool."""
+    from stsvend.client.configure import MARKER, profiles_for, updated_config
+
+    profiles = profiles_for({"Roles": [{"RoleArn": ROLE}]}, "http://127.0.0.1:8000", "eu-west-1",
+                            "stsvend-", ["stsvend"])
+    with pytest.raises(CommandError, match="was not written by stsvend configure"):
+        updated_config("[profile stsvend-deployer] ; my own\naws_access_key_id = AKIAMINE\n", profiles)
+    ours = f"[profile stsvend-deployer]  # note\n{MARKER}\nold = 1\n[default]\nregion = x\n"
+    assert updated_config(ours, profiles).count("[profile stsvend-deployer]") == 1
+
+
+def _dry_run(api: FakeApi, config: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`configure --dry-run` on `config` for the one role the API lists; it succeeded."""
+    api.reply("GET", "/roles", (200, {}, {"Roles": [{"RoleArn": ROLE}]}))
+    done = run_cli("configure", "--api", api.url, "--config-file", str(config), "--dry-run",
+                   env=base_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    return done

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,9 @@ import pytest
 from stsvend.client import credserver
 from stsvend.client.credserver import CredentialServer
 from stsvend.client.renewal import RenewingCredentials
+from stsvend.errors import warn
+from tests.functional.fake_api import vended_answer
+from tests.functional.test_credserver import get as get_credentials
 
 DEADLINE_SECONDS = 2.0
 
@@ -143,3 +147,41 @@ def test_a_flood_of_idle_connections_holds_a_bounded_number_and_only_until_the_d
     finally:
         for connection in flood:
             connection.close()
+
+
+def test_credentials_server_drops_a_connection_that_stalls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any local user may connect to 127.0.0.1 (the token is checked only on a whole request): a
+    connection that never completes its request must not hold a thread and a descriptor forever,
+    or a few hundred of them starve the child's SDK of its renewals."""
+    monkeypatch.setattr(credserver, "REQUEST_TIMEOUT_SECONDS", 0.5)
+    server = CredentialServer(RenewingCredentials(vended_answer), lambda message: None)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as stalled:
+            stalled.sendall(b"GET /credentials HTTP/1.1\r\nHost: 127.0.0.1")
+            assert stalled.recv(1024) == b""  # closed by the server, not by this test's timeout
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as whole:
+            whole.sendall(f"GET /credentials HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                          f"Authorization: {server.token}\r\n\r\n".encode())
+            assert whole.recv(1024).startswith(b"HTTP/1.0 200 ")
+    finally:
+        server.stop()
+
+
+def test_clients_that_reset_their_connection_print_nothing_into_the_childs_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Any local user may connect and reset at once (SO_LINGER 0): socketserver printed a
+    traceback into the child's stderr (a build log) for each such connection."""
+    server = CredentialServer(RenewingCredentials(vended_answer), warn).start()
+    try:
+        for _ in range(50):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as reset:
+                reset.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                reset.sendall(b"GET /credentials HTTP/1.0\r\nHost: x\r\n\r\n")
+        status, _ = get_credentials(server.url, server.token)
+        assert status == 200
+    finally:
+        server.stop()
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from tests.functional.test_client import (
+from tests.functional.fake_api import (
     ROLE,
     FakeApi,
     Received,

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.test_client import (
+from tests.functional.fake_api import (
     AMBIENT_SECRET,
     ROLE,
     FakeApi,
-    api,  # noqa: F401 - the fixture
     base_env,
     run_cli,
 )
@@ -45,7 +44,7 @@ def _line(api_url: str) -> str:
     ids=["denied", "unavailable", "invalid-answer", "bad-request"],
 )
 def test_a_failure_names_doctor_for_the_selected_profile(
-    api: FakeApi, tmp_path: Path, reply: tuple[int, dict[str, str], object],  # noqa: F811
+    api: FakeApi, tmp_path: Path, reply: tuple[int, dict[str, str], object],
     exit_status: int, first: str,
 ) -> None:
     api.reply("POST", "/credentials", reply)
@@ -98,7 +97,7 @@ def test_a_profile_name_that_is_not_plain_is_never_printed(tmp_path: Path, profi
 
 
 def test_the_hint_is_a_command_that_explains_the_failure(
-    api: FakeApi, tmp_path: Path  # noqa: F811
+    api: FakeApi, tmp_path: Path
 ) -> None:
     api.reply("POST", "/credentials", (403, {}, {"Code": "CallerNotAllowed", "Message": "no grant"}))
     environment = base_env(tmp_path)
@@ -116,7 +115,7 @@ def test_the_hint_is_a_command_that_explains_the_failure(
     assert AMBIENT_SECRET not in doctor.stdout + doctor.stderr
 
 
-def test_usage_errors_and_other_commands_are_unchanged(api: FakeApi, tmp_path: Path) -> None:  # noqa: F811
+def test_usage_errors_and_other_commands_are_unchanged(api: FakeApi, tmp_path: Path) -> None:
     usage = run_cli("credentials", "--api", api.url, "--role", ROLE, "--duration", "x",
                     env=base_env(tmp_path))
     assert usage.returncode == 2 and "see why" not in usage.stderr

@@ -1,5 +1,5 @@
 """`stsvend exec` and `stsvend serve` as a user runs them, against the fake stsvend API of
-test_client: the container-credentials endpoint, the child's environment, renewal, nesting,
+tests/functional/fake_api.py: the container-credentials endpoint, the child's environment, renewal, nesting,
 signals and exit statuses. The same against the local stack with real clients: tests/e2e/test_agents.py."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.test_client import (
+from tests.functional.fake_api import (
     AMBIENT_KEY,
     AMBIENT_SECRET,
     ROLE,

@@ -9,12 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.functional.test_client import (
+from tests.functional.fake_api import (
     AMBIENT_SECRET,
     ROLE,
     ROOT,
     FakeApi,
-    api,  # noqa: F401 - the fixture
     assert_no_secret,
     base_env,
 )
@@ -22,7 +21,7 @@ from tests.functional.test_client import (
 DEFAULT_KEY = "AKIADEFAULTPROFILE01"
 
 
-def _jenkins(tmp_path: Path, api: FakeApi) -> dict[str, str]:  # noqa: F811
+def _jenkins(tmp_path: Path, api: FakeApi) -> dict[str, str]:
     """Keys in `[default]` of the credentials file, and a profile running stsvend."""
     environment = base_env(tmp_path)
     del environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"]
@@ -41,7 +40,7 @@ def _doctor(environment: dict[str, str], *argv: str) -> subprocess.CompletedProc
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_doctor_follows_the_profile_as_a_run_would(tmp_path: Path, api: FakeApi) -> None:  # noqa: F811
+def test_doctor_follows_the_profile_as_a_run_would(tmp_path: Path, api: FakeApi) -> None:
     environment = _jenkins(tmp_path, api)
     done = _doctor(environment, "--profile", "deploy-dev")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -59,7 +58,7 @@ def test_doctor_follows_the_profile_as_a_run_would(tmp_path: Path, api: FakeApi)
     assert "cache: credentials for this line until 20" in again.stdout
 
 
-def test_doctor_shows_the_failure_a_client_hid(tmp_path: Path, api: FakeApi) -> None:  # noqa: F811
+def test_doctor_shows_the_failure_a_client_hid(tmp_path: Path, api: FakeApi) -> None:
     environment = _jenkins(tmp_path, api)
     api.reply("POST", "/credentials", (403, {}, {"Code": "CallerNotAllowed", "Message": "no grant",
                                                  "RequestId": "req-7"}))
@@ -75,7 +74,7 @@ def test_doctor_shows_the_failure_a_client_hid(tmp_path: Path, api: FakeApi) -> 
     assert_no_secret(done.stdout, done.stderr)
 
 
-def test_doctor_says_when_a_profile_is_not_one_of_stsvend(tmp_path: Path, api: FakeApi) -> None:  # noqa: F811
+def test_doctor_says_when_a_profile_is_not_one_of_stsvend(tmp_path: Path, api: FakeApi) -> None:
     environment = _jenkins(tmp_path, api)
     assert "no profile 'nope' in either file" in _doctor(environment, "--profile", "nope").stdout
     done = _doctor(environment, "--profile", "default")

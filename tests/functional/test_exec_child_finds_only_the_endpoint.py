@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.functional.test_client import ROLE, FakeApi, Received, Reply, base_env, run_cli, vended_answer
+from tests.functional import fake_api
+from tests.functional.fake_api import ROLE, FakeApi, Received, Reply, base_env, run_cli, vended_answer
 
 SECRET_IN_OPTIONS = "java-options-secret-never-printed"
 CHILD = "import json, os; print(json.dumps(dict(os.environ)))"
@@ -184,3 +185,35 @@ def test_a_javascript_sdk_v2_child_never_falls_back_to_the_instance_role(
     assert first == {"accessKeyId": "ASIAVENDEDBYFAKEAPI1"}
     assert "accessKeyId" not in after_refusal, after_refusal
     assert not any("security-credentials" in hit for hit in FakeInstanceMetadata.hits)
+
+
+OTHER_SECRET = "agent-alternate-secret-must-not-reach-the-child"
+
+
+ENV_CHILD = "import json, os; print(json.dumps(dict(os.environ)))"
+
+
+def test_exec_child_sees_no_credentials_under_the_names_other_sdks_read(
+    api: FakeApi, tmp_path: Path
+) -> None:
+    """Go (v1, v2), Java v1 and Ruby read AWS_ACCESS_KEY / AWS_SECRET_KEY (Ruby AMAZON_* too) before
+    the container endpoint, and Java v1 reads AWS_CREDENTIAL_PROFILES_FILE (default
+    ~/.aws/credentials), not AWS_SHARED_CREDENTIALS_FILE: a child would run as the agent."""
+    environment = base_env(tmp_path)
+    environment.update(
+        AWS_ACCESS_KEY="AKIAAGENTALTERNATE01", AWS_SECRET_KEY=OTHER_SECRET,
+        AMAZON_ACCESS_KEY_ID="AKIAAGENTALTERNATE02", AMAZON_SECRET_ACCESS_KEY=OTHER_SECRET,
+        AMAZON_SESSION_TOKEN=OTHER_SECRET,
+        AWS_CREDENTIAL_PROFILES_FILE=str(tmp_path / "java-credentials"),
+    )
+    done = run_cli("exec", "--api", api.url, "--role", ROLE, "--",
+                   sys.executable, "-c", ENV_CHILD, env=environment)
+    assert done.returncode == 0, done.stderr
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    for name in ("AWS_ACCESS_KEY", "AWS_SECRET_KEY", "AMAZON_ACCESS_KEY_ID",
+                 "AMAZON_SECRET_ACCESS_KEY", "AMAZON_SESSION_TOKEN"):
+        assert name not in child
+    assert OTHER_SECRET not in json.dumps(child)
+    # Java v1's credentials file is the run's empty one, as every other SDK's.
+    assert child["AWS_CREDENTIAL_PROFILES_FILE"] == child["AWS_SHARED_CREDENTIALS_FILE"]
+    fake_api.assert_no_secret(done.stdout, done.stderr)

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from stsvend.client import oidc
-from stsvend.client.api import HttpAnswer
 from stsvend.client.renewal import RenewingCredentials
+from stsvend.client.transport import HttpAnswer
 from stsvend.errors import CommandError
-from tests.functional.test_client import vended_answer
+from tests.functional.fake_api import vended_answer
 
 ROLE = "arn:aws:iam::111111111111:role/read-only"
 API = "https://stsvend.example/api"

@@ -16,16 +16,14 @@ from typing import Any
 import pytest
 
 from stsvend import cli
-from stsvend.client import api as client
-from stsvend.client import status
+from stsvend.client import status, transport
 from stsvend.client.cache import default_directory
-from tests.functional.test_client import (
+from tests.functional.fake_api import (
     ROLE,
     FakeApi,
     Received,
-    api,  # noqa: F401 - the fixture
     assert_no_secret,
-    env,  # noqa: F401 - the fixture
+    serving,
     vended_answer,
 )
 
@@ -39,12 +37,12 @@ def _hung(request: Received) -> tuple[int, dict[str, str], Any]:
 
 @pytest.fixture(autouse=True)
 def short_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client, "READ_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(transport, "READ_TIMEOUT_SECONDS", 0.5)
 
 
 
 def test_a_hung_api_is_waited_for_once_then_the_cache_is_served_at_once(
-    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]  # noqa: F811
+    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["credentials", "--api", api.url, "--role", ROLE]
     assert cli.main(argv) == 0
@@ -67,7 +65,7 @@ def test_a_hung_api_is_waited_for_once_then_the_cache_is_served_at_once(
 
 
 def test_the_outage_is_remembered_briefly_and_for_that_api_only(
-    api: FakeApi, env: dict[str, str], monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    api: FakeApi, env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     argv = ["credentials", "--api", api.url, "--role", ROLE]
@@ -91,7 +89,7 @@ def test_the_outage_is_remembered_briefly_and_for_that_api_only(
 
 
 def test_with_nothing_valid_cached_a_known_outage_still_asks(
-    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]  # noqa: F811
+    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     api.reply("POST", "/credentials", _hung)
     argv = ["credentials", "--api", api.url, "--role", ROLE]
@@ -102,7 +100,7 @@ def test_with_nothing_valid_cached_a_known_outage_still_asks(
 
 
 def test_a_denial_is_never_remembered_as_an_outage(
-    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]  # noqa: F811
+    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["credentials", "--api", api.url, "--role", ROLE]
     assert cli.main(argv) == 0
@@ -120,7 +118,7 @@ def test_a_denial_is_never_remembered_as_an_outage(
 
 
 def test_a_record_that_is_not_ours_is_ignored(
-    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]  # noqa: F811
+    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Another API's record copied under this one's name, or a file others could write, is not
     an outage: the API is asked."""
@@ -139,7 +137,7 @@ def test_a_record_that_is_not_ours_is_ignored(
 
 
 def test_cache_clear_forgets_the_outage_too(
-    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]  # noqa: F811
+    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["credentials", "--api", api.url, "--role", ROLE]
     assert cli.main(argv) == 0
@@ -152,7 +150,7 @@ def test_cache_clear_forgets_the_outage_too(
 
 
 def test_botocore_processes_during_an_outage_wait_for_the_api_once(
-    api: FakeApi, tmp_path: Path  # noqa: F811
+    api: FakeApi, tmp_path: Path
 ) -> None:
     """Real clients: three boto3 processes load a profile whose credential_process is stsvend
     (due for refresh) while the API hangs. The first waits for it; the other two get the cached
@@ -161,9 +159,9 @@ def test_botocore_processes_during_an_outage_wait_for_the_api_once(
     import subprocess
     import sys
 
-    from tests.functional.test_client import ROOT, base_env
+    from tests.functional.fake_api import ROOT, base_env
 
-    entry = ("import sys;import stsvend.client.api as api;api.READ_TIMEOUT_SECONDS=1.0;"
+    entry = ("import sys;import stsvend.client.transport as api;api.READ_TIMEOUT_SECONDS=1.0;"
              "from stsvend.cli import main;sys.exit(main())")
     line = shlex.join([sys.executable, "-I", "-c", entry, "credentials", "--api", api.url,
                        "--role", ROLE, "--refresh-window", "3600"])
@@ -184,3 +182,64 @@ def test_botocore_processes_during_an_outage_wait_for_the_api_once(
     for _ in range(3):
         assert run() == "ASIAVENDEDBYFAKEAPI1"
     assert len(api.calls("POST", "/credentials")) == 2
+
+
+@pytest.mark.parametrize(
+    "outage",
+    [(503, {"Retry-After": "0"}, {"Code": "ServiceUnavailable", "Message": "down"}),
+     (504, {}, {"message": "Endpoint request timed out"})],
+    ids=["503", "504"],
+)
+def test_an_outage_serves_still_valid_cached_credentials_with_a_warning(
+    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str],
+    outage: tuple[int, dict[str, str], dict[str, str]],
+) -> None:
+    argv = ["credentials", "--api", api.url, "--role", ROLE]
+    assert cli.main(argv) == 0
+    first = capsys.readouterr().out
+    api.reply("POST", "/credentials", outage)
+    # Due for refresh (the window is longer than the life left): the API is asked, and is down.
+    assert cli.main([*argv, "--refresh-window", "3600"]) == 0
+    out, err = capsys.readouterr()
+    assert out == first
+    assert err.startswith("stsvend: warning: ") and "using the cached credentials, which expire at" in err
+    assert_no_secret(err)
+    assert len(api.calls("POST", "/credentials")) >= 2
+
+
+def test_an_unreachable_api_serves_still_valid_cached_credentials_with_a_warning(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeApi()
+    fake.reply("POST", "/credentials", (200, {}, vended_answer()))
+    with serving(fake):
+        argv = ["credentials", "--api", fake.url, "--role", ROLE]
+        assert cli.main(argv) == 0
+    first = capsys.readouterr().out
+    # Nothing listens there any more: connection refused, retried once, then the cache.
+    assert cli.main([*argv, "--refresh-window", "3600"]) == 0
+    out, err = capsys.readouterr()
+    assert out == first
+    assert err.startswith("stsvend: warning: ServiceUnreachable: ")
+    assert err.count("\n") == 1 and "using the cached credentials" in err
+
+
+def test_an_outage_with_nothing_valid_cached_fails(
+    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    down = {"Code": "ServiceUnavailable", "Message": "down"}
+    api.reply("POST", "/credentials", (503, {"Retry-After": "0"}, down))
+    assert cli.main(["credentials", "--api", api.url, "--role", ROLE]) == 4
+    assert capsys.readouterr().err == ("stsvend: ServiceUnavailable: down\n"
+                                       "stsvend: see why: stsvend doctor\n")
+
+
+def test_a_denial_is_not_an_outage_and_is_not_papered_over(
+    api: FakeApi, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["credentials", "--api", api.url, "--role", ROLE]
+    assert cli.main(argv) == 0
+    api.reply("POST", "/credentials", (403, {}, {"Code": "CallerNotAllowed", "Message": "revoked"}))
+    assert cli.main([*argv, "--refresh-window", "3600"]) == 3
+    out, err = capsys.readouterr()
+    assert err == "stsvend: CallerNotAllowed: revoked\nstsvend: see why: stsvend doctor\n"

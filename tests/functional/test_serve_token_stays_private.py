@@ -17,7 +17,7 @@ from typing import IO
 
 import pytest
 
-from tests.functional.test_client import ROLE, ROOT, FakeApi, assert_no_secret, base_env, run_cli
+from tests.functional.fake_api import ROLE, ROOT, FakeApi, assert_no_secret, base_env, run_cli
 from tests.functional.test_credserver import get
 
 TOKEN_VARIABLE = "AWS_CONTAINER_AUTHORIZATION_TOKEN"

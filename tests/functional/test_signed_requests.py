@@ -1,4 +1,4 @@
-"""The docs' SigV4 examples for other languages (docs/client-reference.md), run as written: the curl
+"""The docs' SigV4 examples for other languages (docs/client.md), run as written: the curl
 command and the JavaScript SDK v3 signer snippet sign a POST /credentials that a listener on loopback
 receives, and botocore, recomputing the signature over what arrived, agrees with it."""
 
@@ -14,7 +14,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from tests.functional.test_client import ROOT, FakeApi, Received
+from tests.functional.fake_api import ROOT, FakeApi, Received
 
 REGION = "eu-west-1"
 KEY = "ASIAREADMEEXAMPLE001"

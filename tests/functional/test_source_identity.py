@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.test_client import (
+from tests.functional.fake_api import (
     ROLE,
     FakeApi,
-    api,  # noqa: F401 - the fixture
     base_env,
     run_cli,
 )
@@ -38,7 +37,7 @@ def _helper(directory: Path, body: str) -> Path:
     return script
 
 
-def _signed_as(api: FakeApi) -> str:  # noqa: F811
+def _signed_as(api: FakeApi) -> str:
     [call] = api.calls("POST", "/credentials")
     return call.headers["Authorization"].split("Credential=")[1].split("/")[0]
 
@@ -50,7 +49,7 @@ def _without_env_keys(tmp_path: Path) -> dict[str, str]:
 
 
 def test_a_helper_whose_path_names_stsvend_is_a_source_like_any_other(
-    api: FakeApi, tmp_path: Path  # noqa: F811
+    api: FakeApi, tmp_path: Path
 ) -> None:
     """A credential_process helper under /usr/local/lib/stsvend-tools/ (or a clone named stsvend)
     is not stsvend: it is the selected profile's source, as the SDK would use it."""
@@ -66,7 +65,7 @@ def test_a_helper_whose_path_names_stsvend_is_a_source_like_any_other(
 
 
 def test_a_wrapper_that_runs_stsvend_is_recognised_by_what_it_runs(
-    api: FakeApi, tmp_path: Path  # noqa: F811
+    api: FakeApi, tmp_path: Path
 ) -> None:
     """A profile whose helper (named nothing like stsvend) runs stsvend is passed over for
     `[default]`, as a line naming stsvend directly is."""
@@ -85,7 +84,7 @@ def test_a_wrapper_that_runs_stsvend_is_recognised_by_what_it_runs(
 @pytest.mark.parametrize("selected_by", ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])
 @pytest.mark.parametrize("keys_in", ["credentials", "config"])
 def test_aws_profile_naming_the_stsvend_profile_signs_with_the_default_profile(
-    api: FakeApi, tmp_path: Path, selected_by: str, keys_in: str  # noqa: F811
+    api: FakeApi, tmp_path: Path, selected_by: str, keys_in: str
 ) -> None:
     """The Jenkins agent with keys in `[default]` runs `AWS_PROFILE=deploy-dev terraform apply`."""
     environment = _without_env_keys(tmp_path)
@@ -103,7 +102,7 @@ def test_aws_profile_naming_the_stsvend_profile_signs_with_the_default_profile(
 
 
 def test_a_default_profile_that_runs_stsvend_is_passed_over_too(
-    api: FakeApi, tmp_path: Path  # noqa: F811
+    api: FakeApi, tmp_path: Path
 ) -> None:
     """Both the selected profile and `[default]` run stsvend: the environment's keys sign; with
     none, the refusal names both and what to do."""

@@ -23,7 +23,8 @@ from botocore.credentials import Credentials
 from chalicelib.aws import AwsClients
 from chalicelib.config import Settings
 from chalicelib.identity import StsProofIdentity, StsProofVerifier, normalize_server_id, request_binding
-from stsvend.client import api as client
+from stsvend.client.location import server_id_for
+from stsvend.errors import EXIT_USAGE, CommandError
 from tests.functional.conftest import READ_ONLY, Stack, moto_api, settings_env
 
 SERVER_ID = "https://stsvend.example/api"
@@ -625,11 +626,11 @@ def test_ipv6_server_ids_keep_their_brackets_so_two_hosts_never_share_one(named:
     # became https://2001:db8::1:8443: a client sent to the second handed it a proof valid at the first.
     assert normalize_server_id(named) == named
     assert normalize_server_id(other) == other
-    assert client.server_id_for(named, None, {}) == named
-    assert client.server_id_for(other, None, {}) == other
-    with pytest.raises(client.CommandError) as refused:
-        client.server_id_for(other, named, {})
-    assert refused.value.exit_status == client.EXIT_USAGE
+    assert server_id_for(named, None, {}) == named
+    assert server_id_for(other, None, {}) == other
+    with pytest.raises(CommandError) as refused:
+        server_id_for(other, named, {})
+    assert refused.value.exit_status == EXIT_USAGE
     assert Settings.from_env(
         {**settings_env("http://127.0.0.1:1", mode="sts-proof"), "STSVEND_SERVER_ID": named}
     ).server_ids == (named,)

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from stsvend.client import api as client
+from stsvend.client.transport import proxy_for, urllib3_transport
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -66,7 +66,7 @@ def test_a_plain_http_loopback_api_is_never_called_through_a_proxy(
     # a proxy from the environment, the proof (replayable for 5 minutes) and the vended secret
     # would cross the network in clear, and the proxy could send them anywhere.
     api_url, _proxy_url, api_seen, proxy_seen = api_and_proxy
-    answer = client.urllib3_transport(
+    answer = urllib3_transport(
         "GET", api_url + "/whoami", {"X-Stsvend-Identity": "proof-for-this-api"}, None
     )
     assert answer.status == 200
@@ -81,5 +81,5 @@ def test_an_https_api_elsewhere_still_goes_through_the_environments_proxy(
 ) -> None:
     _api_url, proxy_url, _api_seen, _proxy_seen = api_and_proxy
     remote = "https://abc123.execute-api.eu-west-1.amazonaws.com/api/whoami"
-    assert client.proxy_for(remote) == proxy_url
-    assert client.proxy_for("http://localhost:8000/whoami") is None
+    assert proxy_for(remote) == proxy_url
+    assert proxy_for("http://localhost:8000/whoami") is None

@@ -1,5 +1,6 @@
-"""The client's settings, requests, answers and renderings (stsvend.client.api), without a server:
-the logic of `stsvend credentials` and `stsvend exec`."""
+"""The client's settings (stsvend.client.location), requests (request), answers (answers,
+transport) and renderings (commands, exec), without a server: the logic of `stsvend credentials`
+and `stsvend exec`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from stsvend.client import api as client
+from stsvend.client import answers, commands, location, request, transport
+from stsvend.client.exec import environment_with_keys
+from stsvend.errors import EXIT_USAGE, CommandError
 from tests.unit.answers import answer
 
 
@@ -27,19 +30,19 @@ from tests.unit.answers import answer
     ],
 )
 def test_region(option: str | None, url: str, env: dict[str, str], expected: str) -> None:
-    assert client.resolve_region(option, url, env) == expected
+    assert location.resolve_region(option, url, env) == expected
 
 
 def test_api_url_from_option_or_environment() -> None:
-    assert client.api_url("https://x.example.com/api/", {}) == "https://x.example.com/api"
-    assert client.api_url(None, {"STSVEND_API_URL": "http://127.0.0.1:8000"}) == (
+    assert location.api_url("https://x.example.com/api/", {}) == "https://x.example.com/api"
+    assert location.api_url(None, {"STSVEND_API_URL": "http://127.0.0.1:8000"}) == (
         "http://127.0.0.1:8000"
     )
 
 
 def test_plain_http_only_on_this_machine() -> None:
     for url in ("http://127.0.0.1:8000", "http://localhost:8000/api", "http://[::1]:8000"):
-        assert client.api_url(url, {}) == url
+        assert location.api_url(url, {}) == url
 
 
 @pytest.mark.parametrize(
@@ -48,17 +51,17 @@ def test_plain_http_only_on_this_machine() -> None:
             "https://user:pw@h/api"]
 )
 def test_api_url_missing_or_malformed_is_a_usage_error(raw: str | None) -> None:
-    with pytest.raises(client.CommandError) as caught:
-        client.api_url(raw, {})
-    assert caught.value.exit_status == client.EXIT_USAGE
+    with pytest.raises(CommandError) as caught:
+        location.api_url(raw, {})
+    assert caught.value.exit_status == EXIT_USAGE
 
 
 def test_request_body_carries_only_what_was_asked() -> None:
     args = argparse.Namespace(role="arn:aws:iam::2:role/r", duration=None, tag=[], session_name=None)
-    assert client.credential_request(args) == {"role_arn": "arn:aws:iam::2:role/r"}
+    assert request.credential_request(args) == {"role_arn": "arn:aws:iam::2:role/r"}
     args = argparse.Namespace(role="r", duration=900, tag=["build-id=12", "job=a=b"],
                               session_name="deploy-12")
-    assert client.credential_request(args) == {
+    assert request.credential_request(args) == {
         "role_arn": "r", "duration_seconds": 900, "tags": {"build-id": "12", "job": "a=b"},
         "session_name": "deploy-12",
     }
@@ -66,14 +69,14 @@ def test_request_body_carries_only_what_was_asked() -> None:
 
 @pytest.mark.parametrize("tags", [["novalue"], ["=v"], ["k=1", "k=2"]])
 def test_malformed_tags_are_usage_errors(tags: list[str]) -> None:
-    with pytest.raises(client.CommandError) as caught:
-        client.parse_tags(tags)
-    assert caught.value.exit_status == client.EXIT_USAGE
+    with pytest.raises(CommandError) as caught:
+        request.parse_tags(tags)
+    assert caught.value.exit_status == EXIT_USAGE
 
 
 def test_process_format_is_exactly_credential_process_version_1() -> None:
     vended = answer(Expiration="2026-11-28T20:00:00.000+00:00")
-    assert json.loads(client.render(vended, "process")) == {
+    assert json.loads(commands.render(vended, "process")) == {
         "Version": 1,
         "AccessKeyId": "ASIAUNITTESTKEY00001",
         "SecretAccessKey": "unit-secret",
@@ -83,12 +86,12 @@ def test_process_format_is_exactly_credential_process_version_1() -> None:
 
 
 def test_json_format_is_the_full_answer() -> None:
-    assert json.loads(client.render(answer(RequestId="r-1"), "json")) == answer(RequestId="r-1")
+    assert json.loads(commands.render(answer(RequestId="r-1"), "json")) == answer(RequestId="r-1")
 
 
 def test_env_format_is_shell_quoted_exports() -> None:
     vended = answer(SecretAccessKey="a'b $c `d`", SessionToken="tok/en+=")
-    lines = client.render(vended, "env").splitlines()
+    lines = commands.render(vended, "env").splitlines()
     assert all(line.startswith("export ") for line in lines)
     parsed = dict(shlex.split(line[len("export "):])[0].split("=", 1) for line in lines)
     assert parsed == {
@@ -104,7 +107,7 @@ def test_exec_environment_replaces_credentials_and_drops_profiles() -> None:
     parent = {"PATH": "/bin", "AWS_PROFILE": "base", "AWS_DEFAULT_PROFILE": "base",
               "AWS_ACCESS_KEY_ID": "AKIAPARENT", "AWS_SECRET_ACCESS_KEY": "parent",
               "AWS_SECURITY_TOKEN": "legacy", "AWS_REGION": "eu-west-1"}
-    child = client.exec_environment(answer(), parent, "arn:aws:iam::111111111111:role/r")
+    child = environment_with_keys(parent, answer(), "arn:aws:iam::111111111111:role/r")
     assert child == {
         "PATH": "/bin",
         "AWS_REGION": "eu-west-1",
@@ -136,8 +139,8 @@ def test_service_errors_map_to_exit_statuses(
     status: int, body: Any, code: str, exit_status: int
 ) -> None:
     raw = b"<html>gateway</html>" if body is None else json.dumps(body).encode()
-    with pytest.raises(client.CommandError) as caught:
-        client.decode_answer(client.HttpAnswer(status, {}, raw))
+    with pytest.raises(CommandError) as caught:
+        answers.decode_answer(transport.HttpAnswer(status, {}, raw))
     assert (caught.value.code, caught.value.exit_status) == (code, exit_status)
 
 
@@ -146,7 +149,7 @@ def test_service_errors_map_to_exit_statuses(
                             ("nan", 1.0)]
 )
 def test_retry_after_is_bounded(header: str, seconds: float) -> None:
-    assert client.retry_after({"Retry-After": header}) == seconds
+    assert answers.retry_after({"Retry-After": header}) == seconds
 
 
 @pytest.mark.parametrize(
@@ -164,4 +167,13 @@ def test_proxy_follows_the_environment(
     monkeypatch.setenv("https_proxy", "http://proxy.corp:3128")
     monkeypatch.setenv("http_proxy", "http://plain-proxy.corp:3128")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost,.internal.corp")
-    assert client.proxy_for(url) == expected
+    assert transport.proxy_for(url) == expected
+
+
+@pytest.mark.parametrize("bad", ["\n[profile evil]\ncredential_process = touch pwned", "\r", "\t", "\x00"])
+def test_api_url_with_a_control_character_is_refused(bad: str) -> None:
+    """urlsplit drops CR, LF and TAB silently, so such a URL passed the check and went as is into
+    the credential_process line `configure` writes: a newline there starts a new profile."""
+    with pytest.raises(CommandError) as raised:
+        location.api_url(f"http://127.0.0.1:8000/api{bad}/v1", {})
+    assert (raised.value.code, raised.value.exit_status) == ("InvalidApiUrl", 2)

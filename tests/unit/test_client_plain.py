@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from stsvend.client import plain
-from stsvend.client.api import _is_loopback
 from stsvend.client.cache import parse_expiration
+from stsvend.client.location import is_loopback as _is_loopback
 
 SEED = 20261201
 

@@ -107,7 +107,7 @@ EXIT_BY_CODE_NOT_STATUS = {"AssumeRoleDenied"}  # a 502, but the target role ref
 def test_each_error_code_has_the_exit_status_the_command_documents(code: str) -> None:
     status, exit_status = command.ERRORS[code]
     assert command.exit_status(status, code) == exit_status
-    # docs/client-reference.md: 2 for a bad request, 3 when not authenticated or denied, 4 when the
+    # docs/client.md: 2 for a bad request, 3 when not authenticated or denied, 4 when the
     # service is unavailable, 1 otherwise.
     by_status = {400: EXIT_USAGE, 413: EXIT_USAGE, 401: EXIT_DENIED, 403: EXIT_DENIED, 503: EXIT_UNAVAILABLE}
     if code in EXIT_BY_CODE_NOT_STATUS:

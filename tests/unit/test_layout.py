@@ -14,7 +14,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "stsvend"
 # room -> the stsvend rooms (and server packages) its modules may import; "" is the top level
-# (stsvend/__init__.py, cli.py, errors.py, terminal.py (the one rule for printing untrusted text),
+# (stsvend/__init__.py, cli.py, errors.py, constants.py (the version and time format: a leaf every
+# module imports them from), terminal.py (the one rule for printing untrusted text),
 # and arns.py: the server's identifiers, chalicelib/arns.py
 # itself through a link, which imports only the standard library).
 # "aws" is stsvend/aws.py, at the top level but a room of its own: the one place the checkout,
@@ -144,7 +145,7 @@ def test_the_cache_hit_path_loads_neither_botocore_nor_argparse() -> None:
     import sys
 
     probe = (
-        "import sys; import stsvend.cli, stsvend.client.api;"
+        "import sys; import stsvend.cli, stsvend.client.commands;"
         " print(' '.join(sorted(m for m in ('botocore', 'argparse', 'dataclasses', 'tempfile',"
         " 'typing', 'chalicelib', 'stsvend.checkout', 'stsvend.local', 'stsvend.ops', 'json', 're',"
         " 'enum', 'collections', 'functools', 'urllib.parse', 'ipaddress', 'datetime', 'pathlib',"
