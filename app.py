@@ -61,12 +61,14 @@ if _tracing and importlib.util.find_spec("aws_xray_sdk") is None:
     # Lambda still traces each invocation, but without the subsegments of the AWS calls.
     logger.warning("the X-Ray SDK is not in the package: run `make package-prep` before deploying")
 elif _tracing:
-    # X-Ray in dev and prod. Imported only then: the X-Ray SDK adds ~130 ms to a cold start.
+    # X-Ray in dev and prod. Imported only then, since the X-Ray SDK's import is on the cold path
+    # (bench/README.md, cold start, the row with tracing).
     from aws_lambda_powertools import Tracer
 
     # botocore only: in `apigateway` mode (dev, prod) the function calls nothing else (the
     # sts-proof check's own HTTP call is then not a subsegment). Patching every library the X-Ray
-    # SDK knows (its default) imports sqlite3 and http.client's wrappers (~40 ms of a cold start).
+    # SDK knows (its default) imports sqlite3 and http.client's wrappers, on the cold path
+    # (bench/README.md, "Cold start of the deployment package", the tracer's `patch_modules`).
     tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
     # Never the response as trace metadata: it holds the vended secret key and session token.
     capture = functools.partial(tracer.capture_lambda_handler, capture_response=False)

@@ -20,7 +20,7 @@
 Measured in a regular installation, the goal's setting: a scratch virtualenv holding a plain copy
 of the stsvend package and a console script as pip writes it, its dependencies (botocore, awscli)
 reached through a .pth file. The project's own .venv has stsvend installed editable, and the
-import hook of an editable install costs every Python process in it ~10 ms before `pass` runs, so
+import hook of an editable install costs every Python process in it time before `pass` runs, so
 the same two comparisons in .venv are reported beside it. Every process runs with a private HOME,
 cache and AWS config, and with Python's bytecode cache on (in a private directory).
 """

@@ -135,7 +135,7 @@ def run_process(argv: Sequence[str], env: Mapping[str, str], timeout: float = 60
     """Run a command to completion (output discarded; it must exit 0); its wall time in seconds.
 
     Not `subprocess.run(timeout=...)`: with a timeout, the wait polls with growing sleeps, which
-    rounds every time up to the next step (~32 ms, ~64 ms). A timer thread kills a hung command.
+    rounds every time up to the next step. A timer thread kills a hung command.
     """
     started = time.perf_counter()
     process = subprocess.Popen(

@@ -89,22 +89,23 @@ def _sts_answer(params: dict[str, Any], serial: int) -> dict[str, Any]:
 
 
 def prepare(
-    total: int, oidc_items: list[dict[str, Any]] | None = None
+    total: int, oidc_items: list[dict[str, Any]] | None = None, app: str = "app", lib: str = "chalicelib"
 ) -> tuple[Any, list[dict[str, Any]], Any, dict[str, Any]]:
     """The app, `total` events, the stubbed STS client and the parameters the app sends it; every
-    STS answer the timed loops will need is already queued (seven per event)."""
+    STS answer the timed loops will need is already queued (seven per event). `app` and `lib` name
+    the modules to serve (bench.warmablation imports another commit's under other names)."""
+    import importlib
+
     from botocore.stub import Stubber
 
-    import app as app_module
     from bench.events import LambdaContext, credentials_event, jenkins_grant
-    from chalicelib.aws import AwsClients
-    from chalicelib.config import Settings
-    from chalicelib.grant_store import to_item
-    from chalicelib.service import Stsvend
 
-    settings = Settings.from_env()
-    clients = AwsClients(settings.region)
-    app_module.use_service(Stsvend.from_settings(settings, clients=clients))
+    app_module = importlib.import_module(app)
+    to_item = importlib.import_module(f"{lib}.grant_store").to_item
+    settings = importlib.import_module(f"{lib}.config").Settings.from_env()
+    clients = importlib.import_module(f"{lib}.aws").AwsClients(settings.region)
+    stsvend = importlib.import_module(f"{lib}.service").Stsvend
+    app_module.use_service(stsvend.from_settings(settings, clients=clients))
     sts, ddb = clients.sts(), clients.dynamodb()
     item = to_item(jenkins_grant())
     ddb_stub = Stubber(ddb)
@@ -220,22 +221,9 @@ def measure() -> dict[str, Any]:
                 statuses.add(floor(event, context)["statusCode"])
             sides[side].append(clock() - started)
     # Then, on their own (the three sides above run as they always have): a new body every time
-    # against the floor, taking turns to go first.
-    misses: list[list[float]] = [[], []]
-    gc.collect()
-    for n, (event, new) in enumerate(zip(events, fresh, strict=True)):
-        for side in (0, 1) if n % 2 else (1, 0):
-            started = clock()
-            statuses.add((app(new, context) if side == 0 else floor(event, context))["statusCode"])
-            misses[side].append(clock() - started)
-    # Then the OIDC route against the floor, taking turns to go first.
-    ci: list[list[float]] = [[], []]
-    gc.collect()
-    for n, (event, oidc) in enumerate(zip(events, oidc_events, strict=True)):
-        for side in (0, 1) if n % 2 else (1, 0):
-            started = clock()
-            statuses.add((app(oidc, context) if side == 0 else floor(event, context))["statusCode"])
-            ci[side].append(clock() - started)
+    # against the floor, then the OIDC route against the floor, each taking turns to go first.
+    misses = _against_floor(app, fresh, floor, events, context, statuses)
+    ci = _against_floor(app, oidc_events, floor, events, context, statuses)
     issuer.stop()
     if statuses != {200}:
         raise RuntimeError(f"vend answered {sorted(statuses)}")
@@ -245,6 +233,23 @@ def measure() -> dict[str, Any]:
     return {"subject": subject, "baseline": baseline, "framework": framework, "new_body": new_body,
             "new_body_floor": new_body_floor, "oidc": oidc_times, "oidc_floor": oidc_floor,
             "parameters": sorted(params)}
+
+
+def _against_floor(
+    app: Any, app_events: list[dict[str, Any]], floor: Any, floor_events: list[dict[str, Any]],
+    context: Any, statuses: set[int],
+) -> list[list[float]]:
+    """The app on `app_events` and the floor on `floor_events`, taking turns to go first: the times
+    of each side."""
+    clock = time.perf_counter
+    sides: list[list[float]] = [[], []]
+    gc.collect()
+    for n, (mine, theirs) in enumerate(zip(app_events, floor_events, strict=True)):
+        for side in (0, 1) if n % 2 else (1, 0):
+            started = clock()
+            statuses.add((app(mine, context) if side == 0 else floor(theirs, context))["statusCode"])
+            sides[side].append(clock() - started)
+    return sides
 
 
 def _expected_params() -> dict[str, Any]:

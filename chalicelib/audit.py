@@ -14,7 +14,6 @@ session token: records are built from an explicit list of fields, not from the S
 from __future__ import annotations
 
 import threading
-from operator import itemgetter
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -41,8 +40,6 @@ logger = Logger(service=SERVICE)
 # threads, another thread's audit line could land between them. One writer at a time keeps every
 # audit record on a line of its own.
 _write_lock = threading.Lock()
-# An STS tag as a (key, value) pair, in C: the audit line maps keys to values on every vend.
-_KEY_VALUE = itemgetter("Key", "Value")
 
 
 def caller_fields(caller: Caller | None) -> dict[str, Any]:
@@ -80,7 +77,7 @@ class Auditor:
             "source_identity": params["SourceIdentity"],
             "duration_seconds": params["DurationSeconds"],
             "expiration": answer["Expiration"],
-            "tags": dict(map(_KEY_VALUE, params["Tags"])),
+            "tags": {tag["Key"]: tag["Value"] for tag in params["Tags"]},
             "session_policy": "Policy" in params,
             "external_id_used": "ExternalId" in params,
             "access_key_id": answer["AccessKeyId"],

@@ -76,9 +76,9 @@ class AwsClients:
 
     def _create(self, service: str) -> Any:
         # Loading botocore and its JSON models allocates a large, permanent object graph; cyclic
-        # garbage collections in the middle of that rescan it again and again (~30 ms of a cold
-        # start). Collect nothing while it is built, then freeze what exists (it lives as long as
-        # the process) so that later collections, on the warm path too, skip it.
+        # garbage collections in the middle of that rescan it again and again, on the cold path
+        # (bench/README.md, cold start). Collect nothing while it is built, then freeze what exists
+        # (it lives as long as the process) so that later collections, on the warm path too, skip it.
         collecting = gc.isenabled()
         gc.disable()
         try:

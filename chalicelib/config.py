@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Mapping
@@ -28,8 +27,7 @@ class Settings:
     issuer_keys: tuple[str, ...] = ()
     token_audience: str = "stsvend"
 
-    # Read on every vend; a region's partition never changes.
-    @functools.cached_property
+    @property
     def partition(self) -> str:
         if self.region.startswith("cn-"):
             return "aws-cn"

@@ -399,9 +399,9 @@ def deciding_grant(grants: Iterable[AnyGrant], principal_arn: str) -> AnyGrant |
 _NO_GRANT = "no grant allows this caller"
 
 
-# Callers come back from the same few addresses, and this check (parsing the address with
-# `ipaddress`, then each network's `in`) was the costliest step of a warm grant decision. Keyed by
-# the grant's CIDRs as text (their hash is cheap; grants with the same networks share entries).
+# On the warm path (bench/README.md, "Warm vend overhead"): callers come back from the same few
+# addresses, and parsing the address and each network with `ipaddress` is the costliest step of a
+# grant decision. Keyed by the grant's CIDRs as text (grants with the same networks share entries).
 # A bad address raises ValueError, which is never cached.
 @functools.lru_cache(maxsize=4096)
 def _source_allowed(source_ip: str, cidrs: tuple[str, ...]) -> bool:

@@ -99,22 +99,21 @@ class Caller:
     # The Cognito identity pool the caller's credentials come from, when API Gateway says so.
     cognito_identity_pool: str | None = None
 
-    # Cached on the instance: a Caller is built once per identity and serves many requests.
-    @functools.cached_property
+    @property
     def unique_id(self) -> str:
         """The principal's unique id without the session part: AROA… for roles, AIDA… for users."""
         return self.user_id.split(":", 1)[0]
 
-    @functools.cached_property
+    @property
     def from_cognito(self) -> bool:
         """Whether the caller is an end user of a Cognito identity pool (one role for all of them)."""
         return self.cognito_identity_pool is not None or self.session_name == COGNITO_SESSION_NAME
 
 
-# A warm function serves the same callers again and again (an agent's role session, for hours).
-# The Caller is a pure function of these strings and immutable, so it is built once per distinct
-# identity: a hit is one dict lookup instead of the ARN regexes and two frozen dataclasses (~7 us
-# of a warm vend). Failures (NotAuthenticated) are raised, never cached.
+# On the warm path (bench/README.md, "Warm vend overhead"): a warm function serves the same callers
+# again and again (an agent's role session, for hours). The Caller is a pure function of these
+# strings and immutable, so it is built once per distinct identity. Failures (NotAuthenticated) are
+# raised, never cached.
 @functools.lru_cache(maxsize=1024)
 def build_caller(
     arn: str,
@@ -163,8 +162,7 @@ def _cognito_identity_pool(identity: Mapping[str, Any]) -> str | None:
 
     Any Cognito field marks the caller: a pool id when API Gateway gives one, else a placeholder.
     """
-    # any() over map(): the fields are looked at in C, not in a Python loop (on every request).
-    if any(map(identity.get, _COGNITO_FIELDS)):
+    if any(identity.get(field) for field in _COGNITO_FIELDS):
         return str(identity.get("cognitoIdentityPoolId") or "unknown")
     return None
 

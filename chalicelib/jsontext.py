@@ -5,7 +5,6 @@ deep for the parser is an error, not a crash."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 
@@ -24,30 +23,15 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-# One decoder for every call: json.loads with a hook builds a new one each time (~4 us a vend).
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
-# Its scanner (C), which `decode` wraps in two whitespace regex matches and two Python calls (an
-# instance attribute the type stubs do not declare, hence vars()).
-_SCAN_ONCE: Callable[[str, int], tuple[Any, int]] = vars(_DECODER)["scan_once"]
 
 
 def loads_strict(text: str | bytes) -> Any:
     """`json.loads`, refusing repeated keys in any object and nesting the parser cannot follow."""
     try:
         if isinstance(text, bytes):
-            # As json.loads reads bytes: UTF-8, -16 or -32, told apart by the first bytes. ASCII
-            # without a NUL byte can only be UTF-8 (no BOM, no UTF-16/32 zero byte): the usual
-            # request body, told in C without detect_encoding (~1.5 us of a warm vend).
-            ascii_only = text.isascii() and b"\0" not in text
-            text = text.decode("ascii" if ascii_only else json.detect_encoding(text), "surrogatepass")
-        try:
-            # The usual text, a value with no whitespace around it, scanned at once; anything
-            # else (whitespace, an error) is decoded again in full, for `decode`'s exact errors.
-            value, end = _SCAN_ONCE(text, 0)
-            if end == len(text):
-                return value
-        except (StopIteration, ValueError, RecursionError):
-            pass
+            # As json.loads reads bytes: UTF-8, -16 or -32, told apart by the first bytes.
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
         return _DECODER.decode(text)
     except JsonTextError:
         raise

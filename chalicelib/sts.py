@@ -66,7 +66,7 @@ def assume_role(sts: Any, plan: Plan) -> dict[str, Any]:
 
 def _translated(exc: Exception, role: RoleGrant, params: dict[str, Any]) -> StsvendError | None:
     """The service's error for a failed AssumeRole, or None for a failure not botocore's."""
-    # Imported here, on failure only: an import statement costs ~1 us a vend even when loaded.
+    # Imported where needed: botocore is loaded by then (chalicelib.aws created the client).
     from botocore.exceptions import BotoCoreError, ClientError
 
     if isinstance(exc, BotoCoreError):

@@ -11,8 +11,8 @@ _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z
 
 
 def format_timestamp(moment: datetime) -> str:
-    # TIMESTAMP_FORMAT written by isoformat, a quarter cheaper than strftime (every vend formats
-    # one): in UTC it always ends in +00:00, and it pads a year to four digits as parsing expects.
+    # TIMESTAMP_FORMAT written by isoformat: in UTC it always ends in +00:00, and it pads a year to
+    # four digits as parsing expects (strftime's %Y does not, below 1000).
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds").removesuffix("+00:00") + "Z"
 
 

@@ -33,11 +33,6 @@ _NOT_SESSION_CHARS = re.compile(rf"[^{arns.NAME_CHAR_SET}]")
 # escapes everything else (see service_tag_value).
 _TAG_VALUE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _.:/+-@")
 _TAG_VALUE_PLAIN = re.compile(r"[A-Za-z0-9 _.:/+@-]{0,256}")
-# Exactly the ASCII characters _tag_text_ok accepts (letters, digits, space and _.:/=+-@), alone and
-# within a tag key's and value's lengths.
-_ASCII_TAG_TEXT = re.compile(r"[A-Za-z0-9 _.:/=+@-]*")
-_ASCII_TAG_KEY = re.compile(rf"[A-Za-z0-9 _.:/=+@-]{{1,{MAX_TAG_KEY}}}")
-_ASCII_TAG_VALUE = re.compile(rf"[A-Za-z0-9 _.:/=+@-]{{0,{MAX_TAG_VALUE}}}")
 _REQUEST_FIELDS = {"role_arn", "duration_seconds", "tags", "session_name"}
 TAG_CALLER = "stsvend:caller"
 TAG_ACCOUNT = "stsvend:caller-account"
@@ -45,8 +40,6 @@ TAG_REQUEST_ID = "stsvend:request-id"
 TRANSITIVE_TAG_KEYS = (TAG_CALLER, TAG_ACCOUNT)
 
 
-# Named tuples, not dataclasses: one is built per request, and a frozen dataclass costs several
-# times as much to build (a microsecond or more of a warm vend each).
 class CredentialRequest(NamedTuple):
     role_arn: str
     duration_seconds: int | None = None
@@ -54,55 +47,34 @@ class CredentialRequest(NamedTuple):
     session_name: str | None = None
 
 
+# The ASCII characters _tag_text_ok accepts: letters, digits, space and _.:/=+-@.
+_ASCII_TAG_TEXT = re.compile(r"[A-Za-z0-9 _.:/=+@-]*")
+
+
 def _tag_text_ok(text: str) -> bool:
     """STS tag characters: Unicode letters, separators and numbers, and _ . : / = + - @."""
     if _ASCII_TAG_TEXT.fullmatch(text):
-        return True  # the usual case, without a Unicode lookup per character
+        # The usual text, told in one match instead of a Unicode lookup per character: the OIDC
+        # route checks every claim it tags on each request (bench/README.md, warm OIDC vend).
+        return True
     return all(ch in "_.:/=+-@" or unicodedata.category(ch)[0] in "LNZ" for ch in text)
-
-
-# Callers send the same few tag keys again and again: a key's checks are made once per distinct
-# key. A bad key raises, and is never cached.
-@functools.lru_cache(maxsize=1024)
-def _checked_tag_key(key: str) -> tuple[str, bool]:
-    """The key lower-cased (for the repeat check), and whether AWS reserves it; bad keys raise."""
-    if not _ASCII_TAG_KEY.fullmatch(key) and (not 1 <= len(key) <= MAX_TAG_KEY or not _tag_text_ok(key)):
-        raise InvalidRequest(
-            f"tag key {key[:40]!r} must be 1-{MAX_TAG_KEY} letters, digits, spaces or _.:/=+-@"
-        )
-    return key.lower(), key.casefold().startswith("aws:")
 
 
 def validate_tag(key: Any, value: Any) -> str:
     """Check one request tag; its key lower-cased (tag keys are case-insensitive)."""
     if not isinstance(key, str) or not isinstance(value, str):
         raise InvalidRequest("tags must map strings to strings")
-    # The ASCII patterns check length and characters in one match, the usual case.
-    lowered, reserved = _checked_tag_key(key)
-    if not _ASCII_TAG_VALUE.fullmatch(value) and (len(value) > MAX_TAG_VALUE or not _tag_text_ok(value)):
+    if not 1 <= len(key) <= MAX_TAG_KEY or not _tag_text_ok(key):
+        raise InvalidRequest(
+            f"tag key {key[:40]!r} must be 1-{MAX_TAG_KEY} letters, digits, spaces or _.:/=+-@"
+        )
+    if len(value) > MAX_TAG_VALUE or not _tag_text_ok(value):
         raise InvalidRequest(
             f"tag {key!r} value must be at most {MAX_TAG_VALUE} letters, digits, spaces or _.:/=+-@"
         )
-    if reserved:
+    if key.casefold().startswith("aws:"):
         raise InvalidRequest("tag keys starting with aws: are reserved by AWS")
-    return lowered
-
-
-# Callers ask for the same few roles again and again; the role ARN pattern (which backtracks over
-# the optional path) is then checked once per role, not on every request.
-@functools.lru_cache(maxsize=128)
-def _role_arn_partition(role_arn: str) -> str | None:
-    match = ROLE_ARN.fullmatch(role_arn)
-    return match.group(1) if match else None
-
-
-def parse_request(body: bytes | str | None, partition: str) -> CredentialRequest:
-    raw = body.encode() if isinstance(body, str) else (body or b"")
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes")
-    if len(raw) <= MEMO_BODY_BYTES:
-        return _parse_remembered(raw, partition)
-    return _parse(raw, partition)
+    return key.lower()
 
 
 def _parse(raw: bytes, partition: str) -> CredentialRequest:
@@ -118,10 +90,10 @@ def _parse(raw: bytes, partition: str) -> CredentialRequest:
     role_arn = data.get("role_arn")
     if not isinstance(role_arn, str):
         raise InvalidRequest("role_arn is required and must be a string")
-    role_partition = _role_arn_partition(role_arn)
-    if role_partition is None:
+    role_match = ROLE_ARN.fullmatch(role_arn)
+    if role_match is None:
         raise InvalidRequest("role_arn is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)")
-    if role_partition != partition:
+    if role_match.group(1) != partition:
         raise InvalidRequest(f"role_arn must be in partition {partition}")
     duration = data.get("duration_seconds")
     if isinstance(duration, float) and duration.is_integer():
@@ -144,16 +116,24 @@ def _parse(raw: bytes, partition: str) -> CredentialRequest:
     return CredentialRequest(role_arn, duration, MappingProxyType(tags), session_name)
 
 
-# A credential_process profile fixes its role, duration and tags, so an agent sends the same body on
-# every vend. Parsing and validating it (strict JSON, tag checks) was the largest share of stsvend's
-# own warm-vend work (~9 us a vend in place), so the validated request is remembered per distinct
-# body: a repeat is one dict lookup. Pure and bounded: the request is a function of the body's
-# bytes and the service's partition alone, and immutable; a body that fails raises, which is never
-# remembered (every bad body is checked again in full); bodies over MEMO_BODY_BYTES are not kept.
-# Held at most: 128 bodies and their parsed forms, about 3 MiB (a parsed string can take 4 bytes a
-# character, so a 4 KiB body's request can take ~18 KiB).
+# On the warm path (bench/README.md, "Warm vend overhead": stsvend's own share, the goal row). A
+# credential_process profile fixes its role, duration and tags, so an agent sends the same body on
+# every vend: the validated request is remembered per distinct body. Pure and bounded: the request
+# is a function of the body's bytes and the service's partition alone, and immutable; a body that
+# fails raises, which is never remembered (every bad body is checked again in full); bodies over
+# MEMO_BODY_BYTES are not kept. Held at most: 128 bodies and their parsed forms, about 3 MiB (a
+# parsed string can take 4 bytes a character, so a 4 KiB body's request can take ~18 KiB).
 MEMO_BODY_BYTES = 4096
 _parse_remembered = functools.lru_cache(maxsize=128)(_parse)
+
+
+def parse_request(body: bytes | str | None, partition: str) -> CredentialRequest:
+    raw = body.encode() if isinstance(body, str) else (body or b"")
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes")
+    if len(raw) <= MEMO_BODY_BYTES:
+        return _parse_remembered(raw, partition)
+    return _parse(raw, partition)
 
 
 def _sanitize(text: str) -> str:
@@ -174,8 +154,8 @@ class _CallerParts(NamedTuple):
     account_tag: str
 
 
-# A warm function serves the same callers again and again; these are pure functions of the
-# caller's strings (regex substitutions and tag escaping, ~3 us a vend), so they are derived once
+# On the warm path (bench/README.md, "Warm vend overhead"): a warm function serves the same callers
+# again and again, and these are pure functions of the caller's strings, so they are derived once
 # per distinct caller. Nothing here can fail, so nothing but a result is ever cached.
 @functools.lru_cache(maxsize=1024)
 def _caller_parts(name: str, session_name: str | None, principal_arn: str, account_id: str) -> _CallerParts:

@@ -46,7 +46,7 @@ def test_strict_json_reads_what_plain_json_reads() -> None:
 
     assert loads_strict(text) == json.loads(text)
     assert loads_strict(text.encode()) == json.loads(text)
-    # Without whitespace around the value (read at once) and with it (read in full), alike.
+    # With and without whitespace around the value, alike.
     compact = json.dumps(json.loads(text), separators=(",", ":"))
     assert loads_strict(compact) == loads_strict(f" \n{text}\t\r ") == json.loads(text)
 
