@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "stsvend"
 CLIENT_FILES = (
-    "__init__.py", "arns.py", "cli.py", "constants.py", "errors.py", "contract.py", "terminal.py", "client/*.py"
+    "__init__.py", "arns.py", "cli.py", "constants.py", "contract.py", "errors.py", "terminal.py",
+    "client/*.py",
 )
 # A fixed time for every member: the same sources make the same file.
 STAMP = (2020, 1, 1, 0, 0, 0)
