@@ -220,6 +220,8 @@ KINDS: dict[str, Kind] = {
 
 @dataclass(frozen=True)
 class Issuer:
+    """One trusted issuer, as reviewed: its exact `iss`, audiences, keys' location and limits."""
+
     name: str
     kind: Kind
     issuer: str  # the exact `iss`
@@ -261,6 +263,8 @@ class Issuer:
 
 @dataclass(frozen=True)
 class OidcGrant:
+    """A grant for OIDC callers: an issuer's tokens whose claims hold these values get these roles."""
+
     name: str
     issuer: str  # an issuer's name
     claims: Mapping[str, tuple[str, ...]]  # claim -> the values it may have (one of)
@@ -550,6 +554,8 @@ class BrokenEntry:
 
 @dataclass(frozen=True)
 class OidcConfig:
+    """The `oidc` partition as one configuration: the issuers by name and every grant."""
+
     issuers: Mapping[str, Issuer]  # by name
     grants: tuple[OidcGrant | BrokenEntry, ...]
     broken_issuers: tuple[BrokenEntry, ...] = ()

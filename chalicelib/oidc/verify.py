@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib.util
 import re
+import sys
 import threading
 import time
 import urllib.error
@@ -28,8 +30,39 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import jwt
-from jwt.exceptions import (
+from chalicelib.errors import CallerNotAllowed, NotAuthenticated, ServiceUnavailable
+from chalicelib.jsontext import JsonTextError, loads_strict
+from chalicelib.oidc.config import ASYMMETRIC_ALGORITHMS, Issuer, OidcConfig, claim_text
+
+
+def defer_import(name: str) -> None:
+    """Register module `name` to load on first use (the standard library's LazyLoader) instead of
+    when something imports it; nothing changes if it is already loaded.
+
+    PyJWT imports `cryptography.x509` at its top for one use only: refusing an X.509 certificate as
+    an HMAC secret. stsvend never accepts an HMAC algorithm and hands PyJWT a key object built from
+    the issuer's JWK, so that module is never used here, yet parsing it is the largest part of the
+    OIDC route's first import. Deferred, it still loads in full the moment anything touches it, so
+    PyJWT behaves exactly as with an ordinary import."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return  # absent: the import that needs it fails as it would have
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+
+
+defer_import("cryptography.x509")
+
+import jwt  # noqa: E402 - after the deferral above, which must precede PyJWT's import
+from jwt.exceptions import (  # noqa: E402
     ExpiredSignatureError,
     ImmatureSignatureError,
     InvalidAudienceError,
@@ -39,10 +72,6 @@ from jwt.exceptions import (
     MissingRequiredClaimError,
     PyJWTError,
 )
-
-from chalicelib.errors import CallerNotAllowed, NotAuthenticated, ServiceUnavailable
-from chalicelib.jsontext import JsonTextError, loads_strict
-from chalicelib.oidc.config import ASYMMETRIC_ALGORITHMS, Issuer, OidcConfig, claim_text
 
 # GitHub's and GitLab's tokens are 1-2 KB; a header over this is refused before it is parsed.
 MAX_TOKEN_BYTES = 8 * 1024
