@@ -32,7 +32,7 @@ from chalicelib.oidc.config import (
     claim_text,
     config_from_items,
 )
-from chalicelib.oidc.verify import Verifier, bearer_token
+from chalicelib.oidc.verify import Verifier, bearer_token, load_signature_in_background
 from chalicelib.sts import assume_role
 from chalicelib.vending import (
     MAX_TAG_VALUE,
@@ -219,6 +219,9 @@ class OidcVending:
         self._auditor = auditor
         self._now = now
         self.verifier = verifier or Verifier()
+        # PyJWT and cryptography load while this first request reads the table and fetches the
+        # issuer's keys; verifying the signature waits for them (chalicelib.oidc.signature).
+        load_signature_in_background()
 
     def vend(
         self, request_id: str, headers: Mapping[str, str], body: bytes | None, source_ip: str | None

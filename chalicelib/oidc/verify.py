@@ -14,6 +14,9 @@ Imported only by the OIDC route. The order of checks is the defence:
 5. PyJWT verifies the signature with that one algorithm, then `exp` (required), `nbf`, `iat`, `iss`
    and `aud` (required: one of the issuer's audiences); stsvend then holds the token's lifetime and
    age to the issuer's limits and its pinned claims (a shared issuer's tenant).
+
+PyJWT is used in chalicelib.oidc.signature alone, which the route's first request loads in the
+background while steps 1-4 run (the table read and the key fetches wait on the network).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import base64
 import binascii
 import functools
 import http.client
-import importlib.util
+import importlib
 import re
 import ssl
 import sys
@@ -34,45 +37,6 @@ from typing import Any
 from chalicelib.errors import CallerNotAllowed, NotAuthenticated, ServiceUnavailable
 from chalicelib.jsontext import JsonTextError, loads_strict
 from chalicelib.oidc.config import ASYMMETRIC_ALGORITHMS, Issuer, OidcConfig, claim_text
-
-
-def defer_import(name: str) -> None:
-    """Register module `name` to load on first use (the standard library's LazyLoader) instead of
-    when something imports it; nothing changes if it is already loaded.
-
-    PyJWT imports `cryptography.x509` at its top for one use only: refusing an X.509 certificate as
-    an HMAC secret. stsvend never accepts an HMAC algorithm and hands PyJWT a key object built from
-    the issuer's JWK, so that module is never used here, yet parsing it is the largest part of the
-    OIDC route's first import. Deferred, it still loads in full the moment anything touches it, so
-    PyJWT behaves exactly as with an ordinary import."""
-    if name in sys.modules:
-        return
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.loader is None:
-        return  # absent: the import that needs it fails as it would have
-    loader = importlib.util.LazyLoader(spec.loader)
-    spec.loader = loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    loader.exec_module(module)
-    parent, _, child = name.rpartition(".")
-    if parent:
-        setattr(sys.modules[parent], child, module)
-
-
-defer_import("cryptography.x509")
-
-import jwt  # noqa: E402 - after the deferral above, which must precede PyJWT's import
-from jwt.exceptions import (  # noqa: E402
-    ExpiredSignatureError,
-    ImmatureSignatureError,
-    InvalidAudienceError,
-    InvalidIssuedAtError,
-    InvalidIssuerError,
-    InvalidSignatureError,
-    MissingRequiredClaimError,
-    PyJWTError,
-)
 
 # GitHub's and GitLab's tokens are 1-2 KB; a header over this is refused before it is parsed.
 MAX_TOKEN_BYTES = 8 * 1024
@@ -108,6 +72,23 @@ class TokenRejected(NotAuthenticated):
 
 class FetchError(Exception):
     pass
+
+
+_SIGNATURE = "chalicelib.oidc.signature"
+
+
+def load_signature_in_background() -> None:
+    """Start importing chalicelib.oidc.signature (PyJWT, cryptography) in a daemon thread, unless
+    it is loaded or loading already."""
+    if _SIGNATURE not in sys.modules:
+        threading.Thread(target=_import_signature, name="stsvend-load-pyjwt", daemon=True).start()
+
+
+def _import_signature() -> None:
+    try:
+        importlib.import_module(_SIGNATURE)
+    except Exception:  # noqa: BLE001, S110 - the request that needs it imports it again and fails there
+        pass
 
 
 def _allowed_url(url: str) -> bool:
@@ -237,32 +218,9 @@ class Verifier:
         return issuer, claims
 
     def _decode(self, token: str, key: Any, alg: str, issuer: Issuer) -> dict[str, Any]:
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[alg],
-                audience=list(issuer.audiences),
-                issuer=issuer.issuer,
-                leeway=issuer.leeway_seconds,
-                options={"require": ["exp", "iat", "iss", "aud"], "verify_signature": True},
-            )
-        except ExpiredSignatureError:
-            raise TokenRejected("the token has expired") from None
-        except ImmatureSignatureError:
-            raise TokenRejected("the token is not valid yet (nbf or iat in the future)") from None
-        except InvalidAudienceError:
-            raise TokenRejected(f"the token's audience is not one issuer {issuer.name} accepts") from None
-        except MissingRequiredClaimError as exc:
-            raise TokenRejected(f"the token has no {exc.claim} claim") from None
-        except InvalidIssuerError:
-            raise TokenRejected("the token's issuer is not trusted by stsvend") from None
-        except InvalidSignatureError:
-            raise TokenRejected("the token's signature does not verify") from None
-        except InvalidIssuedAtError:
-            raise TokenRejected("the token's iat is not a time") from None
-        except PyJWTError as exc:
-            raise TokenRejected(f"the token is not valid ({type(exc).__name__})") from None
+        from chalicelib.oidc import signature  # loaded by now, or loading (see its docstring)
+
+        claims = signature.decode(token, key, alg, issuer)
         exp, iat = claims["exp"], claims["iat"]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (exp, iat)):
             raise TokenRejected("the token's exp and iat must be numbers")
@@ -389,13 +347,13 @@ def _prepared_key(jwk: Mapping[str, Any], alg: str) -> Any:
     elif any(k in jwk for k in ("d", "p", "q", "k")):
         problem = "holds private or symmetric key material"
     if problem is None:
-        try:
-            key = jwt.PyJWK(dict(jwk), alg).key
-        except PyJWTError:
+        from chalicelib.oidc import signature  # loaded by now, or loading (see its docstring)
+
+        key = signature.public_key(jwk, alg)
+        if key is None:
             problem = "does not parse"
+        elif kty == "RSA" and key.key_size < MIN_RSA_BITS:
+            problem = f"is shorter than {MIN_RSA_BITS} bits"
         else:
-            if kty == "RSA" and key.key_size < MIN_RSA_BITS:
-                problem = f"is shorter than {MIN_RSA_BITS} bits"
-            else:
-                return key
+            return key
     raise TokenRejected(f"the issuer's key for this token's kid {problem}; the token is not accepted")
