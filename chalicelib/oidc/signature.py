@@ -2,10 +2,7 @@
 token's signature and registered claims verified with it. Everything else the route checks
 (chalicelib.oidc.verify) runs without a JOSE library.
 
-This is the costly part of the route's first import, so the route's first request starts it in the
-background (chalicelib.oidc.verify.load_signature_in_background) while it reads the table and
-fetches the issuer's keys; the code that needs this module then finds it loaded or waits for that
-one import (Python's import lock), so nothing ever runs against a half-loaded PyJWT.
+Imported with the route (chalicelib.oidc.vend), on its first request: never by the SigV4 routes.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from chalicelib.audit import Auditor
 from chalicelib.config import Settings
 from chalicelib.errors import CallerNotAllowed, InvalidRequest, RoleNotGranted, StsvendError, TagNotAllowed
 from chalicelib.grant_store import GrantStore, from_attribute
+from chalicelib.oidc import signature  # noqa: F401 - PyJWT and cryptography, loaded with the route
 from chalicelib.oidc.config import (
     PARTITION,
     BrokenEntry,
@@ -32,7 +33,7 @@ from chalicelib.oidc.config import (
     claim_text,
     config_from_items,
 )
-from chalicelib.oidc.verify import Verifier, bearer_token, load_signature_in_background
+from chalicelib.oidc.verify import Verifier, bearer_token
 from chalicelib.sts import assume_role
 from chalicelib.vending import (
     MAX_TAG_VALUE,
@@ -219,9 +220,6 @@ class OidcVending:
         self._auditor = auditor
         self._now = now
         self.verifier = verifier or Verifier()
-        # PyJWT and cryptography load while this first request reads the table and fetches the
-        # issuer's keys; verifying the signature waits for them (chalicelib.oidc.signature).
-        load_signature_in_background()
 
     def vend(
         self, request_id: str, headers: Mapping[str, str], body: bytes | None, source_ip: str | None

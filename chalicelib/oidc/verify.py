@@ -15,8 +15,7 @@ Imported only by the OIDC route. The order of checks is the defence:
    and `aud` (required: one of the issuer's audiences); stsvend then holds the token's lifetime and
    age to the issuer's limits and its pinned claims (a shared issuer's tenant).
 
-PyJWT is used in chalicelib.oidc.signature alone, which the route's first request loads in the
-background while steps 1-4 run (the table read and the key fetches wait on the network).
+PyJWT is used in chalicelib.oidc.signature alone, loaded with the route (chalicelib.oidc.vend).
 """
 
 from __future__ import annotations
@@ -25,10 +24,8 @@ import base64
 import binascii
 import functools
 import http.client
-import importlib
 import re
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -72,23 +69,6 @@ class TokenRejected(NotAuthenticated):
 
 class FetchError(Exception):
     pass
-
-
-_SIGNATURE = "chalicelib.oidc.signature"
-
-
-def load_signature_in_background() -> None:
-    """Start importing chalicelib.oidc.signature (PyJWT, cryptography) in a daemon thread, unless
-    it is loaded or loading already."""
-    if _SIGNATURE not in sys.modules:
-        threading.Thread(target=_import_signature, name="stsvend-load-pyjwt", daemon=True).start()
-
-
-def _import_signature() -> None:
-    try:
-        importlib.import_module(_SIGNATURE)
-    except Exception:  # noqa: BLE001, S110 - the request that needs it imports it again and fails there
-        pass
 
 
 def _allowed_url(url: str) -> bool:
@@ -218,7 +198,7 @@ class Verifier:
         return issuer, claims
 
     def _decode(self, token: str, key: Any, alg: str, issuer: Issuer) -> dict[str, Any]:
-        from chalicelib.oidc import signature  # loaded by now, or loading (see its docstring)
+        from chalicelib.oidc import signature  # loaded with the route (chalicelib.oidc.vend)
 
         claims = signature.decode(token, key, alg, issuer)
         exp, iat = claims["exp"], claims["iat"]
@@ -347,7 +327,7 @@ def _prepared_key(jwk: Mapping[str, Any], alg: str) -> Any:
     elif any(k in jwk for k in ("d", "p", "q", "k")):
         problem = "holds private or symmetric key material"
     if problem is None:
-        from chalicelib.oidc import signature  # loaded by now, or loading (see its docstring)
+        from chalicelib.oidc import signature  # loaded with the route (chalicelib.oidc.vend)
 
         key = signature.public_key(jwk, alg)
         if key is None:

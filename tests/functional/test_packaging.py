@@ -542,7 +542,7 @@ class _LambdaLayout:
 
 
 START = r"""
-import json, sys, threading
+import json, sys
 import app
 event = json.load(sys.stdin)
 
@@ -553,9 +553,6 @@ class Context:
     aws_request_id = "lambda-request"
 
 answer = app.app(event, Context())
-for thread in threading.enumerate():
-    if thread.name == "stsvend-load-pyjwt":  # the OIDC route's background load of PyJWT: let it end
-        thread.join(60)
 files = {name: getattr(module, "__file__", None) for name, module in list(sys.modules.items())}
 # The clients the init phase created, and the operations their models hold.
 clients = app.service()._clients._clients

@@ -1,7 +1,5 @@
-"""How the OIDC route loads PyJWT (chalicelib.oidc.signature): in the background from the route's
-first request, the code that verifies waiting for that one import; a failed background load is
-silent and the route's own import raises. And `cryptography.x509`, which PyJWT imports but stsvend
-never uses, is deferred: a token still verifies without loading it, and PyJWT's own use of it
+"""The OIDC route defers `cryptography.x509`, which PyJWT imports but stsvend never uses
+(chalicelib.oidc.signature): a token still verifies without loading it, and PyJWT's own use of it
 (refusing a certificate as an HMAC secret) still works, loading it in full on first touch. Each case
 runs in a fresh interpreter: the test process has loaded these modules already."""
 
@@ -110,50 +108,3 @@ def test_deferring_a_loaded_or_absent_module_changes_nothing() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "unchanged"
 
-
-def test_verifying_waits_for_the_background_load_of_pyjwt() -> None:
-    result = run(
-        """
-        import sys, threading
-        from chalicelib.oidc import verify
-
-        assert "jwt" not in sys.modules and "chalicelib.oidc.signature" not in sys.modules
-        verify.load_signature_in_background()
-        verify.load_signature_in_background()  # loading already: no second thread
-        loaders = [t for t in threading.enumerate() if t.name == "stsvend-load-pyjwt"]
-        assert len(loaders) <= 1, loaders
-        from chalicelib.oidc import signature  # at once: finds it loaded, or waits for that import
-
-        assert callable(signature.decode) and callable(signature.jwt.decode)
-        for thread in loaders:
-            thread.join(30)
-        assert sys.modules["chalicelib.oidc.signature"] is signature
-        print("loaded")
-        """
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "loaded"
-    assert result.stderr == ""
-
-
-def test_a_failed_background_load_is_silent_and_the_route_import_raises() -> None:
-    result = run(
-        """
-        import sys, threading
-        from chalicelib.oidc import verify
-
-        sys.modules["jwt"] = None  # PyJWT unimportable
-        verify.load_signature_in_background()
-        for thread in threading.enumerate():
-            if thread.name == "stsvend-load-pyjwt":
-                thread.join(30)
-        assert "chalicelib.oidc.signature" not in sys.modules
-        try:
-            from chalicelib.oidc import signature
-        except ImportError:
-            print("raised")
-        """
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "raised"
-    assert result.stderr == ""
