@@ -6,6 +6,8 @@ commits of this repository, started side by side as `cold_start_package` starts 
 Each REF is a commit (`git archive`), packaged the documented way (its own `make package-prep`,
 then `chalice package --stage prod`); `REF:no-models` is that package without its cut-down botocore
 models. The feature-equivalent broker and the STS-only app run in the same interleaved rounds.
+With --oidc, each REF also starts with a CI job's OIDC vend as its first request (`REF/oidc`; a
+local issuer on loopback, as in cold_start_package), for the OIDC route's first-request cost.
 Prints wall p50/p90, CPU p50 and the first request's wall p50 of each; with --record, also writes
 them to bench/cold_start_package.ablation.json, which the cold_start_package benchmark copies into
 results.json (bench/README.md quotes it with its load average).
@@ -31,10 +33,12 @@ from bench.common import (
     create_grants_table,
     interleaved,
     moto_server,
+    oidc_entries,
     run_child,
     summary,
 )
 from bench.events import jenkins_grant
+from stsvend.local.oidc_issuer import LocalIssuer
 
 TABLE = "stsvend-grants-prod"
 # The recorded comparison, which cold_start_package copies into results.json.
@@ -56,6 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--record", action="store_true", help=f"also write {RECORD.name}")
+    parser.add_argument("--oidc", action="store_true", help="also each REF's first OIDC vend (REF/oidc)")
     parser.add_argument("refs", nargs="+")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="coldablation-") as temporary:
@@ -80,11 +85,17 @@ def main() -> None:
                     lp._set_writable(tasks[name], False)
             templates = {name: json.loads((out / "sam.json").read_text(encoding="utf-8"))
                          for name, out in built.items()}
-            with moto_server("coldablation") as url:
-                create_grants_table(botocore_client("dynamodb", url), TABLE, [jenkins_grant()])
+            with moto_server("coldablation") as url, LocalIssuer("github-actions") as issuer:
+                create_grants_table(botocore_client("dynamodb", url), TABLE,
+                                    [jenkins_grant(), *(oidc_entries(issuer.url) if args.oidc else [])])
                 envs = {name: lp.lambda_environment(templates[name], tasks[name], runtime, url)
                         for name in built}
-                splits: dict[str, list[dict[str, Any]]] = {name: [] for name in built}
+                if args.oidc:
+                    now = int(time.time())
+                    token = issuer.token(iat=now, nbf=now - 5, exp=now + 3500)
+                    for ref in args.refs:
+                        envs[f"{ref}/oidc"] = {**envs[ref], "BENCH_OIDC_TOKEN": token}
+                splits: dict[str, list[dict[str, Any]]] = {name: [] for name in envs}
 
                 def variant(name: str) -> Any:
                     def once() -> float:
@@ -94,14 +105,14 @@ def main() -> None:
 
                     return once
 
-                for name in built:
+                for name in envs:
                     variant(name)()
                     splits[name].clear()
-                timings = interleaved(args.rounds, *(variant(name) for name in built))
+                timings = interleaved(args.rounds, *(variant(name) for name in envs))
     load = [round(value, 2) for value in os.getloadavg()]
     print(f"load average {', '.join(str(value) for value in load)}; {args.rounds} rounds")
     variants = {}
-    for name, seconds in zip(built, timings, strict=True):
+    for name, seconds in zip(splits, timings, strict=True):
         wall = summary(seconds)
         cpu = statistics.median(result["cpu_ms"] for result in splits[name])
         first = statistics.median(result["first_request_ms"] for result in splits[name])

@@ -113,29 +113,14 @@ KINDS: dict[str, Kind] = {
             id_claims=("repository_id", "repository_owner_id"),
             name_claims=("repository", "repository_owner", "enterprise"),
             condition_claims=(
-                "ref",
-                "ref_type",
-                "ref_protected",
-                "environment",
-                "event_name",
-                "workflow_ref",
-                "job_workflow_ref",
-                "repository_visibility",
-                "runner_environment",
-                "actor_id",
+                "ref", "ref_type", "ref_protected", "environment", "event_name", "workflow_ref",
+                "job_workflow_ref", "repository_visibility", "runner_environment", "actor_id",
             ),
             tags=(
-                ("ci:repository", "repository"),
-                ("ci:repository-id", "repository_id"),
-                ("ci:owner-id", "repository_owner_id"),
-                ("ci:ref", "ref"),
-                ("ci:environment", "environment"),
-                ("ci:workflow", "workflow_ref"),
-                ("ci:event", "event_name"),
-                ("ci:actor", "actor"),
-                ("ci:run-id", "run_id"),
-                ("ci:run-attempt", "run_attempt"),
-                ("ci:sha", "sha"),
+                ("ci:repository", "repository"), ("ci:repository-id", "repository_id"),
+                ("ci:owner-id", "repository_owner_id"), ("ci:ref", "ref"), ("ci:environment", "environment"),
+                ("ci:workflow", "workflow_ref"), ("ci:event", "event_name"), ("ci:actor", "actor"),
+                ("ci:run-id", "run_id"), ("ci:run-attempt", "run_attempt"), ("ci:sha", "sha"),
             ),
             run_claims=("repository_id", "run_id", "run_attempt"),
             pull_request=_pull_request_github,
@@ -149,28 +134,14 @@ KINDS: dict[str, Kind] = {
             id_claims=("project_id", "namespace_id"),
             name_claims=("project_path", "namespace_path"),
             condition_claims=(
-                "ref",
-                "ref_type",
-                "ref_protected",
-                "environment",
-                "environment_protected",
-                "deployment_tier",
-                "pipeline_source",
-                "ci_config_ref_uri",
-                "runner_environment",
-                "user_id",
+                "ref", "ref_type", "ref_protected", "environment", "environment_protected", "deployment_tier",
+                "pipeline_source", "ci_config_ref_uri", "runner_environment", "user_id",
             ),
             tags=(
-                ("ci:project", "project_path"),
-                ("ci:project-id", "project_id"),
-                ("ci:namespace-id", "namespace_id"),
-                ("ci:ref", "ref"),
-                ("ci:environment", "environment"),
-                ("ci:pipeline-source", "pipeline_source"),
-                ("ci:user", "user_login"),
-                ("ci:pipeline-id", "pipeline_id"),
-                ("ci:job-id", "job_id"),
-                ("ci:sha", "sha"),
+                ("ci:project", "project_path"), ("ci:project-id", "project_id"),
+                ("ci:namespace-id", "namespace_id"), ("ci:ref", "ref"), ("ci:environment", "environment"),
+                ("ci:pipeline-source", "pipeline_source"), ("ci:user", "user_login"),
+                ("ci:pipeline-id", "pipeline_id"), ("ci:job-id", "job_id"), ("ci:sha", "sha"),
             ),
             run_claims=("project_id", "pipeline_id", "job_id"),
             pull_request=_pull_request_gitlab,
@@ -185,13 +156,9 @@ KINDS: dict[str, Kind] = {
             name_claims=("organization_slug", "pipeline_slug"),
             condition_claims=("build_branch", "build_tag", "step_key", "build_source"),
             tags=(
-                ("ci:organization", "organization_slug"),
-                ("ci:pipeline", "pipeline_slug"),
-                ("ci:pipeline-id", "pipeline_id"),
-                ("ci:ref", "build_branch"),
-                ("ci:build-number", "build_number"),
-                ("ci:job-id", "job_id"),
-                ("ci:sha", "build_commit"),
+                ("ci:organization", "organization_slug"), ("ci:pipeline", "pipeline_slug"),
+                ("ci:pipeline-id", "pipeline_id"), ("ci:ref", "build_branch"),
+                ("ci:build-number", "build_number"), ("ci:job-id", "job_id"), ("ci:sha", "build_commit"),
             ),
             run_claims=("build_number", "job_id"),
             pull_request=_pull_request_buildkite,
@@ -220,6 +187,8 @@ KINDS: dict[str, Kind] = {
 
 @dataclass(frozen=True)
 class Issuer:
+    """One trusted issuer, as reviewed: its exact `iss`, audiences, keys' location and limits."""
+
     name: str
     kind: Kind
     issuer: str  # the exact `iss`
@@ -261,6 +230,8 @@ class Issuer:
 
 @dataclass(frozen=True)
 class OidcGrant:
+    """A grant for OIDC callers: an issuer's tokens whose claims hold these values get these roles."""
+
     name: str
     issuer: str  # an issuer's name
     claims: Mapping[str, tuple[str, ...]]  # claim -> the values it may have (one of)
@@ -550,6 +521,8 @@ class BrokenEntry:
 
 @dataclass(frozen=True)
 class OidcConfig:
+    """The `oidc` partition as one configuration: the issuers by name and every grant."""
+
     issuers: Mapping[str, Issuer]  # by name
     grants: tuple[OidcGrant | BrokenEntry, ...]
     broken_issuers: tuple[BrokenEntry, ...] = ()

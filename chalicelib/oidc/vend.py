@@ -23,6 +23,7 @@ from chalicelib.audit import Auditor
 from chalicelib.config import Settings
 from chalicelib.errors import CallerNotAllowed, InvalidRequest, RoleNotGranted, StsvendError, TagNotAllowed
 from chalicelib.grant_store import GrantStore, from_attribute
+from chalicelib.oidc import signature  # noqa: F401 - PyJWT and cryptography, loaded with the route
 from chalicelib.oidc.config import (
     PARTITION,
     BrokenEntry,

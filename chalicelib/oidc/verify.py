@@ -14,31 +14,22 @@ Imported only by the OIDC route. The order of checks is the defence:
 5. PyJWT verifies the signature with that one algorithm, then `exp` (required), `nbf`, `iat`, `iss`
    and `aud` (required: one of the issuer's audiences); stsvend then holds the token's lifetime and
    age to the issuer's limits and its pinned claims (a shared issuer's tenant).
+
+PyJWT is used in chalicelib.oidc.signature alone, loaded with the route (chalicelib.oidc.vend).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import http.client
 import re
+import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
-
-import jwt
-from jwt.exceptions import (
-    ExpiredSignatureError,
-    ImmatureSignatureError,
-    InvalidAudienceError,
-    InvalidIssuedAtError,
-    InvalidIssuerError,
-    InvalidSignatureError,
-    MissingRequiredClaimError,
-    PyJWTError,
-)
 
 from chalicelib.errors import CallerNotAllowed, NotAuthenticated, ServiceUnavailable
 from chalicelib.jsontext import JsonTextError, loads_strict
@@ -80,43 +71,54 @@ class FetchError(Exception):
     pass
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a redirect is an error: keys come from the configured location only
-
-
 def _allowed_url(url: str) -> bool:
     if url.startswith("https://"):
-        return True
+        return "@" not in url[len("https://") :].split("/", 1)[0]
     if url.startswith("http://"):
         host = url[len("http://") :].split("/", 1)[0]
         return host.rsplit(":", 1)[0] in _LOOPBACK_HOSTS
     return False
 
 
+@functools.lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    """Certificates and host names verified against the system's CAs, as urllib's default does;
+    made on the first https fetch and kept (loading the CAs is the costly part)."""
+    return ssl.create_default_context()
+
+
 def http_get(url: str) -> bytes:
-    """GET `url` (https, or http to a loopback address): no proxy, no redirect, a timeout for
-    connecting and each read, a deadline for the whole body, and at most MAX_DOCUMENT_BYTES."""
+    """GET `url` (https, or http to a loopback address) with the standard library's HTTP client,
+    which follows no redirect and consults no proxy: a timeout for connecting and each read, a
+    deadline for the whole body, only a 200 answer, and at most MAX_DOCUMENT_BYTES."""
     if not _allowed_url(url):
         raise FetchError(f"refusing to fetch {url[:100]!r}")
-    opener = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    scheme, _, rest = url.partition("://")
+    authority, _, path = rest.partition("/")
+    connection = (
+        http.client.HTTPSConnection(authority, timeout=FETCH_TIMEOUT_SECONDS, context=_tls_context())
+        if scheme == "https"
+        else http.client.HTTPConnection(authority, timeout=FETCH_TIMEOUT_SECONDS)
+    )
     deadline = time.monotonic() + 2 * FETCH_TIMEOUT_SECONDS
     try:
-        with opener.open(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
-            if response.status != 200:
-                raise FetchError(f"{url} answered {response.status}")
-            body = b""
-            while len(body) <= MAX_DOCUMENT_BYTES:
-                chunk = response.read(16 * 1024)
-                if not chunk:
-                    return body
-                body += chunk
-                if time.monotonic() > deadline:
-                    raise FetchError(f"{url} was too slow")
-            raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
-    except (OSError, ValueError, urllib.error.URLError) as exc:
-        raise FetchError(f"{url}: {exc}") from None
+        connection.request("GET", "/" + path, headers={"Accept": "application/json"})
+        response = connection.getresponse()
+        if response.status != 200:
+            raise FetchError(f"{url} answered {response.status}")
+        body = b""
+        while len(body) <= MAX_DOCUMENT_BYTES:
+            chunk = response.read(16 * 1024)
+            if not chunk:
+                return body
+            body += chunk
+            if time.monotonic() > deadline:
+                raise FetchError(f"{url} was too slow")
+        raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        raise FetchError(f"{url}: {str(exc)[:200]}") from None
+    finally:
+        connection.close()
 
 
 def _b64json(segment: str, what: str) -> dict[str, Any]:
@@ -196,32 +198,9 @@ class Verifier:
         return issuer, claims
 
     def _decode(self, token: str, key: Any, alg: str, issuer: Issuer) -> dict[str, Any]:
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[alg],
-                audience=list(issuer.audiences),
-                issuer=issuer.issuer,
-                leeway=issuer.leeway_seconds,
-                options={"require": ["exp", "iat", "iss", "aud"], "verify_signature": True},
-            )
-        except ExpiredSignatureError:
-            raise TokenRejected("the token has expired") from None
-        except ImmatureSignatureError:
-            raise TokenRejected("the token is not valid yet (nbf or iat in the future)") from None
-        except InvalidAudienceError:
-            raise TokenRejected(f"the token's audience is not one issuer {issuer.name} accepts") from None
-        except MissingRequiredClaimError as exc:
-            raise TokenRejected(f"the token has no {exc.claim} claim") from None
-        except InvalidIssuerError:
-            raise TokenRejected("the token's issuer is not trusted by stsvend") from None
-        except InvalidSignatureError:
-            raise TokenRejected("the token's signature does not verify") from None
-        except InvalidIssuedAtError:
-            raise TokenRejected("the token's iat is not a time") from None
-        except PyJWTError as exc:
-            raise TokenRejected(f"the token is not valid ({type(exc).__name__})") from None
+        from chalicelib.oidc import signature  # loaded with the route (chalicelib.oidc.vend)
+
+        claims = signature.decode(token, key, alg, issuer)
         exp, iat = claims["exp"], claims["iat"]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (exp, iat)):
             raise TokenRejected("the token's exp and iat must be numbers")
@@ -348,13 +327,13 @@ def _prepared_key(jwk: Mapping[str, Any], alg: str) -> Any:
     elif any(k in jwk for k in ("d", "p", "q", "k")):
         problem = "holds private or symmetric key material"
     if problem is None:
-        try:
-            key = jwt.PyJWK(dict(jwk), alg).key
-        except PyJWTError:
+        from chalicelib.oidc import signature  # loaded with the route (chalicelib.oidc.vend)
+
+        key = signature.public_key(jwk, alg)
+        if key is None:
             problem = "does not parse"
+        elif kty == "RSA" and key.key_size < MIN_RSA_BITS:
+            problem = f"is shorter than {MIN_RSA_BITS} bits"
         else:
-            if kty == "RSA" and key.key_size < MIN_RSA_BITS:
-                problem = f"is shorter than {MIN_RSA_BITS} bits"
-            else:
-                return key
+            return key
     raise TokenRejected(f"the issuer's key for this token's kid {problem}; the token is not accepted")

@@ -9,6 +9,7 @@ attacker could. Needs PyJWT with its crypto extra (the development dependencies)
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 import threading
@@ -35,102 +36,68 @@ DEFAULT_PORT = 8100
 PORT_VARIABLE = "STSVEND_OIDC_PORT"
 
 
-def _github(issuer: str, audience: str, now: int) -> dict[str, Any]:
-    return {
-        "iss": issuer,
-        "aud": audience,
-        "sub": "repo:octo-org/octo-repo:ref:refs/heads/main",
-        "repository": "octo-org/octo-repo",
-        "repository_id": "400000001",
-        "repository_owner": "octo-org",
-        "repository_owner_id": "9000001",
-        "repository_visibility": "private",
-        "ref": "refs/heads/main",
-        "ref_type": "branch",
-        "ref_protected": "true",
-        "sha": "a" * 40,
-        "workflow": "deploy",
-        "workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
-        "job_workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
-        "event_name": "push",
-        "actor": "octocat",
-        "actor_id": "583231",
-        "run_id": "7000000001",
-        "run_number": "42",
-        "run_attempt": "1",
-        "runner_environment": "github-hosted",
-        "jti": str(uuid.uuid4()),
-        "nbf": now - 5,
-        "iat": now,
-        "exp": now + 300,
-    }
+# Each CI system's token as it looks (its documented claims, values of a plausible run), less the
+# registered claims every token carries (iss, aud, nbf, iat, exp; jti where the system sends one).
+# (claims, lifetime in seconds, whether the system sends a jti)
+SHAPES: dict[str, tuple[dict[str, Any], int, bool]] = {
+    "github-actions": (
+        {
+            "sub": "repo:octo-org/octo-repo:ref:refs/heads/main", "repository": "octo-org/octo-repo",
+            "repository_id": "400000001", "repository_owner": "octo-org", "repository_owner_id": "9000001",
+            "repository_visibility": "private", "ref": "refs/heads/main", "ref_type": "branch",
+            "ref_protected": "true", "sha": "a" * 40, "workflow": "deploy",
+            "workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
+            "job_workflow_ref": "octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main",
+            "event_name": "push", "actor": "octocat", "actor_id": "583231", "run_id": "7000000001",
+            "run_number": "42", "run_attempt": "1", "runner_environment": "github-hosted",
+        },
+        300,
+        True,
+    ),
+    "gitlab-ci": (
+        {
+            "sub": "project_path:acme/app:ref_type:branch:ref:main", "namespace_id": "72",
+            "namespace_path": "acme", "project_id": "2048", "project_path": "acme/app", "user_id": "17",
+            "user_login": "alice", "pipeline_id": "99001", "pipeline_source": "push", "job_id": "550001",
+            "ref": "main", "ref_type": "branch", "ref_protected": "true", "sha": "b" * 40,
+            "runner_environment": "gitlab-hosted",
+        },
+        300,
+        True,
+    ),
+    "buildkite": (
+        {
+            "sub": "organization:acme:pipeline:deploy:ref:refs/heads/main:commit:cafe:step:deploy",
+            "organization_slug": "acme", "organization_id": "0a0b0c0d-1111-2222-3333-444455556666",
+            "pipeline_slug": "deploy", "pipeline_id": "0f0e0d0c-7777-8888-9999-aaaabbbbcccc",
+            "build_number": 314, "build_branch": "main", "build_tag": None, "build_commit": "c" * 40,
+            "step_key": "deploy", "job_id": "01900000-0000-7000-8000-000000000001",
+            "agent_id": "01900000-0000-7000-8000-0000000000aa",
+        },
+        300,
+        False,
+    ),
+    "circleci": (
+        {
+            "sub": "org/6f7c1f3a-0000-4000-8000-000000000001/project/6f7c1f3a-0000-4000-8000-0000000000p1",
+            "oidc.circleci.com/project-id": "6f7c1f3a-0000-4000-8000-000000000002",
+            "oidc.circleci.com/vcs-ref": "refs/heads/main",
+            "oidc.circleci.com/vcs-origin": "github.com/acme/app",
+            "oidc.circleci.com/context-ids": [], "oidc.circleci.com/ssh-rerun": False,
+        },
+        3600,
+        False,
+    ),
+}
 
 
-def _gitlab(issuer: str, audience: str, now: int) -> dict[str, Any]:
-    return {
-        "iss": issuer,
-        "aud": audience,
-        "sub": "project_path:acme/app:ref_type:branch:ref:main",
-        "namespace_id": "72",
-        "namespace_path": "acme",
-        "project_id": "2048",
-        "project_path": "acme/app",
-        "user_id": "17",
-        "user_login": "alice",
-        "pipeline_id": "99001",
-        "pipeline_source": "push",
-        "job_id": "550001",
-        "ref": "main",
-        "ref_type": "branch",
-        "ref_protected": "true",
-        "sha": "b" * 40,
-        "runner_environment": "gitlab-hosted",
-        "jti": str(uuid.uuid4()),
-        "nbf": now - 5,
-        "iat": now,
-        "exp": now + 300,
-    }
-
-
-def _buildkite(issuer: str, audience: str, now: int) -> dict[str, Any]:
-    return {
-        "iss": issuer,
-        "aud": audience,
-        "sub": "organization:acme:pipeline:deploy:ref:refs/heads/main:commit:cafe:step:deploy",
-        "organization_slug": "acme",
-        "organization_id": "0a0b0c0d-1111-2222-3333-444455556666",
-        "pipeline_slug": "deploy",
-        "pipeline_id": "0f0e0d0c-7777-8888-9999-aaaabbbbcccc",
-        "build_number": 314,
-        "build_branch": "main",
-        "build_tag": None,
-        "build_commit": "c" * 40,
-        "step_key": "deploy",
-        "job_id": "01900000-0000-7000-8000-000000000001",
-        "agent_id": "01900000-0000-7000-8000-0000000000aa",
-        "nbf": now - 5,
-        "iat": now,
-        "exp": now + 300,
-    }
-
-
-def _circleci(issuer: str, audience: str, now: int) -> dict[str, Any]:
-    return {
-        "iss": issuer,
-        "aud": audience,
-        "sub": "org/6f7c1f3a-0000-4000-8000-000000000001/project/6f7c1f3a-0000-4000-8000-0000000000p1",
-        "oidc.circleci.com/project-id": "6f7c1f3a-0000-4000-8000-000000000002",
-        "oidc.circleci.com/vcs-ref": "refs/heads/main",
-        "oidc.circleci.com/vcs-origin": "github.com/acme/app",
-        "oidc.circleci.com/context-ids": [],
-        "oidc.circleci.com/ssh-rerun": False,
-        "nbf": now - 5,
-        "iat": now,
-        "exp": now + 3600,
-    }
-
-
-SHAPES = {"github-actions": _github, "gitlab-ci": _gitlab, "buildkite": _buildkite, "circleci": _circleci}
+def shaped_claims(kind: str, issuer: str, audience: str, now: int) -> dict[str, Any]:
+    """A fresh token's claims, shaped like `kind`'s (a new jti each time where it sends one)."""
+    claims, lifetime, has_jti = SHAPES[kind]
+    shaped = {"iss": issuer, "aud": audience, **copy.deepcopy(claims)}
+    if has_jti:
+        shaped["jti"] = str(uuid.uuid4())
+    return {**shaped, "nbf": now - 5, "iat": now, "exp": now + lifetime}
 
 
 def thumbprint(jwk: Mapping[str, Any]) -> str:
@@ -183,7 +150,7 @@ class Signer:
 
     def claims(self, audience: str = AUDIENCE, **overrides: Any) -> dict[str, Any]:
         """A token's claims as this kind of CI system sends them, with `overrides` (None removes)."""
-        claims = SHAPES[self.kind](self.url, audience, int(time.time()))
+        claims = shaped_claims(self.kind, self.url, audience, int(time.time()))
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 
