@@ -46,6 +46,12 @@ class NotAuthenticated(StsvendError):
     code = "NotAuthenticated"
 
 
+class TokenRejected(NotAuthenticated):
+    """401 on the OIDC route: the token is not one stsvend accepts (RFC 6750's invalid_token)."""
+
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
 class CallerNotAllowed(StsvendError):
     code = "CallerNotAllowed"
 

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib.errors import TokenRejected
 from chalicelib.oidc.config import Issuer
-from chalicelib.oidc.verify import TokenRejected
 
 
 def defer_import(name: str) -> None:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib.errors import CallerNotAllowed, NotAuthenticated, ServiceUnavailable
+from chalicelib.errors import CallerNotAllowed, ServiceUnavailable, TokenRejected
 from chalicelib.jsontext import JsonTextError, loads_strict
 from chalicelib.oidc.config import ASYMMETRIC_ALGORITHMS, Issuer, OidcConfig, claim_text
 
@@ -59,12 +59,6 @@ MIN_RSA_BITS = 2048
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 Fetch = Callable[[str], bytes]
-
-
-class TokenRejected(NotAuthenticated):
-    """401: the token is not one stsvend accepts (RFC 6750's invalid_token)."""
-
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
 class FetchError(Exception):
