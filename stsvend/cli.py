@@ -319,6 +319,13 @@ def main(argv: Sequence[str] | None = None, client_only: bool = False) -> int:
     args = fast_credentials_args(argv) or build_parser(client_only).parse_args(argv)
     module_name, function_name = _handler(args.command)
     try:
+        root = getattr(args, "root", None)
+        if root is not None:
+            # The checkout named by --root, opened before the command's modules are imported: they
+            # import the server's grant model from the checkout already open, never from the cwd's.
+            from stsvend.checkout.checkout import Checkout
+
+            Checkout.open(root)
         # __import__, not importlib.import_module: importing importlib would cost every cache hit.
         __import__(module_name)
         handler = getattr(sys.modules[module_name], function_name)

@@ -25,6 +25,7 @@ import binascii
 import functools
 import http.client
 import re
+import socket
 import ssl
 import threading
 import time
@@ -84,7 +85,9 @@ def _tls_context() -> ssl.SSLContext:
 def http_get(url: str) -> bytes:
     """GET `url` (https, or http to a loopback address) with the standard library's HTTP client,
     which follows no redirect and consults no proxy: a timeout for connecting and each read, a
-    deadline for the whole body, only a 200 answer, and at most MAX_DOCUMENT_BYTES."""
+    deadline for the whole exchange (status line and headers included: at the deadline the socket
+    is shut, so a server that trickles bytes cannot hold the fetch open), only a 200 answer, and at
+    most MAX_DOCUMENT_BYTES."""
     if not _allowed_url(url):
         raise FetchError(f"refusing to fetch {url[:100]!r}")
     scheme, _, rest = url.partition("://")
@@ -94,24 +97,44 @@ def http_get(url: str) -> bytes:
         if scheme == "https"
         else http.client.HTTPConnection(authority, timeout=FETCH_TIMEOUT_SECONDS)
     )
-    deadline = time.monotonic() + 2 * FETCH_TIMEOUT_SECONDS
+    expired = threading.Event()
+    watchdog: threading.Timer | None = None
     try:
+        connection.connect()
+        sock = connection.sock
+
+        def expire() -> None:
+            expired.set()
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        watchdog = threading.Timer(2 * FETCH_TIMEOUT_SECONDS, expire)
+        watchdog.daemon = True
+        watchdog.start()
         connection.request("GET", "/" + path, headers={"Accept": "application/json"})
         response = connection.getresponse()
         if response.status != 200:
             raise FetchError(f"{url} answered {response.status}")
         body = b""
         while len(body) <= MAX_DOCUMENT_BYTES:
-            chunk = response.read(16 * 1024)
+            chunk = response.read1(16 * 1024)
+            if expired.is_set():
+                break
             if not chunk:
                 return body
             body += chunk
-            if time.monotonic() > deadline:
-                raise FetchError(f"{url} was too slow")
-        raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+        else:
+            raise FetchError(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+        raise FetchError(f"{url} was too slow")
     except (OSError, ValueError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            raise FetchError(f"{url} was too slow") from None
         raise FetchError(f"{url}: {str(exc)[:200]}") from None
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         connection.close()
 
 

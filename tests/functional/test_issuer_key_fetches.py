@@ -24,6 +24,8 @@ class Server:
 
     def __init__(self) -> None:
         self.requested: list[str] = []
+        self.dripped_all: list[str] = []  # paths whose whole drip was sent
+        self.cut: list[str] = []  # paths whose drip the client cut off
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -49,6 +51,20 @@ class Server:
                         self.wfile.write(b" " * 200)
                         self.wfile.flush()
                         time.sleep(0.15)
+                elif self.path in ("/drip-headers", "/drip-body"):
+                    # One byte at a time, each well within the read timeout, for far longer than the
+                    # deadline: in the headers (before any status check could end it) or the body.
+                    try:
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                        if self.path == "/drip-body":
+                            self.wfile.write(b"Content-Length: 200\r\n\r\n")
+                        for _ in range(200):
+                            self.wfile.write(b"X-Drip: 1\r\n"[:1] if self.path == "/drip-headers" else b" ")
+                            self.wfile.flush()
+                            time.sleep(0.02)
+                        server.dripped_all.append(self.path)
+                    except OSError:
+                        server.cut.append(self.path)
                 elif self.path == "/garbage":
                     self.wfile.write(b"SURPRISE, NOT HTTP\r\n\r\n")
                     self.wfile.flush()
@@ -121,6 +137,22 @@ def test_a_body_that_trickles_past_the_deadline_is_refused(
     monkeypatch.setattr(verify, "FETCH_TIMEOUT_SECONDS", 0.4)  # deadline 0.8 s, the body takes 1.5 s
     with pytest.raises(FetchError, match="too slow"):
         http_get(server.url + "/trickle")
+
+
+@pytest.mark.parametrize("path", ["/drip-headers", "/drip-body"])
+def test_a_server_that_drips_bytes_is_cut_off_at_the_deadline(
+    server: Server, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """Each byte arrives within the read timeout, so only the deadline can end the exchange: it
+    does, in the headers too, and the connection is shut before the server has sent its drip."""
+    monkeypatch.setattr(verify, "FETCH_TIMEOUT_SECONDS", 0.2)  # deadline 0.4 s; the drip takes 4 s
+    with pytest.raises(FetchError, match="too slow"):
+        http_get(server.url + path)
+    for _ in range(300):  # the server notices the shut connection on its next write
+        if server.cut or server.dripped_all:
+            break
+        time.sleep(0.02)
+    assert (server.cut, server.dripped_all) == ([path], [])
 
 
 def test_a_server_that_never_answers_times_out(silent: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -72,3 +72,27 @@ def test_the_app_is_imported_from_the_checkout_without_sys_path() -> None:
     )
     result = _run(code, ROOT.parent)
     assert result == {"unchanged": True, "file": str(ROOT / "app.py"), "chalice": True}
+
+
+def test_root_names_the_checkout_whose_code_runs_not_the_current_directorys(tmp_path: Path) -> None:
+    """`--root` opens that checkout before the command's modules import the model: a `chalicelib`
+    planted in the current directory (another checkout, or a directory made to look like one) never
+    runs, and a command run from outside any checkout works with --root."""
+    planted = tmp_path / "planted"
+    (planted / ".chalice").mkdir(parents=True)
+    (planted / ".chalice" / "config.json").write_text("{}")
+    (planted / "chalicelib").mkdir()
+    (planted / "chalicelib" / "__init__.py").write_text("print('PLANTED CODE RAN')\n")
+    (planted / "chalicelib" / "grants.py").write_text("")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    command = [sys.executable, "-I", "-m", "stsvend.cli", "trust-policy", "--root", str(ROOT),
+               "--service-role", "arn:aws:iam::111111111111:role/stsvend-dev-api_handler"]
+    for cwd in (planted, outside):
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False,
+                              env={"PATH": "/usr/bin:/bin"})
+        assert "PLANTED" not in done.stdout + done.stderr
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["Statement"][0]["Principal"] == {
+            "AWS": "arn:aws:iam::111111111111:role/stsvend-dev-api_handler"
+        }
