@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
+from stsvend.terminal import aws_message
 
 # Every public region's name: two to four letters, words, a number (us-gov-west-1, eu-central-2, ...).
 REGION = re.compile(r"[a-z]{2,4}(?:-[a-z]{2,12}){1,3}-[0-9]{1,2}")
@@ -184,7 +185,9 @@ def errors() -> Iterator[None]:
         yield
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        refusal = f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
+        message = aws_message(str(error.get("Message")))  # never what AWS quoted of the request
+        refusal = f"AWS refused {exc.operation_name}: {error.get('Code')}: {message}"
         raise CommandError("AwsRefused", refusal, EXIT_OTHER) from None
     except BotoCoreError as exc:
-        raise CommandError("AwsUnreachable", f"AWS could not be reached: {exc}", EXIT_OTHER) from None
+        raise CommandError("AwsUnreachable", f"AWS could not be reached: {aws_message(str(exc))}",
+                           EXIT_OTHER) from None

@@ -19,7 +19,7 @@ from stsvend.client.cache import Answer, answer_problem
 from stsvend.client.transport import MAX_ANSWER_BYTES, HttpAnswer
 from stsvend.contract import exit_status
 from stsvend.errors import EXIT_OTHER, CommandError
-from stsvend.terminal import one_line
+from stsvend.terminal import aws_message, one_line
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: the cache hit loads this
 if TYPE_CHECKING:
@@ -79,7 +79,9 @@ def service_error(status: int, payload: Any) -> CommandError:
     code = fields.get("Code")
     message = fields.get("Message") or fields.get("message")  # API Gateway says "message"
     request_id = fields.get("RequestId")
-    text = one_line(message, limit=500) if isinstance(message, str) and message else f"HTTP {status}"
+    # API Gateway's answer to a bad signature quotes the canonical request, the session token in it.
+    text = one_line(aws_message(message), limit=500) if isinstance(message, str) and message else ""
+    text = text or f"HTTP {status}"
     if status == 401:
         text += NOT_AUTHENTICATED_HINT
     return CommandError(

@@ -4,6 +4,7 @@ deeper than a JSON reader goes."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,29 @@ def test_a_deeply_nested_error_body_is_one_line(
     api.reply("GET", "/roles", (400, {}, b"{\"a\":" * 50_000 + b"1" + b"}" * 50_000))
     assert cli.main(["roles", "--api", api.url]) == 2
     assert capsys.readouterr().err == "stsvend: HTTP400: HTTP 400\n"
+
+
+CALLER_TOKEN = "IQoJb3JpZ2luX2VjTHECALLERSSESSIONTOKEN0001"
+
+
+def test_api_gateways_quote_of_the_signed_request_never_shows_the_session_token(
+    api: FakeApi, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """API Gateway answers a bad signature with the canonical request it computed, the caller's
+    `x-amz-security-token` header among its lines: the client shows the reason, not the quote."""
+    monkeypatch.setenv("AWS_SESSION_TOKEN", CALLER_TOKEN)
+    message = (
+        "The request signature we calculated does not match the signature you provided. Check your AWS"
+        " Secret Access Key and signing method. Consult the service documentation for details.\n\n"
+        "The Canonical String for this request should have been\n'POST\n/api/credentials\n\n"
+        f"host:{api.url[7:]}\nx-amz-date:20261207T040000Z\nx-amz-security-token:{CALLER_TOKEN}\n\n"
+        "host;x-amz-date;x-amz-security-token\n0123abcd'\n\nThe String-to-Sign should have been\n"
+        "'AWS4-HMAC-SHA256\n20261207T040000Z\n20261207/us-east-1/execute-api/aws4_request\nabcd'"
+        f" {CALLER_TOKEN}"
+    )
+    api.reply("POST", "/credentials", (403, {}, json.dumps({"message": message}).encode()))
+    assert cli.main(["credentials", "--api", api.url, "--role", ROLE, "--no-cache"]) == 3
+    err = capsys.readouterr().err
+    assert CALLER_TOKEN not in err and CALLER_TOKEN[:16] not in err
+    assert "signature we calculated does not match" in err
+    assert "the request AWS quoted is left out" in err

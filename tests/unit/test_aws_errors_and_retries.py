@@ -151,3 +151,23 @@ def test_the_local_stack_reports_an_emulator_refusal_as_aws_refused(monkeypatch:
         local.cmd_local(argparse.Namespace(action="up", root=str(root)))
     assert (raised.value.code, raised.value.exit_status) == ("AwsRefused", EXIT_OTHER)
     assert "EntityAlreadyExists" in raised.value.message
+
+
+def test_an_aws_refusal_never_carries_what_aws_quoted_of_the_request() -> None:
+    """Some AWS front ends answer a bad signature with the canonical request, the caller's session
+    token among its headers: the refusal keeps AWS's reason and drops the quote and the token."""
+    token = "IQoJb3JpZ2luX2VjQUOTEDTOKEN000000000001"
+    message = (
+        "The request signature we calculated does not match the signature you provided.\n\n"
+        f"The Canonical String for this request should have been\n'GET\n/\n\nx-amz-security-token:{token}\n'"
+    )
+    refused = ClientError({"Error": {"Code": "InvalidSignatureException", "Message": message}}, "ListRoles")
+    with pytest.raises(CommandError) as raised, aws.errors():
+        raise refused
+    assert token not in raised.value.message and token[:12] not in raised.value.line()
+    assert "signature we calculated does not match" in raised.value.message
+    # A token quoted outside a canonical request, as a field, is masked too.
+    quoted = ClientError({"Error": {"Code": "X", "Message": f"bad X-Amz-Security-Token={token}&a=b"}}, "Op")
+    with pytest.raises(CommandError) as raised, aws.errors():
+        raise quoted
+    assert token not in raised.value.message and "X-Amz-Security-Token=<redacted>&a=b" in raised.value.message

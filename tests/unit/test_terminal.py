@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stsvend.terminal import identifier, one_line, printable
+from stsvend.terminal import aws_message, identifier, one_line, printable
 
 HOSTILE = [
     ("\x1b[2J", "\\x1b[2J"),  # clear screen
@@ -48,3 +48,22 @@ def test_identifier_shows_look_alikes_and_doubles_backslashes() -> None:
     assert identifier("arn:aws:iam::1:role/deploy") == "arn:aws:iam::1:role/deploy"
     assert identifier("role/d\u0435ploy") == "role/d\\u0435ploy"  # Cyrillic e
     assert identifier("a\\x1b") == "a\\\\x1b"  # a literal backslash is not an escape
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("x-amz-security-token:SECRET1 next", "x-amz-security-token:<redacted> next"),
+        ('{"SessionToken": "SECRET2", "a": 1}', '{"SessionToken": "<redacted>", "a": 1}'),
+        ("X-Amz-Security-Token=SECRET3&X-Amz-Date=1", "X-Amz-Security-Token=<redacted>&X-Amz-Date=1"),
+        ("aws_secret_access_key = SECRET4", "aws_secret_access_key = <redacted>"),
+        ("reason.\n\nThe String-to-Sign should have been 'SECRET5'",
+         "reason. (the request AWS quoted is left out)"),
+        # Names alone are not fields: an operation, a sentence.
+        ("AWS refused GetSessionToken: AccessDenied", "AWS refused GetSessionToken: AccessDenied"),
+        ("The security token included in the request is invalid.",
+         "The security token included in the request is invalid."),
+    ],
+)
+def test_aws_message_drops_quoted_requests_and_secret_values(text: str, shown: str) -> None:
+    assert aws_message(text) == shown
