@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None, client_only: bool = False) -> int:
     module_name, function_name = _handler(args.command)
     try:
         root = getattr(args, "root", None)
-        if root is not None:
+        if root is not None and module_name.startswith("stsvend.checkout."):
             # The checkout named by --root, opened before the command's modules are imported: they
             # import the server's grant model from the checkout already open, never from the cwd's.
             from stsvend.checkout.checkout import Checkout

@@ -13,17 +13,31 @@ def _escaped(char: str) -> str:
     return ascii(char)[1:-1]
 
 
+# Printable by Python's rule, yet shown as nothing (or nothing distinct): Hangul fillers, the braille
+# blank, the combining grapheme joiner, Khmer and Mongolian invisibles, variation selectors.
+_INVISIBLE = frozenset(
+    "\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5\u180e"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
+
+
+def _shown(char: str) -> bool:
+    return char.isprintable() and char not in _INVISIBLE
+
+
 def printable(value: object, *, limit: int | None = None) -> str:
     """`value` as text a terminal shows as it is: every character that is not printable (controls,
-    format characters such as bidi overrides, line and paragraph separators) shown as its escape
+    format characters such as bidi overrides, line and paragraph separators, and the few printable
+    ones that show as nothing) shown as its escape
     (`\\x1b`, `\\u202e`). Escaping twice changes nothing, so a layer may escape what it prints
     without knowing whether another did. With `limit`, at most that many characters of `value`."""
     text = str(value)
     if limit is not None:
         text = text[:limit]
-    if text.isprintable():
+    if text.isascii() and text.isprintable():
         return text
-    return "".join(c if c.isprintable() else _escaped(c) for c in text)
+    return "".join(c if _shown(c) else _escaped(c) for c in text)
 
 
 def one_line(value: object, *, limit: int | None = None) -> str:

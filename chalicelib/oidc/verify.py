@@ -24,6 +24,7 @@ import base64
 import binascii
 import functools
 import http.client
+import os
 import re
 import socket
 import ssl
@@ -70,6 +71,10 @@ def _allowed_url(url: str) -> bool:
     if url.startswith("https://"):
         return "@" not in url[len("https://") :].split("/", 1)[0]
     if url.startswith("http://"):
+        # The local stack's issuer. Never inside Lambda, where loopback is the Runtime API's address:
+        # a grants-table entry must not turn a key fetch into a read of the next invocation.
+        if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+            return False
         host = url[len("http://") :].split("/", 1)[0]
         return host.rsplit(":", 1)[0] in _LOOPBACK_HOSTS
     return False

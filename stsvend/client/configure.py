@@ -40,6 +40,7 @@ from stsvend.client.calls import ApiClient
 from stsvend.client.location import api_url, resolve_region, server_id_for
 from stsvend.client.reentry import refuse_recursion
 from stsvend.errors import EXIT_OTHER, EXIT_USAGE, CommandError
+from stsvend.terminal import printable
 
 MARKER = "# written by stsvend configure; it rewrites this profile, edit the others freely"
 # IAM's role ARN as the server checks it (stsvend/arns.py); its name is group 3.
@@ -407,8 +408,9 @@ def cmd_configure(args: Any) -> int:
     finally:
         os.close(lock)
     state = "wrote" if new != old else "unchanged:"
-    print(f"{state} {len(profiles)} profile(s) in {path}: {', '.join(profiles)}")
-    print(f"  they run: {shlex.join(command)}")
+    # The path and the command come from the environment and the options: shown escaped.
+    print(f"{state} {len(profiles)} profile(s) in {printable(path)}: {', '.join(profiles)}")
+    print(f"  they run: {printable(shlex.join(command))}")
     if source_profile:
         print(f"  stsvend signs as profile {source_profile!r} (--source-profile)")
     elif source is not None:

@@ -36,7 +36,7 @@ from stsvend.client.location import api_url, resolve_region, server_id_for
 from stsvend.client.reentry import refuse_recursion
 from stsvend.client.request import credential_request
 from stsvend.errors import EXIT_OTHER, EXIT_UNAVAILABLE, EXIT_USAGE, CommandError
-from stsvend.terminal import one_line
+from stsvend.terminal import identifier, one_line
 
 ISSUER = "stsvend"
 DEFAULT_SESSION_NAME = "console"
@@ -163,5 +163,6 @@ def cmd_console(args: argparse.Namespace) -> int:
 
     if not webbrowser.open(link):
         raise CommandError("NoBrowser", "no browser could be opened: run again with --print", EXIT_OTHER)
-    print(f"stsvend: opened the console as {answer['AssumedRoleArn']} in a browser", file=sys.stderr)
+    print(f"stsvend: opened the console as {identifier(answer.get('AssumedRoleArn'))} in a browser",
+          file=sys.stderr)
     return 0

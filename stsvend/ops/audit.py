@@ -27,6 +27,7 @@ from stsvend.ops import common
 from stsvend.ops.audit_output import print_json, print_table, print_trail
 from stsvend.ops.audit_query import INSIGHTS_LIMIT, Question, read_insights
 from stsvend.ops.audit_records import Reading, read_file
+from stsvend.terminal import printable
 
 DEFAULT_SINCE = "24h"
 MAX_DEADLINE_SECONDS = 900
@@ -86,7 +87,8 @@ def gather(args: argparse.Namespace, question: Question) -> tuple[Reading, commo
 
 
 def _progress(text: str) -> None:
-    print(f"\r{text}", end="", file=sys.stderr, flush=True)
+    # The text quotes Logs Insights' status: escaped, so the one \r that rewrites the line is ours.
+    print(f"\r{printable(text)}", end="", file=sys.stderr, flush=True)
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -11,13 +11,14 @@ from typing import Any
 from stsvend.ops import common
 from stsvend.ops.audit_cloudtrail import TrailQuestion, lookup_events
 from stsvend.ops.audit_records import Decision
-from stsvend.terminal import printable
+from stsvend.terminal import identifier
 
 CLOUDTRAIL_SHOWN = 10  # vends whose CloudTrail queries are printed; narrow the question for others
 
 
 def table(rows: list[list[str]]) -> list[str]:
-    cells = [[printable(c) for c in row] for row in rows]
+    # Every cell is ASCII when valid (ARNs, times, codes, ids): anything else shows escaped.
+    cells = [[identifier(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
 

@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -39,7 +40,7 @@ from stsvend.aws import error_code, unless_refused
 from stsvend.constants import TIMESTAMP_FORMAT
 from stsvend.errors import CommandError
 from stsvend.ops import common
-from stsvend.terminal import printable
+from stsvend.terminal import identifier
 
 POLICY_NAME = "stsvend-revoked-sessions"
 # Sessions STS issued up to this long after a revocation time could carry an earlier clock reading.
@@ -277,6 +278,10 @@ def grants_change(root: Path | None, caller: str) -> list[str]:
             f"or add an exact grant that decides for it and is disabled: {disabled}",
             "(copy the roles of the grant that admits it); then: stsvend grants plan/apply --stage STAGE.",
         ]
+    if "chalicelib.grants" not in sys.modules:
+        from stsvend.checkout.checkout import Checkout
+
+        Checkout.open(root)  # the grant model from this checkout, never from the current directory's
     from stsvend.checkout.grants_file import MAX_GRANTS_FILE_BYTES, load_grants_file, read_json_file
     from stsvend.checkout.model import Grant, GrantError, deciding_candidates
 
@@ -613,7 +618,7 @@ def _revoke(args: argparse.Namespace) -> int:
             root = None  # the grants change is then described, not pointed to
         print()
         for line in grants_change(root, common.caller_arn(args.caller)):
-            print(printable(line))
+            print(identifier(line))
     return 0
 
 

@@ -189,3 +189,14 @@ def test_no_proxy_is_consulted(server: Server, silent: str, monkeypatch: pytest.
 def test_a_location_outside_https_or_loopback_is_never_contacted(url: str) -> None:
     with pytest.raises(FetchError, match="refusing to fetch"):
         http_get(url)
+
+
+def test_inside_lambda_a_loopback_location_is_never_fetched(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In Lambda, loopback is the Runtime API (AWS_LAMBDA_RUNTIME_API): a plain-HTTP issuer there
+    (the local stack's form) is refused before any connection, whatever the grants table says."""
+    monkeypatch.setenv("AWS_LAMBDA_RUNTIME_API", server.url[len("http://"):])
+    with pytest.raises(FetchError, match="refusing"):
+        http_get(server.url + "/2018-06-01/runtime/invocation/next")
+    assert server.requested == []

@@ -96,3 +96,22 @@ def test_root_names_the_checkout_whose_code_runs_not_the_current_directorys(tmp_
         assert json.loads(done.stdout)["Statement"][0]["Principal"] == {
             "AWS": "arn:aws:iam::111111111111:role/stsvend-dev-api_handler"
         }
+
+
+def test_revoke_reads_the_grant_model_of_the_checkout_it_names(tmp_path: Path) -> None:
+    """`stsvend revoke --root`: the grants change is found with that checkout's model, not with a
+    `chalicelib` planted in the current directory."""
+    planted = tmp_path / "planted"
+    (planted / ".chalice").mkdir(parents=True)
+    (planted / ".chalice" / "config.json").write_text("{}")
+    (planted / "chalicelib").mkdir()
+    (planted / "chalicelib" / "__init__.py").write_text("print('PLANTED CODE RAN')\n")
+    (planted / "chalicelib" / "grants.py").write_text("")
+    code = (
+        "import json, sys; from pathlib import Path; from stsvend.ops.revoke import grants_change;"
+        f" lines = grants_change(Path({str(ROOT)!r}), 'arn:aws:iam::111111111111:user/sample-app');"
+        " print(json.dumps({'lines': lines, 'model': sys.modules['chalicelib.grants'].__file__}))"
+    )
+    result = _run(code, planted)
+    assert Path(str(result["model"])) == ROOT / "chalicelib" / "grants.py"
+    assert any("policies/grants/" in line for line in result["lines"])  # type: ignore[union-attr]

@@ -67,3 +67,8 @@ def test_identifier_shows_look_alikes_and_doubles_backslashes() -> None:
 )
 def test_aws_message_drops_quoted_requests_and_secret_values(text: str, shown: str) -> None:
     assert aws_message(text) == shown
+
+
+@pytest.mark.parametrize("char", ["\u3164", "\u115f", "\u2800", "\u034f", "\ufe0f", "\U000e0100"])
+def test_printable_escapes_what_shows_as_nothing(char: str) -> None:
+    assert printable(f"role/a{char}b") == f"role/a{ascii(char)[1:-1]}b"
