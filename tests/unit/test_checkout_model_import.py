@@ -74,16 +74,22 @@ def test_the_app_is_imported_from_the_checkout_without_sys_path() -> None:
     assert result == {"unchanged": True, "file": str(ROOT / "app.py"), "chalice": True}
 
 
-def test_root_names_the_checkout_whose_code_runs_not_the_current_directorys(tmp_path: Path) -> None:
-    """`--root` opens that checkout before the command's modules import the model: a `chalicelib`
-    planted in the current directory (another checkout, or a directory made to look like one) never
-    runs, and a command run from outside any checkout works with --root."""
+def planted_checkout(tmp_path: Path) -> Path:
+    """A directory shaped like a checkout whose `chalicelib` announces itself when it is imported."""
     planted = tmp_path / "planted"
     (planted / ".chalice").mkdir(parents=True)
     (planted / ".chalice" / "config.json").write_text("{}")
     (planted / "chalicelib").mkdir()
     (planted / "chalicelib" / "__init__.py").write_text("print('PLANTED CODE RAN')\n")
     (planted / "chalicelib" / "grants.py").write_text("")
+    return planted
+
+
+def test_root_names_the_checkout_whose_code_runs_not_the_current_directorys(tmp_path: Path) -> None:
+    """`--root` opens that checkout before the command's modules import the model: a `chalicelib`
+    planted in the current directory (another checkout, or a directory made to look like one) never
+    runs, and a command run from outside any checkout works with --root."""
+    planted = planted_checkout(tmp_path)
     outside = tmp_path / "outside"
     outside.mkdir()
     command = [sys.executable, "-I", "-m", "stsvend.cli", "trust-policy", "--root", str(ROOT),
@@ -101,12 +107,7 @@ def test_root_names_the_checkout_whose_code_runs_not_the_current_directorys(tmp_
 def test_revoke_reads_the_grant_model_of_the_checkout_it_names(tmp_path: Path) -> None:
     """`stsvend revoke --root`: the grants change is found with that checkout's model, not with a
     `chalicelib` planted in the current directory."""
-    planted = tmp_path / "planted"
-    (planted / ".chalice").mkdir(parents=True)
-    (planted / ".chalice" / "config.json").write_text("{}")
-    (planted / "chalicelib").mkdir()
-    (planted / "chalicelib" / "__init__.py").write_text("print('PLANTED CODE RAN')\n")
-    (planted / "chalicelib" / "grants.py").write_text("")
+    planted = planted_checkout(tmp_path)
     code = (
         "import json, sys; from pathlib import Path; from stsvend.ops.revoke import grants_change;"
         f" lines = grants_change(Path({str(ROOT)!r}), 'arn:aws:iam::111111111111:user/sample-app');"
