@@ -54,50 +54,22 @@ def identifier(value: object) -> str:
     )
 
 
-# Where AWS quotes the request it received: API Gateway's, Lambda's and other front ends' answers to a
-# bad signature append the canonical request, whose headers hold the caller's session token.
-_QUOTED_REQUEST = ("The Canonical String", "The String-to-Sign", "Canonical String", "String-to-Sign")
-_SECRET_FIELDS = (
-    "x-amz-security-token", "SessionToken", "aws_session_token", "SecretAccessKey", "aws_secret_access_key",
-)
-
-
-def _masked(text: str, field: str) -> str:
-    """`text` with the value of each `field` (`field:v`, `field=v`, `"field": "v"`) replaced; the
-    name alone (an operation such as GetSessionToken, a sentence) is left as it is."""
-    out, start, lowered, name = [], 0, text.lower(), field.lower()
-    while (at := lowered.find(name, start)) >= 0:
-        end = at + len(name)
-        if at > 0 and (text[at - 1].isalnum() or text[at - 1] == "_"):
-            out.append(text[start:end])
-            start = end
-            continue
-        value = end
-        while value < len(text) and text[value] in "\"' ":
-            value += 1
-        if value >= len(text) or text[value] not in ":=":
-            out.append(text[start:end])
-            start = end
-            continue
-        while value < len(text) and text[value] in "\"' :=":
-            value += 1
-        stop = value
-        while stop < len(text) and text[stop] not in "\"' ,;&}\n\r\t":
-            stop += 1
-        out.append(text[start:value] + ("<redacted>" if stop > value else ""))
-        start = stop
-    return "".join(out) + text[start:]
-
-
 def aws_message(text: str) -> str:
     """A message from AWS or the service, without what it may quote of the caller's request: cut
-    where it starts quoting the canonical request or string to sign, and any session token or
-    secret key value masked. Never holds a secret, whatever AWS put in it."""
-    for marker in _QUOTED_REQUEST:
-        at = text.find(marker)
-        if at >= 0:
-            text = text[:at].rstrip() + " (the request AWS quoted is left out)"
-            break
-    for field in _SECRET_FIELDS:
-        text = _masked(text, field)
-    return text
+    where it starts quoting the canonical request or string to sign (API Gateway's, Lambda's and
+    other front ends' answer to a bad signature; its headers hold the caller's session token), and
+    any session-token or secret-key value masked. Never holds a secret, whatever AWS put in it."""
+    import re  # only when a message is shown: the cache hit imports nothing here
+
+    quoted = re.search(r"(?:The )?(?:Canonical String|String-to-Sign)", text)
+    if quoted:
+        text = text[: quoted.start()].rstrip() + " (the request AWS quoted is left out)"
+    # `name: value`, `name=value`, `"name": "value"`; a name alone (GetSessionToken, a sentence) stays.
+    return re.sub(
+        r"(?<![A-Za-z0-9_])"
+        r"(x-amz-security-token|SessionToken|aws_session_token|SecretAccessKey|aws_secret_access_key)"
+        r"([\"' ]*[:=][\"' :=]*)[^\"' ,;&}\s]+",
+        r"\1\2<redacted>",
+        text,
+        flags=re.IGNORECASE,
+    )
